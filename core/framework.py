@@ -1,0 +1,220 @@
+"""What every drug shares (RULES.md section 0): profiles as data, the per-request context,
+the deciding-lab check, and the decision record that the builder turns into a response.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import NamedTuple
+
+from core.models import Action, DoseRequest, LabTest
+from core.numbers import fmt
+from core.units import to_deciding_unit
+
+ONE_WEEK = dt.timedelta(days=7)
+FRESH_DAYS = 7
+
+CONVENTIONS_SOURCE = "HemaDose ruleset v1, section 0 (conventions)"
+
+
+@dataclass(frozen=True, slots=True)
+class Packaging:
+    """How an injectable is prepared: concentration, vials, dilution, volume per injection site."""
+
+    concentration_per_ml: Decimal
+    vial_sizes: tuple[Decimal, ...]  # deliverable content, largest first
+    dilute_below: Decimal | None = None  # total below this is diluted (romiplostim: 23 mcg)
+    diluted_concentration_per_ml: Decimal | None = None
+    max_ml_per_injection: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DrugProfile:
+    """The fixed facts of a drug that every rule uses."""
+
+    drug: str
+    dosing_unit: str  # mcg/kg, mg/kg or mg
+    total_unit: str  # mcg or mg
+    weight_based: bool
+    interval_days: int
+    indications: tuple[str, ...]
+    regions: tuple[str, ...]  # the first is the default
+    deciding_test: LabTest
+    packaging: Packaging | None = None  # None: tablets
+
+    @property
+    def default_region(self) -> str:
+        return self.regions[0]
+
+
+class Result(NamedTuple):
+    """One lab result in the deciding unit; `index` keeps the listed order for ties."""
+
+    date: dt.date
+    value: Decimal
+    index: int
+
+
+def latest(
+    results: Sequence[Result], *, on_or_after: dt.date | None = None, on_or_before: dt.date | None = None
+) -> Result | None:
+    """The latest result in the window; of two on one date, the one listed last (section 0)."""
+    best: Result | None = None
+    for result in results:
+        if on_or_after is not None and result.date < on_or_after:
+            continue
+        if on_or_before is not None and result.date > on_or_before:
+            continue
+        if best is None or (result.date, result.index) > (best.date, best.index):
+            best = result
+    return best
+
+
+def one_per_date(results: Sequence[Result]) -> list[Result]:
+    """Where two results share a date, the one listed last counts."""
+    by_date: dict[dt.date, Result] = {}
+    for result in results:
+        by_date[result.date] = result
+    return list(by_date.values())
+
+
+@dataclass(slots=True)
+class Context:
+    """A validated request with its derived facts, computed once."""
+
+    request: DoseRequest
+    profile: DrugProfile
+    region: str
+    as_of: dt.date
+    platelets: list[Result]
+    hemoglobin: list[Result]
+
+    @classmethod
+    def of(cls, request: DoseRequest, profile: DrugProfile) -> Context:
+        platelets: list[Result] = []
+        hemoglobin: list[Result] = []
+        for index, lab in enumerate(request.labs):
+            value = to_deciding_unit(lab.test, lab.value, lab.unit)
+            (platelets if lab.test == "platelets" else hemoglobin).append(Result(lab.date, value, index))
+        return cls(
+            request=request,
+            profile=profile,
+            region=request.region or profile.default_region,
+            as_of=request.as_of,
+            platelets=platelets,
+            hemoglobin=hemoglobin,
+        )
+
+    @property
+    def deciding_results(self) -> list[Result]:
+        return self.platelets if self.profile.deciding_test == "platelets" else self.hemoglobin
+
+    @property
+    def deciding(self) -> Result | None:
+        return latest(self.deciding_results, on_or_before=self.as_of)
+
+    @property
+    def days_at_level(self) -> int:
+        dose = self.request.current_dose
+        assert dose is not None
+        return (self.as_of - dose.since).days
+
+    @property
+    def doses_at_level(self) -> int:
+        """As given, else estimated from `since`, `last_given` and the interval (section 0)."""
+        dose = self.request.current_dose
+        assert dose is not None
+        if dose.doses_at_level is not None:
+            return dose.doses_at_level
+        return (dose.last_given - dose.since).days // self.profile.interval_days + 1
+
+
+@dataclass(slots=True)
+class Decision:
+    """What the deciding rule says; the builder adds totals, dates, modifiers and warnings."""
+
+    action: Action
+    rule: str
+    text: str
+    dose: Decimal | None = None  # the level for the next administration
+    warnings: tuple[str, ...] = ()
+    next_dose_date: dt.date | None = None  # set only where the drug's rules fix it
+    schedule: list[dt.date] | None = None  # likewise
+    monitor_on: dt.date | None = None  # set only where the rule fixes it (a lab refer)
+
+    def __post_init__(self) -> None:
+        self.text = self.text[:1].upper() + self.text[1:]
+
+
+@dataclass(frozen=True, slots=True)
+class Modifier:
+    """A warning added by a modifier rule, with its rationale entry (section 0, "Rationale")."""
+
+    rule: str
+    code: str
+    text: str
+
+
+@dataclass(slots=True)
+class Dispensing:
+    """The dose as given: absolute total, volume, injections and vials."""
+
+    total: Decimal
+    volume_ml: Decimal | None = None
+    injections: int | None = None
+    vials: list[tuple[Decimal, int]] = field(default_factory=list)
+    modifiers: list[Modifier] = field(default_factory=list)
+
+
+def refer(rule: str, text: str, *warnings: str, monitor_on: dt.date | None = None) -> Decision:
+    return Decision("refer", rule, text, warnings=warnings, monitor_on=monitor_on)
+
+
+def check_deciding_lab(ctx: Context) -> Decision | None:
+    """`lab.missing` / `lab.stale`: no fresh deciding result means refer, with a test today."""
+    test = ctx.profile.deciding_test
+    name = "platelet count" if test == "platelets" else "haemoglobin"
+    result = ctx.deciding
+    if result is None:
+        return refer("lab.missing", f"No {name} on or before {ctx.as_of}: a result is needed to decide.",
+                     "missing_lab", monitor_on=ctx.as_of)
+    if result.date < ctx.as_of - dt.timedelta(days=FRESH_DAYS):
+        return refer(
+            "lab.stale",
+            f"The latest {name} is from {result.date}, more than {FRESH_DAYS} days before {ctx.as_of}: "
+            "repeat it before deciding.",
+            "stale_lab",
+            monitor_on=ctx.as_of,
+        )
+    return None
+
+
+def describe_count(result: Result) -> str:
+    return f"platelets {fmt(result.value)} x10^9/L on {result.date}"
+
+
+def describe_hb(result: Result) -> str:
+    return f"haemoglobin {fmt(result.value)} g/dL on {result.date}"
+
+
+# A drug's rules as the engine sees them.
+DecideFn = Callable[[Context], Decision]
+MonitoringFn = Callable[[Context, Decision, "dt.date | None"], "dt.date | None"]
+ModifiersFn = Callable[[Context, Decision, "dt.date | None"], list[Modifier]]
+StandingFn = Callable[[Context, Decision], tuple[str, ...]]
+SourceFn = Callable[[str, str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class DrugRules:
+    """One drug's module, registered by name (see core.registry)."""
+
+    profile: DrugProfile
+    decide: DecideFn
+    monitoring: MonitoringFn
+    modifiers: ModifiersFn
+    standing_warnings: StandingFn
+    source: SourceFn

@@ -1,0 +1,186 @@
+"""Hetrombopag: daily oral tablet in ITP and chemotherapy-induced thrombocytopenia (RULES.md section 2).
+
+Only the ITP start and maximum are from the NMPA label; everything else is protocol-derived
+(seed 004) and says so with the `protocol_derived` info.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from core.framework import (
+    CONVENTIONS_SOURCE,
+    ONE_WEEK,
+    Context,
+    Decision,
+    DrugProfile,
+    DrugRules,
+    Modifier,
+    check_deciding_lab,
+    describe_count,
+    refer,
+)
+from core.numbers import fmt
+
+PROFILE = DrugProfile(
+    drug="hetrombopag",
+    dosing_unit="mg",
+    total_unit="mg",
+    weight_based=False,
+    interval_days=1,
+    indications=("itp", "cit"),
+    regions=("cn",),
+    deciding_test="platelets",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Ladder:
+    start: Decimal
+    levels: tuple[Decimal, ...]
+    up: dict[Decimal, Decimal]  # current level -> the level an increase goes to
+    down: dict[Decimal, Decimal]  # current level -> the level a decrease goes to
+    low: Decimal  # increase below this count
+
+    @property
+    def maximum(self) -> Decimal:
+        return max(self.levels)
+
+
+_D = Decimal
+_CIT_LEVELS = tuple(_D("2.5") * n for n in range(1, 7))
+LADDERS = {
+    # ITP: 3.75 mg is a level but not a rung: from it, up goes to 5 and down to 2.5.
+    "itp": Ladder(
+        start=_D("2.5"),
+        levels=(_D("2.5"), _D("3.75"), _D("5"), _D("7.5")),
+        up={_D("2.5"): _D("5"), _D("3.75"): _D("5"), _D("5"): _D("7.5")},
+        down={_D("7.5"): _D("5"), _D("5"): _D("2.5"), _D("3.75"): _D("2.5")},
+        low=_D(50),
+    ),
+    "cit": Ladder(
+        start=_D("7.5"),
+        levels=_CIT_LEVELS,
+        up=dict(zip(_CIT_LEVELS[:-1], _CIT_LEVELS[1:], strict=True)),
+        down=dict(zip(_CIT_LEVELS[1:], _CIT_LEVELS[:-1], strict=True)),
+        low=_D(100),
+    ),
+}
+HOLD_ABOVE = _D(400)
+REDUCE_ABOVE = _D(250)
+RESUME_BELOW = _D(150)
+RESUME_STEP = _D("2.5")
+CIT_TARGET = _D(100)
+MIN_DAYS_TO_JUDGE = 14
+STABLE_DAYS = 28
+TWICE_WEEKLY = dt.timedelta(days=3)
+
+_LABEL = "NMPA label (Hengqu)"
+_SEED = "seed 004_10abc0fc37725b39.txt (protocol-derived)"
+
+
+def source(rule: str, region: str) -> str:
+    if rule.startswith("lab.") or rule in ("dose.missed", "value.unusual"):
+        return CONVENTIONS_SOURCE
+    if rule == "hetrombopag.start":
+        return f"{_LABEL} (ITP start 2.5 mg); {_SEED} (CIT start 7.5 mg)"
+    if rule in ("hetrombopag.max_dose", "dose.not_a_level"):
+        return f"{_LABEL} (ITP maximum 7.5 mg); {_SEED}"
+    return _SEED
+
+
+def decide(ctx: Context) -> Decision:
+    request = ctx.request
+    ladder = LADDERS[request.indication]
+    dose = request.current_dose
+    if dose is not None and dose.amount not in ladder.levels:
+        return refer(
+            "dose.not_a_level",
+            f"Current dose {fmt(dose.amount)} mg is not a level in {request.indication.upper()} "
+            f"({', '.join(fmt(level) for level in ladder.levels)} mg).",
+            "dose_outside_label",
+        )
+    lab_refer = check_deciding_lab(ctx)
+    if lab_refer is not None:
+        return lab_refer
+    count = ctx.deciding
+    assert count is not None
+    seen = describe_count(count)
+    low = ladder.low
+
+    if dose is None:
+        if count.value > HOLD_ABOVE:
+            return refer("hetrombopag.start", f"Not started: {seen}, above {fmt(HOLD_ABOVE)}.", "platelets_high")
+        return Decision("start", "hetrombopag.start",
+                        f"Start at {fmt(ladder.start)} mg once daily ({seen}).", dose=ladder.start)
+
+    current = dose.amount
+    if request.on_hold:
+        if count.value < RESUME_BELOW:
+            resumed = current - RESUME_STEP
+            if resumed not in ladder.levels:
+                return refer("hetrombopag.resume",
+                             f"{seen}, below {fmt(RESUME_BELOW)}: {fmt(current)} mg minus 2.5 mg is not a level.")
+            return Decision("resume", "hetrombopag.resume",
+                            f"{seen}, below {fmt(RESUME_BELOW)}: resume at {fmt(resumed)} mg "
+                            f"(pre-hold {fmt(current)} minus 2.5).", dose=resumed)
+        return Decision("hold", "hetrombopag.still_held", f"{seen}, not below {fmt(RESUME_BELOW)}: keep holding.")
+
+    if count.value > HOLD_ABOVE:
+        return Decision("hold", "hetrombopag.hold", f"{seen}, above {fmt(HOLD_ABOVE)}: interrupt treatment.",
+                        warnings=("platelets_high",))
+    days = ctx.days_at_level
+    if days < MIN_DAYS_TO_JUDGE and (count.value < low or count.value > REDUCE_ABOVE):
+        return Decision("continue", "hetrombopag.wait",
+                        f"{seen}, but only {days} days at {fmt(current)} mg: a change needs at least "
+                        f"{MIN_DAYS_TO_JUDGE} days at the current dose to judge.", dose=current)
+    if count.value < low:
+        if current == ladder.maximum:
+            return Decision("continue", "hetrombopag.max_dose",
+                            f"{seen}, below {fmt(low)} at the maximum {fmt(current)} mg: continue.",
+                            dose=current, warnings=("max_dose",))
+        raised = ladder.up[current]
+        return Decision("increase", "hetrombopag.increase",
+                        f"{seen}, below {fmt(low)}: increase from {fmt(current)} to {fmt(raised)} mg.", dose=raised)
+    if count.value > REDUCE_ABOVE:
+        lowered = ladder.down.get(current)
+        if lowered is None:
+            return refer("hetrombopag.reduce",
+                         f"{seen}, above {fmt(REDUCE_ABOVE)}, at the lowest level {fmt(current)} mg.")
+        return Decision("decrease", "hetrombopag.reduce",
+                        f"{seen}, above {fmt(REDUCE_ABOVE)}: reduce from {fmt(current)} to {fmt(lowered)} mg.",
+                        dose=lowered)
+    warnings = ("cit_target_reached",) if request.indication == "cit" and count.value >= CIT_TARGET else ()
+    return Decision("continue", "hetrombopag.continue", f"{seen}: continue at {fmt(current)} mg.",
+                    dose=current, warnings=warnings)
+
+
+def monitoring(ctx: Context, decision: Decision, next_dose: dt.date | None) -> dt.date | None:
+    """Weekly; twice weekly on hold; monthly once stable."""
+    if decision.action == "hold":
+        return ctx.as_of + TWICE_WEEKLY
+    dose = ctx.request.current_dose
+    if decision.action == "continue" and dose is not None and ctx.days_at_level >= STABLE_DAYS:
+        low = LADDERS[ctx.request.indication].low
+        counts = [r for r in ctx.platelets if dose.since <= r.date <= ctx.as_of]
+        if all(low <= r.value <= REDUCE_ABOVE for r in counts):
+            return ctx.as_of + dt.timedelta(days=28)
+    return ctx.as_of + ONE_WEEK
+
+
+def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> list[Modifier]:
+    return []
+
+
+def standing_warnings(ctx: Context, decision: Decision) -> tuple[str, ...]:
+    label_only = (
+        (decision.action == "start" and ctx.request.indication == "itp")
+        or decision.rule.startswith("lab.")
+        or decision.rule == "dose.not_a_level"
+    )
+    return ("empty_stomach", "thrombosis_risk") if label_only else ("empty_stomach", "thrombosis_risk", "protocol_derived")
+
+
+RULES = DrugRules(PROFILE, decide, monitoring, modifiers, standing_warnings, source)

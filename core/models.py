@@ -1,0 +1,191 @@
+"""Request and response models of the dosing contract (shared/spec/dosing-contract.md, v1).
+
+Requests are strict: JSON numbers, ISO dates and JSON booleans only, unknown fields forbidden,
+because a silently coerced value ("true" read as 1, a timestamp read as a date) is a wrong dose.
+`null` for an optional field means absent, as the contract says.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+Drug = Literal["romiplostim", "hetrombopag", "lusutrombopag", "luspatercept"]
+Indication = Literal["itp", "cit", "cld_procedure", "beta_thalassemia", "mds"]
+Region = Literal["us", "eu", "jp", "cn"]
+DoseUnit = Literal["mcg/kg", "mg/kg", "mg"]
+LabTest = Literal["platelets", "hemoglobin"]
+LabUnit = Literal["10^9/L", "10^3/uL", "/uL", "G/L", "g/dL", "g/L", "mmol/L"]
+ChildPugh = Literal["A", "B", "C"]
+Action = Literal[
+    "start", "continue", "increase", "decrease", "hold", "resume", "discontinue", "complete", "refer"
+]
+Severity = Literal["critical", "warning", "info"]
+ErrorCode = Literal["invalid_request", "implausible_value"]
+# JSON numbers in responses: ints where whole (288), floats otherwise (93.1); never strings.
+Number = int | float
+
+_ISO_DATE_LENGTH = len("2026-11-22")
+
+
+def _json_number(value: Any) -> Any:
+    # bool is an int in Python; "72" is a string: both are refused rather than coerced.
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise PydanticCustomError("number_type", "expected a number, got {input}", {"input": value})
+    return value
+
+
+def _json_whole_number(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError(
+            "whole_number_type", "expected a whole number, got {input}", {"input": value}
+        )
+    return value
+
+
+def _iso_date(value: Any) -> Any:
+    # Only YYYY-MM-DD: a timestamp or a datetime string is not silently read as a date.
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and len(value) == _ISO_DATE_LENGTH:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("iso_date", "expected a date as YYYY-MM-DD, got {input}", {"input": value})
+
+
+def _json_bool(value: Any) -> Any:
+    if value is None:  # null means absent: false
+        return False
+    if not isinstance(value, bool):
+        raise PydanticCustomError("bool_type", "expected true or false, got {input}", {"input": value})
+    return value
+
+
+def _null_means_empty(value: Any) -> Any:
+    return [] if value is None else value
+
+
+JsonNumber = Annotated[Decimal, BeforeValidator(_json_number)]
+WholeNumber = Annotated[int, BeforeValidator(_json_whole_number)]
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+JsonBool = Annotated[bool, BeforeValidator(_json_bool)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Patient(_Request):
+    weight_kg: JsonNumber | None = None
+    age_years: JsonNumber | None = None
+    weight_date: IsoDate | None = None
+    child_pugh: ChildPugh | None = None
+
+
+class CurrentDose(_Request):
+    amount: JsonNumber = Field(gt=0)
+    unit: DoseUnit
+    since: IsoDate
+    last_given: IsoDate
+    doses_at_level: WholeNumber | None = Field(default=None, ge=1)
+
+
+class Lab(_Request):
+    test: LabTest
+    value: JsonNumber
+    unit: LabUnit
+    date: IsoDate
+
+
+class Transfusion(_Request):
+    date: IsoDate
+    units: JsonNumber = Field(gt=0)
+
+
+class AdverseReaction(_Request):
+    grade: WholeNumber = Field(ge=1, le=4)
+    hypersensitivity: JsonBool = False
+
+
+class DoseRequest(_Request):
+    """One dosing question: the drug, the decision date, the patient's dose history and labs."""
+
+    drug: Drug
+    indication: Indication
+    region: Region | None = None
+    as_of: IsoDate
+    patient: Annotated[Patient, BeforeValidator(lambda v: Patient() if v is None else v)] = Patient()
+    current_dose: CurrentDose | None = None
+    on_hold: JsonBool = False
+    labs: Annotated[list[Lab], BeforeValidator(_null_means_empty)] = []
+    transfusions: Annotated[list[Transfusion], BeforeValidator(_null_means_empty)] = []
+    baseline_rbc_units_per_12_weeks: JsonNumber | None = Field(default=None, ge=0)
+    procedure_date: IsoDate | None = None
+    adverse_reaction: AdverseReaction | None = None
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Amount(_Response):
+    amount: Number
+    unit: str
+
+
+class Vial(_Response):
+    size: Number
+    unit: str
+    count: int
+
+
+class Monitoring(_Response):
+    date: dt.date
+    tests: list[LabTest]
+
+
+class Warning(_Response):
+    code: str
+    severity: Severity
+    message: str
+
+
+class Rationale(_Response):
+    rule: str
+    source: str
+    text: str
+
+
+class DoseResponse(_Response):
+    """The recommendation: what to give, when, when to check again, and why."""
+
+    action: Action
+    dose: Amount | None
+    total: Amount | None
+    volume_ml: Number | None
+    injections: int | None
+    vials: list[Vial]
+    next_dose_date: dt.date | None
+    schedule: list[dt.date]
+    next_monitoring: Monitoring | None
+    warnings: list[Warning]
+    rationale: list[Rationale] = Field(min_length=1)
+    ruleset: str
+
+
+class ErrorBody(_Response):
+    code: ErrorCode
+    message: str
+    field: str | None
+
+
+class ErrorResponse(_Response):
+    error: ErrorBody

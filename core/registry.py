@@ -1,0 +1,15 @@
+"""Drug name -> that drug's rules. Adding a drug is one module and one line here."""
+
+from __future__ import annotations
+
+from core import hetrombopag, luspatercept, lusutrombopag, romiplostim
+from core.framework import DrugRules
+
+REGISTRY: dict[str, DrugRules] = {
+    rules.profile.drug: rules
+    for rules in (romiplostim.RULES, hetrombopag.RULES, lusutrombopag.RULES, luspatercept.RULES)
+}
+
+
+def rules_for(drug: str) -> DrugRules:
+    return REGISTRY[drug]

@@ -1,0 +1,122 @@
+"""Warning codes of RULES.md section 5: severity and the message shown to people."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from core.models import Severity
+
+CRITICAL: Final = frozenset({"platelets_high", "pre_procedure_platelets_low"})
+WARNING: Final = frozenset(
+    {
+        "thrombosis_risk",
+        "portal_vein_thrombosis",
+        "platelets_not_low",
+        "max_dose",
+        "no_response",
+        "rebound_thrombocytopenia",
+        "missing_lab",
+        "stale_lab",
+        "missing_input",
+        "dose_outside_label",
+        "procedure_window",
+        "severe_hepatic_impairment",
+        "hypertension",
+    }
+)
+_SEVERITY_RANK: Final = {"critical": 0, "warning": 1, "info": 2}
+
+MESSAGES: Final[dict[str, str]] = {
+    "thrombosis_risk": (
+        "Thrombotic and thromboembolic complications can occur; portal vein thrombosis has been "
+        "reported in chronic liver disease. Do not aim for normal platelet counts."
+    ),
+    "portal_vein_thrombosis": (
+        "Thrombotic complications, including portal vein thrombosis, have been reported; take care "
+        "in patients with known risk factors for thromboembolism."
+    ),
+    "platelets_high": "Platelet count is above the hold threshold: do not give the dose.",
+    "platelets_not_low": (
+        "Platelet count is not low: treatment is for low counts only, never to normalise them."
+    ),
+    "pre_procedure_platelets_low": (
+        "Platelet count before the procedure is below 50 x10^9/L; in the trials such patients were "
+        "transfused. The treating clinician decides."
+    ),
+    "max_dose": "Already at the maximum dose; it cannot be increased further.",
+    "no_response": "No adequate response at the maximum dose: treatment is to be stopped.",
+    "rebound_thrombocytopenia": (
+        "After stopping, platelets may fall below the pre-treatment level: check counts weekly "
+        "for at least 2 weeks."
+    ),
+    "missing_lab": "No result of the deciding test: a new one is needed before deciding.",
+    "stale_lab": "The latest deciding result is more than 7 days old: repeat it before deciding.",
+    "missing_input": "An input the rules need is missing; the clinician must decide.",
+    "dose_outside_label": "The current dose is not a level of this drug's label.",
+    "unusual_value": "A value is unusual: confirm it was entered correctly.",
+    "late_dose": "The scheduled dose date has passed: give the dose today.",
+    "missed_doses": "Doses appear to have been missed since the last one given.",
+    "pediatric_weight_reassess": (
+        "In children the weight is reassessed every 12 weeks: weigh the patient and confirm the dose."
+    ),
+    "dilution_required": (
+        "Dose under 23 mcg: dilute the reconstituted solution to 125 mcg/mL with preservative-free "
+        "0.9% sodium chloride before measuring the volume."
+    ),
+    "split_injection": "Volume above 1.2 mL: split it between injection sites.",
+    "hypertension": "Hypertension can occur: check blood pressure before every dose.",
+    "embryo_fetal_toxicity": (
+        "Can harm an unborn baby: effective contraception during treatment and for 3 months after "
+        "the last dose; not in pregnancy."
+    ),
+    "extramedullary_hematopoiesis": (
+        "Extramedullary haematopoietic masses can occur in beta-thalassaemia: watch for symptoms "
+        "of spinal cord compression."
+    ),
+    "lactation": "No breastfeeding during treatment and for 28 days after the last dose.",
+    "empty_stomach": (
+        "Take on an empty stomach, with no food for 2 hours after; dairy products and mineral "
+        "supplements at least 2 hours after the dose."
+    ),
+    "severe_hepatic_impairment": "Not studied in severe hepatic impairment (Child-Pugh C).",
+    "procedure_window": (
+        "The timing does not fit the label: start 8 to 14 days before the procedure (13 in Japan) "
+        "and do the procedure 2 to 8 days after the last dose."
+    ),
+    "protocol_derived": (
+        "These thresholds come from a protocol-derived guide, not from the drug's label."
+    ),
+    "cit_target_reached": "Platelet target for chemotherapy (100 x10^9/L or more) is reached.",
+    "label_update_pending": (
+        "The label's dosing sections were revised (2/2026); re-check this recommendation against "
+        "the current label before use."
+    ),
+}
+
+# Drug-specific wording where the label says more than the shared text.
+DRUG_MESSAGES: Final[dict[tuple[str, str], str]] = {
+    ("luspatercept", "thrombosis_risk"): (
+        "Thromboembolic events can occur; splenectomy and hormone therapy raise the risk. "
+        "Consider thromboprophylaxis."
+    ),
+    ("hetrombopag", "thrombosis_risk"): (
+        "Thrombotic and thromboembolic complications can occur. Do not aim for normal platelet counts."
+    ),
+}
+
+
+def severity(code: str) -> Severity:
+    if code in CRITICAL:
+        return "critical"
+    if code in WARNING:
+        return "warning"
+    return "info"
+
+
+def sort_key(code: str) -> tuple[int, str]:
+    """Critical, warning, info; then by code (the contract's order)."""
+    return (_SEVERITY_RANK[severity(code)], code)
+
+
+def message(drug: str, code: str) -> str:
+    return DRUG_MESSAGES.get((drug, code)) or MESSAGES[code]

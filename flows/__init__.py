@@ -1,0 +1,1 @@
+"""Conversation state machines on `transitions` (transport-agnostic); see issue 3."""
