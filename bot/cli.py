@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _open_input(path: str | None) -> BinaryIO:
-    return sys.stdin.buffer if path in (None, "-") else open(path, "rb")  # noqa: SIM115
+    return sys.stdin.buffer if path in (None, "-") else open(path, "rb")
 
 
 def run_recommend(path: str | None, batch: bool) -> int:

@@ -82,8 +82,7 @@ def _build(ctx: Context, rules: DrugRules, decision: Decision) -> DoseResponse:
     codes.update(rules.standing_warnings(ctx, decision))
     drug = profile.drug
     warnings = [
-        Warning(code=code, severity=severity(code), message=message(drug, code))
-        for code in sorted(codes, key=sort_key)
+        Warning(code=code, severity=severity(code), message=message(drug, code)) for code in sorted(codes, key=sort_key)
     ]
     rationale = [Rationale(rule=decision.rule, source=rules.source(decision.rule, ctx.region), text=decision.text)]
     rationale += [Rationale(rule=m.rule, source=rules.source(m.rule, ctx.region), text=m.text) for m in modifiers]
@@ -116,23 +115,27 @@ def dispense(packaging: Packaging | None, dose: Decimal, weight_kg: Decimal | No
     if packaging.dilute_below is not None and total < packaging.dilute_below:
         assert packaging.diluted_concentration_per_ml is not None
         volume = round_half_up(total / packaging.diluted_concentration_per_ml, HUNDREDTH)
-        modifiers.append(Modifier(
-            "dose.dilution",
-            "dilution_required",
-            f"Total {fmt(total)} is below {fmt(packaging.dilute_below)}: dilute to "
-            f"{fmt(packaging.diluted_concentration_per_ml)} per mL, volume {fmt(volume)} mL.",
-        ))
+        modifiers.append(
+            Modifier(
+                "dose.dilution",
+                "dilution_required",
+                f"Total {fmt(total)} is below {fmt(packaging.dilute_below)}: dilute to "
+                f"{fmt(packaging.diluted_concentration_per_ml)} per mL, volume {fmt(volume)} mL.",
+            )
+        )
     else:
         volume = round_half_up(total / packaging.concentration_per_ml, HUNDREDTH)
     injections = 1
     limit = packaging.max_ml_per_injection
     if limit is not None and volume > limit:
         injections = math.ceil(volume / limit)
-        modifiers.append(Modifier(
-            "dose.split_injection",
-            "split_injection",
-            f"Volume {fmt(volume)} mL is above {fmt(limit)} mL per site: give it as {injections} injections.",
-        ))
+        modifiers.append(
+            Modifier(
+                "dose.split_injection",
+                "split_injection",
+                f"Volume {fmt(volume)} mL is above {fmt(limit)} mL per site: give it as {injections} injections.",
+            )
+        )
     return Dispensing(total, volume, injections, list(choose_vials(total, packaging.vial_sizes)), modifiers)
 
 
@@ -178,19 +181,23 @@ def _next_dose_date(ctx: Context, decision: Decision) -> tuple[dt.date, list[Mod
     if interval == 1:
         next_date = as_of + dt.timedelta(days=1) if dose.last_given == as_of else as_of
         if dose.last_given < as_of - dt.timedelta(days=1) and not ctx.request.on_hold:
-            return next_date, [Modifier(
-                "dose.missed",
-                "missed_doses",
-                f"Last dose given {dose.last_given}: the daily doses since then appear to have been missed.",
-            )]
+            return next_date, [
+                Modifier(
+                    "dose.missed",
+                    "missed_doses",
+                    f"Last dose given {dose.last_given}: the daily doses since then appear to have been missed.",
+                )
+            ]
         return next_date, []
     due = dose.last_given + dt.timedelta(days=interval)
     if due < as_of:
-        return as_of, [Modifier(
-            "dose.late",
-            "late_dose",
-            f"The dose was due on {due} ({interval} days after {dose.last_given}): give it today.",
-        )]
+        return as_of, [
+            Modifier(
+                "dose.late",
+                "late_dose",
+                f"The dose was due on {due} ({interval} days after {dose.last_given}): give it today.",
+            )
+        ]
     return due, []
 
 

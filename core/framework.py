@@ -51,11 +51,11 @@ class DrugProfile:
 
 
 class Result(NamedTuple):
-    """One lab result in the deciding unit; `index` keeps the listed order for ties."""
+    """One lab result in the deciding unit; `position` keeps the listed order for ties."""
 
     date: dt.date
     value: Decimal
-    index: int
+    position: int
 
 
 def latest(
@@ -68,7 +68,7 @@ def latest(
             continue
         if on_or_before is not None and result.date > on_or_before:
             continue
-        if best is None or (result.date, result.index) > (best.date, best.index):
+        if best is None or (result.date, result.position) > (best.date, best.position):
             best = result
     return best
 
@@ -179,8 +179,12 @@ def check_deciding_lab(ctx: Context) -> Decision | None:
     name = "platelet count" if test == "platelets" else "haemoglobin"
     result = ctx.deciding
     if result is None:
-        return refer("lab.missing", f"No {name} on or before {ctx.as_of}: a result is needed to decide.",
-                     "missing_lab", monitor_on=ctx.as_of)
+        return refer(
+            "lab.missing",
+            f"No {name} on or before {ctx.as_of}: a result is needed to decide.",
+            "missing_lab",
+            monitor_on=ctx.as_of,
+        )
     if result.date < ctx.as_of - dt.timedelta(days=FRESH_DAYS):
         return refer(
             "lab.stale",

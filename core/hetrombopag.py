@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import pairwise
 
 from core.framework import (
     CONVENTIONS_SOURCE,
@@ -63,8 +64,8 @@ LADDERS = {
     "cit": Ladder(
         start=_D("7.5"),
         levels=_CIT_LEVELS,
-        up=dict(zip(_CIT_LEVELS[:-1], _CIT_LEVELS[1:], strict=True)),
-        down=dict(zip(_CIT_LEVELS[1:], _CIT_LEVELS[:-1], strict=True)),
+        up=dict(pairwise(_CIT_LEVELS)),
+        down={higher: lower for lower, higher in pairwise(_CIT_LEVELS)},
         low=_D(100),
     ),
 }
@@ -113,48 +114,75 @@ def decide(ctx: Context) -> Decision:
     if dose is None:
         if count.value > HOLD_ABOVE:
             return refer("hetrombopag.start", f"Not started: {seen}, above {fmt(HOLD_ABOVE)}.", "platelets_high")
-        return Decision("start", "hetrombopag.start",
-                        f"Start at {fmt(ladder.start)} mg once daily ({seen}).", dose=ladder.start)
+        return Decision(
+            "start", "hetrombopag.start", f"Start at {fmt(ladder.start)} mg once daily ({seen}).", dose=ladder.start
+        )
 
     current = dose.amount
     if request.on_hold:
         if count.value < RESUME_BELOW:
             resumed = current - RESUME_STEP
             if resumed not in ladder.levels:
-                return refer("hetrombopag.resume",
-                             f"{seen}, below {fmt(RESUME_BELOW)}: {fmt(current)} mg minus 2.5 mg is not a level.")
-            return Decision("resume", "hetrombopag.resume",
-                            f"{seen}, below {fmt(RESUME_BELOW)}: resume at {fmt(resumed)} mg "
-                            f"(pre-hold {fmt(current)} minus 2.5).", dose=resumed)
+                return refer(
+                    "hetrombopag.resume",
+                    f"{seen}, below {fmt(RESUME_BELOW)}: {fmt(current)} mg minus 2.5 mg is not a level.",
+                )
+            return Decision(
+                "resume",
+                "hetrombopag.resume",
+                f"{seen}, below {fmt(RESUME_BELOW)}: resume at {fmt(resumed)} mg (pre-hold {fmt(current)} minus 2.5).",
+                dose=resumed,
+            )
         return Decision("hold", "hetrombopag.still_held", f"{seen}, not below {fmt(RESUME_BELOW)}: keep holding.")
 
     if count.value > HOLD_ABOVE:
-        return Decision("hold", "hetrombopag.hold", f"{seen}, above {fmt(HOLD_ABOVE)}: interrupt treatment.",
-                        warnings=("platelets_high",))
+        return Decision(
+            "hold",
+            "hetrombopag.hold",
+            f"{seen}, above {fmt(HOLD_ABOVE)}: interrupt treatment.",
+            warnings=("platelets_high",),
+        )
     days = ctx.days_at_level
     if days < MIN_DAYS_TO_JUDGE and (count.value < low or count.value > REDUCE_ABOVE):
-        return Decision("continue", "hetrombopag.wait",
-                        f"{seen}, but only {days} days at {fmt(current)} mg: a change needs at least "
-                        f"{MIN_DAYS_TO_JUDGE} days at the current dose to judge.", dose=current)
+        return Decision(
+            "continue",
+            "hetrombopag.wait",
+            f"{seen}, but only {days} days at {fmt(current)} mg: a change needs at least "
+            f"{MIN_DAYS_TO_JUDGE} days at the current dose to judge.",
+            dose=current,
+        )
     if count.value < low:
         if current == ladder.maximum:
-            return Decision("continue", "hetrombopag.max_dose",
-                            f"{seen}, below {fmt(low)} at the maximum {fmt(current)} mg: continue.",
-                            dose=current, warnings=("max_dose",))
+            return Decision(
+                "continue",
+                "hetrombopag.max_dose",
+                f"{seen}, below {fmt(low)} at the maximum {fmt(current)} mg: continue.",
+                dose=current,
+                warnings=("max_dose",),
+            )
         raised = ladder.up[current]
-        return Decision("increase", "hetrombopag.increase",
-                        f"{seen}, below {fmt(low)}: increase from {fmt(current)} to {fmt(raised)} mg.", dose=raised)
+        return Decision(
+            "increase",
+            "hetrombopag.increase",
+            f"{seen}, below {fmt(low)}: increase from {fmt(current)} to {fmt(raised)} mg.",
+            dose=raised,
+        )
     if count.value > REDUCE_ABOVE:
         lowered = ladder.down.get(current)
         if lowered is None:
-            return refer("hetrombopag.reduce",
-                         f"{seen}, above {fmt(REDUCE_ABOVE)}, at the lowest level {fmt(current)} mg.")
-        return Decision("decrease", "hetrombopag.reduce",
-                        f"{seen}, above {fmt(REDUCE_ABOVE)}: reduce from {fmt(current)} to {fmt(lowered)} mg.",
-                        dose=lowered)
+            return refer(
+                "hetrombopag.reduce", f"{seen}, above {fmt(REDUCE_ABOVE)}, at the lowest level {fmt(current)} mg."
+            )
+        return Decision(
+            "decrease",
+            "hetrombopag.reduce",
+            f"{seen}, above {fmt(REDUCE_ABOVE)}: reduce from {fmt(current)} to {fmt(lowered)} mg.",
+            dose=lowered,
+        )
     warnings = ("cit_target_reached",) if request.indication == "cit" and count.value >= CIT_TARGET else ()
-    return Decision("continue", "hetrombopag.continue", f"{seen}: continue at {fmt(current)} mg.",
-                    dose=current, warnings=warnings)
+    return Decision(
+        "continue", "hetrombopag.continue", f"{seen}: continue at {fmt(current)} mg.", dose=current, warnings=warnings
+    )
 
 
 def monitoring(ctx: Context, decision: Decision, next_dose: dt.date | None) -> dt.date | None:
@@ -180,7 +208,8 @@ def standing_warnings(ctx: Context, decision: Decision) -> tuple[str, ...]:
         or decision.rule.startswith("lab.")
         or decision.rule == "dose.not_a_level"
     )
-    return ("empty_stomach", "thrombosis_risk") if label_only else ("empty_stomach", "thrombosis_risk", "protocol_derived")
+    standing = ("empty_stomach", "thrombosis_risk")
+    return standing if label_only else (*standing, "protocol_derived")
 
 
 RULES = DrugRules(PROFILE, decide, monitoring, modifiers, standing_warnings, source)

@@ -107,18 +107,25 @@ def decide(ctx: Context) -> Decision:
     if reaction is not None:
         severe = reaction.grade >= SEVERE_GRADE
         if dose is not None and severe and reaction.hypersensitivity:
-            return Decision("discontinue", "luspatercept.hypersensitivity",
-                            f"Grade {reaction.grade} hypersensitivity reaction on treatment: discontinue.")
+            return Decision(
+                "discontinue",
+                "luspatercept.hypersensitivity",
+                f"Grade {reaction.grade} hypersensitivity reaction on treatment: discontinue.",
+            )
         if severe or dose is None:
-            return refer("luspatercept.adverse_reaction",
-                         f"Adverse reaction grade {reaction.grade}"
-                         f"{' before the first dose' if dose is None else ''}: the label's management of "
-                         "this case was not confirmed; the clinician decides.")
+            return refer(
+                "luspatercept.adverse_reaction",
+                f"Adverse reaction grade {reaction.grade}"
+                f"{' before the first dose' if dose is None else ''}: the label's management of "
+                "this case was not confirmed; the clinician decides.",
+            )
     if dose is not None and dose.amount not in ladder.levels:
-        return refer("dose.not_a_level",
-                     f"Current dose {fmt(dose.amount)} mg/kg is not a level "
-                     f"({', '.join(fmt(level) for level in ladder.levels)} mg/kg).",
-                     "dose_outside_label")
+        return refer(
+            "dose.not_a_level",
+            f"Current dose {fmt(dose.amount)} mg/kg is not a level "
+            f"({', '.join(fmt(level) for level in ladder.levels)} mg/kg).",
+            "dose_outside_label",
+        )
     lab_refer = check_deciding_lab(ctx)
     if lab_refer is not None:
         return lab_refer
@@ -134,47 +141,77 @@ def decide(ctx: Context) -> Decision:
     current = dose.amount
     if request.on_hold:
         if hb.value <= RESUME_AT_OR_BELOW:
-            return Decision("resume", "luspatercept.resume",
-                            f"{seen}, 11.0 or less: resume at the pre-hold {fmt(current)} mg/kg.", dose=current)
+            return Decision(
+                "resume",
+                "luspatercept.resume",
+                f"{seen}, 11.0 or less: resume at the pre-hold {fmt(current)} mg/kg.",
+                dose=current,
+            )
         return Decision("hold", "luspatercept.still_held", f"{seen}, above 11.0: keep holding.")
 
     if hb.value >= HOLD_AT_OR_ABOVE and not _transfused(ctx, hb.date - _days(TRANSFUSION_FREE_DAYS), hb.date):
-        return Decision("hold", "luspatercept.hb_high",
-                        f"{seen}, 11.5 or more with no transfusion in the 21 days before: interrupt the dose.")
+        return Decision(
+            "hold",
+            "luspatercept.hb_high",
+            f"{seen}, 11.5 or more with no transfusion in the 21 days before: interrupt the dose.",
+        )
     earlier = _rise_from(ctx, hb)
     if earlier is not None:
-        rise = f"{seen}, {fmt(hb.value - earlier.value)} above {fmt(earlier.value)} on {earlier.date} with no transfusion between"
+        rise = (
+            f"{seen}, {fmt(hb.value - earlier.value)} above {fmt(earlier.value)} on {earlier.date} "
+            "with no transfusion between"
+        )
         lowered = ladder.down(current)
         if lowered is None:
             return Decision("discontinue", "luspatercept.hb_rise", f"{rise}, already at the lowest level: discontinue.")
-        return Decision("decrease", "luspatercept.hb_rise", f"{rise}: reduce from {fmt(current)} to {fmt(lowered)} mg/kg.",
-                        dose=lowered)
+        return Decision(
+            "decrease",
+            "luspatercept.hb_rise",
+            f"{rise}: reduce from {fmt(current)} to {fmt(lowered)} mg/kg.",
+            dose=lowered,
+        )
 
     doses = ctx.doses_at_level
     indication = request.indication
     if reaction is None and doses >= INCREASE_AFTER_DOSES and current in ladder.increase_from:
         response = _no_response_for_increase(ctx)
         if response is None:
-            return refer("luspatercept.increase",
-                         f"{doses} doses at {fmt(current)} mg/kg: an increase depends on the baseline transfusion "
-                         "burden, which is missing.", "missing_input")
+            return refer(
+                "luspatercept.increase",
+                f"{doses} doses at {fmt(current)} mg/kg: an increase depends on the baseline transfusion "
+                "burden, which is missing.",
+                "missing_input",
+            )
         if response:
             raised = ladder.up(current)
-            reason = ("no reduction in transfusion burden" if indication == "beta_thalassemia"
-                      else "not transfusion-free at this level")
-            return Decision("increase", "luspatercept.increase",
-                            f"{doses} doses at {fmt(current)} mg/kg and {reason}: increase to {fmt(raised)} mg/kg.",
-                            dose=raised)
+            reason = (
+                "no reduction in transfusion burden"
+                if indication == "beta_thalassemia"
+                else "not transfusion-free at this level"
+            )
+            return Decision(
+                "increase",
+                "luspatercept.increase",
+                f"{doses} doses at {fmt(current)} mg/kg and {reason}: increase to {fmt(raised)} mg/kg.",
+                dose=raised,
+            )
     if current == ladder.maximum and doses >= NO_RESPONSE_AFTER_DOSES:
         burden_unchanged = _no_burden_reduction(ctx)
         if burden_unchanged is None:
-            return refer("luspatercept.no_response",
-                         f"{doses} doses at the maximum {fmt(current)} mg/kg: judging response needs the baseline "
-                         "transfusion burden, which is missing.", "missing_input")
+            return refer(
+                "luspatercept.no_response",
+                f"{doses} doses at the maximum {fmt(current)} mg/kg: judging response needs the baseline "
+                "transfusion burden, which is missing.",
+                "missing_input",
+            )
         if burden_unchanged:
-            return Decision("discontinue", "luspatercept.no_response",
-                            f"{doses} doses at the maximum {fmt(current)} mg/kg with no reduction in transfusion "
-                            "burden: discontinue.", warnings=("no_response",))
+            return Decision(
+                "discontinue",
+                "luspatercept.no_response",
+                f"{doses} doses at the maximum {fmt(current)} mg/kg with no reduction in transfusion "
+                "burden: discontinue.",
+                warnings=("no_response",),
+            )
     return Decision("continue", "luspatercept.continue", f"{seen}: continue at {fmt(current)} mg/kg.", dose=current)
 
 
@@ -186,8 +223,11 @@ def _transfused(ctx: Context, first: dt.date, last: dt.date) -> bool:
 def _rise_from(ctx: Context, hb: Result) -> Result | None:
     """A value in the 21 days before `hb` that it exceeds by more than 2.0 with no transfusion between."""
     for earlier in sorted(one_per_date(ctx.hemoglobin), key=lambda r: r.date):
-        if hb.date - _days(RISE_WINDOW_DAYS) <= earlier.date < hb.date \
-                and hb.value - earlier.value > RISE_ABOVE and not _transfused(ctx, earlier.date, hb.date):
+        if (
+            hb.date - _days(RISE_WINDOW_DAYS) <= earlier.date < hb.date
+            and hb.value - earlier.value > RISE_ABOVE
+            and not _transfused(ctx, earlier.date, hb.date)
+        ):
             return earlier
     return None
 

@@ -79,9 +79,11 @@ def decide(ctx: Context) -> Decision:
         return _started(ctx, dose.since, dose.amount)
 
     if child_pugh_c and ctx.region == "jp":
-        return refer("lusutrombopag.child_pugh_c",
-                     "Child-Pugh C: lusutrombopag is contraindicated in the Japanese label.",
-                     "severe_hepatic_impairment")
+        return refer(
+            "lusutrombopag.child_pugh_c",
+            "Child-Pugh C: lusutrombopag is contraindicated in the Japanese label.",
+            "severe_hepatic_impairment",
+        )
     earliest, latest_start = START_WINDOW[ctx.region]
     if ctx.as_of > procedure - _days(latest_start):
         return refer(
@@ -97,15 +99,22 @@ def decide(ctx: Context) -> Decision:
     assert count is not None
     seen = describe_count(count)
     if count.value >= NOT_LOW:
-        return refer("lusutrombopag.not_low",
-                     f"{seen}, not below {fmt(NOT_LOW)}: studied only below 50, not to normalise counts.",
-                     "platelets_not_low")
+        return refer(
+            "lusutrombopag.not_low",
+            f"{seen}, not below {fmt(NOT_LOW)}: studied only below 50, not to normalise counts.",
+            "platelets_not_low",
+        )
     first = max(ctx.as_of, procedure - _days(earliest))
     schedule = [first + _days(day) for day in range(COURSE_DAYS)]
-    return Decision("start", "lusutrombopag.start",
-                    f"{seen}: start 3 mg once daily for 7 days, {schedule[0]} to {schedule[-1]}, "
-                    f"before the procedure on {procedure}.",
-                    dose=DOSE, next_dose_date=first, schedule=schedule)
+    return Decision(
+        "start",
+        "lusutrombopag.start",
+        f"{seen}: start 3 mg once daily for 7 days, {schedule[0]} to {schedule[-1]}, "
+        f"before the procedure on {procedure}.",
+        dose=DOSE,
+        next_dose_date=first,
+        schedule=schedule,
+    )
 
 
 def _started(ctx: Context, day_one: dt.date, amount: Decimal) -> Decision:
@@ -114,36 +123,51 @@ def _started(ctx: Context, day_one: dt.date, amount: Decimal) -> Decision:
     if request.patient.child_pugh == "C" and ctx.region == "jp":
         # RULES.md 3 lists `lusutrombopag.child_pugh_c` only before a start; a course of a drug the
         # Japanese label contraindicates is not continued by the core: refer (safer reading).
-        return refer("lusutrombopag.child_pugh_c",
-                     "Child-Pugh C: lusutrombopag is contraindicated in the Japanese label; "
-                     "the clinician decides whether the course goes on.",
-                     "severe_hepatic_impairment")
+        return refer(
+            "lusutrombopag.child_pugh_c",
+            "Child-Pugh C: lusutrombopag is contraindicated in the Japanese label; "
+            "the clinician decides whether the course goes on.",
+            "severe_hepatic_impairment",
+        )
     if amount != DOSE:
-        return refer("dose.not_a_level", f"Current dose {fmt(amount)} mg: the only level is 3 mg.",
-                     "dose_outside_label")
+        return refer(
+            "dose.not_a_level", f"Current dose {fmt(amount)} mg: the only level is 3 mg.", "dose_outside_label"
+        )
     dose = request.current_dose
     assert dose is not None
     as_of = ctx.as_of
     day = (as_of - day_one).days + 1
     last_day = day_one + _days(COURSE_DAYS - 1)
     if day > COURSE_DAYS or ctx.doses_at_level >= COURSE_DAYS or (day == COURSE_DAYS and dose.last_given == as_of):
-        return Decision("complete", "lusutrombopag.complete",
-                        f"Day {day} of the course that began {day_one}: the 7-day course is complete.")
+        return Decision(
+            "complete",
+            "lusutrombopag.complete",
+            f"Day {day} of the course that began {day_one}: the 7-day course is complete.",
+        )
     if ctx.region == "jp" and day >= JP_STOP_DAY:
         baseline = latest(ctx.platelets, on_or_before=day_one)
         recent = latest(ctx.platelets, on_or_after=day_one + _days(JP_STOP_DAY - 1))
-        if baseline is not None and recent is not None and recent.value >= NOT_LOW \
-                and recent.value - baseline.value >= JP_STOP_RISE:
+        if (
+            baseline is not None
+            and recent is not None
+            and recent.value >= NOT_LOW
+            and recent.value - baseline.value >= JP_STOP_RISE
+        ):
             return Decision(
-                "discontinue", "lusutrombopag.jp_stop",
+                "discontinue",
+                "lusutrombopag.jp_stop",
                 f"Day {day}: {describe_count(recent)}, at least 50 and {fmt(recent.value - baseline.value)} "
                 f"above the baseline {fmt(baseline.value)} on {baseline.date}: target reached, stop the course.",
             )
     next_date = as_of + _days(1) if dose.last_given == as_of else as_of
     schedule = [next_date + _days(n) for n in range((last_day - next_date).days + 1)]
-    return Decision("continue", "lusutrombopag.continue",
-                    f"Day {day} of 7: continue 3 mg daily to {last_day}.",
-                    dose=DOSE, schedule=schedule)
+    return Decision(
+        "continue",
+        "lusutrombopag.continue",
+        f"Day {day} of 7: continue 3 mg daily to {last_day}.",
+        dose=DOSE,
+        schedule=schedule,
+    )
 
 
 def _course_start(ctx: Context, decision: Decision) -> dt.date | None:
@@ -177,18 +201,33 @@ def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> li
         gap = (procedure - (day_one + _days(COURSE_DAYS - 1))).days
         low, high = PROCEDURE_AFTER_LAST_DOSE
         if not low <= gap <= high:
-            found.append(Modifier("lusutrombopag.window", "procedure_window",
-                                  f"The procedure on {procedure} is {gap} days after day 7; "
-                                  f"the label has it {low} to {high} days after."))
+            found.append(
+                Modifier(
+                    "lusutrombopag.window",
+                    "procedure_window",
+                    f"The procedure on {procedure} is {gap} days after day 7; "
+                    f"the label has it {low} to {high} days after.",
+                )
+            )
     before = [r for r in ctx.platelets if procedure - _days(PRE_PROCEDURE_DAYS) <= r.date <= procedure]
     lows = [r for r in before if r.value < PRE_PROCEDURE_LOW]
     if lows:
-        found.append(Modifier("lusutrombopag.pre_procedure", "pre_procedure_platelets_low",
-                              f"{describe_count(lows[-1])}, within 2 days of the procedure and below 50: "
-                              "the clinician decides (the trials transfused)."))
+        found.append(
+            Modifier(
+                "lusutrombopag.pre_procedure",
+                "pre_procedure_platelets_low",
+                f"{describe_count(lows[-1])}, within 2 days of the procedure and below 50: "
+                "the clinician decides (the trials transfused).",
+            )
+        )
     if request.patient.child_pugh == "C" and ctx.region == "us":
-        found.append(Modifier("lusutrombopag.child_pugh_c", "severe_hepatic_impairment",
-                              "Child-Pugh C: not studied in severe hepatic impairment."))
+        found.append(
+            Modifier(
+                "lusutrombopag.child_pugh_c",
+                "severe_hepatic_impairment",
+                "Child-Pugh C: not studied in severe hepatic impairment.",
+            )
+        )
     return found
 
 

@@ -38,36 +38,60 @@ def missed_dose_guidance(
     if drug == "lusutrombopag":
         if today == scheduled:
             return MissedDoseGuidance(
-                drug=drug, rule="missed.lusutrombopag", source="Mulpleta US PI 2.1", action="take_today",
-                give_missed_dose=True, notify_team=False, next_dose_not_before=today + one_day,
+                drug=drug,
+                rule="missed.lusutrombopag",
+                source="Mulpleta US PI 2.1",
+                action="take_today",
+                give_missed_dose=True,
+                notify_team=False,
+                next_dose_not_before=today + one_day,
                 text="Take today's 3 mg dose as soon as possible today, then the usual schedule tomorrow. "
-                     "Never two doses in one day.",
+                "Never two doses in one day.",
             )
         return MissedDoseGuidance(
-            drug=drug, rule="missed.lusutrombopag", source="Mulpleta US PI 2.1", action="skip",
-            give_missed_dose=False, notify_team=True, next_dose_not_before=today,
+            drug=drug,
+            rule="missed.lusutrombopag",
+            source="Mulpleta US PI 2.1",
+            action="skip",
+            give_missed_dose=False,
+            notify_team=True,
+            next_dose_not_before=today,
             text=f"The dose of {scheduled} is not made up: the course is one day shorter. Take today's dose "
-                 "as usual (never two in one day) and tell the treating team before the procedure.",
+            "as usual (never two in one day) and tell the treating team before the procedure.",
         )
     if drug == "hetrombopag":
         return MissedDoseGuidance(
-            drug=drug, rule="missed.hetrombopag", source=_SECTION_6, action="skip",
-            give_missed_dose=False, notify_team=True, next_dose_not_before=scheduled + one_day,
+            drug=drug,
+            rule="missed.hetrombopag",
+            source=_SECTION_6,
+            action="skip",
+            give_missed_dose=False,
+            notify_team=True,
+            next_dose_not_before=scheduled + one_day,
             text="Do not take two doses to make up. Take the next dose at the usual time, on an empty "
-                 "stomach, and tell the treating team.",
+            "stomach, and tell the treating team.",
         )
     if drug == "romiplostim":
         return MissedDoseGuidance(
-            drug=drug, rule="missed.romiplostim", source=_SECTION_6, action="contact_team",
-            give_missed_dose=True, notify_team=True, next_dose_not_before=None,
+            drug=drug,
+            rule="missed.romiplostim",
+            source=_SECTION_6,
+            action="contact_team",
+            give_missed_dose=True,
+            notify_team=True,
+            next_dose_not_before=None,
             text=f"The injection of {scheduled} was missed. Do not double the next one; contact the treating "
-                 "team to give it as soon as possible.",
+            "team to give it as soon as possible.",
         )
     given = given_on or today
     return MissedDoseGuidance(
-        drug=drug, rule="missed.luspatercept", source="Reblozyl US PI 2.3 (missed dose)",
-        action="give_as_soon_as_possible", give_missed_dose=given_on is None, notify_team=False,
+        drug=drug,
+        rule="missed.luspatercept",
+        source="Reblozyl US PI 2.3 (missed dose)",
+        action="give_as_soon_as_possible",
+        give_missed_dose=given_on is None,
+        notify_team=False,
         next_dose_not_before=given + dt.timedelta(days=21),
         text=f"Give the dose of {scheduled} as soon as possible, then keep at least 21 days to the next "
-             f"(not before {given + dt.timedelta(days=21)}); later dates move accordingly.",
+        f"(not before {given + dt.timedelta(days=21)}); later dates move accordingly.",
     )

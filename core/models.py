@@ -21,9 +21,7 @@ DoseUnit = Literal["mcg/kg", "mg/kg", "mg"]
 LabTest = Literal["platelets", "hemoglobin"]
 LabUnit = Literal["10^9/L", "10^3/uL", "/uL", "G/L", "g/dL", "g/L", "mmol/L"]
 ChildPugh = Literal["A", "B", "C"]
-Action = Literal[
-    "start", "continue", "increase", "decrease", "hold", "resume", "discontinue", "complete", "refer"
-]
+Action = Literal["start", "continue", "increase", "decrease", "hold", "resume", "discontinue", "complete", "refer"]
 Severity = Literal["critical", "warning", "info"]
 ErrorCode = Literal["invalid_request", "implausible_value"]
 # JSON numbers in responses: ints where whole (288), floats otherwise (93.1); never strings.
@@ -43,9 +41,7 @@ def _json_whole_number(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise PydanticCustomError(
-            "whole_number_type", "expected a whole number, got {input}", {"input": value}
-        )
+        raise PydanticCustomError("whole_number_type", "expected a whole number, got {input}", {"input": value})
     return value
 
 

@@ -113,8 +113,9 @@ def decide(ctx: Context) -> Decision:
                 "platelets_high",
             )
         warnings = ("platelets_not_low",) if count.value >= LOW else ()
-        return Decision("start", "romiplostim.start", f"Start at 1 mcg/kg once weekly ({seen}).",
-                        dose=START, warnings=warnings)
+        return Decision(
+            "start", "romiplostim.start", f"Start at 1 mcg/kg once weekly ({seen}).", dose=START, warnings=warnings
+        )
 
     current = dose.amount
     if request.on_hold:
@@ -126,35 +127,55 @@ def decide(ctx: Context) -> Decision:
                     f"{seen}, below {fmt(limits.resume_below)}: resuming 1 mcg/kg below the pre-hold "
                     f"{fmt(current)} mcg/kg would be under 1 mcg/kg.",
                 )
-            return Decision("resume", "romiplostim.resume",
-                            f"{seen}, below {fmt(limits.resume_below)}: resume at {fmt(resumed)} mcg/kg "
-                            f"(pre-hold {fmt(current)} minus 1).", dose=resumed)
-        return Decision("hold", "romiplostim.still_held",
-                        f"{seen}, not below {fmt(limits.resume_below)}: keep holding.")
+            return Decision(
+                "resume",
+                "romiplostim.resume",
+                f"{seen}, below {fmt(limits.resume_below)}: resume at {fmt(resumed)} mcg/kg "
+                f"(pre-hold {fmt(current)} minus 1).",
+                dose=resumed,
+            )
+        return Decision(
+            "hold", "romiplostim.still_held", f"{seen}, not below {fmt(limits.resume_below)}: keep holding."
+        )
 
     if count.value > limits.hold_above:
-        return Decision("hold", "romiplostim.hold", f"{seen}, above {fmt(limits.hold_above)}: hold the dose.",
-                        warnings=("platelets_high",))
+        return Decision(
+            "hold",
+            "romiplostim.hold",
+            f"{seen}, above {fmt(limits.hold_above)}: hold the dose.",
+            warnings=("platelets_high",),
+        )
     if count.value < LOW:
         if current == HIGHEST:
             doses = ctx.doses_at_level
             if doses >= NO_RESPONSE_DOSES:
                 return Decision(
-                    "discontinue", "romiplostim.no_response",
+                    "discontinue",
+                    "romiplostim.no_response",
                     f"{seen}, below 50 after {doses} weekly doses at 10 mcg/kg: discontinue.",
                     warnings=("no_response", "rebound_thrombocytopenia"),
                 )
-            return Decision("continue", "romiplostim.max_dose",
-                            f"{seen}, below 50 at the maximum 10 mcg/kg ({doses} doses so far): continue.",
-                            dose=HIGHEST, warnings=("max_dose",))
+            return Decision(
+                "continue",
+                "romiplostim.max_dose",
+                f"{seen}, below 50 at the maximum 10 mcg/kg ({doses} doses so far): continue.",
+                dose=HIGHEST,
+                warnings=("max_dose",),
+            )
         raised = min(current + STEP, HIGHEST)
-        return Decision("increase", "romiplostim.increase",
-                        f"{seen}, below 50: increase from {fmt(current)} to {fmt(raised)} mcg/kg.", dose=raised)
+        return Decision(
+            "increase",
+            "romiplostim.increase",
+            f"{seen}, below 50: increase from {fmt(current)} to {fmt(raised)} mcg/kg.",
+            dose=raised,
+        )
     previous = _week_before(ctx, count)
     if previous is not None and count.value > limits.reduce_above and previous.value > limits.reduce_above:
         lowered = current - STEP
-        text = (f"{seen} and {fmt(previous.value)} on {previous.date}: above {fmt(limits.reduce_above)} "
-                "for 2 consecutive weeks")
+        text = (
+            f"{seen} and {fmt(previous.value)} on {previous.date}: above {fmt(limits.reduce_above)} "
+            "for 2 consecutive weeks"
+        )
         if lowered < LOWEST:
             return refer("romiplostim.reduce", f"{text}; reducing {fmt(current)} mcg/kg by 1 would be under 1 mcg/kg.")
         return Decision("decrease", "romiplostim.reduce", f"{text}: reduce to {fmt(lowered)} mcg/kg.", dose=lowered)
@@ -189,8 +210,13 @@ def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> li
     if weighed is not None and (ctx.as_of - weighed).days <= PEDIATRIC_WEIGHT_MAX_AGE_DAYS:
         return []
     when = "has no date" if weighed is None else f"is from {weighed}, more than 12 weeks ago"
-    return [Modifier("romiplostim.pediatric_weight", "pediatric_weight_reassess",
-                     f"Age {fmt(patient.age_years)}: the weight {when}; reassess it every 12 weeks.")]
+    return [
+        Modifier(
+            "romiplostim.pediatric_weight",
+            "pediatric_weight_reassess",
+            f"Age {fmt(patient.age_years)}: the weight {when}; reassess it every 12 weeks.",
+        )
+    ]
 
 
 def standing_warnings(ctx: Context, decision: Decision) -> tuple[str, ...]:

@@ -19,11 +19,15 @@ def check_shape(request: DoseRequest, profile: DrugProfile) -> None:
     """Faults of shape that depend on the drug: `invalid_request`, in field order."""
     drug = request.drug
     if request.indication not in profile.indications:
-        _invalid("indication", f"'{request.indication}' is not an indication of {drug}; "
-                 f"expected one of {', '.join(profile.indications)}")
+        _invalid(
+            "indication",
+            f"'{request.indication}' is not an indication of {drug}; expected one of {', '.join(profile.indications)}",
+        )
     if request.region is not None and request.region not in profile.regions:
-        _invalid("region", f"'{request.region}' is not a region with rules for {drug}; "
-                 f"expected one of {', '.join(profile.regions)}")
+        _invalid(
+            "region",
+            f"'{request.region}' is not a region with rules for {drug}; expected one of {', '.join(profile.regions)}",
+        )
     as_of = request.as_of
     patient = request.patient
     if profile.weight_based and patient.weight_kg is None:
@@ -39,8 +43,10 @@ def check_shape(request: DoseRequest, profile: DrugProfile) -> None:
         if dose.last_given > as_of:
             _invalid("current_dose.last_given", f"{dose.last_given} is after as_of {as_of}")
         if dose.last_given < dose.since:
-            _invalid("current_dose.last_given",
-                     f"{dose.last_given} is before since {dose.since} (the first dose at this level)")
+            _invalid(
+                "current_dose.last_given",
+                f"{dose.last_given} is before since {dose.since} (the first dose at this level)",
+            )
     if request.on_hold:
         if dose is None:
             _invalid("on_hold", "on hold needs current_dose: the dose before the interruption")
@@ -48,8 +54,10 @@ def check_shape(request: DoseRequest, profile: DrugProfile) -> None:
             _invalid("on_hold", "a lusutrombopag course is not put on hold")
     for i, lab in enumerate(request.labs):
         if lab.unit not in UNITS_BY_TEST[lab.test]:
-            _invalid(f"labs[{i}].unit", f"'{lab.unit}' is not a unit for {lab.test}; "
-                     f"expected one of {', '.join(UNITS_BY_TEST[lab.test])}")
+            _invalid(
+                f"labs[{i}].unit",
+                f"'{lab.unit}' is not a unit for {lab.test}; expected one of {', '.join(UNITS_BY_TEST[lab.test])}",
+            )
         if lab.date > as_of:
             _invalid(f"labs[{i}].date", f"{lab.date} is after as_of {as_of}")
     for i, transfusion in enumerate(request.transfusions):

@@ -36,9 +36,7 @@ MESSAGES: Final[dict[str, str]] = {
         "in patients with known risk factors for thromboembolism."
     ),
     "platelets_high": "Platelet count is above the hold threshold: do not give the dose.",
-    "platelets_not_low": (
-        "Platelet count is not low: treatment is for low counts only, never to normalise them."
-    ),
+    "platelets_not_low": ("Platelet count is not low: treatment is for low counts only, never to normalise them."),
     "pre_procedure_platelets_low": (
         "Platelet count before the procedure is below 50 x10^9/L; in the trials such patients were "
         "transfused. The treating clinician decides."
@@ -46,8 +44,7 @@ MESSAGES: Final[dict[str, str]] = {
     "max_dose": "Already at the maximum dose; it cannot be increased further.",
     "no_response": "No adequate response at the maximum dose: treatment is to be stopped.",
     "rebound_thrombocytopenia": (
-        "After stopping, platelets may fall below the pre-treatment level: check counts weekly "
-        "for at least 2 weeks."
+        "After stopping, platelets may fall below the pre-treatment level: check counts weekly for at least 2 weeks."
     ),
     "missing_lab": "No result of the deciding test: a new one is needed before deciding.",
     "stale_lab": "The latest deciding result is more than 7 days old: repeat it before deciding.",
@@ -83,9 +80,7 @@ MESSAGES: Final[dict[str, str]] = {
         "The timing does not fit the label: start 8 to 14 days before the procedure (13 in Japan) "
         "and do the procedure 2 to 8 days after the last dose."
     ),
-    "protocol_derived": (
-        "These thresholds come from a protocol-derived guide, not from the drug's label."
-    ),
+    "protocol_derived": ("These thresholds come from a protocol-derived guide, not from the drug's label."),
     "cit_target_reached": "Platelet target for chemotherapy (100 x10^9/L or more) is reached.",
     "label_update_pending": (
         "The label's dosing sections were revised (2/2026); re-check this recommendation against "
@@ -96,8 +91,7 @@ MESSAGES: Final[dict[str, str]] = {
 # Drug-specific wording where the label says more than the shared text.
 DRUG_MESSAGES: Final[dict[tuple[str, str], str]] = {
     ("luspatercept", "thrombosis_risk"): (
-        "Thromboembolic events can occur; splenectomy and hormone therapy raise the risk. "
-        "Consider thromboprophylaxis."
+        "Thromboembolic events can occur; splenectomy and hormone therapy raise the risk. Consider thromboprophylaxis."
     ),
     ("hetrombopag", "thrombosis_risk"): (
         "Thrombotic and thromboembolic complications can occur. Do not aim for normal platelet counts."

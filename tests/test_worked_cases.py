@@ -69,8 +69,13 @@ def test_case_03_romiplostim_one_high_week_continues():
 def test_case_04_romiplostim_hold_above_400():
     r = run(romiplostim(labs=[platelets(420, "2026-11-21")]))
     assert r["action"] == "hold"
-    assert r["dose"] is None and r["total"] is None and r["volume_ml"] is None and r["injections"] is None
-    assert r["vials"] == [] and r["next_dose_date"] is None and r["schedule"] == []
+    assert r["dose"] is None
+    assert r["total"] is None
+    assert r["volume_ml"] is None
+    assert r["injections"] is None
+    assert r["vials"] == []
+    assert r["next_dose_date"] is None
+    assert r["schedule"] == []
     assert r["warnings"][0]["code"] == "platelets_high"
     assert r["warnings"][0]["severity"] == "critical"
     assert codes(r) == ["platelets_high", "thrombosis_risk"]
@@ -99,10 +104,12 @@ def test_case_06_romiplostim_eu_reduces_where_us_continues():
 
 
 def test_case_07_romiplostim_no_response_at_maximum():
-    r = run(romiplostim(
-        current_dose=dose(10, "mcg/kg", "2026-10-25", "2026-11-15"),
-        labs=[platelets(20, "2026-11-21")],
-    ))
+    r = run(
+        romiplostim(
+            current_dose=dose(10, "mcg/kg", "2026-10-25", "2026-11-15"),
+            labs=[platelets(20, "2026-11-21")],
+        )
+    )
     assert r["action"] == "discontinue"
     assert r["dose"] is None
     assert codes(r) == ["no_response", "rebound_thrombocytopenia", "thrombosis_risk"]
@@ -112,11 +119,13 @@ def test_case_07_romiplostim_no_response_at_maximum():
 
 
 def test_case_08_romiplostim_child_increase_weight_reassess():
-    r = run(romiplostim(
-        patient={"weight_kg": 18, "age_years": 6},
-        current_dose=dose(1, "mcg/kg", "2026-11-01", "2026-11-15"),
-        labs=[platelets(30, "2026-11-21")],
-    ))
+    r = run(
+        romiplostim(
+            patient={"weight_kg": 18, "age_years": 6},
+            current_dose=dose(1, "mcg/kg", "2026-11-01", "2026-11-15"),
+            labs=[platelets(30, "2026-11-21")],
+        )
+    )
     assert r["action"] == "increase"
     assert r["dose"] == {"amount": 2, "unit": "mcg/kg"}
     assert r["total"] == {"amount": 36, "unit": "mcg"}
@@ -127,11 +136,13 @@ def test_case_08_romiplostim_child_increase_weight_reassess():
 
 
 def test_case_09_romiplostim_small_dose_is_diluted():
-    r = run(romiplostim(
-        patient={"weight_kg": 12, "age_years": 2, "weight_date": "2026-11-01"},
-        current_dose=dose(1, "mcg/kg", "2026-11-01", "2026-11-15"),
-        labs=[platelets(60, "2026-11-21")],
-    ))
+    r = run(
+        romiplostim(
+            patient={"weight_kg": 12, "age_years": 2, "weight_date": "2026-11-01"},
+            current_dose=dose(1, "mcg/kg", "2026-11-01", "2026-11-15"),
+            labs=[platelets(60, "2026-11-21")],
+        )
+    )
     assert r["action"] == "continue"
     assert r["total"] == {"amount": 12, "unit": "mcg"}
     assert r["volume_ml"] == 0.1
@@ -157,7 +168,9 @@ def test_case_11_hetrombopag_itp_increase():
     assert r["action"] == "increase"
     assert r["dose"] == {"amount": 5, "unit": "mg"}
     assert r["total"] == {"amount": 5, "unit": "mg"}
-    assert r["volume_ml"] is None and r["injections"] is None and r["vials"] == []
+    assert r["volume_ml"] is None
+    assert r["injections"] is None
+    assert r["vials"] == []
     assert r["next_dose_date"] == "2026-11-22"
     assert r["next_monitoring"] == {"date": "2026-11-29", "tests": ["platelets"]}
     assert codes(r) == ["thrombosis_risk", "empty_stomach", "protocol_derived"]
@@ -190,9 +203,13 @@ def test_case_14_hetrombopag_hold():
 
 
 def test_case_15_hetrombopag_resume():
-    r = run(hetrombopag(
-        on_hold=True, current_dose=dose(7.5, "mg", "2026-10-01", "2026-11-15"), labs=[platelets(140, "2026-11-21")],
-    ))
+    r = run(
+        hetrombopag(
+            on_hold=True,
+            current_dose=dose(7.5, "mg", "2026-10-01", "2026-11-15"),
+            labs=[platelets(140, "2026-11-21")],
+        )
+    )
     assert r["action"] == "resume"
     assert r["dose"] == {"amount": 5, "unit": "mg"}
     assert r["next_dose_date"] == "2026-11-22"
@@ -208,7 +225,13 @@ def test_case_16_hetrombopag_cit_start_is_protocol_derived():
 
 
 def test_case_17_hetrombopag_cit_increase():
-    r = run(hetrombopag("cit", current_dose=dose(7.5, "mg", "2026-11-01", "2026-11-21"), labs=[platelets(80, "2026-11-21")]))
+    r = run(
+        hetrombopag(
+            "cit",
+            current_dose=dose(7.5, "mg", "2026-11-01", "2026-11-21"),
+            labs=[platelets(80, "2026-11-21")],
+        )
+    )
     assert r["action"] == "increase"
     assert r["dose"] == {"amount": 10, "unit": "mg"}
 
@@ -284,19 +307,25 @@ def test_case_23_luspatercept_mds_increase_split():
     assert r["next_dose_date"] == "2026-11-22"
     assert r["next_monitoring"] == {"date": "2026-12-13", "tests": ["hemoglobin"]}
     assert codes(r) == [
-        "hypertension", "thrombosis_risk", "embryo_fetal_toxicity", "label_update_pending", "split_injection",
+        "hypertension",
+        "thrombosis_risk",
+        "embryo_fetal_toxicity",
+        "label_update_pending",
+        "split_injection",
     ]
     assert rules(r) == ["luspatercept.increase", "dose.split_injection"]
 
 
 def test_case_24_luspatercept_hold_hb_high():
-    r = run(luspatercept(
-        "beta_thalassemia",
-        patient={"weight_kg": 60},
-        current_dose=dose(1.25, "mg/kg", "2026-09-01", "2026-11-01"),
-        transfusions=[{"date": "2026-10-20", "units": 2}],
-        labs=[hemoglobin(11.8, "2026-11-21")],
-    ))
+    r = run(
+        luspatercept(
+            "beta_thalassemia",
+            patient={"weight_kg": 60},
+            current_dose=dose(1.25, "mg/kg", "2026-09-01", "2026-11-01"),
+            transfusions=[{"date": "2026-10-20", "units": 2}],
+            labs=[hemoglobin(11.8, "2026-11-21")],
+        )
+    )
     assert r["action"] == "hold"
     assert r["dose"] is None
     assert r["next_monitoring"] == {"date": "2026-11-29", "tests": ["hemoglobin"]}
@@ -305,13 +334,15 @@ def test_case_24_luspatercept_hold_hb_high():
 
 
 def test_case_25_luspatercept_hb_rise_reduces():
-    r = run(luspatercept(
-        "beta_thalassemia",
-        patient={"weight_kg": 60},
-        current_dose=dose(1, "mg/kg", "2026-10-11", "2026-11-01"),
-        transfusions=[],
-        labs=[hemoglobin(8.6, "2026-11-03"), hemoglobin(10.9, "2026-11-21")],
-    ))
+    r = run(
+        luspatercept(
+            "beta_thalassemia",
+            patient={"weight_kg": 60},
+            current_dose=dose(1, "mg/kg", "2026-10-11", "2026-11-01"),
+            transfusions=[],
+            labs=[hemoglobin(8.6, "2026-11-03"), hemoglobin(10.9, "2026-11-21")],
+        )
+    )
     assert r["action"] == "decrease"
     assert r["dose"] == {"amount": 0.8, "unit": "mg/kg"}
     assert r["total"] == {"amount": 48, "unit": "mg"}
