@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     recommend.add_argument("file", nargs="?", metavar="FILE", help="request file (default: standard input)")
     recommend.add_argument("--batch", action="store_true", help="JSON Lines: one request per line")
+    recommend.add_argument(
+        "--pretty", action="store_true", help="indent the single response for people (not with --batch)"
+    )
     return parser
 
 
@@ -34,7 +37,7 @@ def _open_input(path: str | None) -> BinaryIO:
     return sys.stdin.buffer if path in (None, "-") else open(path, "rb")
 
 
-def run_recommend(path: str | None, batch: bool) -> int:
+def run_recommend(path: str | None, batch: bool, pretty: bool = False) -> int:
     from core.contract import recommend_json, recommend_lines
 
     try:
@@ -54,6 +57,10 @@ def run_recommend(path: str | None, batch: bool) -> int:
             print(f"hemadose recommend: cannot read input: {exc}", file=sys.stderr)
             return EXIT_UNREADABLE
     line, ok = recommend_json(text)
+    if pretty:
+        import json
+
+        line = json.dumps(json.loads(line), indent=2, ensure_ascii=False)
     out.write(line + "\n")
     return EXIT_OK if ok else EXIT_INVALID
 
@@ -61,7 +68,9 @@ def run_recommend(path: str | None, batch: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "recommend":
-        return run_recommend(args.file, args.batch)
+        if args.batch and args.pretty:
+            _parser().error("--pretty is for a single request, not --batch")
+        return run_recommend(args.file, args.batch, args.pretty)
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 
-from core.engine import recommend
+from core.engine import recommend, recommend_data
 from core.errors import RequestError, from_validation_error
 from core.models import DoseRequest, DoseResponse, ErrorResponse
 
@@ -27,9 +28,17 @@ def decide_json(text: str | bytes) -> DoseResponse | ErrorResponse:
 
 
 def recommend_json(text: str | bytes) -> tuple[str, bool]:
-    """One request -> (one line of JSON, whether it is a recommendation rather than an error)."""
-    result = decide_json(text)
-    return result.model_dump_json(), isinstance(result, DoseResponse)
+    """One request -> (one line of JSON, whether it is a recommendation rather than an error).
+
+    The same bytes as `decide_json(text).model_dump_json()`, without building the response models.
+    """
+    try:
+        request = DoseRequest.model_validate_json(text)
+        return to_json(recommend_data(request)).decode(), True
+    except ValidationError as exc:
+        return from_validation_error(exc).to_response().model_dump_json(), False
+    except RequestError as exc:
+        return exc.to_response().model_dump_json(), False
 
 
 def recommend_lines(lines: Iterable[str | bytes]) -> Iterator[str]:

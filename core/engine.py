@@ -11,15 +11,16 @@ import datetime as dt
 import math
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 from core.errors import RequestError
 from core.framework import Context, Decision, Dispensing, DrugRules, Modifier, Packaging
-from core.models import Amount, DoseRequest, DoseResponse, Monitoring, Rationale, Vial, Warning
+from core.models import DoseRequest, DoseResponse
 from core.numbers import HUNDREDTH, TENTH, fmt, json_number, round_half_up
 from core.registry import rules_for
 from core.units import PLAUSIBILITY
 from core.validation import check_plausibility, check_shape
-from core.warnings import message, severity, sort_key
+from core.warnings import ordered_warnings
 
 RULESET_VERSION = "v1"
 
@@ -46,64 +47,76 @@ def validate(request: DoseRequest) -> Context:
     except KeyError:  # pragma: no cover - the model's Literal admits only registered drugs
         raise RequestError("invalid_request", f"drug: '{request.drug}' has no rules", "drug") from None
     check_shape(request, rules.profile)
-    check_plausibility(request)
-    return Context.of(request, rules.profile)
+    ctx = Context.of(request, rules.profile)
+    check_plausibility(ctx)
+    return ctx
 
 
 def recommend(request: DoseRequest) -> DoseResponse:
     """The next dose, its date, the next monitoring and the warnings, with rule ids and sources."""
+    return DoseResponse.model_validate(recommend_data(request))
+
+
+def recommend_data(request: DoseRequest) -> dict[str, Any]:
+    """The response as plain data in the model's field order, for the JSON path to serialise as is.
+
+    Building it once and validating it once (in `recommend`) is cheaper than building each nested
+    model; tests hold the JSON of this data byte-identical to the validated model's.
+    """
     ctx = validate(request)
     rules = rules_for(request.drug)
-    decision = rules.decide(ctx)
-    return _build(ctx, rules, decision)
+    return _build(ctx, rules, rules.decide(ctx))
 
 
-def _build(ctx: Context, rules: DrugRules, decision: Decision) -> DoseResponse:
+def _build(ctx: Context, rules: DrugRules, decision: Decision) -> dict[str, Any]:
+    """The response as plain data; this is the hot path of a batch, so it stays flat."""
     profile = ctx.profile
-    request = ctx.request
-    modifiers: list[Modifier] = []
-    dispensing: Dispensing | None = None
-    next_dose: dt.date | None = None
+    drug, region = profile.drug, ctx.region
+    modifiers = _unusual_values(ctx) + rules.modifiers(ctx, decision, None)
+    dose = total = volume_ml = injections = next_dose = None
+    vials: list[dict[str, Any]] = []
     schedule: list[dt.date] = []
     if decision.dose is not None:
         assert decision.action in _DOSE_GIVEN, decision
-        weight = request.patient.weight_kg
-        dispensing = dispense(profile.packaging, decision.dose, weight if profile.weight_based else None)
-        modifiers += dispensing.modifiers
+        weight = ctx.request.patient.weight_kg if profile.weight_based else None
+        dispensing = dispense(profile.packaging, decision.dose, weight)
         next_dose, timing = _next_dose_date(ctx, decision)
-        modifiers += timing
+        modifiers += dispensing.modifiers + timing
+        dose = {"amount": json_number(decision.dose), "unit": profile.dosing_unit}
+        total = {"amount": json_number(dispensing.total), "unit": profile.total_unit}
+        if dispensing.volume_ml is not None:
+            volume_ml = json_number(dispensing.volume_ml)
+        injections = dispensing.injections
+        vials = [{"size": size, "unit": profile.total_unit, "count": count} for size, count in dispensing.vials]
         schedule = decision.schedule if decision.schedule is not None else [next_dose]
-    modifiers += _unusual_values(ctx)
-    modifiers += rules.modifiers(ctx, decision, next_dose)
-    modifiers.sort(key=lambda m: _MODIFIER_RANK[m.rule])
-
-    codes = set(decision.warnings)
-    codes.update(m.code for m in modifiers)
-    codes.update(rules.standing_warnings(ctx, decision))
-    drug = profile.drug
-    warnings = [
-        Warning(code=code, severity=severity(code), message=message(drug, code)) for code in sorted(codes, key=sort_key)
-    ]
-    rationale = [Rationale(rule=decision.rule, source=rules.source(decision.rule, ctx.region), text=decision.text)]
-    rationale += [Rationale(rule=m.rule, source=rules.source(m.rule, ctx.region), text=m.text) for m in modifiers]
-
+    if len(modifiers) > 1:
+        modifiers.sort(key=lambda m: _MODIFIER_RANK[m.rule])
+    codes = {*decision.warnings, *rules.standing_warnings(ctx, decision)}
+    rationale = [{"rule": decision.rule, "source": _source(drug, decision.rule, region), "text": decision.text}]
+    for modifier in modifiers:
+        codes.add(modifier.code)
+        rationale.append({"rule": modifier.rule, "source": _source(drug, modifier.rule, region), "text": modifier.text})
     monitor_on = decision.monitor_on or rules.monitoring(ctx, decision, next_dose)
-    return DoseResponse(
-        action=decision.action,
-        dose=None if decision.dose is None else Amount(amount=json_number(decision.dose), unit=profile.dosing_unit),
-        total=None if dispensing is None else Amount(amount=json_number(dispensing.total), unit=profile.total_unit),
-        volume_ml=None if dispensing is None or dispensing.volume_ml is None else json_number(dispensing.volume_ml),
-        injections=None if dispensing is None else dispensing.injections,
-        vials=[]
-        if dispensing is None
-        else [Vial(size=json_number(size), unit=profile.total_unit, count=count) for size, count in dispensing.vials],
-        next_dose_date=next_dose,
-        schedule=schedule,
-        next_monitoring=None if monitor_on is None else Monitoring(date=monitor_on, tests=[profile.deciding_test]),
-        warnings=warnings,
-        rationale=rationale,
-        ruleset=f"{drug}/{ctx.region}",
-    )
+    return {
+        "action": decision.action,
+        "dose": dose,
+        "total": total,
+        "volume_ml": volume_ml,
+        "injections": injections,
+        "vials": vials,
+        "next_dose_date": next_dose,
+        "schedule": schedule,
+        "next_monitoring": None if monitor_on is None else {"date": monitor_on, "tests": [profile.deciding_test]},
+        "warnings": ordered_warnings(drug, codes),
+        "rationale": rationale,
+        "ruleset": f"{drug}/{region}",
+    }
+
+
+@lru_cache(maxsize=1024)
+def _source(drug: str, rule: str, region: str) -> str:
+    """Sources are fixed per drug, rule and region: looked up once."""
+    return rules_for(drug).source(rule, region)
 
 
 def dispense(packaging: Packaging | None, dose: Decimal, weight_kg: Decimal | None) -> Dispensing:
@@ -140,7 +153,7 @@ def dispense(packaging: Packaging | None, dose: Decimal, weight_kg: Decimal | No
 
 
 @lru_cache(maxsize=8192)
-def choose_vials(total: Decimal, sizes: tuple[Decimal, ...]) -> tuple[tuple[Decimal, int], ...]:
+def choose_vials(total: Decimal, sizes: tuple[Decimal, ...]) -> tuple[tuple[int | float, int], ...]:
     """The vials covering `total` with the least excess; among equals the fewest vials.
 
     Where two combinations still tie (500+125+125 and 3 x 250 for 750 mcg), the one with more of
@@ -166,7 +179,7 @@ def choose_vials(total: Decimal, sizes: tuple[Decimal, ...]) -> tuple[tuple[Deci
             search(index + 1, (*counts, count), covered + count * size)
 
     search(0, (), Decimal(0))
-    return tuple((size, count) for size, count in zip(sizes, best, strict=True) if count)
+    return tuple((json_number(size), count) for size, count in zip(sizes, best, strict=True) if count)
 
 
 def _next_dose_date(ctx: Context, decision: Decision) -> tuple[dt.date, list[Modifier]]:

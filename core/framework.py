@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from core.models import Action, DoseRequest, LabTest
 from core.numbers import fmt
-from core.units import to_deciding_unit
+from core.units import HEMOGLOBIN_FACTORS, PLATELET_FACTORS
 
 ONE_WEEK = dt.timedelta(days=7)
 FRESH_DAYS = 7
@@ -91,14 +91,18 @@ class Context:
     as_of: dt.date
     platelets: list[Result]
     hemoglobin: list[Result]
+    deciding: Result | None  # the latest deciding result on or before as_of (section 0)
 
     @classmethod
     def of(cls, request: DoseRequest, profile: DrugProfile) -> Context:
         platelets: list[Result] = []
         hemoglobin: list[Result] = []
-        for index, lab in enumerate(request.labs):
-            value = to_deciding_unit(lab.test, lab.value, lab.unit)
-            (platelets if lab.test == "platelets" else hemoglobin).append(Result(lab.date, value, index))
+        for position, lab in enumerate(request.labs):
+            if lab.test == "platelets":
+                platelets.append(Result(lab.date, lab.value * PLATELET_FACTORS[lab.unit], position))
+            else:
+                hemoglobin.append(Result(lab.date, lab.value * HEMOGLOBIN_FACTORS[lab.unit], position))
+        deciding_results = platelets if profile.deciding_test == "platelets" else hemoglobin
         return cls(
             request=request,
             profile=profile,
@@ -106,15 +110,8 @@ class Context:
             as_of=request.as_of,
             platelets=platelets,
             hemoglobin=hemoglobin,
+            deciding=latest(deciding_results, on_or_before=request.as_of),
         )
-
-    @property
-    def deciding_results(self) -> list[Result]:
-        return self.platelets if self.profile.deciding_test == "platelets" else self.hemoglobin
-
-    @property
-    def deciding(self) -> Result | None:
-        return latest(self.deciding_results, on_or_before=self.as_of)
 
     @property
     def days_at_level(self) -> int:
@@ -165,7 +162,7 @@ class Dispensing:
     total: Decimal
     volume_ml: Decimal | None = None
     injections: int | None = None
-    vials: list[tuple[Decimal, int]] = field(default_factory=list)
+    vials: Sequence[tuple[int | float, int]] = ()  # (size as a JSON number, count), largest first
     modifiers: list[Modifier] = field(default_factory=list)
 
 

@@ -118,11 +118,13 @@ class DoseRequest(_Request):
     indication: Indication
     region: Region | None = None
     as_of: IsoDate
-    patient: Annotated[Patient, BeforeValidator(lambda v: Patient() if v is None else v)] = Patient()
+    patient: Annotated[Patient, BeforeValidator(lambda v: Patient() if v is None else v)] = Field(
+        default_factory=Patient
+    )
     current_dose: CurrentDose | None = None
     on_hold: JsonBool = False
-    labs: Annotated[list[Lab], BeforeValidator(_null_means_empty)] = []
-    transfusions: Annotated[list[Transfusion], BeforeValidator(_null_means_empty)] = []
+    labs: Annotated[list[Lab], BeforeValidator(_null_means_empty)] = Field(default_factory=list)
+    transfusions: Annotated[list[Transfusion], BeforeValidator(_null_means_empty)] = Field(default_factory=list)
     baseline_rbc_units_per_12_weeks: JsonNumber | None = Field(default=None, ge=0)
     procedure_date: IsoDate | None = None
     adverse_reaction: AdverseReaction | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 TENTH = Decimal("0.1")
 HUNDREDTH = Decimal("0.01")
@@ -14,10 +15,11 @@ def round_half_up(value: Decimal, step: Decimal) -> Decimal:
 
 def json_number(value: Decimal) -> int | float:
     """288 stays 288 and 93.1 stays 93.1: the shortest JSON number for a Decimal."""
-    integral = value.to_integral_value()
-    return int(integral) if value == integral else float(value)
+    number = float(value)  # exact enough: every value here has at most a few decimals
+    return int(number) if number.is_integer() else number
 
 
+@lru_cache(maxsize=4096)
 def fmt(value: Decimal) -> str:
     """A Decimal for people: no exponent, no trailing zeros (3.750 -> 3.75, 10.0 -> 10)."""
     text = format(value, "f")

@@ -9,10 +9,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from core.errors import RequestError
-from core.framework import DrugProfile
+from core.framework import Context, DrugProfile
 from core.models import DoseRequest, Lab
 from core.numbers import fmt
-from core.units import PLAUSIBILITY, UNITS_BY_TEST, to_deciding_unit
+from core.units import PLAUSIBILITY, UNITS_BY_TEST
 
 
 def check_shape(request: DoseRequest, profile: DrugProfile) -> None:
@@ -67,17 +67,22 @@ def check_shape(request: DoseRequest, profile: DrugProfile) -> None:
         _invalid("procedure_date", "required for lusutrombopag, which is timed by the procedure")
 
 
-def check_plausibility(request: DoseRequest) -> None:
-    """Values outside the bounds of RULES.md section 0: `implausible_value`, naming the likely slip."""
-    patient = request.patient
+def check_plausibility(ctx: Context) -> None:
+    """Values outside the bounds of RULES.md section 0: `implausible_value`, naming the likely slip.
+
+    Uses the context's converted lab values, so each value is converted once per request.
+    """
+    patient = ctx.request.patient
     if patient.weight_kg is not None and PLAUSIBILITY["weight_kg"].implausible(patient.weight_kg):
         _implausible("patient.weight_kg", _weight_message(patient.weight_kg))
     if patient.age_years is not None and PLAUSIBILITY["age_years"].implausible(patient.age_years):
         _implausible("patient.age_years", _age_message(patient.age_years))
-    for i, lab in enumerate(request.labs):
-        value = to_deciding_unit(lab.test, lab.value, lab.unit)
-        if PLAUSIBILITY[lab.test].implausible(value):
-            _implausible(f"labs[{i}].value", _lab_message(lab, value))
+    platelets, hemoglobin = PLAUSIBILITY["platelets"], PLAUSIBILITY["hemoglobin"]
+    bad = [r for r in ctx.platelets if platelets.implausible(r.value)]
+    bad += [r for r in ctx.hemoglobin if hemoglobin.implausible(r.value)]
+    if bad:
+        first = min(bad, key=lambda r: r.position)
+        _implausible(f"labs[{first.position}].value", _lab_message(ctx.request.labs[first.position], first.value))
 
 
 def _invalid(field: str, message: str) -> None:
@@ -101,7 +106,8 @@ def _lab_message(lab: Lab, value: Decimal) -> str:
     for unit, factor in UNITS_BY_TEST["hemoglobin"].items():
         candidate = lab.value * factor
         if unit != lab.unit and not bounds.implausible(candidate) and not bounds.unusual(candidate):
-            return f"{stated}; did you mean {fmt(lab.value)} {unit} ({fmt(candidate)} g/dL)?"
+            converted = "" if unit == "g/dL" else f" ({fmt(candidate)} g/dL)"
+            return f"{stated}; did you mean {fmt(lab.value)} {unit}{converted}?"
     return stated
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Final
 
-from core.models import Severity
+from core.models import Severity, Warning
 
 CRITICAL: Final = frozenset({"platelets_high", "pre_procedure_platelets_low"})
 WARNING: Final = frozenset(
@@ -114,3 +115,17 @@ def sort_key(code: str) -> tuple[int, str]:
 
 def message(drug: str, code: str) -> str:
     return DRUG_MESSAGES.get((drug, code)) or MESSAGES[code]
+
+
+@cache
+def warning(drug: str, code: str) -> Warning:
+    """The warning entry of a response; immutable, so built once per drug and code."""
+    return Warning(code=code, severity=severity(code), message=message(drug, code))
+
+
+def ordered_warnings(drug: str, codes: set[str]) -> list[Warning]:
+    """Each code once, in the contract's order."""
+    return [warning(drug, code) for code in sorted(codes, key=_ORDER.__getitem__)]
+
+
+_ORDER: Final = {code: sort_key(code) for code in MESSAGES}

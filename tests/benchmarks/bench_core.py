@@ -1,0 +1,173 @@
+"""Dosing-core benchmark: throughput against the pydantic floor, and one `hemadose recommend` process.
+
+    python tests/benchmarks/bench_core.py [--requests 10000] [--repeat 5]
+
+(a) recommendations per second through the in-process batch path (`core.recommend_lines`) over
+mixed requests for every drug, indication and region; (b) the floor: parsing the same requests
+and serialising the same responses with pydantic alone. Goal: (a) time / (b) time <= 2.0.
+Then the wall time of one `hemadose recommend` process (goal < 0.3 s) and whether it loaded
+the Telegram stack (it must not). Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from core.contract import decide_json, recommend_lines  # noqa: E402
+from core.models import DoseRequest, DoseResponse  # noqa: E402
+
+AS_OF = dt.date(2026, 11, 22)
+
+
+def _day(offset: int) -> str:
+    return str(AS_OF - dt.timedelta(days=offset))
+
+
+def _platelets(rng: random.Random, high: int = 600) -> dict[str, Any]:
+    unit, factor = rng.choice([("10^9/L", 1), ("10^3/uL", 1), ("G/L", 1), ("/uL", 1000)])
+    return {"test": "platelets", "value": rng.randint(5, high) * factor, "unit": unit, "date": _day(rng.randint(0, 9))}
+
+
+def _hemoglobin(rng: random.Random, offset: int) -> dict[str, Any]:
+    value = rng.randint(70, 125) / 10
+    unit, shown = rng.choice([("g/dL", value), ("g/L", value * 10), ("mmol/L", round(value / 1.611, 2))])
+    return {"test": "hemoglobin", "value": shown, "unit": unit, "date": _day(offset)}
+
+
+def _dose(rng: random.Random, amount: float, unit: str, interval: int) -> dict[str, Any]:
+    since = rng.randint(interval, 60)
+    return {"amount": amount, "unit": unit, "since": _day(since), "last_given": _day(rng.randint(0, min(since, interval)))}
+
+
+def make_request(rng: random.Random) -> dict[str, Any]:
+    """One plausible request; roughly equal shares of the four drugs."""
+    drug = rng.choice(["romiplostim", "hetrombopag", "lusutrombopag", "luspatercept"])
+    request: dict[str, Any] = {"drug": drug, "as_of": str(AS_OF)}
+    if drug == "romiplostim":
+        request |= {
+            "indication": "itp",
+            "region": rng.choice(["us", "eu"]),
+            "patient": {"weight_kg": rng.randint(10, 120), "age_years": rng.randint(2, 80)},
+            "labs": [_platelets(rng) for _ in range(rng.randint(1, 3))],
+        }
+        if rng.random() < 0.85:
+            request["current_dose"] = _dose(rng, rng.randint(1, 10), "mcg/kg", 7)
+            request["on_hold"] = rng.random() < 0.15
+    elif drug == "hetrombopag":
+        indication = rng.choice(["itp", "cit"])
+        levels = [2.5, 3.75, 5, 7.5] if indication == "itp" else [2.5, 5, 7.5, 10, 12.5, 15]
+        request |= {"indication": indication, "labs": [_platelets(rng) for _ in range(rng.randint(1, 3))]}
+        if rng.random() < 0.85:
+            request["current_dose"] = _dose(rng, rng.choice(levels), "mg", 1)
+            request["on_hold"] = rng.random() < 0.15
+    elif drug == "lusutrombopag":
+        request |= {
+            "indication": "cld_procedure",
+            "region": rng.choice(["us", "jp"]),
+            "procedure_date": str(AS_OF + dt.timedelta(days=rng.randint(3, 20))),
+            "labs": [_platelets(rng, high=80) for _ in range(rng.randint(1, 2))],
+            "patient": {"child_pugh": rng.choice(["A", "B", "C"])},
+        }
+        if rng.random() < 0.4:
+            since = rng.randint(0, 8)
+            request["current_dose"] = {"amount": 3, "unit": "mg", "since": _day(since), "last_given": _day(rng.randint(0, since))}
+    else:
+        indication = rng.choice(["beta_thalassemia", "mds"])
+        levels = [0.6, 0.8, 1, 1.25] if indication == "beta_thalassemia" else [0.6, 0.8, 1, 1.33, 1.75]
+        request |= {
+            "indication": indication,
+            "patient": {"weight_kg": rng.randint(40, 110)},
+            "labs": [_hemoglobin(rng, rng.randint(0, 6)), _hemoglobin(rng, rng.randint(10, 25))],
+            "transfusions": [{"date": _day(rng.randint(1, 40)), "units": rng.randint(1, 3)} for _ in range(rng.randint(0, 3))],
+            "baseline_rbc_units_per_12_weeks": rng.randint(0, 12),
+        }
+        if rng.random() < 0.85:
+            request["current_dose"] = _dose(rng, rng.choice(levels), "mg/kg", 21) | {"doses_at_level": rng.randint(1, 4)}
+            request["on_hold"] = rng.random() < 0.15
+    return request
+
+
+def _best_of(repeat: int, work: Any) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bench_throughput(count: int, repeat: int) -> None:
+    rng = random.Random(20261122)
+    lines = [json.dumps(make_request(rng)) for _ in range(count)]
+    results = [decide_json(line) for line in lines]
+    responses = [r for r in results if isinstance(r, DoseResponse)]
+    actions: dict[str, int] = {}
+    for response in responses:
+        actions[response.action] = actions.get(response.action, 0) + 1
+    drugs = {d: sum(1 for r in responses if r.ruleset.startswith(d)) for d in ("romiplostim", "hetrombopag", "lusutrombopag", "luspatercept")}
+
+    def full_path() -> None:
+        for _ in recommend_lines(lines):
+            pass
+
+    def pydantic_floor() -> None:
+        for line, result in zip(lines, results, strict=True):
+            DoseRequest.model_validate_json(line)
+            result.model_dump_json()
+
+    full = _best_of(repeat, full_path)
+    floor = _best_of(repeat, pydantic_floor)
+    print(f"requests: {count} ({len(responses)} recommendations, {count - len(responses)} error objects)")
+    print("  by drug: " + ", ".join(f"{d} {n}" for d, n in drugs.items()))
+    print("  by action: " + ", ".join(f"{a} {n}" for a, n in sorted(actions.items())))
+    print(f"(a) in-process batch (recommend_lines): {count / full:,.0f} recommendations/s ({full * 1e6 / count:.1f} us each)")
+    print(f"(b) pydantic floor (parse + serialise): {count / floor:,.0f} requests/s ({floor * 1e6 / count:.1f} us each)")
+    print(f"ratio (a time / b time): {full / floor:.2f}  (goal <= 2.0)")
+
+
+def bench_process(runs: int) -> None:
+    exe = shutil.which("hemadose", path=str(Path(sys.executable).parent)) or shutil.which("hemadose")
+    command = [exe] if exe else [sys.executable, "-m", "bot.cli"]
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(make_request(random.Random(1)), handle)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([*command, "recommend", handle.name], capture_output=True, check=False)
+        times.append(time.perf_counter() - start)
+    probe = (
+        "import sys; from bot.cli import main; main(['recommend', sys.argv[1]]); "
+        "print(any(m.split('.')[0] == 'telegram' for m in sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, handle.name], capture_output=True, text=True, check=False)
+    Path(handle.name).unlink()
+    print(f"one `hemadose recommend` process ({' '.join(Path(c).name for c in command)}): "
+          f"median {statistics.median(times) * 1000:.0f} ms, best {min(times) * 1000:.0f} ms over {runs} runs  (goal < 300 ms)")
+    print(f"telegram stack imported by `hemadose recommend`: {done.stderr.strip().splitlines()[-1]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5, help="timed passes; the best is reported")
+    parser.add_argument("--process-runs", type=int, default=10)
+    args = parser.parse_args()
+    bench_throughput(args.requests, args.repeat)
+    bench_process(args.process_runs)
+
+
+if __name__ == "__main__":
+    main()

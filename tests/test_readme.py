@@ -1,0 +1,32 @@
+"""The README's quick start stays true: two commands, and CI runs the second one verbatim."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quick_start_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.+?)\n```", section)
+
+
+def test_quick_start_has_exactly_two_commands():
+    commands = quick_start_commands()
+    assert len(commands) == 2
+    assert all("\n" not in command for command in commands)
+
+
+def test_ci_runs_the_readme_test_command():
+    test_command = quick_start_commands()[1]
+    assert "pytest" in test_command
+    assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_quick_start_example_exists():
+    run_command = quick_start_commands()[0]
+    example = run_command.rsplit(" ", 1)[1]
+    assert (ROOT / example).is_file()
