@@ -14,10 +14,10 @@ from functools import lru_cache
 from typing import Any
 
 from core.errors import RequestError
-from core.framework import Context, Decision, Dispensing, DrugRules, Modifier, Packaging
+from core.framework import ONE_DAY, Context, Decision, Dispensing, DrugRules, Modifier, Packaging, days
 from core.models import DoseRequest, DoseResponse
 from core.numbers import HUNDREDTH, TENTH, fmt, json_number, round_half_up
-from core.registry import rules_for
+from core.registry import REGISTRY, rules_for
 from core.units import PLAUSIBILITY
 from core.validation import check_plausibility, check_shape
 from core.warnings import ordered_warnings
@@ -37,6 +37,7 @@ MODIFIER_ORDER = (
     "lusutrombopag.child_pugh_c",
 )
 _MODIFIER_RANK = {rule: rank for rank, rule in enumerate(MODIFIER_ORDER)}
+_INTERVALS = {rules.profile.interval_days: days(rules.profile.interval_days) for rules in REGISTRY.values()}
 _DOSE_GIVEN = frozenset({"start", "continue", "increase", "decrease", "resume"})
 
 
@@ -149,7 +150,7 @@ def dispense(packaging: Packaging | None, dose: Decimal, weight_kg: Decimal | No
                 f"Volume {fmt(volume)} mL is above {fmt(limit)} mL per site: give it as {injections} injections.",
             )
         )
-    return Dispensing(total, volume, injections, list(choose_vials(total, packaging.vial_sizes)), modifiers)
+    return Dispensing(total, volume, injections, choose_vials(total, packaging.vial_sizes), modifiers)
 
 
 @lru_cache(maxsize=8192)
@@ -192,8 +193,8 @@ def _next_dose_date(ctx: Context, decision: Decision) -> tuple[dt.date, list[Mod
         return as_of, []
     interval = ctx.profile.interval_days
     if interval == 1:
-        next_date = as_of + dt.timedelta(days=1) if dose.last_given == as_of else as_of
-        if dose.last_given < as_of - dt.timedelta(days=1) and not ctx.request.on_hold:
+        next_date = as_of + ONE_DAY if dose.last_given == as_of else as_of
+        if dose.last_given < as_of - ONE_DAY and not ctx.request.on_hold:
             return next_date, [
                 Modifier(
                     "dose.missed",
@@ -202,7 +203,7 @@ def _next_dose_date(ctx: Context, decision: Decision) -> tuple[dt.date, list[Mod
                 )
             ]
         return next_date, []
-    due = dose.last_given + dt.timedelta(days=interval)
+    due = dose.last_given + _INTERVALS[interval]
     if due < as_of:
         return as_of, [
             Modifier(
@@ -218,14 +219,19 @@ def _unusual_values(ctx: Context) -> list[Modifier]:
     """`value.unusual`: values inside the bounds but unusual, every one in the request."""
     found: list[str] = []
     weight = ctx.request.patient.weight_kg
-    if weight is not None and PLAUSIBILITY["weight_kg"].unusual(weight):
+    if weight is not None and not _WEIGHT_USUAL(weight):
         found.append(f"weight {fmt(weight)} kg")
     for result in ctx.platelets:
-        if PLAUSIBILITY["platelets"].unusual(result.value):
+        if not _PLATELETS_USUAL(result.value):
             found.append(f"platelets {fmt(result.value)} x10^9/L on {result.date}")
     for result in ctx.hemoglobin:
-        if PLAUSIBILITY["hemoglobin"].unusual(result.value):
+        if not _HB_USUAL(result.value):
             found.append(f"haemoglobin {fmt(result.value)} g/dL on {result.date}")
     if not found:
         return []
     return [Modifier("value.unusual", "unusual_value", "Unusual values, confirm them: " + "; ".join(found) + ".")]
+
+
+_WEIGHT_USUAL = PLAUSIBILITY["weight_kg"].is_usual
+_PLATELETS_USUAL = PLAUSIBILITY["platelets"].is_usual
+_HB_USUAL = PLAUSIBILITY["hemoglobin"].is_usual

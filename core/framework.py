@@ -12,12 +12,25 @@ from typing import NamedTuple
 
 from core.models import Action, DoseRequest, LabTest
 from core.numbers import fmt
-from core.units import HEMOGLOBIN_FACTORS, PLATELET_FACTORS
+from core.units import HEMOGLOBIN_FACTORS, PLATELET_FACTORS, PLAUSIBILITY
 
-ONE_WEEK = dt.timedelta(days=7)
+_DAY_SPANS = tuple(dt.timedelta(days=n) for n in range(64))  # made once: dates are shifted on every request
+
+
+def days(n: int) -> dt.timedelta:
+    """A span of `n` days (shared objects for the common small spans)."""
+    return _DAY_SPANS[n] if 0 <= n < len(_DAY_SPANS) else dt.timedelta(days=n)
+
+
+ONE_DAY = days(1)
+ONE_WEEK = days(7)
+FOUR_WEEKS = days(28)
 FRESH_DAYS = 7
+_FRESH = days(FRESH_DAYS)
 
 CONVENTIONS_SOURCE = "HemaDose ruleset v1, section 0 (conventions)"
+PLATELETS_BOUNDS = (PLAUSIBILITY["platelets"].low, PLAUSIBILITY["platelets"].high)
+HEMOGLOBIN_BOUNDS = (PLAUSIBILITY["hemoglobin"].low, PLAUSIBILITY["hemoglobin"].high)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,25 +105,42 @@ class Context:
     platelets: list[Result]
     hemoglobin: list[Result]
     deciding: Result | None  # the latest deciding result on or before as_of (section 0)
+    first_implausible: Result | None  # the first lab, in listed order, outside the plausibility bounds
 
     @classmethod
     def of(cls, request: DoseRequest, profile: DrugProfile) -> Context:
+        """One pass over the labs: convert each value once, note the deciding and implausible ones.
+
+        Call after the shape checks: every lab is then dated on or before `as_of`, so the deciding
+        result is simply the latest (of two on one date, the one listed last).
+        """
         platelets: list[Result] = []
         hemoglobin: list[Result] = []
+        deciding: Result | None = None
+        implausible: Result | None = None
+        deciding_test = profile.deciding_test
         for position, lab in enumerate(request.labs):
             if lab.test == "platelets":
-                platelets.append(Result(lab.date, lab.value * PLATELET_FACTORS[lab.unit], position))
+                result = Result(lab.date, lab.value * PLATELET_FACTORS[lab.unit], position)
+                platelets.append(result)
+                low, high = PLATELETS_BOUNDS
             else:
-                hemoglobin.append(Result(lab.date, lab.value * HEMOGLOBIN_FACTORS[lab.unit], position))
-        deciding_results = platelets if profile.deciding_test == "platelets" else hemoglobin
+                result = Result(lab.date, lab.value * HEMOGLOBIN_FACTORS[lab.unit], position)
+                hemoglobin.append(result)
+                low, high = HEMOGLOBIN_BOUNDS
+            if implausible is None and not low <= result.value <= high:
+                implausible = result
+            if lab.test == deciding_test and (deciding is None or result.date >= deciding.date):
+                deciding = result
         return cls(
-            request=request,
-            profile=profile,
-            region=request.region or profile.default_region,
-            as_of=request.as_of,
-            platelets=platelets,
-            hemoglobin=hemoglobin,
-            deciding=latest(deciding_results, on_or_before=request.as_of),
+            request,
+            profile,
+            request.region or profile.regions[0],
+            request.as_of,
+            platelets,
+            hemoglobin,
+            deciding,
+            implausible,
         )
 
     @property
@@ -143,11 +173,11 @@ class Decision:
     monitor_on: dt.date | None = None  # set only where the rule fixes it (a lab refer)
 
     def __post_init__(self) -> None:
-        self.text = self.text[:1].upper() + self.text[1:]
+        if self.text[:1].islower():  # texts often open with a lab ("platelets 32 ...")
+            self.text = self.text[0].upper() + self.text[1:]
 
 
-@dataclass(frozen=True, slots=True)
-class Modifier:
+class Modifier(NamedTuple):
     """A warning added by a modifier rule, with its rationale entry (section 0, "Rationale")."""
 
     rule: str
@@ -182,7 +212,7 @@ def check_deciding_lab(ctx: Context) -> Decision | None:
             "missing_lab",
             monitor_on=ctx.as_of,
         )
-    if result.date < ctx.as_of - dt.timedelta(days=FRESH_DAYS):
+    if result.date < ctx.as_of - _FRESH:
         return refer(
             "lab.stale",
             f"The latest {name} is from {result.date}, more than {FRESH_DAYS} days before {ctx.as_of}: "
@@ -194,11 +224,11 @@ def check_deciding_lab(ctx: Context) -> Decision | None:
 
 
 def describe_count(result: Result) -> str:
-    return f"platelets {fmt(result.value)} x10^9/L on {result.date}"
+    return f"platelets {fmt(result.value)} x10^9/L on {result.date.isoformat()}"
 
 
 def describe_hb(result: Result) -> str:
-    return f"haemoglobin {fmt(result.value)} g/dL on {result.date}"
+    return f"haemoglobin {fmt(result.value)} g/dL on {result.date.isoformat()}"
 
 
 # A drug's rules as the engine sees them.

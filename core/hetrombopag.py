@@ -13,6 +13,7 @@ from itertools import pairwise
 
 from core.framework import (
     CONVENTIONS_SOURCE,
+    FOUR_WEEKS,
     ONE_WEEK,
     Context,
     Decision,
@@ -20,6 +21,7 @@ from core.framework import (
     DrugRules,
     Modifier,
     check_deciding_lab,
+    days,
     describe_count,
     refer,
 )
@@ -76,7 +78,7 @@ RESUME_STEP = _D("2.5")
 CIT_TARGET = _D(100)
 MIN_DAYS_TO_JUDGE = 14
 STABLE_DAYS = 28
-TWICE_WEEKLY = dt.timedelta(days=3)
+TWICE_WEEKLY = days(3)
 
 _LABEL = "NMPA label (Hengqu)"
 _SEED = "seed 004_10abc0fc37725b39.txt (protocol-derived)"
@@ -194,7 +196,7 @@ def monitoring(ctx: Context, decision: Decision, next_dose: dt.date | None) -> d
         low = LADDERS[ctx.request.indication].low
         counts = [r for r in ctx.platelets if dose.since <= r.date <= ctx.as_of]
         if all(low <= r.value <= REDUCE_ABOVE for r in counts):
-            return ctx.as_of + dt.timedelta(days=28)
+            return ctx.as_of + FOUR_WEEKS
     return ctx.as_of + ONE_WEEK
 
 

@@ -17,6 +17,7 @@ from core.framework import (
     Packaging,
     Result,
     check_deciding_lab,
+    days,
     describe_hb,
     one_per_date,
     refer,
@@ -95,10 +96,6 @@ def source(rule: str, region: str) -> str:
     return _SOURCES.get(rule, f"{_PI} 2.3")
 
 
-def _days(n: int) -> dt.timedelta:
-    return dt.timedelta(days=n)
-
-
 def decide(ctx: Context) -> Decision:
     request = ctx.request
     ladder = LADDERS[request.indication]
@@ -149,7 +146,7 @@ def decide(ctx: Context) -> Decision:
             )
         return Decision("hold", "luspatercept.still_held", f"{seen}, above 11.0: keep holding.")
 
-    if hb.value >= HOLD_AT_OR_ABOVE and not _transfused(ctx, hb.date - _days(TRANSFUSION_FREE_DAYS), hb.date):
+    if hb.value >= HOLD_AT_OR_ABOVE and not _transfused(ctx, hb.date - days(TRANSFUSION_FREE_DAYS), hb.date):
         return Decision(
             "hold",
             "luspatercept.hb_high",
@@ -224,7 +221,7 @@ def _rise_from(ctx: Context, hb: Result) -> Result | None:
     """A value in the 21 days before `hb` that it exceeds by more than 2.0 with no transfusion between."""
     for earlier in sorted(one_per_date(ctx.hemoglobin), key=lambda r: r.date):
         if (
-            hb.date - _days(RISE_WINDOW_DAYS) <= earlier.date < hb.date
+            hb.date - days(RISE_WINDOW_DAYS) <= earlier.date < hb.date
             and hb.value - earlier.value > RISE_ABOVE
             and not _transfused(ctx, earlier.date, hb.date)
         ):
@@ -259,7 +256,7 @@ def monitoring(ctx: Context, decision: Decision, next_dose: dt.date | None) -> d
     if decision.action == "hold" or next_dose is None:
         return ctx.as_of + ONE_WEEK
     if next_dose == ctx.as_of:
-        return ctx.as_of + _days(PROFILE.interval_days)
+        return ctx.as_of + days(PROFILE.interval_days)
     return next_dose
 
 

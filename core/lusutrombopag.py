@@ -13,6 +13,7 @@ from core.framework import (
     DrugRules,
     Modifier,
     check_deciding_lab,
+    days,
     describe_count,
     latest,
     refer,
@@ -65,10 +66,6 @@ def source(rule: str, region: str) -> str:
     return table.get(rule, table["dosing"])
 
 
-def _days(n: int) -> dt.timedelta:
-    return dt.timedelta(days=n)
-
-
 def decide(ctx: Context) -> Decision:
     request = ctx.request
     procedure = request.procedure_date
@@ -85,7 +82,7 @@ def decide(ctx: Context) -> Decision:
             "severe_hepatic_impairment",
         )
     earliest, latest_start = START_WINDOW[ctx.region]
-    if ctx.as_of > procedure - _days(latest_start):
+    if ctx.as_of > procedure - days(latest_start):
         return refer(
             "lusutrombopag.too_late",
             f"The procedure on {procedure} is less than {latest_start} days away: too late to start a "
@@ -104,8 +101,8 @@ def decide(ctx: Context) -> Decision:
             f"{seen}, not below {fmt(NOT_LOW)}: studied only below 50, not to normalise counts.",
             "platelets_not_low",
         )
-    first = max(ctx.as_of, procedure - _days(earliest))
-    schedule = [first + _days(day) for day in range(COURSE_DAYS)]
+    first = max(ctx.as_of, procedure - days(earliest))
+    schedule = [first + days(day) for day in range(COURSE_DAYS)]
     return Decision(
         "start",
         "lusutrombopag.start",
@@ -120,15 +117,6 @@ def decide(ctx: Context) -> Decision:
 def _started(ctx: Context, day_one: dt.date, amount: Decimal) -> Decision:
     """Once started the course follows the calendar: no lab check."""
     request = ctx.request
-    if request.patient.child_pugh == "C" and ctx.region == "jp":
-        # RULES.md 3 lists `lusutrombopag.child_pugh_c` only before a start; a course of a drug the
-        # Japanese label contraindicates is not continued by the core: refer (safer reading).
-        return refer(
-            "lusutrombopag.child_pugh_c",
-            "Child-Pugh C: lusutrombopag is contraindicated in the Japanese label; "
-            "the clinician decides whether the course goes on.",
-            "severe_hepatic_impairment",
-        )
     if amount != DOSE:
         return refer(
             "dose.not_a_level", f"Current dose {fmt(amount)} mg: the only level is 3 mg.", "dose_outside_label"
@@ -137,7 +125,7 @@ def _started(ctx: Context, day_one: dt.date, amount: Decimal) -> Decision:
     assert dose is not None
     as_of = ctx.as_of
     day = (as_of - day_one).days + 1
-    last_day = day_one + _days(COURSE_DAYS - 1)
+    last_day = day_one + days(COURSE_DAYS - 1)
     if day > COURSE_DAYS or ctx.doses_at_level >= COURSE_DAYS or (day == COURSE_DAYS and dose.last_given == as_of):
         return Decision(
             "complete",
@@ -146,7 +134,7 @@ def _started(ctx: Context, day_one: dt.date, amount: Decimal) -> Decision:
         )
     if ctx.region == "jp" and day >= JP_STOP_DAY:
         baseline = latest(ctx.platelets, on_or_before=day_one)
-        recent = latest(ctx.platelets, on_or_after=day_one + _days(JP_STOP_DAY - 1))
+        recent = latest(ctx.platelets, on_or_after=day_one + days(JP_STOP_DAY - 1))
         if (
             baseline is not None
             and recent is not None
@@ -159,8 +147,8 @@ def _started(ctx: Context, day_one: dt.date, amount: Decimal) -> Decision:
                 f"Day {day}: {describe_count(recent)}, at least 50 and {fmt(recent.value - baseline.value)} "
                 f"above the baseline {fmt(baseline.value)} on {baseline.date}: target reached, stop the course.",
             )
-    next_date = as_of + _days(1) if dose.last_given == as_of else as_of
-    schedule = [next_date + _days(n) for n in range((last_day - next_date).days + 1)]
+    next_date = as_of + days(1) if dose.last_given == as_of else as_of
+    schedule = [next_date + days(n) for n in range((last_day - next_date).days + 1)]
     return Decision(
         "continue",
         "lusutrombopag.continue",
@@ -185,10 +173,10 @@ def monitoring(ctx: Context, decision: Decision, next_dose: dt.date | None) -> d
     assert procedure is not None
     day_one = _course_start(ctx, decision)
     if ctx.region == "jp" and day_one is not None:
-        day_five = day_one + _days(JP_STOP_DAY - 1)
+        day_five = day_one + days(JP_STOP_DAY - 1)
         if ctx.as_of <= day_five and not any(r.date == day_five for r in ctx.platelets):
             return day_five
-    return max(procedure - _days(PRE_PROCEDURE_DAYS), ctx.as_of)
+    return max(procedure - days(PRE_PROCEDURE_DAYS), ctx.as_of)
 
 
 def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> list[Modifier]:
@@ -198,7 +186,7 @@ def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> li
     found: list[Modifier] = []
     day_one = _course_start(ctx, decision)
     if day_one is not None:
-        gap = (procedure - (day_one + _days(COURSE_DAYS - 1))).days
+        gap = (procedure - (day_one + days(COURSE_DAYS - 1))).days
         low, high = PROCEDURE_AFTER_LAST_DOSE
         if not low <= gap <= high:
             found.append(
@@ -209,8 +197,8 @@ def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> li
                     f"the label has it {low} to {high} days after.",
                 )
             )
-    before = [r for r in ctx.platelets if procedure - _days(PRE_PROCEDURE_DAYS) <= r.date <= procedure]
-    lows = [r for r in before if r.value < PRE_PROCEDURE_LOW]
+    first_day = procedure - days(PRE_PROCEDURE_DAYS)
+    lows = [r for r in ctx.platelets if first_day <= r.date <= procedure and r.value < PRE_PROCEDURE_LOW]
     if lows:
         found.append(
             Modifier(
@@ -220,14 +208,17 @@ def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> li
                 "the clinician decides (the trials transfused).",
             )
         )
-    if request.patient.child_pugh == "C" and ctx.region == "us":
-        found.append(
-            Modifier(
-                "lusutrombopag.child_pugh_c",
-                "severe_hepatic_impairment",
-                "Child-Pugh C: not studied in severe hepatic impairment.",
-            )
+    if request.patient.child_pugh == "C" and (ctx.region == "us" or request.current_dose is not None):
+        # `lusutrombopag.child_pugh_c`: US, a warning and go on. JP refers before a start; once a
+        # course is under way RULES.md 3 lets the calendar decide, so the core only warns here
+        # (reported for the rules' revision: a JP course in Child-Pugh C is contraindicated).
+        text = (
+            "Child-Pugh C: not studied in severe hepatic impairment."
+            if ctx.region == "us"
+            else "Child-Pugh C: contraindicated in the Japanese label; the course under way follows the "
+            "calendar, and the treating team should review it."
         )
+        found.append(Modifier("lusutrombopag.child_pugh_c", "severe_hepatic_impairment", text))
     return found
 
 

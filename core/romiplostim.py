@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from core.framework import (
     CONVENTIONS_SOURCE,
+    FOUR_WEEKS,
     ONE_WEEK,
     Context,
     Decision,
@@ -17,6 +18,7 @@ from core.framework import (
     Packaging,
     Result,
     check_deciding_lab,
+    days,
     describe_count,
     latest,
     refer,
@@ -50,6 +52,9 @@ PEDIATRIC_BELOW_YEARS = Decimal(18)
 PEDIATRIC_WEIGHT_MAX_AGE_DAYS = 84  # weight reassessed every 12 weeks in children
 STABLE_DAYS = 28
 NO_RESPONSE_DOSES = 4
+# "2 consecutive weeks": Q is the latest count dated 4 to 10 days before the deciding count.
+_FOUR_DAYS = days(4)
+_TEN_DAYS = days(10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,11 +189,7 @@ def decide(ctx: Context) -> Decision:
 
 def _week_before(ctx: Context, count: Result) -> Result | None:
     """Q of the 2-consecutive-weeks rule: the latest count dated 4 to 10 days before `count`."""
-    return latest(
-        ctx.platelets,
-        on_or_after=count.date - dt.timedelta(days=10),
-        on_or_before=count.date - dt.timedelta(days=4),
-    )
+    return latest(ctx.platelets, on_or_after=count.date - _TEN_DAYS, on_or_before=count.date - _FOUR_DAYS)
 
 
 def monitoring(ctx: Context, decision: Decision, next_dose: dt.date | None) -> dt.date | None:
@@ -198,7 +199,7 @@ def monitoring(ctx: Context, decision: Decision, next_dose: dt.date | None) -> d
         ceiling = THRESHOLDS[ctx.region].reduce_above
         counts = [r for r in ctx.platelets if dose.since <= r.date <= ctx.as_of]
         if all(LOW <= r.value <= ceiling for r in counts):
-            return ctx.as_of + dt.timedelta(days=28)
+            return ctx.as_of + FOUR_WEEKS
     return ctx.as_of + ONE_WEEK
 
 

@@ -6,6 +6,7 @@ platelets in x10^9/L, haemoglobin in g/dL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -33,28 +34,27 @@ def to_deciding_unit(test: str, value: Decimal, unit: str) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class Bounds:
-    """Rejected outside [low, high]; accepted with `unusual_value` below/above the inner limits."""
+    """Rejected outside [low, high]; accepted with `unusual_value` where `is_usual` says no."""
 
     low: Decimal
     high: Decimal
-    unusual_at_or_below: Decimal | None = None  # platelets: exactly 0 is unusual
-    unusual_below: Decimal | None = None
-    unusual_above: Decimal | None = None
+    is_usual: Callable[[Decimal], bool] = lambda value: True
 
     def implausible(self, value: Decimal) -> bool:
         return value < self.low or value > self.high
 
     def unusual(self, value: Decimal) -> bool:
-        return (
-            (self.unusual_at_or_below is not None and value <= self.unusual_at_or_below)
-            or (self.unusual_below is not None and value < self.unusual_below)
-            or (self.unusual_above is not None and value > self.unusual_above)
-        )
+        return not self.is_usual(value)
 
 
+_D = Decimal
+_ZERO, _FOUR, _THREE, _TWENTY, _THOUSAND = _D(0), _D(4), _D(3), _D(20), _D(1000)
 PLAUSIBILITY: dict[str, Bounds] = {
-    "platelets": Bounds(Decimal(0), Decimal(3000), unusual_at_or_below=Decimal(0), unusual_above=Decimal(1000)),
-    "hemoglobin": Bounds(Decimal(2), Decimal(25), unusual_below=Decimal(4), unusual_above=Decimal(20)),
-    "weight_kg": Bounds(Decimal(1), Decimal(350), unusual_below=Decimal(3)),
-    "age_years": Bounds(Decimal(0), Decimal(120)),
+    # platelets: unusual when exactly 0 or above 1000
+    "platelets": Bounds(_D(0), _D(3000), is_usual=lambda v: _ZERO < v <= _THOUSAND),
+    # haemoglobin: unusual below 4 or above 20
+    "hemoglobin": Bounds(_D(2), _D(25), is_usual=lambda v: _FOUR <= v <= _TWENTY),
+    # weight: unusual below 3 kg
+    "weight_kg": Bounds(_D(1), _D(350), is_usual=lambda v: v >= _THREE),
+    "age_years": Bounds(_D(0), _D(120)),
 }

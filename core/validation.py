@@ -70,18 +70,15 @@ def check_shape(request: DoseRequest, profile: DrugProfile) -> None:
 def check_plausibility(ctx: Context) -> None:
     """Values outside the bounds of RULES.md section 0: `implausible_value`, naming the likely slip.
 
-    Uses the context's converted lab values, so each value is converted once per request.
+    The labs were converted and checked in the context's one pass over them.
     """
     patient = ctx.request.patient
     if patient.weight_kg is not None and PLAUSIBILITY["weight_kg"].implausible(patient.weight_kg):
         _implausible("patient.weight_kg", _weight_message(patient.weight_kg))
     if patient.age_years is not None and PLAUSIBILITY["age_years"].implausible(patient.age_years):
         _implausible("patient.age_years", _age_message(patient.age_years))
-    platelets, hemoglobin = PLAUSIBILITY["platelets"], PLAUSIBILITY["hemoglobin"]
-    bad = [r for r in ctx.platelets if platelets.implausible(r.value)]
-    bad += [r for r in ctx.hemoglobin if hemoglobin.implausible(r.value)]
-    if bad:
-        first = min(bad, key=lambda r: r.position)
+    first = ctx.first_implausible
+    if first is not None:
         _implausible(f"labs[{first.position}].value", _lab_message(ctx.request.labs[first.position], first.value))
 
 

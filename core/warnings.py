@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from typing import Final
 
 from core.models import Severity, Warning
@@ -123,9 +123,15 @@ def warning(drug: str, code: str) -> Warning:
     return Warning(code=code, severity=severity(code), message=message(drug, code))
 
 
-def ordered_warnings(drug: str, codes: set[str]) -> list[Warning]:
+def ordered_warnings(drug: str, codes: set[str]) -> tuple[Warning, ...]:
     """Each code once, in the contract's order."""
-    return [warning(drug, code) for code in sorted(codes, key=_ORDER.__getitem__)]
+    return _ordered(drug, frozenset(codes))
+
+
+@lru_cache(maxsize=4096)
+def _ordered(drug: str, codes: frozenset[str]) -> tuple[Warning, ...]:
+    # A response's codes come from a small fixed set, so the ordered entries are built once per set.
+    return tuple(warning(drug, code) for code in sorted(codes, key=_ORDER.__getitem__))
 
 
 _ORDER: Final = {code: sort_key(code) for code in MESSAGES}

@@ -85,16 +85,12 @@ def test_haemoglobin_in_g_per_l_entered_as_g_per_dl_names_the_mix_up():
     error = run_error(luspatercept(labs=[hemoglobin(89, "2026-11-21")]))
     assert error["code"] == "implausible_value"
     assert error["field"] == "labs[0].value"
-    assert error["message"] == (
-        "labs[0].value: haemoglobin 89 g/dL is above 25 g/dL; did you mean 89 g/L (8.9 g/dL)?"
-    )
+    assert error["message"] == ("labs[0].value: haemoglobin 89 g/dL is above 25 g/dL; did you mean 89 g/L (8.9 g/dL)?")
 
 
 def test_haemoglobin_in_g_per_dl_entered_as_g_per_l_names_the_mix_up():
     error = run_error(luspatercept(labs=[hemoglobin(8.9, "2026-11-21", unit="g/L")]))
-    assert error["message"] == (
-        "labs[0].value: haemoglobin 8.9 g/L is below 2 g/dL; did you mean 8.9 g/dL?"
-    )
+    assert error["message"] == ("labs[0].value: haemoglobin 8.9 g/L is below 2 g/dL; did you mean 8.9 g/dL?")
 
 
 def test_weight_in_grams_names_the_mix_up():
@@ -250,7 +246,10 @@ def test_on_hold_needs_a_current_dose_and_never_for_lusutrombopag():
         ({"baseline_rbc_units_per_12_weeks": -1}, "baseline_rbc_units_per_12_weeks"),
         ({"adverse_reaction": {"grade": 5}}, "adverse_reaction.grade"),
         ({"adverse_reaction": {"grade": 2.5}}, "adverse_reaction.grade"),
-        ({"current_dose": dose(3, "mcg/kg", "2026-11-01", "2026-11-15", doses_at_level=0)}, "current_dose.doses_at_level"),
+        (
+            {"current_dose": dose(3, "mcg/kg", "2026-11-01", "2026-11-15", doses_at_level=0)},
+            "current_dose.doses_at_level",
+        ),
     ],
 )
 def test_wrong_types_are_invalid_not_coerced(changes, field):

@@ -49,7 +49,8 @@ def test_luspatercept_as_soon_as_possible_then_21_days():
     assert g.action == "give_as_soon_as_possible"
     assert g.give_missed_dose is True
     assert g.next_dose_not_before == dt.date(2026, 12, 16)
-    given = missed_dose_guidance("luspatercept", scheduled=DAY, today=DAY + dt.timedelta(days=5),
-                                 given_on=DAY + dt.timedelta(days=4))
+    given = missed_dose_guidance(
+        "luspatercept", scheduled=DAY, today=DAY + dt.timedelta(days=5), given_on=DAY + dt.timedelta(days=4)
+    )
     assert given.give_missed_dose is False
     assert given.next_dose_not_before == dt.date(2026, 12, 17)
