@@ -23,7 +23,7 @@ def test_quick_start_has_exactly_two_commands():
 def test_ci_runs_the_readme_test_command():
     test_command = quick_start_commands()[1]
     assert "pytest" in test_command
-    assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+    assert f"{test_command} || exit 1" in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
 def test_quick_start_example_exists():
