@@ -7,8 +7,12 @@ load the Telegram stack.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import datetime as dt
+import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import BinaryIO
 
 EXIT_OK = 0
@@ -30,6 +34,22 @@ def _parser() -> argparse.ArgumentParser:
     recommend.add_argument(
         "--pretty", action="store_true", help="indent the single response for people (not with --batch)"
     )
+    chat = commands.add_parser(
+        "chat",
+        help="the assistant in this terminal (SQLite by default; no token, no network)",
+        description="Chat in the terminal: buttons are numbered; type the number or the label. "
+        "Reads standard input, so it can be scripted. End with Ctrl-D or /quit.",
+    )
+    chat.add_argument("--db", metavar="URL", help="database URL (default: HEMADOSE_DB_URL or the data directory)")
+    chat.add_argument("--user", default="local", help="who is chatting (a name for this terminal; default local)")
+    chat.add_argument("--record", metavar="FILE", type=Path, help="write the session as a replayable dialogue")
+    chat.add_argument("--today", metavar="YYYY-MM-DD", type=dt.date.fromisoformat, help="fix the date (for tests)")
+    commands.add_parser(
+        "run",
+        help="the Telegram bot (long polling); needs TELEGRAM_BOT_TOKEN and HEMADOSE_ALLOWED_USERS",
+    )
+    replay = commands.add_parser("replay", help="replay dialogue files through the bot, offline")
+    replay.add_argument("files", nargs="+", type=Path, metavar="FILE")
     return parser
 
 
@@ -65,12 +85,93 @@ def run_recommend(path: str | None, batch: bool, pretty: bool = False) -> int:
     return EXIT_OK if ok else EXIT_INVALID
 
 
+async def _chat(args: argparse.Namespace) -> int:
+    from bot.service import ChatService, system_clock
+    from bot.settings import Settings
+    from bot.storage import open_storage
+    from bot.terminal import chat
+
+    settings = Settings()
+    url = args.db or settings.database_url
+    storage = await open_storage(url)
+    clock = system_clock
+    if args.today is not None:
+        fixed = dt.datetime.combine(args.today, dt.time(12), tzinfo=dt.UTC)
+        clock = lambda: fixed  # noqa: E731
+    try:
+        print(f"HemaDose terminal chat on {url.split('///')[-1]}. Type a number or an answer; Ctrl-D to end.\n")
+        await chat(ChatService(storage, settings.time_zone, clock), args.user, record=args.record, today=args.today)
+    finally:
+        await storage.close()
+    return EXIT_OK
+
+
+def run_bot() -> int:
+    from bot.service import ChatService
+    from bot.settings import Settings
+    from bot.storage import open_storage
+    from bot.telegram_app import build_application
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines carry the token in the URL
+    settings = Settings()
+    if settings.telegram_bot_token is None:
+        print("hemadose run: set TELEGRAM_BOT_TOKEN (from @BotFather) in the environment.", file=sys.stderr)
+        return EXIT_INVALID
+    policy = settings.access_policy()
+    if policy == "unset":
+        print(
+            "hemadose run: refusing to start without an access policy: set HEMADOSE_ALLOWED_USERS to the "
+            "Telegram user ids to serve (comma-separated), or * to serve everyone.",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    assert not isinstance(policy, str)
+    if policy is None:
+        logging.warning("HEMADOSE_ALLOWED_USERS=*: serving every Telegram user")
+
+    async def open_service(application: object) -> None:
+        storage = await open_storage(settings.database_url)
+        app.bot_data["service"] = ChatService(storage, settings.time_zone)
+        await app.bot.set_my_commands(__import__("bot.telegram_app").telegram_app.COMMANDS)
+
+    async def close_service(application: object) -> None:
+        await app.bot_data["service"].storage.close()
+
+    app = build_application(settings.telegram_bot_token.get_secret_value(), None, policy)
+    app.post_init = open_service
+    app.post_shutdown = close_service
+    app.run_polling()
+    return EXIT_OK
+
+
+async def _replay(files: list[Path]) -> int:
+    from bot.replay import load, replay
+
+    failed = 0
+    for path in files:
+        result = await replay(load(path))
+        print(f"{'PASS' if result.passed else 'FAIL'} {path} ({result.steps} steps) {result.title}")
+        if not result.passed:
+            failed += 1
+            for mismatch in result.mismatches:
+                print(mismatch.report())
+    print(f"{len(files) - failed} passed, {failed} failed")
+    return EXIT_OK if failed == 0 else EXIT_UNREADABLE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "recommend":
         if args.batch and args.pretty:
             _parser().error("--pretty is for a single request, not --batch")
         return run_recommend(args.file, args.batch, args.pretty)
+    if args.command == "chat":
+        return asyncio.run(_chat(args))
+    if args.command == "run":
+        return run_bot()
+    if args.command == "replay":
+        return asyncio.run(_replay(args.files))
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects unknown commands
 
 

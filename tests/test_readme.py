@@ -26,7 +26,5 @@ def test_ci_runs_the_readme_test_command():
     assert f"{test_command} || exit 1" in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
-def test_quick_start_example_exists():
-    run_command = quick_start_commands()[0]
-    example = run_command.rsplit(" ", 1)[1]
-    assert (ROOT / example).is_file()
+def test_quick_start_starts_the_terminal_chat():
+    assert quick_start_commands()[0].endswith("hemadose chat")

@@ -1,0 +1,115 @@
+"""An offline Bot API: python-telegram-bot's request layer, answering like Telegram, recording calls.
+
+Used by dialogue replays, tests and benchmarks: the real `Application` runs with no network.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram.request import BaseRequest, RequestData
+
+BOT_USER = {"id": 7000000001, "is_bot": True, "first_name": "HemaDose", "username": "hemadose_test_bot"}
+TOKEN = "7000000001:OFFLINE-TOKEN-FOR-TESTS-ONLY"
+
+
+@dataclass
+class SentMessage:
+    chat_id: int
+    text: str
+    buttons: list[list[dict[str, str]]]  # rows of {"text": label, "callback_data": data}
+    message: dict[str, Any]  # as Telegram returned it
+
+    def labels(self) -> list[str]:
+        return [button["text"] for row in self.buttons for button in row]
+
+
+@dataclass
+class RecordingRequest(BaseRequest):
+    """Answers Bot API methods from memory and keeps every call for the test to read."""
+
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    sent: list[SentMessage] = field(default_factory=list)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 1.0
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = None,
+        write_timeout: Any = None,
+        connect_timeout: Any = None,
+        pool_timeout: Any = None,
+    ) -> tuple[int, bytes]:
+        name = url.rsplit("/", 1)[-1]
+        params = request_data.parameters if request_data is not None else {}
+        self.calls.append((name, params))
+        return 200, json.dumps({"ok": True, "result": self.answer(name, params)}).encode()
+
+    def answer(self, name: str, params: dict[str, Any]) -> Any:
+        if name == "getMe":
+            return BOT_USER
+        if name in ("sendMessage", "editMessageText"):
+            markup = params.get("reply_markup") or {}
+            chat_id = int(params["chat_id"])
+            message = {
+                "message_id": next(self._ids),
+                "date": int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()),
+                "chat": {"id": chat_id, "type": "private"},
+                "from": BOT_USER,
+                "text": params.get("text", ""),
+            }
+            if markup:
+                message["reply_markup"] = markup
+            if name == "sendMessage":
+                self.sent.append(SentMessage(chat_id, message["text"], markup.get("inline_keyboard", []), message))
+            return message
+        return True
+
+    def take(self) -> list[SentMessage]:
+        """The messages sent since the last take."""
+        sent, self.sent = self.sent, []
+        return sent
+
+
+def message_update(update_id: int, user_id: int, chat_id: int, text: str) -> dict[str, Any]:
+    entities = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}] if text.startswith("/") else []
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": 100000 + update_id,
+            "date": int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()),
+            "chat": {"id": chat_id, "type": "private"},
+            "from": {"id": user_id, "is_bot": False, "first_name": "Tester"},
+            "text": text,
+            "entities": entities,
+        },
+    }
+
+
+def button_update(update_id: int, user_id: int, pressed_on: dict[str, Any], data: str) -> dict[str, Any]:
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": str(update_id),
+            "from": {"id": user_id, "is_bot": False, "first_name": "Tester"},
+            "chat_instance": "offline",
+            "message": pressed_on,
+            "data": data,
+        },
+    }

@@ -1,0 +1,208 @@
+"""Dialogue replay: a YAML conversation run through the real python-telegram-bot `Application`.
+
+A dialogue file:
+
+    title: Romiplostim, new patient, increase
+    today: 2026-11-22            # the clock of the replay (noon UTC that day)
+    user: 1001                   # who speaks unless a step says `as: <id>`
+    allowed: [1001, 1002]        # the access list (default: the users of the dialogue)
+    steps:
+      - send: /new               # a message or command
+        expect: {contains: Which drug?, buttons: [Romiplostim]}
+      - press: Romiplostim       # a button of the newest message that has it
+      - restart: true            # a new Application on the same database
+      - as: 1002
+        send: /patients
+        expect: {not_contains: RX-12}
+
+`expect` checks every reply to that step: `contains` / `not_contains` (text or list), `equals`
+(the last reply), `matches` (a regular expression), `buttons` (labels present), `replies` (how
+many). The bot's error handler fails the replay if a handler raises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from telegram import Update
+
+from bot.offline import TOKEN, RecordingRequest, SentMessage, button_update, message_update
+from bot.service import ChatService
+from bot.storage import Storage, open_storage
+from bot.telegram_app import build_application
+
+
+@dataclass
+class Mismatch:
+    step: int
+    action: str
+    problem: str
+    actual: str
+
+    def report(self) -> str:
+        shown = "\n".join(f"    | {line}" for line in self.actual.splitlines()) or "    | (no reply)"
+        return f"  step {self.step} ({self.action}): {self.problem}\n  the bot replied:\n{shown}"
+
+
+@dataclass
+class ReplayResult:
+    title: str
+    steps: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+    transcript: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
+
+
+class Harness:
+    """The real Application with the offline Bot API, on a database that outlives restarts."""
+
+    def __init__(self, db_url: str, today: dt.date, allowed: frozenset[int] | None, time_zone: str = "UTC") -> None:
+        self.db_url = db_url
+        self.now = dt.datetime.combine(today, dt.time(12, 0), tzinfo=dt.UTC)
+        self.allowed = allowed
+        self.time_zone = time_zone
+        self.update_ids = iter(range(1, 10**9))
+        self.errors: list[BaseException] = []
+        self.storage: Storage | None = None
+        self.request = RecordingRequest()
+        self.application: Any = None
+
+    async def start(self) -> None:
+        self.storage = await open_storage(self.db_url)
+        service = ChatService(self.storage, self.time_zone, clock=lambda: self.now)
+        self.request = RecordingRequest()
+        self.application = build_application(TOKEN, service, self.allowed, request=self.request, polling=False)
+
+        async def fail_replay(update: object, context: Any) -> None:
+            self.errors.append(context.error)
+
+        self.application.error_handlers.clear()
+        self.application.add_error_handler(fail_replay)
+        await self.application.initialize()
+
+    async def stop(self) -> None:
+        if self.application is not None:
+            await self.application.shutdown()
+        if self.storage is not None:
+            await self.storage.close()
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def process(self, update: dict[str, Any]) -> list[SentMessage]:
+        await self.application.process_update(Update.de_json(update, self.application.bot))
+        return self.request.take()
+
+    async def send(self, user: int, text: str) -> list[SentMessage]:
+        return await self.process(message_update(next(self.update_ids), user, user, text))
+
+    async def press(self, user: int, message: SentMessage, data: str) -> list[SentMessage]:
+        return await self.process(button_update(next(self.update_ids), user, message.message, data))
+
+
+def _listed(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def check(expect: dict[str, Any], replies: list[SentMessage]) -> list[str]:
+    """What in `expect` the replies do not satisfy."""
+    text = "\n".join(r.text for r in replies)
+    labels = [label for r in replies for label in r.labels()]
+    problems = []
+    for needle in _listed(expect.get("contains", [])):
+        if needle not in text:
+            problems.append(f"expected the reply to contain {needle!r}")
+    for needle in _listed(expect.get("not_contains", [])):
+        if needle in text:
+            problems.append(f"expected the reply not to contain {needle!r}")
+    if "matches" in expect and not re.search(str(expect["matches"]), text):
+        problems.append(f"expected the reply to match /{expect['matches']}/")
+    if "equals" in expect:
+        last = replies[-1].text if replies else ""
+        if last != str(expect["equals"]):
+            diff = "\n".join(
+                difflib.unified_diff(
+                    str(expect["equals"]).splitlines(), last.splitlines(), "expected", "actual", lineterm=""
+                )
+            )
+            problems.append(f"the last reply differs:\n{diff}")
+    for label in _listed(expect.get("buttons", [])):
+        if label not in labels:
+            problems.append(f"expected a button {label!r} (buttons: {labels})")
+    if "replies" in expect and len(replies) != int(expect["replies"]):
+        problems.append(f"expected {expect['replies']} replies, got {len(replies)}")
+    return problems
+
+
+async def replay(dialogue: dict[str, Any], db_url: str | None = None) -> ReplayResult:
+    """Run one dialogue; a fresh temporary database unless `db_url` is given."""
+    result = ReplayResult(str(dialogue.get("title", "dialogue")))
+    default_user = int(dialogue.get("user", 1001))
+    users = {default_user} | {int(s["as"]) for s in dialogue["steps"] if "as" in s}
+    allowed = frozenset(int(u) for u in dialogue.get("allowed", sorted(users)))
+    today = dialogue.get("today", dt.date(2026, 11, 22))
+    today = today if isinstance(today, dt.date) else dt.date.fromisoformat(str(today))
+    with tempfile.TemporaryDirectory() as folder:
+        harness = Harness(
+            db_url or f"sqlite+aiosqlite:///{folder}/replay.db", today, allowed, str(dialogue.get("time_zone", "UTC"))
+        )
+        await harness.start()
+        last_seen: dict[int, list[SentMessage]] = {}
+        try:
+            for number, step in enumerate(dialogue["steps"], 1):
+                result.steps += 1
+                user = int(step.get("as", default_user))
+                if step.get("restart"):
+                    await harness.restart()
+                    result.transcript.append("-- restart: a new Application on the same database --")
+                    continue
+                if "send" in step:
+                    action = f"send {step['send']!r}"
+                    result.transcript.append(f"user {user}: {step['send']}")
+                    replies = await harness.send(user, str(step["send"]))
+                elif "press" in step:
+                    label = str(step["press"])
+                    action = f"press {label!r}"
+                    result.transcript.append(f"user {user}: [{label}]")
+                    found = next((m for m in reversed(last_seen.get(user, [])) if label in m.labels()), None)
+                    if found is None:
+                        shown = [m.labels() for m in last_seen.get(user, [])[-1:]]
+                        result.mismatches.append(Mismatch(number, action, f"no button {label!r} to press {shown}", ""))
+                        break
+                    data = next(b["callback_data"] for row in found.buttons for b in row if b["text"] == label)
+                    replies = await harness.press(user, found, data)
+                else:
+                    raise ValueError(f"step {number}: expected send, press or restart: {step}")
+                if replies:
+                    last_seen[user] = replies
+                for reply in replies:
+                    buttons = f"  [{'] ['.join(reply.labels())}]" if reply.buttons else ""
+                    result.transcript.append(f"bot: {reply.text}{buttons}")
+                if harness.errors:
+                    error = harness.errors.pop()
+                    result.mismatches.append(Mismatch(number, action, f"a handler raised {error!r}", ""))
+                    break
+                expects = step.get("expect", [])
+                for expect in expects if isinstance(expects, list) else [expects]:
+                    actual = "\n".join(r.text + (f"  [{'] ['.join(r.labels())}]" if r.buttons else "") for r in replies)
+                    result.mismatches += [Mismatch(number, action, p, actual) for p in check(expect, replies)]
+        finally:
+            await harness.stop()
+    return result
+
+
+def load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(path.read_text())
+    data.setdefault("title", path.stem)
+    return data

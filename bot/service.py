@@ -1,0 +1,104 @@
+"""One update of any transport: load the chat's state, run the flow, save state and effects, reply.
+
+Telegram and the terminal chat both call `ChatService.handle`, so they behave the same. Each
+update is one database transaction: if anything fails, nothing of it is half-saved and the chat
+is still at the question it was at.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage import Storage
+from bot.storage.tables import User
+from flows import render
+from flows.consultation import handle as run_flow
+from flows.replies import AuditRecommendation, Env, Reply, SaveConsultation, UserInput
+from flows.state import ChatState
+
+Clock = Callable[[], dt.datetime]  # aware "now"
+
+
+def system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class ChatService:
+    def __init__(self, storage: Storage, default_time_zone: str = "UTC", clock: Clock = system_clock) -> None:
+        self.storage = storage
+        self.default_time_zone = default_time_zone
+        self.clock = clock
+
+    async def handle(
+        self, user_ref: str, chat_ref: str, text: str | None = None, button: str | None = None
+    ) -> list[Reply]:
+        """`user_ref` and `chat_ref` are opaque keys ('tg:123'); every query is scoped to the user."""
+        storage = self.storage
+        async with storage.session() as session, session.begin():
+            user_id = await storage.user_id(session, user_ref)
+            command = (text or "").strip().split(maxsplit=1)
+            name = command[0].lower() if command and command[0].startswith("/") else None
+            argument = command[1].strip() if len(command) > 1 else ""
+            if name == "/patients" or button == "patients":
+                return [render.patients(await storage.patient_labels(session, user_id))]
+            if name == "/history":
+                return [await self._history(session, user_id, argument)]
+            if name == "/settings":
+                return [await self._settings(session, user_id, argument)]
+            raw = await storage.load_chat(session, chat_ref, user_id)
+            chat = ChatState.model_validate_json(raw) if raw else ChatState()
+            today = await self._today(session, user_id)
+            env = Env(today=today, patients=await self._patients_for(session, user_id, chat, today))
+            chat, outcome = run_flow(chat, UserInput(text=text, button=button), env)
+            await storage.save_chat(session, chat_ref, user_id, chat.model_dump_json(exclude_defaults=True))
+            for effect in outcome.effects:
+                if isinstance(effect, SaveConsultation):
+                    await storage.save_consultation(session, user_id, effect)
+                elif isinstance(effect, AuditRecommendation):
+                    await storage.audit(session, user_id, effect)
+            return outcome.replies
+
+    async def _patients_for(self, session: AsyncSession, user_id: int, chat: ChatState, today: dt.date) -> dict:  # type: ignore[type-arg]
+        """All the user's patients while one is being chosen; afterwards only the chosen one."""
+        if chat.state == "patient":
+            return await self.storage.summaries(session, user_id, today)
+        label = chat.answers.patient_label
+        if label is None:
+            return {}
+        return await self.storage.summaries(session, user_id, today, labels=[label])
+
+    async def _time_zone(self, session: AsyncSession, user_id: int) -> str:
+        user = await session.get(User, user_id)
+        return (user.time_zone if user is not None else None) or self.default_time_zone
+
+    async def _today(self, session: AsyncSession, user_id: int) -> dt.date:
+        return self.clock().astimezone(ZoneInfo(await self._time_zone(session, user_id))).date()
+
+    async def _history(self, session: AsyncSession, user_id: int, label: str) -> Reply:
+        if not label:
+            return Reply("Which patient? Type /history LABEL, e.g. /history RX-12. /patients lists your labels.")
+        events = await self.storage.history(session, user_id, label)
+        if events is None:
+            return Reply(f"You have no patient labelled '{label}'. /patients lists your labels.")
+        return render.history(label, events)
+
+    async def _settings(self, session: AsyncSession, user_id: int, argument: str) -> Reply:
+        user = await session.get(User, user_id)
+        assert user is not None
+        parts = argument.split()
+        if len(parts) == 2 and parts[0].lower() in ("timezone", "tz"):
+            try:
+                ZoneInfo(parts[1])
+            except (ZoneInfoNotFoundError, ValueError):
+                return Reply(f"'{parts[1]}' is not a time zone I know. Use an Area/City name, e.g. Europe/London.")
+            user.time_zone = parts[1]
+            return Reply(f"Time zone set to {parts[1]}. Dates ('today') now follow it.")
+        zone = user.time_zone or f"{self.default_time_zone} (the default)"
+        return Reply(
+            f"Settings:\n• Time zone: {zone}\nChange it with /settings timezone Area/City, "
+            "e.g. /settings timezone Europe/Berlin."
+        )

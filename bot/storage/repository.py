@@ -1,0 +1,315 @@
+"""Every database read and write of the assistant. Each query is scoped to the asking user.
+
+SQLite (the embedded default) runs in WAL mode with synchronous=NORMAL: a commit survives a
+crash of the process; a power cut can lose the last moments but never corrupts the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, delete, event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from bot.storage.tables import Audit, Conversation, Dose, Lab, Patient, Regimen, Transfusion, User
+from flows.replies import AuditRecommendation, LabRecord, PatientSummary, SaveConsultation, TransfusionRecord
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+RECORD_HORIZON_DAYS = 120  # how far back a follow-up visit pre-fills results and transfusions
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _migrate(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def open_storage(url: str) -> Storage:
+    """Connect, bring the schema to the newest migration, and return the storage."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    async with engine.begin() as connection:
+        await connection.run_sync(_migrate)
+    return Storage(engine)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Storage:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.session = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # --- users and conversations -------------------------------------------------------------
+
+    async def user_id(self, session: AsyncSession, external_id: str) -> int:
+        found = await session.scalar(select(User.id).where(User.external_id == external_id))
+        if found is not None:
+            return found
+        user = User(external_id=external_id, created_at=_now())
+        session.add(user)
+        await session.flush()
+        return user.id
+
+    async def load_chat(self, session: AsyncSession, chat_key: str, user_id: int) -> str | None:
+        row = await session.get(Conversation, chat_key)
+        if row is None or row.user_id != user_id:
+            return None
+        return row.state
+
+    async def save_chat(self, session: AsyncSession, chat_key: str, user_id: int, state: str) -> None:
+        row = await session.get(Conversation, chat_key)
+        if row is None:
+            session.add(Conversation(chat_key=chat_key, user_id=user_id, state=state, updated_at=_now()))
+        else:
+            row.user_id, row.state, row.updated_at = user_id, state, _now()
+
+    # --- patients ------------------------------------------------------------------------------
+
+    async def _patient(self, session: AsyncSession, user_id: int, label: str) -> Patient | None:
+        return await session.scalar(select(Patient).where(Patient.user_id == user_id, Patient.label == label))
+
+    async def patient_labels(self, session: AsyncSession, user_id: int) -> list[tuple[str, str | None]]:
+        rows = await session.execute(
+            select(Patient.label, Regimen.drug)
+            .outerjoin(Regimen, Regimen.patient_id == Patient.id)
+            .where(Patient.user_id == user_id)
+            .order_by(Patient.label)
+        )
+        return [(label, drug) for label, drug in rows]
+
+    async def summaries(
+        self, session: AsyncSession, user_id: int, today: dt.date, labels: Iterable[str] | None = None
+    ) -> dict[str, PatientSummary]:
+        """The user's patients as the flow pre-fills them: all of them, or only `labels`."""
+        query = select(Patient).where(Patient.user_id == user_id)
+        if labels is not None:
+            wanted = list(labels)
+            if not wanted:
+                return {}
+            query = query.where(Patient.label.in_(wanted))
+        patients = list(await session.scalars(query))
+        if not patients:
+            return {}
+        ids = [p.id for p in patients]
+        horizon = today - dt.timedelta(days=RECORD_HORIZON_DAYS)
+        regimens = {r.patient_id: r for r in await session.scalars(select(Regimen).where(Regimen.patient_id.in_(ids)))}
+        labs: dict[int, list[LabRecord]] = {}
+        for lab in await session.scalars(
+            select(Lab).where(Lab.patient_id.in_(ids), Lab.date >= horizon).order_by(Lab.date, Lab.id)
+        ):
+            labs.setdefault(lab.patient_id, []).append(LabRecord(lab.test, lab.value, lab.unit, lab.date))
+        transfusions: dict[int, list[TransfusionRecord]] = {}
+        for row in await session.scalars(
+            select(Transfusion).where(Transfusion.patient_id.in_(ids), Transfusion.date >= horizon)
+        ):
+            transfusions.setdefault(row.patient_id, []).append(TransfusionRecord(row.date, row.units))
+        last_given: dict[tuple[int, str], dt.date] = {}
+        for dose in await session.scalars(
+            select(Dose).where(Dose.patient_id.in_(ids), Dose.status == "given").order_by(Dose.given_on)
+        ):
+            last_given[(dose.patient_id, dose.drug)] = dose.given_on
+        result = {}
+        for patient in patients:
+            regimen = regimens.get(patient.id)
+            result[patient.label] = PatientSummary(
+                label=patient.label,
+                weight_kg=patient.weight_kg,
+                weight_date=patient.weight_date,
+                age_years=patient.age_years,
+                child_pugh=patient.child_pugh,
+                drug=regimen.drug if regimen else None,
+                indication=regimen.indication if regimen else None,
+                region=regimen.region if regimen else None,
+                dose_amount=regimen.dose_amount if regimen else None,
+                dose_since=regimen.since if regimen else None,
+                last_given=last_given.get((patient.id, regimen.drug)) if regimen else None,
+                on_hold=regimen.on_hold if regimen else False,
+                baseline_rbc_units_per_12_weeks=patient.baseline_rbc_units_per_12_weeks,
+                labs=tuple(labs.get(patient.id, ())),
+                transfusions=tuple(transfusions.get(patient.id, ())),
+            )
+        return result
+
+    async def save_consultation(self, session: AsyncSession, user_id: int, effect: SaveConsultation) -> None:
+        """The patient's record after a consultation: weight, regimen, the last dose, results, transfusions."""
+        request, response = effect.request, effect.response
+        patient = await self._patient(session, user_id, effect.patient_label)
+        if patient is None:
+            patient = Patient(user_id=user_id, label=effect.patient_label, created_at=_now())
+            session.add(patient)
+        facts = request.get("patient") or {}
+        if facts.get("weight_kg") is not None:
+            patient.weight_kg = _text(facts["weight_kg"])
+            patient.weight_date = _date(facts.get("weight_date"))
+        if facts.get("age_years") is not None:
+            patient.age_years = _text(facts["age_years"])
+        if facts.get("child_pugh") is not None:
+            patient.child_pugh = facts["child_pugh"]
+        if request.get("baseline_rbc_units_per_12_weeks") is not None:
+            patient.baseline_rbc_units_per_12_weeks = _text(request["baseline_rbc_units_per_12_weeks"])
+        await session.flush()
+        await self._save_regimen(session, patient.id, request, response)
+        current = request.get("current_dose")
+        if current is not None:
+            given_on = dt.date.fromisoformat(current["last_given"])
+            exists = await session.scalar(
+                select(Dose.id).where(
+                    Dose.patient_id == patient.id,
+                    Dose.drug == request["drug"],
+                    Dose.given_on == given_on,
+                    Dose.status == "given",
+                )
+            )
+            if exists is None:
+                session.add(
+                    Dose(
+                        patient_id=patient.id,
+                        drug=request["drug"],
+                        amount=_text(current["amount"]),
+                        unit=current["unit"],
+                        given_on=given_on,
+                        status="given",
+                        recorded_at=_now(),
+                    )
+                )
+        for lab in request.get("labs", []):
+            day, value = dt.date.fromisoformat(lab["date"]), _text(lab["value"])
+            exists = await session.scalar(
+                select(Lab.id).where(
+                    Lab.patient_id == patient.id,
+                    Lab.test == lab["test"],
+                    Lab.date == day,
+                    Lab.value == value,
+                    Lab.unit == lab["unit"],
+                )
+            )
+            if exists is None:
+                session.add(
+                    Lab(
+                        patient_id=patient.id,
+                        test=lab["test"],
+                        value=value,
+                        unit=lab["unit"],
+                        date=day,
+                        recorded_at=_now(),
+                    )
+                )
+        for transfusion in request.get("transfusions", []):
+            day, units = dt.date.fromisoformat(transfusion["date"]), _text(transfusion["units"])
+            exists = await session.scalar(
+                select(Transfusion.id).where(
+                    Transfusion.patient_id == patient.id, Transfusion.date == day, Transfusion.units == units
+                )
+            )
+            if exists is None:
+                session.add(Transfusion(patient_id=patient.id, date=day, units=units))
+
+    async def _save_regimen(
+        self, session: AsyncSession, patient_id: int, request: dict[str, Any], response: dict[str, Any]
+    ) -> None:
+        """The treatment from now on: the recommended dose from its date, a hold, or none after a stop."""
+        action = response["action"]
+        await session.execute(delete(Regimen).where(Regimen.patient_id == patient_id))
+        if action in ("discontinue", "complete"):
+            return
+        current = request.get("current_dose") or {}
+        amount, since, on_hold = current.get("amount"), current.get("since"), bool(request.get("on_hold"))
+        if action in ("start", "increase", "decrease", "resume"):
+            amount, since, on_hold = response["dose"]["amount"], response["next_dose_date"], False
+        elif action == "continue":
+            on_hold = False
+        elif action == "hold":
+            on_hold = True
+        elif amount is None:  # a refer before any start: nothing to record as treatment
+            return
+        unit = response["dose"]["unit"] if response.get("dose") else current.get("unit", "")
+        session.add(
+            Regimen(
+                patient_id=patient_id,
+                drug=request["drug"],
+                indication=request["indication"],
+                region=response["ruleset"].split("/")[1],
+                dose_amount=_text(amount),
+                dose_unit=unit,
+                since=_date(since),
+                on_hold=on_hold,
+                updated_at=_now(),
+            )
+        )
+
+    async def audit(self, session: AsyncSession, user_id: int, effect: AuditRecommendation) -> None:
+        session.add(
+            Audit(
+                user_id=user_id,
+                patient_label=effect.patient_label,
+                at=_now(),
+                ruleset=effect.response["ruleset"],
+                request=effect.request,
+                response=effect.response,
+            )
+        )
+
+    async def history(self, session: AsyncSession, user_id: int, label: str) -> list[tuple[dt.date, str]] | None:
+        """A patient's doses, results and recommendations, newest first; None if the user has no such patient."""
+        patient = await self._patient(session, user_id, label)
+        if patient is None:
+            return None
+        events: list[tuple[dt.date, int, str]] = []
+        for dose in await session.scalars(select(Dose).where(Dose.patient_id == patient.id)):
+            events.append((dose.given_on, 2, f"dose {dose.status}: {dose.drug} {dose.amount} {dose.unit}"))
+        for lab in await session.scalars(select(Lab).where(Lab.patient_id == patient.id)):
+            events.append((lab.date, 1, f"{lab.test} {lab.value} {lab.unit}"))
+        for row in await session.scalars(select(Transfusion).where(Transfusion.patient_id == patient.id)):
+            events.append((row.date, 1, f"transfusion {row.units} units"))
+        for entry in await session.scalars(
+            select(Audit).where(Audit.user_id == user_id, Audit.patient_label == label).order_by(Audit.id)
+        ):
+            response: dict[str, Any] = entry.response
+            given = response.get("dose")
+            shown = f" {given['amount']} {given['unit']}" if isinstance(given, dict) else ""
+            rule = response["rationale"][0]["rule"]
+            events.append((entry.at.date(), 0, f"recommendation: {response['action']}{shown} ({rule})"))
+        events.sort(key=lambda e: (e[0], e[1]), reverse=True)
+        return [(day, text) for day, _, text in events]
+
+
+def _text(value: Any) -> str:
+    """Numbers are kept as their decimal text: exact, and the same on SQLite and PostgreSQL."""
+    return format(Decimal(str(value)).normalize(), "f")
+
+
+def _date(value: Any) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value))
+
+
+def dumps(state: dict[str, Any]) -> str:
+    return json.dumps(state, separators=(",", ":"), default=str)

@@ -1,0 +1,114 @@
+"""The schema (SQLAlchemy 2 declarative). Changes go through an Alembic migration beside it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    """Someone who uses the assistant: a Telegram user id or a terminal name, never a real name."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Patient(Base):
+    """A patient of one user, known by the label that user chose."""
+
+    __tablename__ = "patients"
+    __table_args__ = (UniqueConstraint("user_id", "label"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(32))
+    weight_kg: Mapped[str | None] = mapped_column(String(16))
+    weight_date: Mapped[dt.date | None] = mapped_column(Date)
+    age_years: Mapped[str | None] = mapped_column(String(16))
+    child_pugh: Mapped[str | None] = mapped_column(String(1))
+    baseline_rbc_units_per_12_weeks: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Regimen(Base):
+    """The patient's current treatment: one row per patient, replaced when it changes."""
+
+    __tablename__ = "regimens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), unique=True)
+    drug: Mapped[str] = mapped_column(String(32))
+    indication: Mapped[str] = mapped_column(String(32))
+    region: Mapped[str] = mapped_column(String(8))
+    dose_amount: Mapped[str | None] = mapped_column(String(16))
+    dose_unit: Mapped[str] = mapped_column(String(8))
+    since: Mapped[dt.date | None] = mapped_column(Date)
+    on_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Dose(Base):
+    """An administration (given), or one skipped or missed."""
+
+    __tablename__ = "doses"
+    __table_args__ = (UniqueConstraint("patient_id", "drug", "given_on", "status"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    drug: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str] = mapped_column(String(8))
+    given_on: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(8), default="given")
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Lab(Base):
+    __tablename__ = "labs"
+    __table_args__ = (UniqueConstraint("patient_id", "test", "date", "value", "unit"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    test: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str] = mapped_column(String(8))
+    date: Mapped[dt.date] = mapped_column(Date)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Transfusion(Base):
+    __tablename__ = "transfusions"
+    __table_args__ = (UniqueConstraint("patient_id", "date", "units"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    date: Mapped[dt.date] = mapped_column(Date)
+    units: Mapped[str] = mapped_column(String(8))
+
+
+class Conversation(Base):
+    """A chat's conversation state, saved after every update (flows.state.ChatState as JSON)."""
+
+    __tablename__ = "conversations"
+    chat_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Audit(Base):
+    """Every recommendation given: append-only (nothing updates or deletes these rows)."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_user_patient", "user_id", "patient_label"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    patient_label: Mapped[str | None] = mapped_column(String(32))
+    at: Mapped[dt.datetime] = mapped_column(DateTime)
+    ruleset: Mapped[str] = mapped_column(String(32))
+    request: Mapped[dict[str, object]] = mapped_column(JSON)
+    response: Mapped[dict[str, object]] = mapped_column(JSON)

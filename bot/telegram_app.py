@@ -1,0 +1,151 @@
+"""The python-telegram-bot `Application`: access policy, handlers, keyboards and the error handler.
+
+Wired as in python-telegram-bot's examples: handlers read the shared `ChatService` from
+`bot_data`; every text and button goes through it, so Telegram and the terminal chat answer alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.request import BaseRequest
+
+from bot.service import ChatService
+from flows.replies import Reply
+
+log = logging.getLogger("hemadose.telegram")
+
+COMMANDS = [
+    BotCommand("new", "start a consultation"),
+    BotCommand("patients", "your patients"),
+    BotCommand("history", "a patient's record: /history LABEL"),
+    BotCommand("settings", "time zone"),
+    BotCommand("cancel", "cancel the consultation"),
+    BotCommand("help", "how to answer"),
+]
+REFUSAL = "Sorry, this assistant is private to its care team. Ask its operator to add your Telegram user id."
+FAULT = "Something went wrong on my side. What you entered is kept: send your last answer again, or /help."
+NOT_TEXT = "I can only read text and button presses. Please type your answer."
+
+
+def user_ref(update: Update) -> str:
+    assert update.effective_user is not None
+    return f"tg:{update.effective_user.id}"
+
+
+def chat_ref(update: Update) -> str:
+    """One conversation per user in each chat, so users never share a consultation."""
+    assert update.effective_chat is not None
+    assert update.effective_user is not None
+    return f"tg:{update.effective_chat.id}:{update.effective_user.id}"
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in reply.buttons]
+    )
+
+
+async def send(update: Update, context: ContextTypes.DEFAULT_TYPE, replies: Iterable[Reply]) -> None:
+    assert update.effective_chat is not None
+    for reply in replies:
+        await context.bot.send_message(update.effective_chat.id, reply.text, reply_markup=keyboard(reply))
+
+
+def service_of(context: ContextTypes.DEFAULT_TYPE) -> ChatService:
+    service: ChatService = context.bot_data["service"]
+    return service
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert update.message is not None
+    replies = await service_of(context).handle(user_ref(update), chat_ref(update), text=update.message.text)
+    await send(update, context, replies)
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    replies = await service_of(context).handle(user_ref(update), chat_ref(update), button=query.data)
+    await send(update, context, replies)
+
+
+async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.effective_chat is not None:
+        await context.bot.send_message(update.effective_chat.id, NOT_TEXT)
+
+
+def access_guard(allowed: frozenset[int] | None) -> TypeHandler[Update, ContextTypes.DEFAULT_TYPE, None]:
+    """Serve only the allowed user ids (None: everyone, which `hemadose run` refuses to start with)."""
+
+    async def guard(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        user = update.effective_user
+        if allowed is None or (user is not None and user.id in allowed):
+            return
+        log.warning("refused an update from a user not on the allowed list")
+        if update.callback_query is not None:
+            await update.callback_query.answer()
+        if update.effective_chat is not None:
+            await context.bot.send_message(update.effective_chat.id, REFUSAL)
+        raise ApplicationHandlerStop
+
+    return TypeHandler(Update, guard)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log what failed, never what the user typed; tell them their answers are safe."""
+    error = context.error
+    log.error(
+        "handler failed: %s", type(error).__name__, exc_info=error if not isinstance(error, TelegramError) else None
+    )
+    if isinstance(update, Update) and update.effective_chat is not None:
+        try:
+            await context.bot.send_message(update.effective_chat.id, FAULT)
+        except TelegramError:
+            log.error("could not tell the user about the failure")
+
+
+async def _register_commands(application: Application) -> None:  # type: ignore[type-arg]
+    await application.bot.set_my_commands(COMMANDS)
+
+
+def build_application(
+    token: str,
+    service: ChatService | None,
+    allowed_users: frozenset[int] | None,
+    *,
+    request: BaseRequest | None = None,
+    polling: bool = True,
+) -> Application:  # type: ignore[type-arg]
+    """The bot; `service` may be set later in `bot_data['service']` (e.g. opened in post_init)."""
+    builder: ApplicationBuilder = Application.builder().token(token)  # type: ignore[type-arg]
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request)
+    if not polling:
+        builder = builder.updater(None)
+    builder = builder.post_init(_register_commands)
+    application = builder.build()
+    if service is not None:
+        application.bot_data["service"] = service
+    application.add_handler(access_guard(allowed_users), group=-1)
+    application.add_handler(MessageHandler(filters.TEXT, on_text))
+    application.add_handler(CallbackQueryHandler(on_button))
+    application.add_handler(MessageHandler(~filters.TEXT & ~filters.StatusUpdate.ALL, on_other))
+    application.add_error_handler(on_error)
+    return application

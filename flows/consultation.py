@@ -1,0 +1,306 @@
+"""The consultation flow: one `transitions` machine shared by every chat.
+
+A chat's state is plain data (`ChatState`). For each update a `Conversation` is built around it,
+the shared machine's events are fired for it, and the changed data is handed back to be saved.
+Nothing is bound to the conversation object (no `add_model`), so taking part costs a chat
+microseconds and no memory once the update is done. Steps a drug does not need are skipped on
+entry, in the direction of travel, so `back` and `next` both pass over them.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+from pydantic import ValidationError
+from transitions import EventData, Machine
+
+from core import RequestError, recommend
+from core.models import DoseRequest
+from flows import render
+from flows.parsing import Problem
+from flows.replies import AuditRecommendation, Button, Env, Outcome, Reply, SaveConsultation, UserInput, rows
+from flows.request import build_request, step_for_field
+from flows.state import Answers, ChatState, Pending
+from flows.steps import ANSWERED, NUMERIC_STEPS, STEP_BY_NAME, STEPS, Confirm, Step
+
+STEP_NAMES = [step.name for step in STEPS]
+STATES = ["idle", *STEP_NAMES, "review", "result"]
+NAVIGATION = (Button("⬅ Back", "back"), Button("✖ Cancel", "cancel"), Button("? Help", "help"))
+NEW = Button("New consultation", "new")
+YES, NO = "v:yes", "v:no"
+
+
+def _build_machine() -> Machine:
+    entering = {"review": "enter_review", "result": "enter_result"} | dict.fromkeys(STEP_NAMES, "enter_step")
+    machine = Machine(
+        model=None,
+        states=[{"name": name, "on_enter": entering[name]} if name in entering else name for name in STATES],
+        initial="idle",
+        queued=True,  # a skip fired while entering a step runs after that entry completes
+        send_event=True,
+        auto_transitions=False,
+    )
+    machine.add_transition("start", "*", STEP_NAMES[0])
+    machine.add_transition("cancel", "*", "idle")
+    machine.add_transition("finish_edit", list[Any](STEP_NAMES), "review")
+    for earlier, later in pairwise([*STEP_NAMES, "review"]):
+        machine.add_transition("advance", earlier, later)
+        machine.add_transition("retreat", later, earlier)
+    machine.add_transition("retreat", STEP_NAMES[0], STEP_NAMES[0])  # at the first question, ask it again
+    machine.add_transition("retreat", "result", "review")
+    machine.add_transition("confirm", "review", "result")
+    for step in STEP_NAMES:
+        machine.add_transition(f"edit_{step}", list[Any](["review", "result", *STEP_NAMES]), step)
+    return machine
+
+
+MACHINE = _build_machine()
+
+
+class Conversation:
+    """One chat's state for the length of one update; the shared machine's model."""
+
+    def __init__(self, chat: ChatState, env: Env) -> None:
+        self.chat = chat
+        self.env = env
+        self.outcome = Outcome()
+
+    @property
+    def state(self) -> str:
+        return self.chat.state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self.chat.state = value
+
+    @property
+    def answers(self) -> Answers:
+        return self.chat.answers
+
+    def fire(self, trigger: str) -> None:
+        MACHINE.events[trigger].trigger(self)
+
+    def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
+        self.outcome.replies.append(Reply(text, buttons))
+
+    # --- callbacks of the machine ---------------------------------------------------------------
+
+    def enter_step(self, event: EventData) -> None:
+        step = STEP_BY_NAME[self.state]
+        if not step.applies(self.answers, self.env):
+            direction = event.event.name if event.event.name in ("advance", "retreat") else "advance"
+            self.fire(direction)
+            return
+        self.ask(step)
+
+    def enter_review(self, event: EventData) -> None:
+        self.answers.editing = False
+        self.outcome.replies.append(render.review(self.answers, self.applicable_steps()))
+
+    def enter_result(self, event: EventData) -> None:
+        try:
+            payload = build_request(self.answers, self.env)
+            request = DoseRequest.model_validate(payload)
+            response = recommend(request)
+        except (RequestError, ValidationError) as exc:
+            field, message = _fault(exc)
+            step = step_for_field(field)
+            self.say(f"The rules cannot use this yet: {message}")
+            self.answers.editing = True
+            self.fire(f"edit_{step}")
+            return
+        self.chat.request = request.model_dump(mode="json", exclude_defaults=True)
+        self.chat.response = response.model_dump(mode="json")
+        self.chat.saved = False
+        self.outcome.effects.append(
+            AuditRecommendation(self.answers.patient_label, self.chat.request, self.chat.response)
+        )
+        self.outcome.replies.append(render.recommendation(response, self.answers, self.env))
+
+    # --- asking and answering -------------------------------------------------------------------
+
+    def ask(self, step: Step, prefix: str = "") -> None:
+        options = step.options(self.answers, self.env)
+        text = step.question(self.answers, self.env)
+        reply = Reply(f"{prefix}{text}", (*rows(options), NAVIGATION), numeric=step.name in NUMERIC_STEPS)
+        self.outcome.replies.append(reply)
+
+    def applicable_steps(self) -> list[Step]:
+        return [step for step in STEPS if step.applies(self.answers, self.env)]
+
+    def current_buttons(self) -> list[Button]:
+        """The buttons of the question now on screen (typed labels count as presses)."""
+        answers = self.answers
+        if answers.pending is not None:
+            return [*_confirm_buttons(), *NAVIGATION]
+        if self.state in STEP_BY_NAME:
+            return [*STEP_BY_NAME[self.state].options(answers, self.env), *NAVIGATION]
+        if self.state == "review":
+            return [button for row in render.review(answers, self.applicable_steps()).buttons for button in row]
+        if self.state == "result":
+            return list(render.result_buttons(self.chat.saved))
+        return [NEW]
+
+    def receive(self, message: UserInput) -> None:
+        text = (message.text or "").strip()
+        data = message.button
+        if data is None and text and not text.startswith("/"):
+            typed = _plain(text)
+            data = next((b.data for b in self.current_buttons() if _plain(b.label) == typed), None)
+        command = text.split()[0].lower() if text.startswith("/") else None
+        word = text.lower() if data is None else None
+        if command in ("/cancel",) or data == "cancel" or word == "cancel":
+            return self.cancel()
+        if command in ("/new", "/start_consultation") or data == "new":
+            return self.start()
+        if command == "/start":
+            return self.welcome()
+        if command == "/help" or data == "help" or word == "help":
+            return self.help()
+        if command == "/back" or data == "back" or word == "back":
+            return self.back()
+        if command is not None:
+            self.say(f"I don't know the command {command}. " + render.COMMANDS_LINE)
+            return self.reask()
+        if data is not None and data not in {b.data for b in self.current_buttons()}:
+            self.say("That button belongs to an earlier message; here is where we are:")
+            return self.reask()
+        if self.state == "idle":
+            return self.say("To dose a patient, start a new consultation.", ((NEW,),))
+        if self.state == "review":
+            return self.on_review(data, text)
+        if self.state == "result":
+            return self.on_result(data, text)
+        answer = data.removeprefix("v:") if data is not None else text
+        self.on_answer(STEP_BY_NAME[self.state], answer, data)
+
+    def on_answer(self, step: Step, answer: str, data: str | None) -> None:
+        answers = self.answers
+        if answers.pending is not None:
+            if data == YES or answer.lower() in ("yes", "y"):
+                updates = answers.pending.updates
+                answers.pending = None
+                return self.apply(step, updates)
+            answers.pending = None
+            if data == NO or answer.lower() in ("no", "n"):
+                return self.ask(step, "OK, please enter it again. ")
+        if not answer:
+            return self.ask(step, "Please answer the question. ")
+        parsed = step.parse(answer, answers, self.env)
+        if isinstance(parsed, Problem):
+            return self.ask(step, parsed.message + "\n")
+        if isinstance(parsed, Confirm):
+            answers.pending = Pending(step=step.name, question=parsed.question, updates=_jsonable(parsed.updates))
+            return self.say(parsed.question, (_confirm_buttons(), NAVIGATION))
+        self.apply(step, parsed)
+
+    def apply(self, step: Step, updates: dict[str, Any]) -> None:
+        stay = bool(updates.pop("_stay", False))
+        restored = Answers.model_validate({**self.answers.model_dump(), **updates})
+        drug_changed = restored.drug != self.answers.drug
+        self.chat.answers = restored
+        if stay:
+            return self.ask(step)
+        if restored.editing and not drug_changed:
+            missing = next((s.name for s in self.applicable_steps() if not ANSWERED[s.name](restored)), None)
+            return self.fire(f"edit_{missing}" if missing else "finish_edit")
+        self.fire("advance")
+
+    def on_review(self, data: str | None, text: str) -> None:
+        if data == "confirm" or text.lower() in ("ok", "confirm", "yes"):
+            return self.fire("confirm")
+        if data is not None and data.startswith("edit:") and data[5:] in STEP_BY_NAME:
+            self.answers.editing = True
+            return self.fire(f"edit_{data[5:]}")
+        self.say("Press Get recommendation, or Edit next to an answer to change it.")
+        self.reask()
+
+    def on_result(self, data: str | None, text: str) -> None:
+        if data == "why" or text.lower() in ("why", "why?"):
+            assert self.chat.response is not None
+            return self.outcome.replies.append(render.why(self.chat.response, self.chat.saved))
+        if data == "save" or text.lower() == "save":
+            if self.chat.saved:
+                return self.say(f"Already saved to {self.answers.patient_label}.", (render.result_buttons(True),))
+            assert self.chat.request is not None
+            assert self.chat.response is not None
+            label = self.answers.patient_label
+            assert label is not None
+            self.outcome.effects.append(SaveConsultation(label, self.chat.request, self.chat.response))
+            self.chat.saved = True
+            return self.say(f"Saved to {label}: dose, result and recommendation.", (render.result_buttons(True),))
+        self.say("Press Save to patient, Why? or New consultation.", (render.result_buttons(self.chat.saved),))
+
+    # --- controls -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.chat.answers = Answers()
+        self.chat.request = self.chat.response = None
+        self.chat.saved = False
+        self.fire("start")
+
+    def cancel(self) -> None:
+        if self.state == "idle":
+            return self.say("Nothing to cancel.", ((NEW,),))
+        self.chat.answers = Answers()
+        self.fire("cancel")
+        self.say("Consultation cancelled; nothing was saved from it.", ((NEW,),))
+
+    def back(self) -> None:
+        if self.state == "idle":
+            return self.say("There is no consultation under way.", ((NEW,),))
+        self.answers.pending = None
+        self.answers.editing = False
+        self.fire("retreat")
+
+    def welcome(self) -> None:
+        self.say(render.WELCOME, ((NEW, Button("My patients", "patients")),))
+        if self.state != "idle":
+            self.say("You have a consultation under way; it continues here:")
+            self.reask()
+
+    def help(self) -> None:
+        self.say(render.help_text(self.state))
+        self.reask()
+
+    def reask(self) -> None:
+        """Show the question now open again (nothing entered is lost)."""
+        answers = self.answers
+        if answers.pending is not None:
+            return self.say(answers.pending.question, (_confirm_buttons(), NAVIGATION))
+        if self.state in STEP_BY_NAME:
+            return self.ask(STEP_BY_NAME[self.state])
+        if self.state == "review":
+            return self.outcome.replies.append(render.review(answers, self.applicable_steps()))
+        if self.state == "result":
+            return self.say("The recommendation is above.", (render.result_buttons(self.chat.saved),))
+        self.say("Start a new consultation when you are ready.", ((NEW,),))
+
+
+def _plain(label: str) -> str:
+    """A label as people type it: no leading symbols, case or extra spaces ('✅ Get it' ~ 'get it')."""
+    return " ".join(label.lstrip("⬅✖?✅ ").lower().split())
+
+
+def _confirm_buttons() -> tuple[Button, ...]:
+    return (Button("Yes, use it", YES), Button("No, re-enter", NO))
+
+
+def _jsonable(updates: dict[str, Any]) -> dict[str, Any]:
+    return Answers.model_validate(updates).model_dump(mode="json", include=set(updates))
+
+
+def _fault(exc: RequestError | ValidationError) -> tuple[str | None, str]:
+    if isinstance(exc, RequestError):
+        return exc.field, exc.message
+    error = exc.errors()[0]
+    field = ".".join(str(part) for part in error["loc"])
+    return field, f"{field}: {error['msg']}"
+
+
+def handle(chat: ChatState, message: UserInput, env: Env) -> tuple[ChatState, Outcome]:
+    """One update: the chat's state after it, the replies to send and the effects to persist."""
+    conversation = Conversation(chat.model_copy(deep=True), env)
+    conversation.receive(message)
+    return conversation.chat, conversation.outcome

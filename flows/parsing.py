@@ -1,0 +1,161 @@
+"""Reading what people type: dates, numbers with units, and the unit mix-ups worth naming.
+
+Every parser returns either a value or a specific message saying what was wrong and how to
+write it; none guesses silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from core.numbers import fmt
+from core.units import PLAUSIBILITY, UNITS_BY_TEST
+
+_NUMBER = re.compile(r"^\s*([-+]?\d+(?:[.,]\d+)?)\s*(.*?)\s*$")
+_DAYS_AGO = re.compile(r"^(\d{1,3})\s*(?:d|days?)\s*ago$")
+_IN_DAYS = re.compile(r"^in\s+(\d{1,3})\s*(?:d|days?)$")
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+# What people type for each unit -> the contract's unit.
+PLATELET_UNITS = {
+    "": "10^9/L",
+    "x10^9/l": "10^9/L",
+    "×10^9/l": "10^9/L",
+    "x 10^9/l": "10^9/L",
+    "10^9/l": "10^9/L",
+    "x10e9/l": "10^9/L",
+    "g/l": "G/L",
+    "10^3/ul": "10^3/uL",
+    "x10^3/ul": "10^3/uL",
+    "k/ul": "10^3/uL",
+    "/ul": "/uL",
+    "/µl": "/uL",
+    "per ul": "/uL",
+    "per µl": "/uL",
+    "/mm3": "/uL",
+}
+HEMOGLOBIN_UNITS = {"": "g/dL", "g/dl": "g/dL", "g/l": "g/L", "mmol/l": "mmol/L"}
+LAB_UNITS = {"platelets": PLATELET_UNITS, "hemoglobin": HEMOGLOBIN_UNITS}
+SHOWN_UNIT = {
+    "10^9/L": "×10^9/L",
+    "10^3/uL": "×10^3/µL",
+    "/uL": "/µL",
+    "G/L": "G/L",
+    "g/dL": "g/dL",
+    "g/L": "g/L",
+    "mmol/L": "mmol/L",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why an answer was not taken, in words for the user."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """A value that is probably a slip: ask before using `value` (in `unit`) instead."""
+
+    message: str
+    value: Decimal
+    unit: str
+
+
+def parse_date(
+    text: str,
+    today: dt.date,
+    *,
+    what: str,
+    future: bool = False,
+    past: bool = True,
+    not_before: dt.date | None = None,
+) -> dt.date | Problem:
+    """Today, yesterday, 'N days ago', 'in N days' or YYYY-MM-DD."""
+    cleaned = text.strip().lower()
+    value: dt.date | None = None
+    if cleaned == "today":
+        value = today
+    elif cleaned == "yesterday":
+        value = today - dt.timedelta(days=1)
+    elif cleaned == "tomorrow":
+        value = today + dt.timedelta(days=1)
+    elif match := _DAYS_AGO.match(cleaned):
+        value = today - dt.timedelta(days=int(match.group(1)))
+    elif match := _IN_DAYS.match(cleaned):
+        value = today + dt.timedelta(days=int(match.group(1)))
+    elif _ISO.match(cleaned):
+        try:
+            value = dt.date.fromisoformat(cleaned)
+        except ValueError:
+            return Problem(f"{text.strip()} is not a real date. Write it as YYYY-MM-DD, e.g. {today}.")
+    else:
+        hint = " (day and month could be read either way)" if "/" in cleaned else ""
+        return Problem(
+            f"I could not read '{text.strip()}' as a date{hint}. Write it as YYYY-MM-DD, e.g. {today}, "
+            "or press Today / Yesterday."
+        )
+    if value > today and not future:
+        return Problem(f"{value} is in the future; the {what} must be today or earlier.")
+    if value < today and not past:
+        return Problem(f"{value} has passed; the {what} must be today or later.")
+    if not_before is not None and value < not_before:
+        return Problem(f"{value} is before {not_before}; the {what} cannot be earlier than that.")
+    return value
+
+
+def parse_number(text: str, *, what: str, units: dict[str, str] | None = None) -> tuple[Decimal, str] | Problem:
+    """A number with an optional unit from `units` (aliases -> contract unit); '8,9' reads as 8.9."""
+    match = _NUMBER.match(text)
+    if not match:
+        return Problem(f"I could not read '{text.strip()}' as the {what}. Type a number, e.g. 72.")
+    try:
+        value = Decimal(match.group(1).replace(",", "."))
+    except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
+        return Problem(f"I could not read '{text.strip()}' as a number.")
+    written = match.group(2).lower().replace(" ", "")
+    if units is None:
+        if written:
+            return Problem(f"Type the {what} as a number only, without '{match.group(2)}'.")
+        return value, ""
+    key = written if written in units else match.group(2).lower()
+    if key not in units:
+        known = ", ".join(sorted({SHOWN_UNIT.get(u, u) for u in units.values()}))
+        return Problem(f"I don't know the unit '{match.group(2)}' for the {what}. Use one of: {known}.")
+    return value, units[key]
+
+
+def check_lab(test: str, value: Decimal, unit: str) -> Problem | Suggestion | None:
+    """Bounds of RULES.md section 0 with the likely unit mix-up named; None when plausible."""
+    bounds = PLAUSIBILITY[test]
+    factors = UNITS_BY_TEST[test]
+    converted = value * factors[unit]
+    if not bounds.implausible(converted):
+        return None
+    shown = SHOWN_UNIT[unit]
+    if test == "platelets" and converted > bounds.high and unit != "/uL":
+        per_ul = value / 1000
+        if not bounds.implausible(per_ul):
+            return Suggestion(f"{fmt(value)} looks like a count per µL: {fmt(per_ul)} ×10^9/L?", per_ul, "10^9/L")
+    if test == "hemoglobin":
+        for other, factor in factors.items():
+            candidate = value * factor
+            if other != unit and not bounds.implausible(candidate) and not bounds.unusual(candidate):
+                return Suggestion(
+                    f"{fmt(value)} {shown} is outside what is possible; it looks like {SHOWN_UNIT[other]}: "
+                    f"{fmt(candidate)} g/dL?",
+                    candidate,
+                    "g/dL",
+                )
+    name = "platelet count" if test == "platelets" else "haemoglobin"
+    low, high = fmt(bounds.low), fmt(bounds.high)
+    deciding = "×10^9/L" if test == "platelets" else "g/dL"
+    return Problem(f"A {name} of {fmt(value)} {shown} is not possible (must be {low} to {high} {deciding}).")
+
+
+def is_unusual(test: str, value: Decimal, unit: str) -> bool:
+    return PLAUSIBILITY[test].unusual(value * UNITS_BY_TEST[test][unit])

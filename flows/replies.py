@@ -1,0 +1,111 @@
+"""What a flow sends back, with no transport in it: text, buttons, and requests for I/O.
+
+The Telegram adapter turns a `Reply` into a message with an inline keyboard; the terminal chat
+prints the buttons as numbered choices. `Effect`s are what the adapter must persist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    label: str
+    data: str  # short and stable: Telegram allows 64 bytes of callback data
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    # The question takes a typed number: a transport that numbers its buttons must not read a typed
+    # "3" as the third button (the terminal shows these buttons as #1, #2 ...).
+    numeric: bool = False
+
+    def button_labels(self) -> list[str]:
+        return [button.label for row in self.buttons for button in row]
+
+
+def rows(buttons: list[Button], per_row: int = 2) -> tuple[tuple[Button, ...], ...]:
+    return tuple(tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row))
+
+
+@dataclass(frozen=True, slots=True)
+class UserInput:
+    """One thing the user did: typed text (commands included) or pressed a button."""
+
+    text: str | None = None
+    button: str | None = None  # the button's data
+
+
+@dataclass(frozen=True, slots=True)
+class TransfusionRecord:
+    date: dt.date
+    units: str
+
+
+@dataclass(frozen=True, slots=True)
+class LabRecord:
+    test: str
+    value: str
+    unit: str
+    date: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class PatientSummary:
+    """What the record holds about one patient, for pre-filling a follow-up visit."""
+
+    label: str
+    weight_kg: str | None = None
+    weight_date: dt.date | None = None
+    age_years: str | None = None
+    child_pugh: str | None = None
+    drug: str | None = None
+    indication: str | None = None
+    region: str | None = None
+    dose_amount: str | None = None
+    dose_since: dt.date | None = None
+    last_given: dt.date | None = None
+    on_hold: bool = False
+    baseline_rbc_units_per_12_weeks: str | None = None
+    labs: tuple[LabRecord, ...] = ()
+    transfusions: tuple[TransfusionRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Env:
+    """What the adapter knows for this update: the date in the user's zone and their patients."""
+
+    today: dt.date
+    patients: dict[str, PatientSummary] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SaveConsultation:
+    """Persist the consultation to the patient's record (weight, regimen, doses, labs)."""
+
+    patient_label: str
+    request: dict[str, Any]
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecommendation:
+    """Append the recommendation to the audit: every one, saved or not."""
+
+    patient_label: str | None
+    request: dict[str, Any]
+    response: dict[str, Any]
+
+
+Effect = SaveConsultation | AuditRecommendation
+
+
+@dataclass(slots=True)
+class Outcome:
+    replies: list[Reply] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)

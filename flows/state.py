@@ -1,0 +1,82 @@
+"""A chat's conversation state: plain data, saved after every update and restored on the next."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Data(BaseModel):
+    # Unknown keys are ignored so that a state saved by an older release still restores.
+    model_config = ConfigDict(extra="ignore")
+
+
+class LabAnswer(_Data):
+    test: Literal["platelets", "hemoglobin"]
+    value: Decimal
+    unit: str
+    date: dt.date
+
+
+class TransfusionAnswer(_Data):
+    date: dt.date
+    units: Decimal
+
+
+class Pending(_Data):
+    """An answer that needs a yes before it is used (an unusual value, a likely unit slip)."""
+
+    step: str
+    question: str
+    updates: dict[str, Any]
+
+
+class Answers(_Data):
+    drug: str | None = None
+    indication: str | None = None
+    region: str | None = None
+    patient_label: str | None = None
+    patient_is_new: bool = False
+    weight_kg: Decimal | None = None
+    weight_date: dt.date | None = None
+    age_years: Decimal | None = None
+    adult: bool = False
+    child_pugh: str | None = None
+    child_pugh_unknown: bool = False
+    procedure_date: dt.date | None = None
+    status: Literal["new", "on", "held"] | None = None
+    dose_amount: Decimal | None = None
+    dose_since: dt.date | None = None
+    last_given: dt.date | None = None
+    doses_at_level: int | None = None
+    doses_estimated: bool = False
+    lab_value: Decimal | None = None
+    lab_unit: str | None = None
+    lab_date: dt.date | None = None
+    lab_skipped: bool = False
+    previous_value: Decimal | None = None
+    previous_unit: str | None = None
+    previous_date: dt.date | None = None
+    previous_skipped: bool = False
+    transfusions: list[TransfusionAnswer] = Field(default_factory=list)
+    transfusions_done: bool = False
+    baseline: Decimal | None = None
+    baseline_skipped: bool = False
+    adverse: Literal["none", "mild", "severe", "hypersensitivity"] | None = None
+    # From the patient's record: results already known, sent with the request.
+    history_labs: list[LabAnswer] = Field(default_factory=list)
+    pending: Pending | None = None
+    editing: bool = False
+
+
+class ChatState(_Data):
+    """Everything a chat needs to resume: the flow's state name and the answers so far."""
+
+    state: str = "idle"
+    answers: Answers = Field(default_factory=Answers)
+    request: dict[str, Any] | None = None  # the last recommendation's request and response
+    response: dict[str, Any] | None = None
+    saved: bool = False
