@@ -11,7 +11,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 from pydantic_core import PydanticCustomError
 
 Drug = Literal["romiplostim", "hetrombopag", "lusutrombopag", "luspatercept"]
@@ -69,7 +69,13 @@ def _null_means_empty(value: Any) -> Any:
     return [] if value is None else value
 
 
-JsonNumber = Annotated[Decimal, BeforeValidator(_json_number)]
+def _as_json_number(value: Decimal) -> int | float:
+    integral = value.to_integral_value()
+    return int(integral) if value == integral else float(value)
+
+
+# Serialised back as JSON numbers (3, 93.1), so a stored request reads as the contract's JSON.
+JsonNumber = Annotated[Decimal, BeforeValidator(_json_number), PlainSerializer(_as_json_number, when_used="json")]
 WholeNumber = Annotated[int, BeforeValidator(_json_whole_number)]
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 JsonBool = Annotated[bool, BeforeValidator(_json_bool)]

@@ -139,7 +139,7 @@ class Conversation:
         if self.state == "review":
             return [button for row in render.review(answers, self.applicable_steps()).buttons for button in row]
         if self.state == "result":
-            return list(render.result_buttons(self.chat.saved))
+            return list(render.result_buttons(saved=False))  # Save stays valid: a second press says so
         return [NEW]
 
     def receive(self, message: UserInput) -> None:

@@ -1,0 +1,75 @@
+"""The Telegram adapter's edges: faults, non-text messages, access policy, start-up refusals."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from telegram import Update
+
+from bot.offline import TOKEN, RecordingRequest, message_update
+from bot.telegram_app import FAULT, NOT_TEXT, REFUSAL, build_application
+from flows.replies import Reply
+
+
+class BrokenService:
+    async def handle(self, *args: object, **kwargs: object) -> list[Reply]:
+        raise RuntimeError("boom")
+
+
+async def process(update: dict, allowed: frozenset[int] | None = frozenset({1001})) -> RecordingRequest:  # type: ignore[type-arg]
+    request = RecordingRequest()
+    app = build_application(TOKEN, BrokenService(), allowed, request=request, polling=False)  # type: ignore[arg-type]
+    await app.initialize()
+    try:
+        await app.process_update(Update.de_json(update, app.bot))
+    finally:
+        await app.shutdown()
+    return request
+
+
+async def test_a_fault_is_logged_without_patient_data_and_the_user_is_told(caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.ERROR, logger="hemadose.telegram")
+    request = await process(message_update(1, 1001, 1001, "RX-12 platelets 32"))
+    assert [m.text for m in request.sent] == [FAULT]
+    assert "handler failed: RuntimeError" in caplog.text
+    assert "RX-12" not in caplog.text
+    assert "32" not in caplog.text.replace("handler failed", "")
+
+
+async def test_a_photo_gets_a_plain_answer():
+    update = message_update(1, 1001, 1001, "x")
+    del update["message"]["text"], update["message"]["entities"]
+    update["message"]["photo"] = [{"file_id": "f", "file_unique_id": "u", "width": 1, "height": 1}]
+    request = await process(update)
+    assert [m.text for m in request.sent] == [NOT_TEXT]
+
+
+async def test_an_unlisted_user_is_refused_before_any_handler(caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.WARNING, logger="hemadose.telegram")
+    request = await process(message_update(1, 4242, 4242, "/start"))
+    assert [m.text for m in request.sent] == [REFUSAL]
+    assert "4242" not in caplog.text
+
+
+def hemadose_run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "HEMADOSE_"))}
+    exe = Path(sys.executable).parent / "hemadose"
+    return subprocess.run([str(exe), "run"], env=clean | env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_run_needs_a_token():
+    done = hemadose_run({})
+    assert done.returncode == 2
+    assert "set TELEGRAM_BOT_TOKEN" in done.stderr
+
+
+def test_run_refuses_to_start_without_an_access_policy():
+    done = hemadose_run({"TELEGRAM_BOT_TOKEN": "123456:SECRET-VALUE"})
+    assert done.returncode == 2
+    assert "refusing to start without an access policy" in done.stderr
+    assert "SECRET-VALUE" not in done.stderr + done.stdout
