@@ -44,5 +44,13 @@ def recommend_json(text: str | bytes) -> tuple[str, bool]:
 def recommend_lines(lines: Iterable[str | bytes]) -> Iterator[str]:
     """JSON Lines batch: one output line per non-blank input line, in order; errors stay in line."""
     for line in lines:
-        if line and not line.isspace():  # no copy of the line, unlike strip()
+        if line and not _blank(line):
             yield recommend_json(line)[0]
+
+
+def _blank(line: str | bytes) -> bool:
+    """Only white space, Unicode's included (a no-break space from a spreadsheet is blank too)."""
+    if line[:1] in (b"{", "{"):  # the usual line: a JSON object, not blank
+        return False
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    return text.isspace()

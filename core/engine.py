@@ -19,7 +19,7 @@ from core.models import DoseRequest, DoseResponse
 from core.numbers import HUNDREDTH, TENTH, fmt, json_number, round_half_up
 from core.registry import REGISTRY, rules_for
 from core.units import PLAUSIBILITY
-from core.validation import check_plausibility, check_shape
+from core.validation import check_plausibility
 from core.warnings import ordered_warnings
 
 RULESET_VERSION = "v1"
@@ -47,8 +47,7 @@ def validate(request: DoseRequest) -> Context:
         rules = rules_for(request.drug)
     except KeyError:  # pragma: no cover - the model's Literal admits only registered drugs
         raise RequestError("invalid_request", f"drug: '{request.drug}' has no rules", "drug") from None
-    check_shape(request, rules.profile)
-    ctx = Context.of(request, rules.profile)
+    ctx = Context.of(request, rules.profile)  # drug-dependent shape was checked by the model's validators
     check_plausibility(ctx)
     return ctx
 

@@ -118,6 +118,10 @@ def from_validation_error(exc: ValidationError, raw: Any = None) -> RequestError
     loc = tuple(first["loc"])
     if not loc:
         return RequestError("invalid_request", f"the request must be a JSON object, got {_shown(first.get('input'))}")
+    if first["type"] == "drug_shape":
+        context = first.get("ctx", {})
+        path = context.get("field") or f"{field_path(loc)}.{context['subfield']}"
+        return RequestError("invalid_request", f"{path}: {context['message']}", path)
     unknown = [str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden" and e["loc"][:-1] == loc[:-1]]
     path = field_path(loc)
     return RequestError("invalid_request", f"{path}: {_describe(first, unknown)}", path)

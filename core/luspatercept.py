@@ -84,7 +84,7 @@ _SOURCES = {
     "luspatercept.resume": f"{_PI} 2.3; Reblozyl Japan PI (restart dose)",
     "luspatercept.increase": f"{_PI} 2.1 and 2.2; Reblozyl US HCP dosing pages",
     "luspatercept.no_response": f"{_PI} 2.1 and 2.2",
-    "dose.split_injection": f"{_PI} 2.4",
+    "dose.split_injection": f"{_PI} 2.1-2.3",
 }
 
 

@@ -46,7 +46,7 @@ JP_STOP_RISE = Decimal(20)
 _SOURCES = {
     "us": {
         "dosing": "Mulpleta US PI 2.1",
-        "lusutrombopag.child_pugh_c": "Mulpleta US PI 8.6",
+        "lusutrombopag.child_pugh_c": "Mulpleta US PI; L-PLUS 1 and L-PLUS 2 (Child-Pugh C not studied)",
         "lusutrombopag.not_low": "Mulpleta US PI 2.1; L-PLUS 1 and L-PLUS 2",
         "lusutrombopag.pre_procedure": "Mulpleta US PI 2.1; L-PLUS 1 and L-PLUS 2",
     },

@@ -11,7 +11,16 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 Drug = Literal["romiplostim", "hetrombopag", "lusutrombopag", "luspatercept"]
@@ -106,6 +115,15 @@ class Lab(_Request):
     unit: LabUnit
     date: IsoDate
 
+    @model_validator(mode="after")
+    def _unit_fits_test(self) -> Lab:
+        from core.validation import unit_fault
+
+        message = unit_fault(self.test, self.unit)
+        if message is not None:
+            raise PydanticCustomError("drug_shape", "{message}", {"message": message, "subfield": "unit"})
+        return self
+
 
 class Transfusion(_Request):
     date: IsoDate
@@ -125,15 +143,28 @@ class DoseRequest(_Request):
     region: Region | None = None
     as_of: IsoDate
     patient: Annotated[Patient, BeforeValidator(lambda v: Patient() if v is None else v)] = Field(
-        default_factory=Patient
+        default_factory=Patient, validate_default=True
     )
     current_dose: CurrentDose | None = None
     on_hold: JsonBool = False
     labs: Annotated[list[Lab], BeforeValidator(_null_means_empty)] = Field(default_factory=list)
     transfusions: Annotated[list[Transfusion], BeforeValidator(_null_means_empty)] = Field(default_factory=list)
     baseline_rbc_units_per_12_weeks: JsonNumber | None = Field(default=None, ge=0)
-    procedure_date: IsoDate | None = None
+    procedure_date: IsoDate | None = Field(default=None, validate_default=True)
     adverse_reaction: AdverseReaction | None = None
+
+    @field_validator(
+        "indication", "region", "patient", "current_dose", "on_hold", "labs", "transfusions", "procedure_date"
+    )
+    @classmethod
+    def _fits_the_drug(cls, value: Any, info: ValidationInfo) -> Any:
+        """Faults that depend on the drug, checked here so they rank with the others in field order."""
+        from core.validation import shape_fault
+
+        fault = shape_fault(info.field_name or "", value, info.data)
+        if fault is not None:
+            raise PydanticCustomError("drug_shape", "{message}", {"message": fault[1], "field": fault[0]})
+        return value
 
 
 class _Response(BaseModel):

@@ -115,6 +115,8 @@ def decide(ctx: Context) -> Decision:
             return refer(
                 "romiplostim.start",
                 f"Not started: {seen}, above {fmt(limits.hold_above)}.",
+                # RULES.md 1 `romiplostim.start`: `platelets_not_low` is read as a warning of the start
+                # only; the refer carries `platelets_high` (ambiguous; reported for the rules' revision).
                 "platelets_high",
             )
         warnings = ("platelets_not_low",) if count.value >= LOW else ()

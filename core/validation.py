@@ -1,4 +1,4 @@
-"""Checks that need more than one field (drug-specific shape) and the plausibility bounds.
+"""Checks that need more than one field (drug-specific shape), and the plausibility bounds.
 
 Order follows the contract: every `invalid_request` before any `implausible_value`, each in
 field order, so the first fault reported is the first one a reader of the request meets.
@@ -6,65 +6,74 @@ field order, so the first fault reported is the first one a reader of the reques
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from core.errors import RequestError
-from core.framework import Context, DrugProfile
-from core.models import DoseRequest, Lab
 from core.numbers import fmt
+from core.registry import rules_for
 from core.units import PLAUSIBILITY, UNITS_BY_TEST
 
+if TYPE_CHECKING:
+    from core.framework import Context
+    from core.models import Lab
 
-def check_shape(request: DoseRequest, profile: DrugProfile) -> None:
-    """Faults of shape that depend on the drug: `invalid_request`, in field order."""
-    drug = request.drug
-    if request.indication not in profile.indications:
-        _invalid(
-            "indication",
-            f"'{request.indication}' is not an indication of {drug}; expected one of {', '.join(profile.indications)}",
+
+def shape_fault(field: str, value: Any, earlier: dict[str, Any]) -> tuple[str, str] | None:
+    """The drug-dependent fault of one top-level field, given the fields validated before it.
+
+    Called from the request model's validators, so these faults rank with pydantic's own in
+    field order (the contract's rule for several faults in one request).
+    """
+    drug = earlier.get("drug")
+    if drug is None:  # the drug itself was at fault: reported already
+        return None
+    profile = rules_for(drug).profile
+    as_of: dt.date | None = earlier.get("as_of")
+    if field == "indication" and value not in profile.indications:
+        return "indication", (
+            f"'{value}' is not an indication of {drug}; expected one of {', '.join(profile.indications)}"
         )
-    if request.region is not None and request.region not in profile.regions:
-        _invalid(
+    if field == "region" and value is not None and value not in profile.regions:
+        return (
             "region",
-            f"'{request.region}' is not a region with rules for {drug}; expected one of {', '.join(profile.regions)}",
+            f"'{value}' is not a region with rules for {drug}; expected one of {', '.join(profile.regions)}",
         )
-    as_of = request.as_of
-    patient = request.patient
-    if profile.weight_based and patient.weight_kg is None:
-        _invalid("patient.weight_kg", f"required for {drug}, which is dosed by body weight")
-    if patient.weight_date is not None and patient.weight_date > as_of:
-        _invalid("patient.weight_date", f"{patient.weight_date} is after as_of {as_of}")
-    dose = request.current_dose
-    if dose is not None:
-        if dose.unit != profile.dosing_unit:
-            _invalid("current_dose.unit", f"{drug} is dosed in {profile.dosing_unit}, not {dose.unit}")
-        if dose.since > as_of:
-            _invalid("current_dose.since", f"{dose.since} is after as_of {as_of}")
-        if dose.last_given > as_of:
-            _invalid("current_dose.last_given", f"{dose.last_given} is after as_of {as_of}")
-        if dose.last_given < dose.since:
-            _invalid(
-                "current_dose.last_given",
-                f"{dose.last_given} is before since {dose.since} (the first dose at this level)",
+    if field == "patient":
+        if profile.weight_based and value.weight_kg is None:
+            return "patient.weight_kg", f"required for {drug}, which is dosed by body weight"
+        if as_of is not None and value.weight_date is not None and value.weight_date > as_of:
+            return "patient.weight_date", f"{value.weight_date} is after as_of {as_of}"
+    if field == "current_dose" and value is not None:
+        if value.unit != profile.dosing_unit:
+            return "current_dose.unit", f"{drug} is dosed in {profile.dosing_unit}, not {value.unit}"
+        if as_of is not None and value.since > as_of:
+            return "current_dose.since", f"{value.since} is after as_of {as_of}"
+        if as_of is not None and value.last_given > as_of:
+            return "current_dose.last_given", f"{value.last_given} is after as_of {as_of}"
+        if value.last_given < value.since:
+            return "current_dose.last_given", (
+                f"{value.last_given} is before since {value.since} (the first dose at this level)"
             )
-    if request.on_hold:
-        if dose is None:
-            _invalid("on_hold", "on hold needs current_dose: the dose before the interruption")
+    if field == "on_hold" and value:
+        if earlier.get("current_dose") is None and "current_dose" in earlier:
+            return "on_hold", "on hold needs current_dose: the dose before the interruption"
         if drug == "lusutrombopag":
-            _invalid("on_hold", "a lusutrombopag course is not put on hold")
-    for i, lab in enumerate(request.labs):
-        if lab.unit not in UNITS_BY_TEST[lab.test]:
-            _invalid(
-                f"labs[{i}].unit",
-                f"'{lab.unit}' is not a unit for {lab.test}; expected one of {', '.join(UNITS_BY_TEST[lab.test])}",
-            )
-        if lab.date > as_of:
-            _invalid(f"labs[{i}].date", f"{lab.date} is after as_of {as_of}")
-    for i, transfusion in enumerate(request.transfusions):
-        if transfusion.date > as_of:
-            _invalid(f"transfusions[{i}].date", f"{transfusion.date} is after as_of {as_of}")
-    if drug == "lusutrombopag" and request.procedure_date is None:
-        _invalid("procedure_date", "required for lusutrombopag, which is timed by the procedure")
+            return "on_hold", "a lusutrombopag course is not put on hold"
+    if field in ("labs", "transfusions") and as_of is not None:
+        for i, entry in enumerate(value):
+            if entry.date > as_of:
+                return f"{field}[{i}].date", f"{entry.date} is after as_of {as_of}"
+    if field == "procedure_date" and value is None and drug == "lusutrombopag":
+        return "procedure_date", "required for lusutrombopag, which is timed by the procedure"
+    return None
+
+
+def unit_fault(test: str, unit: str) -> str | None:
+    if unit in UNITS_BY_TEST[test]:
+        return None
+    return f"'{unit}' is not a unit for {test}; expected one of {', '.join(UNITS_BY_TEST[test])}"
 
 
 def check_plausibility(ctx: Context) -> None:
@@ -80,10 +89,6 @@ def check_plausibility(ctx: Context) -> None:
     first = ctx.first_implausible
     if first is not None:
         _implausible(f"labs[{first.position}].value", _lab_message(ctx.request.labs[first.position], first.value))
-
-
-def _invalid(field: str, message: str) -> None:
-    raise RequestError("invalid_request", f"{field}: {message}", field)
 
 
 def _implausible(field: str, message: str) -> None:

@@ -76,7 +76,10 @@ MESSAGES: Final[dict[str, str]] = {
         "Take on an empty stomach, with no food for 2 hours after; dairy products and mineral "
         "supplements at least 2 hours after the dose."
     ),
-    "severe_hepatic_impairment": "Not studied in severe hepatic impairment (Child-Pugh C).",
+    "severe_hepatic_impairment": (
+        "Severe hepatic impairment (Child-Pugh C): not studied under the US label; contraindicated under the "
+        "Japanese label."
+    ),
     "procedure_window": (
         "The timing does not fit the label: start 8 to 14 days before the procedure (13 in Japan) "
         "and do the procedure 2 to 8 days after the last dose."

@@ -294,3 +294,54 @@ def test_unusual_values_are_accepted_with_info():
     }
     r = run(romiplostim(labs=[platelets(60, "2026-11-21"), hemoglobin(3.5, "2026-11-20")]))
     assert "unusual_value" in [w["code"] for w in r["warnings"]]
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        # a drug-dependent fault in an earlier field beats a type fault in a later one
+        (
+            {"drug": "romiplostim", "indication": "itp", "region": "jp", "as_of": "soon", "patient": {"weight_kg": 72}},
+            "region",
+        ),
+        (
+            {
+                "drug": "romiplostim",
+                "indication": "mds",
+                "as_of": "2026-11-22",
+                "patient": {"weight_kg": 72},
+                "transfusions": [{"date": "2026-11-01", "units": 0}],
+            },
+            "indication",
+        ),
+        (
+            {
+                "drug": "romiplostim",
+                "indication": "itp",
+                "as_of": "2026-11-22",
+                "patient": {},
+                "labs": [{"test": "platelets", "value": 32, "unit": "mg", "date": "2026-11-21"}],
+            },
+            "patient.weight_kg",
+        ),
+        (
+            {
+                "drug": "romiplostim",
+                "indication": "itp",
+                "as_of": "2026-11-22",
+                "patient": {"weight_kg": 72},
+                "labs": [
+                    {"test": "platelets", "value": 32, "unit": "g/dL", "date": "2026-11-21"},
+                    {"test": "platelets", "value": "x", "unit": "10^9/L", "date": "2026-11-21"},
+                ],
+            },
+            "labs[0].unit",
+        ),
+        (
+            {"drug": "romiplostim", "indication": "mds", "as_of": "2026-11-22", "patient": {"weight_kg": 72}, "foo": 1},
+            "indication",
+        ),
+    ],
+)
+def test_several_faults_are_reported_in_field_order(request_, field):
+    assert run_error(request_)["field"] == field
