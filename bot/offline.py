@@ -82,8 +82,9 @@ class RecordingRequest(BaseRequest):
         return True
 
     def take(self) -> list[SentMessage]:
-        """The messages sent since the last take."""
+        """The messages sent since the last take (the calls log is cleared with them)."""
         sent, self.sent = self.sent, []
+        self.calls.clear()
         return sent
 
 

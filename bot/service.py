@@ -39,52 +39,37 @@ class ChatService:
         """`user_ref` and `chat_ref` are opaque keys ('tg:123'); every query is scoped to the user."""
         storage = self.storage
         async with storage.session() as session, session.begin():
-            user_id = await storage.user_id(session, user_ref)
             command = (text or "").strip().split(maxsplit=1)
             name = command[0].lower() if command and command[0].startswith("/") else None
             argument = command[1].strip() if len(command) > 1 else ""
-            if name == "/patients" or button == "patients":
+            if name in ("/patients", "/history", "/settings") or button == "patients":
+                user_id = await storage.user_id(session, user_ref)
+                if name == "/history":
+                    return [await self._history(session, user_id, argument)]
+                if name == "/settings":
+                    return [await self._settings(session, user_id, argument)]
                 return [render.patients(await storage.patient_labels(session, user_id))]
-            if name == "/history":
-                return [await self._history(session, user_id, argument)]
-            if name == "/settings":
-                return [await self._settings(session, user_id, argument)]
-            raw = await storage.load_chat(session, chat_ref, user_id)
-            chat = ChatState.model_validate_json(raw) if raw else ChatState()
-            today = await self._today(session, user_id)
-            env = Env(today=today, patients=await self._patients_for(session, user_id, chat, today))
-            chat, outcome = run_flow(chat, UserInput(text=text, button=button), env)
-            await storage.save_chat(session, chat_ref, user_id, chat.model_dump_json(exclude_defaults=True))
+            row = await storage.open_chat(session, user_ref, chat_ref)
+            chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
+            today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
+            # The record is read while a patient is being chosen; the consultation keeps a copy.
+            patients = await storage.summaries(session, row.user_id, today) if chat.state == "patient" else {}
+            chat, outcome = run_flow(chat, UserInput(text=text, button=button), Env(today=today, patients=patients))
+            await storage.save_chat(session, row, chat_ref, chat.model_dump_json(exclude_defaults=True))
             for effect in outcome.effects:
                 if isinstance(effect, SaveConsultation):
-                    await storage.save_consultation(session, user_id, effect)
+                    await storage.save_consultation(session, row.user_id, effect)
                 elif isinstance(effect, AuditRecommendation):
-                    await storage.audit(session, user_id, effect)
+                    await storage.audit(session, row.user_id, effect)
             return outcome.replies
-
-    async def _patients_for(self, session: AsyncSession, user_id: int, chat: ChatState, today: dt.date) -> dict:  # type: ignore[type-arg]
-        """All the user's patients while one is being chosen; afterwards only the chosen one."""
-        if chat.state == "patient":
-            return await self.storage.summaries(session, user_id, today)
-        label = chat.answers.patient_label
-        if label is None:
-            return {}
-        return await self.storage.summaries(session, user_id, today, labels=[label])
-
-    async def _time_zone(self, session: AsyncSession, user_id: int) -> str:
-        user = await session.get(User, user_id)
-        return (user.time_zone if user is not None else None) or self.default_time_zone
-
-    async def _today(self, session: AsyncSession, user_id: int) -> dt.date:
-        return self.clock().astimezone(ZoneInfo(await self._time_zone(session, user_id))).date()
 
     async def _history(self, session: AsyncSession, user_id: int, label: str) -> Reply:
         if not label:
             return Reply("Which patient? Type /history LABEL, e.g. /history RX-12. /patients lists your labels.")
-        events = await self.storage.history(session, user_id, label)
+        events = await self.storage.history(session, user_id, label)  # (the label as recorded, entries)
         if events is None:
             return Reply(f"You have no patient labelled '{label}'. /patients lists your labels.")
-        return render.history(label, events)
+        return render.history(*events)
 
     async def _settings(self, session: AsyncSession, user_id: int, argument: str) -> Reply:
         user = await session.get(User, user_id)

@@ -10,6 +10,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from flows.state import LabRecord, PatientSummary, TransfusionRecord
+
+__all__ = ["LabRecord", "PatientSummary", "TransfusionRecord"]
+
 
 @dataclass(frozen=True, slots=True)
 class Button:
@@ -39,41 +43,6 @@ class UserInput:
 
     text: str | None = None
     button: str | None = None  # the button's data
-
-
-@dataclass(frozen=True, slots=True)
-class TransfusionRecord:
-    date: dt.date
-    units: str
-
-
-@dataclass(frozen=True, slots=True)
-class LabRecord:
-    test: str
-    value: str
-    unit: str
-    date: dt.date
-
-
-@dataclass(frozen=True, slots=True)
-class PatientSummary:
-    """What the record holds about one patient, for pre-filling a follow-up visit."""
-
-    label: str
-    weight_kg: str | None = None
-    weight_date: dt.date | None = None
-    age_years: str | None = None
-    child_pugh: str | None = None
-    drug: str | None = None
-    indication: str | None = None
-    region: str | None = None
-    dose_amount: str | None = None
-    dose_since: dt.date | None = None
-    last_given: dt.date | None = None
-    on_hold: bool = False
-    baseline_rbc_units_per_12_weeks: str | None = None
-    labs: tuple[LabRecord, ...] = ()
-    transfusions: tuple[TransfusionRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

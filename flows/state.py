@@ -26,6 +26,42 @@ class TransfusionAnswer(_Data):
     units: Decimal
 
 
+class LabRecord(_Data):
+    test: str
+    value: str
+    unit: str
+    date: dt.date
+
+
+class TransfusionRecord(_Data):
+    date: dt.date
+    units: str
+
+
+class PatientSummary(_Data):
+    """What the record holds about one patient, for pre-filling a follow-up visit.
+
+    A consultation keeps a copy from the moment the patient is chosen, so the later questions
+    offer the record's values without reading the database again.
+    """
+
+    label: str
+    weight_kg: str | None = None
+    weight_date: dt.date | None = None
+    age_years: str | None = None
+    child_pugh: str | None = None
+    drug: str | None = None
+    indication: str | None = None
+    region: str | None = None
+    dose_amount: str | None = None
+    dose_since: dt.date | None = None
+    last_given: dt.date | None = None
+    on_hold: bool = False
+    baseline_rbc_units_per_12_weeks: str | None = None
+    labs: tuple[LabRecord, ...] = ()
+    transfusions: tuple[TransfusionRecord, ...] = ()
+
+
 class Pending(_Data):
     """An answer that needs a yes before it is used (an unusual value, a likely unit slip)."""
 
@@ -68,6 +104,7 @@ class Answers(_Data):
     adverse: Literal["none", "mild", "severe", "hypersensitivity"] | None = None
     # From the patient's record: results already known, sent with the request.
     history_labs: list[LabAnswer] = Field(default_factory=list)
+    record: PatientSummary | None = None  # the record as it was when the patient was chosen
     pending: Pending | None = None
     editing: bool = False
 

@@ -94,7 +94,7 @@ def _profile(answers: Answers) -> DrugProfile:
 def _record(answers: Answers, env: Env) -> PatientSummary | None:
     if answers.patient_label is None:
         return None
-    return env.patients.get(answers.patient_label)
+    return answers.record or env.patients.get(answers.patient_label)
 
 
 def _same_drug_record(answers: Answers, env: Env) -> PatientSummary | None:
@@ -206,16 +206,16 @@ def _parse_patient(text: str, answers: Answers, env: Env) -> Parsed:
         )
     if _FULL_NAME.match(typed):
         return Problem(f"'{typed}' looks like a person's name. Please use a code or initials instead (e.g. RX-12).")
-    return {"patient_label": typed, "patient_is_new": True, "history_labs": []}
+    return {"patient_label": typed, "patient_is_new": True, "history_labs": [], "record": None}
 
 
 def _prefill(answers: Answers, record: PatientSummary, env: Env) -> dict[str, Any]:
     """What the record holds, so a follow-up visit takes a few taps."""
-    updates: dict[str, Any] = {"patient_label": record.label, "patient_is_new": False}
+    updates: dict[str, Any] = {"patient_label": record.label, "patient_is_new": False, "record": record}
     deciding = _profile(answers).deciding_test
     horizon = env.today - dt.timedelta(days=120)
     updates["history_labs"] = [
-        LabAnswer.model_validate({"test": lab.test, "value": lab.value, "unit": lab.unit, "date": lab.date})
+        LabAnswer.model_validate(lab.model_dump())
         for lab in record.labs
         if lab.test == deciding and horizon <= lab.date <= env.today
     ]
@@ -531,9 +531,11 @@ def _previous_applies(answers: Answers, env: Env) -> bool:
     day = answers.lab_date
     if answers.drug == "romiplostim":
         count = _deciding_in_unit(answers)
-        threshold = romiplostim.THRESHOLDS[answers.region or "us"].reduce_above
+        limits = romiplostim.THRESHOLDS[answers.region or "us"]
         window = (day - dt.timedelta(days=10), day - dt.timedelta(days=4))
-        return count is not None and count > threshold and not _recorded_in(answers, *window)
+        # Only where it can decide: above the reduce threshold, not above the hold one (a hold wins).
+        needed = count is not None and limits.reduce_above < count <= limits.hold_above
+        return needed and not _recorded_in(answers, *window)
     if answers.drug == "luspatercept":
         return not _recorded_in(answers, day - dt.timedelta(days=21), day - dt.timedelta(days=1))
     return False

@@ -164,7 +164,7 @@ def test_follow_up_prefills_from_the_record():
         dose_amount="4",
         dose_since=dt.date(2026, 11, 22),
         last_given=dt.date(2026, 11, 22),
-        labs=(LabRecord("platelets", "32", "10^9/L", dt.date(2026, 11, 21)),),
+        labs=(LabRecord(test="platelets", value="32", unit="10^9/L", date=dt.date(2026, 11, 21)),),
     )
     env = Env(today=dt.date(2026, 11, 29), patients={"RX-12": record})
     chat, texts = run(["/new", "Romiplostim", "US label", "RX-12"], env=env)

@@ -9,9 +9,9 @@ from pathlib import Path
 from bot.replay import load, replay
 
 HEMADOSE = Path(sys.executable).parent / "hemadose"
-# New consultation, Romiplostim, US label, RX-12, 72 kg, adult, on treatment, 3 mcg/kg since 2026-11-01,
+# New consultation, Romiplostim, US label, RX-12, 72 kg, adult (typed: a digit here is an age), on treatment, 3 mcg/kg since 2026-11-01,
 # last given 2026-11-15, platelets 32 yesterday, get the recommendation, save it.
-SCRIPT = "/new\n1\n1\nRX-12\n72\n1\n2\n3\n2026-11-01\n2026-11-15\n32\n2\n1\n1\n"
+SCRIPT = "/new\n1\n1\nRX-12\n72\nadult\n2\n3\n2026-11-01\n2026-11-15\n32\n2\n1\n1\n"
 
 
 def chat(tmp_path: Path, script: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -22,7 +22,9 @@ def chat(tmp_path: Path, script: str, *extra: str) -> subprocess.CompletedProces
 def test_piped_romiplostim_consultation_end_to_end(tmp_path: Path):
     done = chat(tmp_path, SCRIPT)
     assert done.returncode == 0, done.stderr
+    assert "• Age: adult" in done.stdout
     assert "INCREASE: 4 mcg/kg (was 3)" in done.stdout
+    assert "In children the weight is reassessed" not in done.stdout
     assert "Dose: 288 mcg (4 mcg/kg × 72 kg) · inject 0.58 mL" in done.stdout
     assert "Saved to RX-12: dose, result and recommendation." in done.stdout
     again = chat(tmp_path, "/patients\n")

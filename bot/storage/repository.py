@@ -11,11 +11,11 @@ import json
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, delete, event, select
+from sqlalchemy import Connection, delete, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from bot.storage.tables import Audit, Conversation, Dose, Lab, Patient, Regimen, Transfusion, User
@@ -23,6 +23,12 @@ from flows.replies import AuditRecommendation, LabRecord, PatientSummary, SaveCo
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 RECORD_HORIZON_DAYS = 120  # how far back a follow-up visit pre-fills results and transfusions
+
+
+class ChatRow(NamedTuple):
+    user_id: int
+    time_zone: str | None
+    state: str | None  # None: no conversation saved for this chat yet
 
 
 def _now() -> dt.datetime:
@@ -42,8 +48,11 @@ async def open_storage(url: str) -> Storage:
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url)
-    if engine.dialect.name == "sqlite":
+    sqlite = url.startswith("sqlite")
+    # Every session here ends its transaction itself (commit or rollback), so returning a SQLite
+    # connection to the pool needs no extra ROLLBACK: with aiosqlite that is a thread round trip.
+    engine = create_async_engine(url, pool_reset_on_return=None) if sqlite else create_async_engine(url)
+    if sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     async with engine.begin() as connection:
         await connection.run_sync(_migrate)
@@ -78,22 +87,52 @@ class Storage:
         return user.id
 
     async def load_chat(self, session: AsyncSession, chat_key: str, user_id: int) -> str | None:
-        row = await session.get(Conversation, chat_key)
-        if row is None or row.user_id != user_id:
-            return None
-        return row.state
+        return await session.scalar(
+            select(Conversation.state).where(Conversation.chat_key == chat_key, Conversation.user_id == user_id)
+        )
 
-    async def save_chat(self, session: AsyncSession, chat_key: str, user_id: int, state: str) -> None:
-        row = await session.get(Conversation, chat_key)
+    async def open_chat(self, session: AsyncSession, external_id: str, chat_key: str) -> ChatRow:
+        """The user (created on first contact), their time zone and this chat's saved state: one query."""
+        row = (
+            await session.execute(
+                select(User.id, User.time_zone, Conversation.state)
+                .outerjoin(Conversation, (Conversation.chat_key == chat_key) & (Conversation.user_id == User.id))
+                .where(User.external_id == external_id)
+            )
+        ).first()
         if row is None:
-            session.add(Conversation(chat_key=chat_key, user_id=user_id, state=state, updated_at=_now()))
-        else:
-            row.user_id, row.state, row.updated_at = user_id, state, _now()
+            return ChatRow(await self.user_id(session, external_id), None, None)
+        return ChatRow(row[0], row[1], row[2])
+
+    async def save_chat(self, session: AsyncSession, chat: ChatRow, chat_key: str, state: str) -> None:
+        """One statement: the state as it is after this update."""
+        if chat.state is None:
+            await session.execute(
+                insert(Conversation).values(chat_key=chat_key, user_id=chat.user_id, state=state, updated_at=_now())
+            )
+        elif state != chat.state:
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.chat_key == chat_key, Conversation.user_id == chat.user_id)
+                .values(state=state, updated_at=_now())
+            )
 
     # --- patients ------------------------------------------------------------------------------
 
     async def _patient(self, session: AsyncSession, user_id: int, label: str) -> Patient | None:
         return await session.scalar(select(Patient).where(Patient.user_id == user_id, Patient.label == label))
+
+    async def _patient_by_label(self, session: AsyncSession, user_id: int, label: str) -> Patient | None:
+        """As typed: the exact label, else the one label that matches ignoring case (as the chat does)."""
+        exact = await self._patient(session, user_id, label)
+        if exact is not None:
+            return exact
+        found = list(
+            await session.scalars(
+                select(Patient).where(Patient.user_id == user_id, func.lower(Patient.label) == label.lower())
+            )
+        )
+        return found[0] if len(found) == 1 else None
 
     async def patient_labels(self, session: AsyncSession, user_id: int) -> list[tuple[str, str | None]]:
         rows = await session.execute(
@@ -124,12 +163,14 @@ class Storage:
         for lab in await session.scalars(
             select(Lab).where(Lab.patient_id.in_(ids), Lab.date >= horizon).order_by(Lab.date, Lab.id)
         ):
-            labs.setdefault(lab.patient_id, []).append(LabRecord(lab.test, lab.value, lab.unit, lab.date))
+            labs.setdefault(lab.patient_id, []).append(
+                LabRecord(test=lab.test, value=lab.value, unit=lab.unit, date=lab.date)
+            )
         transfusions: dict[int, list[TransfusionRecord]] = {}
         for row in await session.scalars(
             select(Transfusion).where(Transfusion.patient_id.in_(ids), Transfusion.date >= horizon)
         ):
-            transfusions.setdefault(row.patient_id, []).append(TransfusionRecord(row.date, row.units))
+            transfusions.setdefault(row.patient_id, []).append(TransfusionRecord(date=row.date, units=row.units))
         last_given: dict[tuple[int, str], dt.date] = {}
         for dose in await session.scalars(
             select(Dose).where(Dose.patient_id.in_(ids), Dose.status == "given").order_by(Dose.given_on)
@@ -276,11 +317,17 @@ class Storage:
             )
         )
 
-    async def history(self, session: AsyncSession, user_id: int, label: str) -> list[tuple[dt.date, str]] | None:
-        """A patient's doses, results and recommendations, newest first; None if the user has no such patient."""
-        patient = await self._patient(session, user_id, label)
+    async def history(
+        self, session: AsyncSession, user_id: int, label: str
+    ) -> tuple[str, list[tuple[dt.date, str]]] | None:
+        """The label as recorded and the patient's doses, results and recommendations, newest first.
+
+        None if the user has no such patient (another user's patients are never found).
+        """
+        patient = await self._patient_by_label(session, user_id, label)
         if patient is None:
             return None
+        label = patient.label
         events: list[tuple[dt.date, int, str]] = []
         for dose in await session.scalars(select(Dose).where(Dose.patient_id == patient.id)):
             events.append((dose.given_on, 2, f"dose {dose.status}: {dose.drug} {dose.amount} {dose.unit}"))
@@ -295,9 +342,10 @@ class Storage:
             given = response.get("dose")
             shown = f" {given['amount']} {given['unit']}" if isinstance(given, dict) else ""
             rule = response["rationale"][0]["rule"]
-            events.append((entry.at.date(), 0, f"recommendation: {response['action']}{shown} ({rule})"))
+            decided = dt.date.fromisoformat(str(entry.request["as_of"]))  # the consultation's date, not the server's
+            events.append((decided, 0, f"recommendation: {response['action']}{shown} ({rule})"))
         events.sort(key=lambda e: (e[0], e[1]), reverse=True)
-        return [(day, text) for day, _, text in events]
+        return label, [(day, text) for day, _, text in events]
 
 
 def _text(value: Any) -> str:
