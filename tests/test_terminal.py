@@ -9,7 +9,8 @@ from pathlib import Path
 from bot.replay import load, replay
 
 HEMADOSE = Path(sys.executable).parent / "hemadose"
-# New consultation, Romiplostim, US label, RX-12, 72 kg, adult (typed: a digit here is an age), on treatment, 3 mcg/kg since 2026-11-01,
+# New consultation, Romiplostim, US label, RX-12, 72 kg, adult (typed: a digit here is an age),
+# on treatment, 3 mcg/kg since 2026-11-01,
 # last given 2026-11-15, platelets 32 yesterday, get the recommendation, save it.
 SCRIPT = "/new\n1\n1\nRX-12\n72\nadult\n2\n3\n2026-11-01\n2026-11-15\n32\n2\n1\n1\n"
 

@@ -21,7 +21,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -37,8 +37,8 @@ DIALOGUES = sorted((Path(__file__).resolve().parents[1] / "dialogues").glob("*.y
 class TimedHarness(Harness):
     """The replay harness, timing each update and keeping it for the echo bot."""
 
-    timings: list[float] = []
-    updates: list[dict[str, Any]] = []
+    timings: ClassVar[list[float]] = []
+    updates: ClassVar[list[dict[str, Any]]] = []
 
     async def process(self, update: dict[str, Any]) -> list[SentMessage]:
         parsed = Update.de_json(update, self.application.bot)
@@ -58,7 +58,8 @@ async def echo_bot(updates: list[dict[str, Any]]) -> list[float]:
 
     async def echo_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
-        assert query is not None and update.effective_chat is not None
+        assert query is not None
+        assert update.effective_chat is not None
         await query.answer()
         await context.bot.send_message(update.effective_chat.id, query.data or "")
 
