@@ -177,15 +177,14 @@ async def replay(dialogue: dict[str, Any], db_url: str | None = None) -> ReplayR
                     result.transcript.append(f"user {user}: [{label}]")
                     found = next((m for m in reversed(last_seen.get(user, [])) if label in m.labels()), None)
                     if found is None:
-                        shown = [m.labels() for m in last_seen.get(user, [])[-1:]]
+                        shown = [m.labels() for m in last_seen.get(user, []) if m.buttons][-1:]
                         result.mismatches.append(Mismatch(number, action, f"no button {label!r} to press {shown}", ""))
                         break
                     data = next(b["callback_data"] for row in found.buttons for b in row if b["text"] == label)
                     replies = await harness.press(user, found, data)
                 else:
                     raise ValueError(f"step {number}: expected send, press or restart: {step}")
-                if replies:
-                    last_seen[user] = replies
+                last_seen.setdefault(user, []).extend(replies)  # older messages stay pressable
                 for reply in replies:
                     buttons = f"  [{'] ['.join(reply.labels())}]" if reply.buttons else ""
                     result.transcript.append(f"bot: {reply.text}{buttons}")

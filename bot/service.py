@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,7 +40,7 @@ class ChatService:
         storage = self.storage
         async with storage.session() as session, session.begin():
             command = (text or "").strip().split(maxsplit=1)
-            name = command[0].lower() if command and command[0].startswith("/") else None
+            name = command[0].split("@")[0].lower() if command and command[0].startswith("/") else None
             argument = command[1].strip() if len(command) > 1 else ""
             if name in ("/patients", "/history", "/settings") or button == "patients":
                 user_id = await storage.user_id(session, user_ref)
@@ -53,8 +53,15 @@ class ChatService:
             chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
             today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
             # The record is read while a patient is being chosen; the consultation keeps a copy.
+            message = UserInput(text=text, button=button)
             patients = await storage.summaries(session, row.user_id, today) if chat.state == "patient" else {}
-            chat, outcome = run_flow(chat, UserInput(text=text, button=button), Env(today=today, patients=patients))
+            before = chat
+            chat, outcome = run_flow(before, message, Env(today=today, patients=patients))
+            if chat.state == "patient" and before.state != "patient":
+                # This update reached the patient question: ask it again with the user's patients
+                # as buttons (the flow is pure, so running it twice changes nothing else).
+                patients = await storage.summaries(session, row.user_id, today)
+                chat, outcome = run_flow(before, message, Env(today=today, patients=patients))
             await storage.save_chat(session, row, chat_ref, chat.model_dump_json(exclude_defaults=True))
             for effect in outcome.effects:
                 if isinstance(effect, SaveConsultation):
@@ -76,14 +83,26 @@ class ChatService:
         assert user is not None
         parts = argument.split()
         if len(parts) == 2 and parts[0].lower() in ("timezone", "tz"):
-            try:
-                ZoneInfo(parts[1])
-            except (ZoneInfoNotFoundError, ValueError):
+            zone = _known_zone(parts[1])
+            if zone is None:
                 return Reply(f"'{parts[1]}' is not a time zone I know. Use an Area/City name, e.g. Europe/London.")
-            user.time_zone = parts[1]
-            return Reply(f"Time zone set to {parts[1]}. Dates ('today') now follow it.")
+            user.time_zone = zone
+            return Reply(f"Time zone set to {zone}. Dates ('today') now follow it.")
         zone = user.time_zone or f"{self.default_time_zone} (the default)"
         return Reply(
             f"Settings:\n• Time zone: {zone}\nChange it with /settings timezone Area/City, "
             "e.g. /settings timezone Europe/Berlin."
         )
+
+
+def _known_zone(typed: str) -> str | None:
+    """The IANA name for what was typed, whatever its case ('europe/berlin' is Europe/Berlin)."""
+    zones = {zone.lower(): zone for zone in available_timezones()}
+    zone = zones.get(typed.lower())
+    if zone is None:
+        return None
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):  # pragma: no cover - listed zones load
+        return None
+    return zone

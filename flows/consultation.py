@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from transitions import EventData, Machine
 
 from core import RequestError, recommend
+from core.errors import from_validation_error
 from core.models import DoseRequest
 from flows import render
 from flows.parsing import Problem
@@ -106,7 +107,9 @@ class Conversation:
         except (RequestError, ValidationError) as exc:
             field, message = _fault(exc)
             step = step_for_field(field)
-            self.say(f"The rules cannot use this yet: {message}")
+            # In the chat's words: no contract field names ('as_of' is today's date here).
+            detail = message.split(": ", 1)[-1].replace("as_of", "today")
+            self.say(f"{STEP_BY_NAME[step].title}: {detail}. Please give it again:")
             self.answers.editing = True
             self.fire(f"edit_{step}")
             return
@@ -148,12 +151,13 @@ class Conversation:
         if data is None and text and not text.startswith("/"):
             typed = _plain(text)
             data = next((b.data for b in self.current_buttons() if _plain(b.label) == typed), None)
-        command = text.split()[0].lower() if text.startswith("/") else None
+        # '/new@hemadose_bot' in group chats is /new
+        command = text.split()[0].split("@")[0].lower() if text.startswith("/") else None
         word = text.lower() if data is None else None
         if command in ("/cancel",) or data == "cancel" or word == "cancel":
             return self.cancel()
-        if command in ("/new", "/start_consultation") or data == "new":
-            return self.start()
+        if command == "/new" or (data == "new" and self.state in ("idle", "result", "review")):
+            return self.start()  # a New button from an older message does not end a consultation under way
         if command == "/start":
             return self.welcome()
         if command == "/help" or data == "help" or word == "help":
@@ -292,11 +296,9 @@ def _jsonable(updates: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fault(exc: RequestError | ValidationError) -> tuple[str | None, str]:
-    if isinstance(exc, RequestError):
-        return exc.field, exc.message
-    error = exc.errors()[0]
-    field = ".".join(str(part) for part in error["loc"])
-    return field, f"{field}: {error['msg']}"
+    """The contract's field and message for a request the core refused."""
+    error = from_validation_error(exc) if isinstance(exc, ValidationError) else exc
+    return error.field, error.message
 
 
 def handle(chat: ChatState, message: UserInput, env: Env) -> tuple[ChatState, Outcome]:

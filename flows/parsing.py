@@ -50,6 +50,12 @@ SHOWN_UNIT = {
 }
 
 
+def with_unit(value: Decimal, unit: str) -> str:
+    """'52 ×10^9/L', but '52000/µL' (no space before a per-unit)."""
+    shown = SHOWN_UNIT.get(unit, unit)
+    return f"{fmt(value)}{'' if shown.startswith('/') else ' '}{shown}"
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """Why an answer was not taken, in words for the user."""
@@ -108,15 +114,27 @@ def parse_date(
     return value
 
 
-def parse_number(text: str, *, what: str, units: dict[str, str] | None = None) -> tuple[Decimal, str] | Problem:
+_THOUSANDS = re.compile(r"(?<=\d)[ \u00a0\u202f](?=\d{3}(?!\d))")
+_LOOKS_LIKE_DATE = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{2,4})\s*$")
+LARGEST = Decimal(10) ** 7  # no answer here is that large; longer numbers are refused, not computed
+
+
+def parse_number(
+    text: str, *, what: str, example: str, units: dict[str, str] | None = None
+) -> tuple[Decimal, str] | Problem:
     """A number with an optional unit from `units` (aliases -> contract unit); '8,9' reads as 8.9."""
+    if _LOOKS_LIKE_DATE.match(text):
+        return Problem(f"'{text.strip()}' looks like a date; this question asks for the {what}, e.g. {example}.")
+    text = _THOUSANDS.sub("", text)  # '52 000' is 52000
     match = _NUMBER.match(text)
     if not match:
-        return Problem(f"I could not read '{text.strip()}' as the {what}. Type a number, e.g. 72.")
+        return Problem(f"I could not read '{text.strip()}' as the {what}. Type a number, e.g. {example}.")
     try:
         value = Decimal(match.group(1).replace(",", "."))
     except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
         return Problem(f"I could not read '{text.strip()}' as a number.")
+    if abs(value) >= LARGEST:
+        return Problem(f"{match.group(1)} is far too large for the {what}. Type it again, e.g. {example}.")
     written = match.group(2).lower().replace(" ", "")
     if units is None:
         if written:
@@ -136,7 +154,7 @@ def check_lab(test: str, value: Decimal, unit: str) -> Problem | Suggestion | No
     converted = value * factors[unit]
     if not bounds.implausible(converted):
         return None
-    shown = SHOWN_UNIT[unit]
+    shown = with_unit(value, unit)
     if test == "platelets" and converted > bounds.high and unit != "/uL":
         per_ul = value / 1000
         if not bounds.implausible(per_ul):
@@ -146,15 +164,14 @@ def check_lab(test: str, value: Decimal, unit: str) -> Problem | Suggestion | No
             candidate = value * factor
             if other != unit and not bounds.implausible(candidate) and not bounds.unusual(candidate):
                 return Suggestion(
-                    f"{fmt(value)} {shown} is outside what is possible; it looks like {SHOWN_UNIT[other]}: "
-                    f"{fmt(candidate)} g/dL?",
+                    f"{shown} is outside what is possible; it looks like {SHOWN_UNIT[other]}: {fmt(candidate)} g/dL?",
                     candidate,
                     "g/dL",
                 )
     name = "platelet count" if test == "platelets" else "haemoglobin"
     low, high = fmt(bounds.low), fmt(bounds.high)
     deciding = "×10^9/L" if test == "platelets" else "g/dL"
-    return Problem(f"A {name} of {fmt(value)} {shown} is not possible (must be {low} to {high} {deciding}).")
+    return Problem(f"A {name} of {shown} is not possible (must be {low} to {high} {deciding}).")
 
 
 def is_unusual(test: str, value: Decimal, unit: str) -> bool:

@@ -78,6 +78,7 @@ class Answers(_Data):
     patient_is_new: bool = False
     weight_kg: Decimal | None = None
     weight_date: dt.date | None = None
+    weight_date_unknown: bool = False
     age_years: Decimal | None = None
     adult: bool = False
     child_pugh: str | None = None

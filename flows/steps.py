@@ -29,6 +29,7 @@ from flows.parsing import (
     is_unusual,
     parse_date,
     parse_number,
+    with_unit,
 )
 from flows.replies import Button, Env, PatientSummary
 from flows.state import Answers, LabAnswer, TransfusionAnswer
@@ -55,7 +56,8 @@ ADVERSE_NAMES = {
 }
 LB_TO_KG = Decimal("0.45359237")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._#/-]{0,23}$")
-_FULL_NAME = re.compile(r"^[A-Z][a-z]+(?: [A-Z][a-z'-]+)+$")
+# Two or more words of letters only (any case, hyphens and apostrophes allowed): most likely a name.
+_FULL_NAME = re.compile(r"^[^\W\d_][^\W\d_'-]*(?:['-][^\W\d_]+)*(?: +[^\W\d_][^\W\d_'-]*(?:['-][^\W\d_]+)*)+$")
 _TRANSFUSION = re.compile(r"^(.+?)\s+(\d+(?:[.,]\d+)?)\s*(?:units?|u)?$", re.IGNORECASE)
 
 
@@ -142,9 +144,9 @@ def _parse_drug(text: str, answers: Answers, env: Env) -> Parsed:
     if isinstance(chosen, Problem):
         return chosen
     profile = rules_for(chosen).profile
-    updates: dict[str, Any] = {"drug": chosen}
-    if chosen != answers.drug:  # a new drug: what was asked for the old one no longer holds
-        updates |= dict(_DRUG_DEPENDENT.items())
+    if chosen == answers.drug:  # the same drug again (an edit): every answer still holds
+        return {"drug": chosen}
+    updates: dict[str, Any] = {"drug": chosen} | _DRUG_DEPENDENT  # what was asked for the old drug no longer holds
     updates["indication"] = profile.indications[0] if len(profile.indications) == 1 else None
     updates["region"] = profile.default_region if len(profile.regions) == 1 else None
     return updates
@@ -239,13 +241,13 @@ def _parse_weight(text: str, answers: Answers, env: Env) -> Parsed:
     record = _record(answers, env)
     if text.strip().lower() == "keep" and record is not None and record.weight_kg is not None:
         return {"weight_kg": Decimal(record.weight_kg), "weight_date": record.weight_date}
-    parsed = parse_number(text, what="weight", units=_WEIGHT_UNITS)
+    parsed = parse_number(text, what="weight", example="72", units=_WEIGHT_UNITS)
     if isinstance(parsed, Problem):
         return parsed
     number, unit = parsed
     kg = number if unit == "kg" else number / 1000 if unit == "g" else (number * LB_TO_KG).quantize(Decimal("0.1"))
     bounds = PLAUSIBILITY["weight_kg"]
-    updates = {"weight_kg": kg, "weight_date": env.today}
+    updates = {"weight_kg": kg, "weight_date": env.today, "weight_date_unknown": False}
     if kg > bounds.high and not bounds.implausible(kg / 1000):
         return Confirm(
             f"{fmt(kg)} kg is not possible; it looks like grams: {fmt(kg / 1000)} kg?",
@@ -275,7 +277,7 @@ def _parse_age(text: str, answers: Answers, env: Env) -> Parsed:
     record = _record(answers, env)
     if typed == "keep" and record is not None and record.age_years is not None:
         return {"age_years": Decimal(record.age_years), "adult": False}
-    parsed = parse_number(text, what="age in years")
+    parsed = parse_number(text, what="age in years", example="45")
     if isinstance(parsed, Problem):
         return parsed
     age = parsed[0]
@@ -295,6 +297,22 @@ def _age_options(answers: Answers, env: Env) -> Options:
     if record is not None and record.age_years is not None:
         options.insert(0, value(f"Keep {record.age_years} years", "keep"))
     return options
+
+
+def _weighed_applies(answers: Answers, env: Env) -> bool:
+    """Children on romiplostim: the weight's date decides the 12-week reassessment (RULES.md 1)."""
+    return answers.drug == "romiplostim" and answers.age_years is not None and answers.age_years < 18
+
+
+def _parse_weighed(text: str, answers: Answers, env: Env) -> Parsed:
+    if text.strip().lower() in ("not known", "unknown"):
+        return {"weight_date": None, "weight_date_unknown": True}
+    day = parse_date(text, env.today, what="date of the weighing")
+    return day if isinstance(day, Problem) else {"weight_date": day, "weight_date_unknown": False}
+
+
+def _weighed_options(answers: Answers, env: Env) -> Options:
+    return [*_date_options(answers, env, keep=answers.weight_date), value("Not known", "not known")]
 
 
 def _parse_child_pugh(text: str, answers: Answers, env: Env) -> Parsed:
@@ -371,6 +389,7 @@ def _dose_question(answers: Answers, env: Env) -> str:
     return f"Dose {when}, in {unit}?"
 
 
+DOSE_EXAMPLE = {"romiplostim": "3", "hetrombopag": "5", "lusutrombopag": "3", "luspatercept": "1"}
 _DOSE_LEVELS = {
     ("hetrombopag", "itp"): ("2.5", "3.75", "5", "7.5"),
     ("hetrombopag", "cit"): ("2.5", "5", "7.5", "10", "12.5", "15"),
@@ -405,18 +424,40 @@ def _parse_dose(text: str, answers: Answers, env: Env) -> Parsed:
         "mcg": "mcg",
         "µg": "mcg",
     }
-    parsed = parse_number(text, what="dose", units=aliases)
+    parsed = parse_number(text, what="dose", example=DOSE_EXAMPLE[profile.drug], units=aliases)
     if isinstance(parsed, Problem):
         return parsed
     amount, given = parsed
     if given != unit:
         drug = DRUG_NAMES[profile.drug]
         return Problem(
-            f"{drug} is dosed in {unit}, not {given}. Type the dose in {unit}, e.g. {'3' if unit != 'mg' else '5'}."
+            f"{drug} is dosed in {unit}, not {given}. Type the dose in {unit}, e.g. {DOSE_EXAMPLE[drug.lower()]}."
         )
     if amount <= 0:
         return Problem("The dose must be more than 0.")
+    outside = _outside_label(answers, amount)
+    if outside is not None:
+        return Confirm(outside, {"dose_amount": amount})
     return {"dose_amount": amount}
+
+
+def _outside_label(answers: Answers, amount: Decimal) -> str | None:
+    """A dose that is not a level of the label is asked about first (the rules would refer it)."""
+    drug, unit = answers.drug or "", _profile(answers).dosing_unit
+    name = DRUG_NAMES[drug]
+    if drug == "romiplostim":
+        if romiplostim.LOWEST <= amount <= romiplostim.HIGHEST:
+            return None
+        where = "outside the label's 1 to 10 mcg/kg"
+    else:
+        levels = _DOSE_LEVELS.get((drug, answers.indication or ""), ())
+        if amount in {Decimal(level) for level in levels}:
+            return None
+        where = f"not a level of the label ({', '.join(levels)} {unit})"
+    return (
+        f"{fmt(amount)} {unit} of {name} is {where}. Is that really the current dose? "
+        "(If so, the recommendation will refer the decision to the clinician.)"
+    )
 
 
 def _parse_since(text: str, answers: Answers, env: Env) -> Parsed:
@@ -452,12 +493,20 @@ def _doses_apply(answers: Answers, env: Env) -> bool:
 def _parse_doses(text: str, answers: Answers, env: Env) -> Parsed:
     if text.strip().lower() in ("estimate", "estimate from the dates"):
         return {"doses_at_level": None, "doses_estimated": True}
-    parsed = parse_number(text, what="number of doses")
+    parsed = parse_number(text, what="number of doses", example="2")
     if isinstance(parsed, Problem):
         return parsed
     count = parsed[0]
     if count != count.to_integral_value() or count < 1:
         return Problem("Type a whole number of doses, 1 or more (or press Estimate from the dates).")
+    if answers.dose_since is not None and answers.last_given is not None:
+        interval = _profile(answers).interval_days
+        most = (answers.last_given - answers.dose_since).days // interval + 1
+        if count > most:
+            return Problem(
+                f"From {answers.dose_since} to {answers.last_given}, every {interval} days, there can be at most "
+                f"{most} dose{'s' if most > 1 else ''} at this level. Type the number again, or press Estimate."
+            )
     return {"doses_at_level": int(count), "doses_estimated": False}
 
 
@@ -484,7 +533,12 @@ def _lab_question(answers: Answers, env: Env) -> str:
 
 
 def _read_lab(text: str, test: str, fields: tuple[str, str]) -> Parsed:
-    parsed = parse_number(text, what="platelet count" if test == "platelets" else "haemoglobin", units=LAB_UNITS[test])
+    parsed = parse_number(
+        text,
+        what="platelet count" if test == "platelets" else "haemoglobin",
+        example="32" if test == "platelets" else "8.9",
+        units=LAB_UNITS[test],
+    )
     if isinstance(parsed, Problem):
         return parsed
     number, unit = parsed
@@ -497,7 +551,7 @@ def _read_lab(text: str, test: str, fields: tuple[str, str]) -> Parsed:
         return Confirm(checked.message, {value_field: checked.value, unit_field: checked.unit, date_field: None})
     updates: dict[str, Any] = {value_field: number, unit_field: unit, date_field: None}
     if is_unusual(test, number, unit):
-        return Confirm(f"{fmt(number)} {SHOWN_UNIT[unit]} is unusual. Is that right?", updates)
+        return Confirm(f"{with_unit(number, unit)} is unusual. Is that right?", updates)
     return updates
 
 
@@ -538,12 +592,22 @@ def _previous_applies(answers: Answers, env: Env) -> bool:
         return needed and not _recorded_in(answers, *window)
     if answers.drug == "luspatercept":
         return not _recorded_in(answers, day - dt.timedelta(days=21), day - dt.timedelta(days=1))
+    if answers.drug == "lusutrombopag" and answers.region == "jp" and answers.dose_since is not None:
+        # The Japanese day-5 stop compares a count from day 5 on with the one before the course.
+        day_five = answers.dose_since + dt.timedelta(days=4)
+        before_course = any(lab.date <= answers.dose_since for lab in answers.history_labs)
+        return day >= day_five and not before_course
     return False
 
 
 def _previous_question(answers: Answers, env: Env) -> str:
     day = answers.lab_date
     assert day is not None
+    if answers.drug == "lusutrombopag":
+        return (
+            f"The platelet count from before the course (on or before day 1, {answers.dose_since})? The course "
+            "stops early when a count from day 5 on is 50 or more and at least 20 above it."
+        )
     if answers.drug == "romiplostim":
         threshold = romiplostim.THRESHOLDS[answers.region or "us"].reduce_above
         return (
@@ -568,6 +632,8 @@ def _parse_previous_date(text: str, answers: Answers, env: Env) -> Parsed:
     day = parse_date(text, env.today, what="date of the earlier result")
     if isinstance(day, Problem):
         return day
+    if answers.drug == "lusutrombopag" and answers.dose_since is not None and day > answers.dose_since:
+        return Problem(f"The count before the course must be dated on or before day 1 ({answers.dose_since}).")
     if day >= answers.lab_date:
         return Problem(f"The earlier result must be dated before the latest one ({answers.lab_date}).")
     return {"previous_date": day}
@@ -625,7 +691,9 @@ def _baseline_applies(answers: Answers, env: Env) -> bool:
 def _parse_baseline(text: str, answers: Answers, env: Env) -> Parsed:
     if text.strip().lower() in ("skip", "unknown"):
         return {"baseline": None, "baseline_skipped": True}
-    parsed = parse_number(text, what="baseline units", units={"": "u", "u": "u", "units": "u", "unit": "u"})
+    parsed = parse_number(
+        text, what="baseline units", example="6", units={"": "u", "u": "u", "units": "u", "unit": "u"}
+    )
     if isinstance(parsed, Problem):
         return parsed
     if parsed[0] < 0 or parsed[0] > 100:
@@ -731,6 +799,15 @@ STEPS: tuple[Step, ...] = (
             if a.age_years is not None
             else "-"
         ),
+    ),
+    Step(
+        "weight_date",
+        "Weighed on",
+        _weighed_applies,
+        _fixed("When was that weight measured? In children it is reassessed every 12 weeks."),
+        _weighed_options,
+        _parse_weighed,
+        lambda a: str(a.weight_date) if a.weight_date else "not known",
     ),
     Step(
         "child_pugh",
@@ -870,6 +947,7 @@ ANSWERED: dict[str, Callable[[Answers], bool]] = {
     "patient": lambda a: a.patient_label is not None,
     "weight": lambda a: a.weight_kg is not None,
     "age": lambda a: a.age_years is not None or a.adult,
+    "weight_date": lambda a: a.weight_date is not None or a.weight_date_unknown,
     "child_pugh": lambda a: a.child_pugh is not None or a.child_pugh_unknown,
     "procedure_date": lambda a: a.procedure_date is not None,
     "status": lambda a: a.status is not None,

@@ -125,8 +125,8 @@ async def test_saving_twice_does_not_duplicate_results_or_doses(storage: Storage
     assert history == (
         "RX-12",
         [
+            (dt.date(2026, 11, 21), "hemoglobin 9.4 g/dL"),  # same date: the later recorded first
             (dt.date(2026, 11, 21), "platelets 32 10^9/L"),
-            (dt.date(2026, 11, 21), "hemoglobin 9.4 g/dL"),
             (dt.date(2026, 11, 15), "dose given: romiplostim 3 mcg/kg"),
         ],
     )

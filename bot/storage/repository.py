@@ -328,13 +328,14 @@ class Storage:
         if patient is None:
             return None
         label = patient.label
-        events: list[tuple[dt.date, int, str]] = []
+        # (date, kind, id): recommendations above the results and doses of their date, newest first.
+        events: list[tuple[dt.date, int, int, str]] = []
         for dose in await session.scalars(select(Dose).where(Dose.patient_id == patient.id)):
-            events.append((dose.given_on, 2, f"dose {dose.status}: {dose.drug} {dose.amount} {dose.unit}"))
+            events.append((dose.given_on, 0, dose.id, f"dose {dose.status}: {dose.drug} {dose.amount} {dose.unit}"))
         for lab in await session.scalars(select(Lab).where(Lab.patient_id == patient.id)):
-            events.append((lab.date, 1, f"{lab.test} {lab.value} {lab.unit}"))
+            events.append((lab.date, 1, lab.id, f"{lab.test} {lab.value} {lab.unit}"))
         for row in await session.scalars(select(Transfusion).where(Transfusion.patient_id == patient.id)):
-            events.append((row.date, 1, f"transfusion {row.units} units"))
+            events.append((row.date, 1, row.id, f"transfusion {row.units} units"))
         for entry in await session.scalars(
             select(Audit).where(Audit.user_id == user_id, Audit.patient_label == label).order_by(Audit.id)
         ):
@@ -343,9 +344,9 @@ class Storage:
             shown = f" {given['amount']} {given['unit']}" if isinstance(given, dict) else ""
             rule = response["rationale"][0]["rule"]
             decided = dt.date.fromisoformat(str(entry.request["as_of"]))  # the consultation's date, not the server's
-            events.append((decided, 0, f"recommendation: {response['action']}{shown} ({rule})"))
-        events.sort(key=lambda e: (e[0], e[1]), reverse=True)
-        return label, [(day, text) for day, _, text in events]
+            events.append((decided, 2, entry.id, f"recommendation: {response['action']}{shown} ({rule})"))
+        events.sort(reverse=True)
+        return label, [(day, text) for day, _, _, text in events]
 
 
 def _text(value: Any) -> str:
