@@ -17,7 +17,7 @@ from bot.storage import Storage
 from bot.storage.tables import User
 from flows import render
 from flows.consultation import handle as run_flow
-from flows.replies import AuditRecommendation, Env, Reply, SaveConsultation, UserInput
+from flows.replies import AuditRecommendation, Env, PatientSummary, Reply, SaveConsultation, UserInput
 from flows.state import ChatState
 
 Clock = Callable[[], dt.datetime]  # aware "now"
@@ -54,13 +54,15 @@ class ChatService:
             today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
             # The record is read while a patient is being chosen; the consultation keeps a copy.
             message = UserInput(text=text, button=button)
-            patients = await storage.summaries(session, row.user_id, today) if chat.state == "patient" else {}
+            patients = (
+                await self._patients(session, row.user_id, today, chat, message) if chat.state == "patient" else {}
+            )
             before = chat
             chat, outcome = run_flow(before, message, Env(today=today, patients=patients))
             if chat.state == "patient" and before.state != "patient":
                 # This update reached the patient question: ask it again with the user's patients
                 # as buttons (the flow is pure, so running it twice changes nothing else).
-                patients = await storage.summaries(session, row.user_id, today)
+                patients = await self._patients(session, row.user_id, today, chat, message)
                 chat, outcome = run_flow(before, message, Env(today=today, patients=patients))
             await storage.save_chat(session, row, chat_ref, chat.model_dump_json(exclude_defaults=True))
             for effect in outcome.effects:
@@ -69,6 +71,16 @@ class ChatService:
                 elif isinstance(effect, AuditRecommendation):
                     await storage.audit(session, row.user_id, effect)
             return outcome.replies
+
+    async def _patients(
+        self, session: AsyncSession, user_id: int, today: dt.date, chat: ChatState, message: UserInput
+    ) -> dict[str, PatientSummary]:
+        """The user's labels for the patient question, with the full record only of the one picked."""
+        labels = [label for label, _ in await self.storage.patient_labels(session, user_id)]
+        picked = (message.button or "").removeprefix("v:") if message.button else (message.text or "").strip()
+        chosen = [label for label in labels if label.lower() == picked.lower()] if chat.state == "patient" else []
+        records = await self.storage.summaries(session, user_id, today, labels=chosen) if chosen else {}
+        return {label: records.get(label) or PatientSummary(label=label) for label in labels}
 
     async def _history(self, session: AsyncSession, user_id: int, label: str) -> Reply:
         if not label:

@@ -220,15 +220,14 @@ class Storage:
         current = request.get("current_dose")
         if current is not None:
             given_on = dt.date.fromisoformat(current["last_given"])
-            exists = await session.scalar(
-                select(Dose.id).where(
-                    Dose.patient_id == patient.id,
-                    Dose.drug == request["drug"],
-                    Dose.given_on == given_on,
-                    Dose.status == "given",
+            given = set(
+                await session.scalars(
+                    select(Dose.given_on).where(
+                        Dose.patient_id == patient.id, Dose.drug == request["drug"], Dose.status == "given"
+                    )
                 )
             )
-            if exists is None:
+            if given_on not in given:
                 session.add(
                     Dose(
                         patient_id=patient.id,
@@ -240,37 +239,35 @@ class Storage:
                         recorded_at=_now(),
                     )
                 )
+        # Results and transfusions already on record are not added twice (one read per table).
+        known_labs = set(
+            (
+                await session.execute(
+                    select(Lab.test, Lab.date, Lab.value, Lab.unit).where(Lab.patient_id == patient.id)
+                )
+            ).tuples()
+        )
         for lab in request.get("labs", []):
-            day, value = dt.date.fromisoformat(lab["date"]), _text(lab["value"])
-            exists = await session.scalar(
-                select(Lab.id).where(
-                    Lab.patient_id == patient.id,
-                    Lab.test == lab["test"],
-                    Lab.date == day,
-                    Lab.value == value,
-                    Lab.unit == lab["unit"],
-                )
-            )
-            if exists is None:
+            key = (lab["test"], dt.date.fromisoformat(lab["date"]), _text(lab["value"]), lab["unit"])
+            if key not in known_labs:
+                known_labs.add(key)
                 session.add(
-                    Lab(
-                        patient_id=patient.id,
-                        test=lab["test"],
-                        value=value,
-                        unit=lab["unit"],
-                        date=day,
-                        recorded_at=_now(),
+                    Lab(patient_id=patient.id, test=key[0], date=key[1], value=key[2], unit=key[3], recorded_at=_now())
+                )
+        transfusions = request.get("transfusions", [])
+        if transfusions:
+            known = set(
+                (
+                    await session.execute(
+                        select(Transfusion.date, Transfusion.units).where(Transfusion.patient_id == patient.id)
                     )
-                )
-        for transfusion in request.get("transfusions", []):
-            day, units = dt.date.fromisoformat(transfusion["date"]), _text(transfusion["units"])
-            exists = await session.scalar(
-                select(Transfusion.id).where(
-                    Transfusion.patient_id == patient.id, Transfusion.date == day, Transfusion.units == units
-                )
+                ).tuples()
             )
-            if exists is None:
-                session.add(Transfusion(patient_id=patient.id, date=day, units=units))
+            for transfusion in transfusions:
+                key2 = (dt.date.fromisoformat(transfusion["date"]), _text(transfusion["units"]))
+                if key2 not in known:
+                    known.add(key2)
+                    session.add(Transfusion(patient_id=patient.id, date=key2[0], units=key2[1]))
 
     async def _save_regimen(
         self, session: AsyncSession, patient_id: int, request: dict[str, Any], response: dict[str, Any]
