@@ -240,13 +240,10 @@ class Storage:
                     )
                 )
         # Results and transfusions already on record are not added twice (one read per table).
-        known_labs = set(
-            (
-                await session.execute(
-                    select(Lab.test, Lab.date, Lab.value, Lab.unit).where(Lab.patient_id == patient.id)
-                )
-            ).tuples()
+        lab_rows = await session.execute(
+            select(Lab.test, Lab.date, Lab.value, Lab.unit).where(Lab.patient_id == patient.id)
         )
+        known_labs = {(row[0], row[1], row[2], row[3]) for row in lab_rows}
         for lab in request.get("labs", []):
             key = (lab["test"], dt.date.fromisoformat(lab["date"]), _text(lab["value"]), lab["unit"])
             if key not in known_labs:
@@ -256,13 +253,10 @@ class Storage:
                 )
         transfusions = request.get("transfusions", [])
         if transfusions:
-            known = set(
-                (
-                    await session.execute(
-                        select(Transfusion.date, Transfusion.units).where(Transfusion.patient_id == patient.id)
-                    )
-                ).tuples()
+            rows = await session.execute(
+                select(Transfusion.date, Transfusion.units).where(Transfusion.patient_id == patient.id)
             )
+            known = {(row[0], row[1]) for row in rows}
             for transfusion in transfusions:
                 key2 = (dt.date.fromisoformat(transfusion["date"]), _text(transfusion["units"]))
                 if key2 not in known:
