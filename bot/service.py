@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -107,10 +108,15 @@ class ChatService:
         )
 
 
+@cache
+def _zones() -> dict[str, str]:
+    """Every IANA zone by its lower-case name (read from disk once)."""
+    return {zone.lower(): zone for zone in available_timezones()}
+
+
 def _known_zone(typed: str) -> str | None:
     """The IANA name for what was typed, whatever its case ('europe/berlin' is Europe/Berlin)."""
-    zones = {zone.lower(): zone for zone in available_timezones()}
-    zone = zones.get(typed.lower())
+    zone = _zones().get(typed.lower())
     if zone is None:
         return None
     try:

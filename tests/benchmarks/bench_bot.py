@@ -109,7 +109,11 @@ async def main() -> None:
     parser.add_argument("--idle", type=int, default=2000, help="idle conversations for the memory figure")
     args = parser.parse_args()
 
+    import logging
+
     import bot.replay
+
+    logging.getLogger("hemadose.telegram").setLevel(logging.ERROR)  # the access dialogues' refusals
 
     bot.replay.Harness = TimedHarness  # type: ignore[misc]
     failed = 0
