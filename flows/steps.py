@@ -401,12 +401,12 @@ _DOSE_LEVELS = {
 
 def _dose_options(answers: Answers, env: Env) -> Options:
     unit = _profile(answers).dosing_unit
-    options = [
-        value(f"{level} {unit}", level)
-        for level in _DOSE_LEVELS.get((answers.drug or "", answers.indication or ""), ())
-    ]
-    if answers.dose_amount is not None:
-        options.insert(0, value(f"Keep {fmt(answers.dose_amount)} {unit}", fmt(answers.dose_amount)))
+    levels = _DOSE_LEVELS.get((answers.drug or "", answers.indication or ""), ())
+    current = fmt(answers.dose_amount) if answers.dose_amount is not None else None
+    # The dose on record first, as Keep; the other levels after it (no button twice).
+    options = [value(f"{level} {unit}", level) for level in levels if level != current]
+    if current is not None:
+        options.insert(0, value(f"Keep {current} {unit}", current))
     return options
 
 
@@ -834,7 +834,11 @@ STEPS: tuple[Step, ...] = (
         _fixed("Treatment status?"),
         _status_options,
         _parse_status,
-        lambda a: {"new": "starting", "on": "on treatment", "held": "on hold", None: "-"}[a.status],
+        lambda a: (
+            "course started"
+            if a.drug == "lusutrombopag" and a.status == "on"
+            else {"new": "starting", "on": "on treatment", "held": "on hold", None: "-"}[a.status]
+        ),
     ),
     Step(
         "dose_amount",
