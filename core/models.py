@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from functools import cache
+from types import ModuleType
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -74,6 +76,14 @@ def _json_bool(value: Any) -> Any:
     return value
 
 
+@cache
+def _checks() -> ModuleType:
+    """core.validation, imported on first use: it needs the drug registry, which needs these models."""
+    from core import validation
+
+    return validation
+
+
 def _null_means_empty(value: Any) -> Any:
     return [] if value is None else value
 
@@ -117,9 +127,7 @@ class Lab(_Request):
 
     @model_validator(mode="after")
     def _unit_fits_test(self) -> Lab:
-        from core.validation import unit_fault
-
-        message = unit_fault(self.test, self.unit)
+        message = _checks().unit_fault(self.test, self.unit)
         if message is not None:
             raise PydanticCustomError("drug_shape", "{message}", {"message": message, "subfield": "unit"})
         return self
@@ -159,9 +167,7 @@ class DoseRequest(_Request):
     @classmethod
     def _fits_the_drug(cls, value: Any, info: ValidationInfo) -> Any:
         """Faults that depend on the drug, checked here so they rank with the others in field order."""
-        from core.validation import shape_fault
-
-        fault = shape_fault(info.field_name or "", value, info.data)
+        fault = _checks().shape_fault(info.field_name or "", value, info.data)
         if fault is not None:
             raise PydanticCustomError("drug_shape", "{message}", {"message": fault[1], "field": fault[0]})
         return value
