@@ -200,6 +200,27 @@ def refer(rule: str, text: str, *warnings: str, monitor_on: dt.date | None = Non
     return Decision("refer", rule, text, warnings=warnings, monitor_on=monitor_on)
 
 
+def deciding_or_refer(ctx: Context) -> Result | Decision:
+    """The fresh deciding result, or the `lab.missing` / `lab.stale` refer with a test today."""
+    refusal = check_deciding_lab(ctx)
+    if refusal is not None:
+        return refusal
+    assert ctx.deciding is not None  # fresh, so present
+    return ctx.deciding
+
+
+def not_a_level(amount: Decimal, levels: Sequence[Decimal], unit: str, where: str = "") -> Decision | None:
+    """`dose.not_a_level`: a current dose that is not one of the drug's levels is referred."""
+    if amount in levels:
+        return None
+    listed = ", ".join(fmt(level) for level in levels)
+    return refer(
+        "dose.not_a_level",
+        f"Current dose {fmt(amount)} {unit} is not a level{where} ({listed} {unit}).",
+        "dose_outside_label",
+    )
+
+
 def check_deciding_lab(ctx: Context) -> Decision | None:
     """`lab.missing` / `lab.stale`: no fresh deciding result means refer, with a test today."""
     test = ctx.profile.deciding_test

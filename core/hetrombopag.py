@@ -20,9 +20,10 @@ from core.framework import (
     DrugProfile,
     DrugRules,
     Modifier,
-    check_deciding_lab,
     days,
+    deciding_or_refer,
     describe_count,
+    not_a_level,
     refer,
 )
 from core.numbers import fmt
@@ -98,18 +99,14 @@ def decide(ctx: Context) -> Decision:
     request = ctx.request
     ladder = LADDERS[request.indication]
     dose = request.current_dose
-    if dose is not None and dose.amount not in ladder.levels:
-        return refer(
-            "dose.not_a_level",
-            f"Current dose {fmt(dose.amount)} mg is not a level in {request.indication.upper()} "
-            f"({', '.join(fmt(level) for level in ladder.levels)} mg).",
-            "dose_outside_label",
-        )
-    lab_refer = check_deciding_lab(ctx)
-    if lab_refer is not None:
-        return lab_refer
-    count = ctx.deciding
-    assert count is not None
+    if (
+        dose is not None
+        and (outside := not_a_level(dose.amount, ladder.levels, "mg", f" in {request.indication.upper()}")) is not None
+    ):
+        return outside
+    count = deciding_or_refer(ctx)
+    if isinstance(count, Decision):  # no fresh result: refer (RULES.md 0)
+        return count
     seen = describe_count(count)
     low = ladder.low
 

@@ -16,9 +16,10 @@ from core.framework import (
     Modifier,
     Packaging,
     Result,
-    check_deciding_lab,
     days,
+    deciding_or_refer,
     describe_hb,
+    not_a_level,
     one_per_date,
     refer,
 )
@@ -116,18 +117,11 @@ def decide(ctx: Context) -> Decision:
                 f"{' before the first dose' if dose is None else ''}: the label's management of "
                 "this case was not confirmed; the clinician decides.",
             )
-    if dose is not None and dose.amount not in ladder.levels:
-        return refer(
-            "dose.not_a_level",
-            f"Current dose {fmt(dose.amount)} mg/kg is not a level "
-            f"({', '.join(fmt(level) for level in ladder.levels)} mg/kg).",
-            "dose_outside_label",
-        )
-    lab_refer = check_deciding_lab(ctx)
-    if lab_refer is not None:
-        return lab_refer
-    hb = ctx.deciding
-    assert hb is not None
+    if dose is not None and (outside := not_a_level(dose.amount, ladder.levels, "mg/kg")) is not None:
+        return outside
+    hb = deciding_or_refer(ctx)
+    if isinstance(hb, Decision):  # no fresh result: refer (RULES.md 0)
+        return hb
     seen = describe_hb(hb)
 
     if dose is None:

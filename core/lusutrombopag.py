@@ -12,8 +12,8 @@ from core.framework import (
     DrugProfile,
     DrugRules,
     Modifier,
-    check_deciding_lab,
     days,
+    deciding_or_refer,
     describe_count,
     latest,
     refer,
@@ -89,11 +89,9 @@ def decide(ctx: Context) -> Decision:
             f"7-day course ({earliest} to {latest_start} days before).",
             "procedure_window",
         )
-    lab_refer = check_deciding_lab(ctx)
-    if lab_refer is not None:
-        return lab_refer
-    count = ctx.deciding
-    assert count is not None
+    count = deciding_or_refer(ctx)
+    if isinstance(count, Decision):  # no fresh result: refer (RULES.md 0)
+        return count
     seen = describe_count(count)
     if count.value >= NOT_LOW:
         return refer(

@@ -17,8 +17,8 @@ from core.framework import (
     Modifier,
     Packaging,
     Result,
-    check_deciding_lab,
     days,
+    deciding_or_refer,
     describe_count,
     latest,
     refer,
@@ -102,11 +102,9 @@ def decide(ctx: Context) -> Decision:
             f"Current dose {fmt(dose.amount)} mcg/kg is outside the label's 1 to 10 mcg/kg.",
             "dose_outside_label",
         )
-    lab_refer = check_deciding_lab(ctx)
-    if lab_refer is not None:
-        return lab_refer
-    count = ctx.deciding
-    assert count is not None
+    count = deciding_or_refer(ctx)
+    if isinstance(count, Decision):  # no fresh result: refer (RULES.md 0)
+        return count
     limits = THRESHOLDS[ctx.region]
     seen = describe_count(count)
 
