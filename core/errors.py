@@ -104,7 +104,7 @@ def _describe(error: ErrorDetails, unknown_keys: list[str]) -> str:
     return f"{error['msg']} (got {_shown(value)})"
 
 
-def from_validation_error(exc: ValidationError, raw: Any = None) -> RequestError:
+def from_validation_error(exc: ValidationError) -> RequestError:
     """The first fault in field order, as the contract reports it."""
     errors = exc.errors(include_url=False)
     if errors and errors[0]["type"] == "json_invalid":

@@ -25,11 +25,6 @@ UNITS_BY_TEST: dict[str, dict[str, Decimal]] = {
     "platelets": PLATELET_FACTORS,
     "hemoglobin": HEMOGLOBIN_FACTORS,
 }
-DECIDING_UNIT = {"platelets": "10^9/L", "hemoglobin": "g/dL"}
-
-
-def to_deciding_unit(test: str, value: Decimal, unit: str) -> Decimal:
-    return value * UNITS_BY_TEST[test][unit]
 
 
 @dataclass(frozen=True, slots=True)

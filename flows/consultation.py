@@ -44,7 +44,8 @@ def _build_machine() -> Machine:
     )
     machine.add_transition("start", "*", STEP_NAMES[0])
     machine.add_transition("cancel", "*", "idle")
-    machine.add_transition("finish_edit", list[Any](STEP_NAMES), "review")
+    steps: list[Any] = list(STEP_NAMES)  # transitions' stubs want a list of str | Enum | State
+    machine.add_transition("finish_edit", steps, "review")
     for earlier, later in pairwise([*STEP_NAMES, "review"]):
         machine.add_transition("advance", earlier, later)
         machine.add_transition("retreat", later, earlier)
@@ -52,7 +53,7 @@ def _build_machine() -> Machine:
     machine.add_transition("retreat", "result", "review")
     machine.add_transition("confirm", "review", "result")
     for step in STEP_NAMES:
-        machine.add_transition(f"edit_{step}", list[Any](["review", "result", *STEP_NAMES]), step)
+        machine.add_transition(f"edit_{step}", ["review", "result", *steps], step)
     return machine
 
 

@@ -517,10 +517,6 @@ def _deciding(answers: Answers) -> str:
     return _profile(answers).deciding_test
 
 
-def _lab_name(answers: Answers) -> str:
-    return "platelet count" if _deciding(answers) == "platelets" else "pre-transfusion haemoglobin"
-
-
 def _lab_optional(answers: Answers) -> bool:
     return answers.drug == "lusutrombopag" and answers.status == "on"
 

@@ -7,7 +7,6 @@ crash of the process; a power cut can lose the last moments but never corrupts t
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -349,7 +348,3 @@ def _date(value: Any) -> dt.date | None:
     if value is None or isinstance(value, dt.date):
         return value
     return dt.date.fromisoformat(str(value))
-
-
-def dumps(state: dict[str, Any]) -> str:
-    return json.dumps(state, separators=(",", ":"), default=str)
