@@ -155,7 +155,7 @@ async def replay(dialogue: dict[str, Any], db_url: str | None = None) -> ReplayR
     today = today if isinstance(today, dt.date) else dt.date.fromisoformat(str(today))
     with tempfile.TemporaryDirectory() as folder:
         harness = Harness(
-            db_url or f"sqlite+aiosqlite:///{folder}/replay.db", today, allowed, str(dialogue.get("time_zone", "UTC"))
+            db_url or f"sqlite:///{folder}/replay.db", today, allowed, str(dialogue.get("time_zone", "UTC"))
         )
         await harness.start()
         last_seen: dict[int, list[SentMessage]] = {}

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
 
     @property
     def database_url(self) -> str:
-        return self.db_url or f"sqlite+aiosqlite:///{self.data_dir / 'hemadose.db'}"
+        return self.db_url or f"sqlite:///{self.data_dir / 'hemadose.db'}"
 
     def access_policy(self) -> frozenset[int] | str | None:
         """The allowed ids; None for everyone ('*'); the string 'unset' when there is no policy."""

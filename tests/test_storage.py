@@ -21,7 +21,7 @@ TODAY = dt.date(2026, 11, 22)
 
 @pytest.fixture
 async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    opened = await open_storage(f"sqlite+aiosqlite:///{tmp_path}/test.db")
+    opened = await open_storage(f"sqlite:///{tmp_path}/test.db")
     yield opened
     await opened.close()
 
@@ -32,8 +32,9 @@ def consultation(label: str, request: dict) -> SaveConsultation:  # type: ignore
     return SaveConsultation(label, parsed.model_dump(mode="json", exclude_defaults=True), response)
 
 
-async def test_migrations_are_applied_once_and_reopening_keeps_data(tmp_path: Path):
-    url = f"sqlite+aiosqlite:///{tmp_path}/again.db"
+@pytest.mark.parametrize("driver", ["sqlite", "sqlite+aiosqlite"])
+async def test_migrations_are_applied_once_and_reopening_keeps_data(tmp_path: Path, driver: str):
+    url = f"{driver}:///{tmp_path}/again.db"
     first = await open_storage(url)
     async with first.session() as session, session.begin():
         await first.user_id(session, "tg:1")
@@ -144,3 +145,23 @@ async def test_every_recommendation_is_audited_append_only(storage: Storage):
     assert {row.ruleset for row in rows} == {"romiplostim/us"}
     assert rows[0].request["current_dose"]["amount"] == 3
     assert rows[0].response["action"] == "increase"
+
+
+async def test_the_embedded_sqlite_runs_in_the_event_loop_and_commits_to_disk(tmp_path: Path):
+    """No driver thread, a committed write visible to another process's reader, a failed one undone."""
+    import sqlite3
+    import threading
+
+    before = threading.active_count()
+    storage = await open_storage(f"sqlite:///{tmp_path}/inloop.db")
+    async with storage.session() as session, session.begin():
+        await storage.user_id(session, "tg:7")
+    with pytest.raises(RuntimeError):
+        async with storage.session() as session, session.begin():
+            await storage.user_id(session, "tg:8")
+            raise RuntimeError("the update failed")
+    assert threading.active_count() == before
+    reader = sqlite3.connect(tmp_path / "inloop.db")
+    assert reader.execute("select external_id from users").fetchall() == [("tg:7",)]
+    reader.close()
+    await storage.close()

@@ -10,13 +10,14 @@ import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, delete, event, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from bot.storage.inloop import create_inloop_engine
 from bot.storage.tables import Audit, Conversation, Dose, Lab, Patient, Regimen, Transfusion, User
 from flows.replies import AuditRecommendation, LabRecord, PatientSummary, SaveConsultation, TransfusionRecord
 
@@ -28,6 +29,25 @@ class ChatRow(NamedTuple):
     user_id: int
     time_zone: str | None
     state: str | None  # None: no conversation saved for this chat yet
+
+
+# The statements of every update, built once on the Core tables: building and caching an ORM
+# statement per call cost more than running it.
+_USERS, _CONVERSATIONS = cast(Table, User.__table__), cast(Table, Conversation.__table__)
+_OPEN_CHAT = (
+    select(_USERS.c.id, _USERS.c.time_zone, _CONVERSATIONS.c.state)
+    .outerjoin(
+        _CONVERSATIONS,
+        (_CONVERSATIONS.c.chat_key == bindparam("chat_key")) & (_CONVERSATIONS.c.user_id == _USERS.c.id),
+    )
+    .where(_USERS.c.external_id == bindparam("external_id"))
+)
+_INSERT_CHAT = insert(_CONVERSATIONS)
+_UPDATE_CHAT = (
+    update(_CONVERSATIONS)
+    .where(_CONVERSATIONS.c.chat_key == bindparam("the_chat"), _CONVERSATIONS.c.user_id == bindparam("the_user"))
+    .values(state=bindparam("state"), updated_at=bindparam("updated_at"))
+)
 
 
 def _now() -> dt.datetime:
@@ -42,15 +62,23 @@ def _migrate(connection: Connection) -> None:
 
 
 async def open_storage(url: str) -> Storage:
-    """Connect, bring the schema to the newest migration, and return the storage."""
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    """Connect, bring the schema to the newest migration, and return the storage.
+
+    A plain `sqlite:///path` runs SQLite in the event loop (bot.storage.inloop); any other URL,
+    `sqlite+aiosqlite:///path` included, is used as given.
+    """
     sqlite = url.startswith("sqlite")
-    # Every session here ends its transaction itself (commit or rollback), so returning a SQLite
-    # connection to the pool needs no extra ROLLBACK: with aiosqlite that is a thread round trip.
-    engine = create_async_engine(url, pool_reset_on_return=None) if sqlite else create_async_engine(url)
+    path = url.split("///", 1)[1] if sqlite and "///" in url else ""
+    if path and path != ":memory:":
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("sqlite:"):
+        engine = create_inloop_engine(path or ":memory:", pool_reset_on_return=None)
+    elif sqlite:
+        # Every session here ends its transaction itself (commit or rollback), so returning a
+        # SQLite connection to the pool needs no extra ROLLBACK (with aiosqlite, a thread hop).
+        engine = create_async_engine(url, pool_reset_on_return=None)
+    else:
+        engine = create_async_engine(url)
     if sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     async with engine.begin() as connection:
@@ -92,13 +120,7 @@ class Storage:
 
     async def open_chat(self, session: AsyncSession, external_id: str, chat_key: str) -> ChatRow:
         """The user (created on first contact), their time zone and this chat's saved state: one query."""
-        row = (
-            await session.execute(
-                select(User.id, User.time_zone, Conversation.state)
-                .outerjoin(Conversation, (Conversation.chat_key == chat_key) & (Conversation.user_id == User.id))
-                .where(User.external_id == external_id)
-            )
-        ).first()
+        row = (await session.execute(_OPEN_CHAT, {"external_id": external_id, "chat_key": chat_key})).first()
         if row is None:
             return ChatRow(await self.user_id(session, external_id), None, None)
         return ChatRow(row[0], row[1], row[2])
@@ -106,15 +128,11 @@ class Storage:
     async def save_chat(self, session: AsyncSession, chat: ChatRow, chat_key: str, state: str) -> None:
         """One statement: the state as it is after this update."""
         if chat.state is None:
-            await session.execute(
-                insert(Conversation).values(chat_key=chat_key, user_id=chat.user_id, state=state, updated_at=_now())
-            )
+            values = {"chat_key": chat_key, "user_id": chat.user_id, "state": state, "updated_at": _now()}
+            await session.execute(_INSERT_CHAT, values)
         elif state != chat.state:
-            await session.execute(
-                update(Conversation)
-                .where(Conversation.chat_key == chat_key, Conversation.user_id == chat.user_id)
-                .values(state=state, updated_at=_now())
-            )
+            values = {"the_chat": chat_key, "the_user": chat.user_id, "state": state, "updated_at": _now()}
+            await session.execute(_UPDATE_CHAT, values)
 
     # --- patients ------------------------------------------------------------------------------
 

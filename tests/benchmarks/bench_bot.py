@@ -82,7 +82,7 @@ async def echo_bot(updates: list[dict[str, Any]]) -> list[float]:
 async def idle_memory(conversations: int) -> float:
     """Bytes of Python heap held per conversation left mid-consultation (after a warm-up)."""
     with tempfile.TemporaryDirectory() as folder:
-        harness = Harness(f"sqlite+aiosqlite:///{folder}/idle.db", dt.date(2026, 11, 22), None)
+        harness = Harness(f"sqlite:///{folder}/idle.db", dt.date(2026, 11, 22), None)
         await harness.start()
 
         async def open_consultations(first_user: int, count: int) -> None:
