@@ -110,7 +110,7 @@ def run_bot() -> int:
     from bot.service import ChatService
     from bot.settings import Settings
     from bot.storage import open_storage
-    from bot.telegram_app import build_application
+    from bot.telegram_app import build_application, start_reminders
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines carry the token in the URL
@@ -132,7 +132,9 @@ def run_bot() -> int:
 
     async def open_service(application: object) -> None:
         storage = await open_storage(settings.database_url)
-        app.bot_data["service"] = ChatService(storage, settings.time_zone)
+        service = ChatService(storage, settings.time_zone)
+        app.bot_data["service"] = service
+        start_reminders(app, service)
         await app.bot.set_my_commands(__import__("bot.telegram_app").telegram_app.COMMANDS)
 
     async def close_service(application: object) -> None:

@@ -14,6 +14,11 @@ A dialogue file:
       - as: 1002
         send: /patients
         expect: {not_contains: RX-12}
+      - advance: 25h             # the clock moves on (d, h, m); reminders due meanwhile are sent
+                                 # as a running bot would, each at its time
+        expect: {contains: Dose reminder, buttons: [Taken]}
+      - advance: 3d
+        offline: true            # the bot was down: one run at the end, as at a restart
 
 `expect` checks every reply to that step: `contains` / `not_contains` (text or list), `equals`
 (the last reply), `matches` (a regular expression), `buttons` (labels present), `replies` (how
@@ -34,6 +39,7 @@ import yaml
 from telegram import Update
 
 from bot.offline import TOKEN, RecordingRequest, SentMessage, button_update, message_update
+from bot.sending import TelegramSender
 from bot.service import ChatService
 from bot.storage import Storage, open_storage
 from bot.telegram_app import build_application
@@ -74,14 +80,16 @@ class Harness:
         self.update_ids = iter(range(1, 10**9))
         self.errors: list[BaseException] = []
         self.storage: Storage | None = None
+        self.service: Any = None
         self.request = RecordingRequest()
         self.application: Any = None
 
     async def start(self) -> None:
         self.storage = await open_storage(self.db_url)
-        service = ChatService(self.storage, self.time_zone, clock=lambda: self.now)
+        self.service = ChatService(self.storage, self.time_zone, clock=lambda: self.now)
         self.request = RecordingRequest()
-        self.application = build_application(TOKEN, service, self.allowed, request=self.request, polling=False)
+        self.application = build_application(TOKEN, self.service, self.allowed, request=self.request, polling=False)
+        self.service.reminders.sender = TelegramSender(self.application.bot, limits=False)
 
         async def fail_replay(update: object, context: Any) -> None:
             self.errors.append(context.error)
@@ -102,6 +110,21 @@ class Harness:
 
     async def process(self, update: dict[str, Any]) -> list[SentMessage]:
         await self.application.process_update(Update.de_json(update, self.application.bot))
+        return self.request.take()
+
+    async def advance(self, by: dt.timedelta, offline: bool = False) -> list[SentMessage]:
+        """Move the clock on, running the reminders at each moment something falls due (as a running
+        bot would), or once at the end when the bot was `offline` meanwhile."""
+        until = self.now + by
+        reminders = self.service.reminders
+        while not offline:
+            due = await reminders.next_wakeup()
+            if due is None or due.replace(tzinfo=dt.UTC) > until:
+                break
+            self.now = max(self.now, due.replace(tzinfo=dt.UTC))
+            await reminders.run_due()
+        self.now = until
+        await reminders.run_due()
         return self.request.take()
 
     async def send(self, user: int, text: str) -> list[SentMessage]:
@@ -182,9 +205,14 @@ async def replay(dialogue: dict[str, Any], db_url: str | None = None) -> ReplayR
                         break
                     data = next(b["callback_data"] for row in found.buttons for b in row if b["text"] == label)
                     replies = await harness.press(user, found, data)
+                elif "advance" in step:
+                    action = f"advance {step['advance']}" + (" (offline)" if step.get("offline") else "")
+                    result.transcript.append(f"-- {action} --")
+                    replies = await harness.advance(duration(str(step["advance"])), bool(step.get("offline")))
                 else:
-                    raise ValueError(f"step {number}: expected send, press or restart: {step}")
-                last_seen.setdefault(user, []).extend(replies)  # older messages stay pressable
+                    raise ValueError(f"step {number}: expected send, press, advance or restart: {step}")
+                for reply in replies:  # older messages stay pressable; reminders go to their chat's user
+                    last_seen.setdefault(reply.chat_id if "advance" in step else user, []).append(reply)
                 for reply in replies:
                     buttons = f"  [{'] ['.join(reply.labels())}]" if reply.buttons else ""
                     result.transcript.append(f"bot: {reply.text}{buttons}")
@@ -199,6 +227,18 @@ async def replay(dialogue: dict[str, Any], db_url: str | None = None) -> ReplayR
         finally:
             await harness.stop()
     return result
+
+
+_DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*$")
+
+
+def duration(text: str) -> dt.timedelta:
+    """'25h', '3d', '1h30m', '2d4h' as a time span."""
+    match = _DURATION.match(text)
+    if match is None or not any(match.groups()):
+        raise ValueError(f"advance: {text!r} is not a duration like 25h, 3d or 1h30m")
+    days, hours, minutes = (int(part or 0) for part in match.groups())
+    return dt.timedelta(days=days, hours=hours, minutes=minutes)
 
 
 def load(path: Path) -> dict[str, Any]:

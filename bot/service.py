@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from functools import cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.reminders import Reminders
 from bot.storage import Storage
 from bot.storage.tables import User
 from flows import render
 from flows.consultation import handle as run_flow
-from flows.replies import AuditRecommendation, Env, PatientSummary, Reply, SaveConsultation, UserInput
+from flows.reminders import known_zone
+from flows.replies import (
+    AuditRecommendation,
+    Env,
+    PatientSummary,
+    Reply,
+    SaveConsultation,
+    ScheduleReminders,
+    SetTimeZone,
+    UserInput,
+)
 from flows.state import ChatState
 
 Clock = Callable[[], dt.datetime]  # aware "now"
@@ -33,6 +43,7 @@ class ChatService:
         self.storage = storage
         self.default_time_zone = default_time_zone
         self.clock = clock
+        self.reminders = Reminders(storage, clock, default_time_zone)
 
     async def handle(
         self, user_ref: str, chat_ref: str, text: str | None = None, button: str | None = None
@@ -43,12 +54,15 @@ class ChatService:
             command = (text or "").strip().split(maxsplit=1)
             name = command[0].split("@")[0].lower() if command and command[0].startswith("/") else None
             argument = command[1].strip() if len(command) > 1 else ""
-            if name in ("/patients", "/history", "/settings") or button == "patients":
+            reminder_button = button is not None and button.startswith(("oc:", "rm:"))
+            if name in ("/patients", "/history", "/settings", "/reminders") or button == "patients" or reminder_button:
                 user_id = await storage.user_id(session, user_ref)
                 if name == "/history":
                     return [await self._history(session, user_id, argument)]
                 if name == "/settings":
                     return [await self._settings(session, user_id, argument)]
+                if name == "/reminders" or reminder_button:
+                    return await self._reminders(session, user_id, button)
                 return [render.patients(await storage.patient_labels(session, user_id))]
             row = await storage.open_chat(session, user_ref, chat_ref)
             chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
@@ -59,18 +73,25 @@ class ChatService:
                 await self._patients(session, row.user_id, today, chat, message) if chat.state == "patient" else {}
             )
             before = chat
-            chat, outcome = run_flow(before, message, Env(today=today, patients=patients))
+            chat, outcome = run_flow(before, message, Env(today=today, patients=patients, time_zone=row.time_zone))
             if chat.state == "patient" and before.state != "patient":
                 # This update reached the patient question: ask it again with the user's patients
                 # as buttons (the flow is pure, so running it twice changes nothing else).
                 patients = await self._patients(session, row.user_id, today, chat, message)
-                chat, outcome = run_flow(before, message, Env(today=today, patients=patients))
+                env = Env(today=today, patients=patients, time_zone=row.time_zone)
+                chat, outcome = run_flow(before, message, env)
             await storage.save_chat(session, row, chat_ref, chat.model_dump_json(exclude_defaults=True))
+            zone = row.time_zone or self.default_time_zone
             for effect in outcome.effects:
                 if isinstance(effect, SaveConsultation):
                     await storage.save_consultation(session, row.user_id, effect)
                 elif isinstance(effect, AuditRecommendation):
                     await storage.audit(session, row.user_id, effect)
+                elif isinstance(effect, SetTimeZone):
+                    zone = effect.zone
+                    await self._set_zone(session, row.user_id, zone)
+                elif isinstance(effect, ScheduleReminders):
+                    await self.reminders.schedule(session, row.user_id, chat_ref, effect, zone)
             return outcome.replies
 
     async def _patients(
@@ -96,31 +117,33 @@ class ChatService:
         assert user is not None
         parts = argument.split()
         if len(parts) == 2 and parts[0].lower() in ("timezone", "tz"):
-            zone = _known_zone(parts[1])
+            zone = known_zone(parts[1])
             if zone is None:
                 return Reply(f"'{parts[1]}' is not a time zone I know. Use an Area/City name, e.g. Europe/London.")
-            user.time_zone = zone
-            return Reply(f"Time zone set to {zone}. Dates ('today') now follow it.")
+            await self._set_zone(session, user_id, zone)
+            return Reply(f"Time zone set to {zone}. Dates ('today') and reminders now follow it.")
         zone = user.time_zone or f"{self.default_time_zone} (the default)"
         return Reply(
             f"Settings:\n• Time zone: {zone}\nChange it with /settings timezone Area/City, "
             "e.g. /settings timezone Europe/Berlin."
         )
 
+    async def _set_zone(self, session: AsyncSession, user_id: int, zone: str) -> None:
+        user = await session.get(User, user_id)
+        assert user is not None
+        user.time_zone = zone
+        await self.reminders.rezone(session, user_id, zone)
 
-@cache
-def _zones() -> dict[str, str]:
-    """Every IANA zone by its lower-case name (read from disk once)."""
-    return {zone.lower(): zone for zone in available_timezones()}
-
-
-def _known_zone(typed: str) -> str | None:
-    """The IANA name for what was typed, whatever its case ('europe/berlin' is Europe/Berlin)."""
-    zone = _zones().get(typed.lower())
-    if zone is None:
-        return None
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):  # pragma: no cover - listed zones load
-        return None
-    return zone
+    async def _reminders(self, session: AsyncSession, user_id: int, button: str | None) -> list[Reply]:
+        """/reminders, its buttons (rm:...), and the answers to a reminder (oc:<action>:<occurrence>)."""
+        user = await session.get(User, user_id)
+        assert user is not None
+        zone = user.time_zone or self.default_time_zone
+        if button is None:
+            return [await self.reminders.listing(session, user_id, zone)]
+        if button.startswith("rm:"):
+            return [await self.reminders.manage(session, user_id, button, zone)]
+        parts = button.split(":")
+        if len(parts) != 3 or not parts[2].isdigit():
+            return [Reply("I did not understand that button. /reminders lists your reminders.")]
+        return await self.reminders.acknowledge(session, user_id, parts[1], int(parts[2]), zone)

@@ -23,6 +23,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
+from bot.sending import TelegramSender
 from bot.service import ChatService
 from flows.replies import Reply
 
@@ -32,6 +33,7 @@ COMMANDS = [
     BotCommand("new", "start a consultation"),
     BotCommand("patients", "your patients"),
     BotCommand("history", "a patient's record: /history LABEL"),
+    BotCommand("reminders", "your reminders: pause, time, stop"),
     BotCommand("settings", "time zone"),
     BotCommand("cancel", "cancel the consultation"),
     BotCommand("help", "how to answer"),
@@ -123,6 +125,28 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def _register_commands(application: Application) -> None:  # type: ignore[type-arg]
     await application.bot.set_my_commands(COMMANDS)
+
+
+REMINDER_TICK_SECONDS = 20
+
+
+def start_reminders(application: Application, service: ChatService, *, limits: bool = True) -> None:  # type: ignore[type-arg]
+    """Reminders go out through this bot: the sender, and a job that runs what is due every few seconds.
+
+    The first run (at once) also re-sends what a crash left in flight; python-telegram-bot's
+    JobQueue (APScheduler) only ticks: what is due lives in the database, not in the job queue.
+    """
+    service.reminders.sender = TelegramSender(application.bot, limits=limits)
+
+    async def tick(context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            await service.reminders.run_due()
+        except Exception:  # the next tick tries again; nothing is lost (the database holds it all)
+            log.exception("reminder run failed")
+
+    if application.job_queue is None:  # pragma: no cover - the job-queue extra is a dependency
+        raise RuntimeError("python-telegram-bot's job-queue extra is missing: install python-telegram-bot[job-queue]")
+    application.job_queue.run_repeating(tick, interval=REMINDER_TICK_SECONDS, first=0, name="reminders")
 
 
 def build_application(

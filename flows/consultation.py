@@ -17,23 +17,43 @@ from transitions import EventData, Machine
 
 from core import RequestError, recommend
 from core.errors import from_validation_error
-from core.models import DoseRequest
+from core.models import DoseRequest, DoseResponse
+from core.reminders import PlannedReminder
+from core.reminders import plan as plan_reminders
+from flows import reminders as reminder_words
 from flows import render
 from flows.parsing import Problem
-from flows.replies import AuditRecommendation, Button, Env, Outcome, Reply, SaveConsultation, UserInput, rows
+from flows.replies import (
+    AuditRecommendation,
+    Button,
+    Env,
+    Outcome,
+    Reply,
+    SaveConsultation,
+    ScheduleReminders,
+    SetTimeZone,
+    UserInput,
+    rows,
+)
 from flows.request import build_request, step_for_field
 from flows.state import Answers, ChatState, Pending
 from flows.steps import ANSWERED, NUMERIC_STEPS, STEP_BY_NAME, STEPS, Confirm, Step
 
 STEP_NAMES = [step.name for step in STEPS]
-STATES = ["idle", *STEP_NAMES, "review", "result"]
+REMINDER_STATES = ("reminder_zone", "reminder_time")
+STATES = ["idle", *STEP_NAMES, "review", "result", *REMINDER_STATES]
 NAVIGATION = (Button("⬅ Back", "back"), Button("✖ Cancel", "cancel"), Button("? Help", "help"))
 NEW = Button("New consultation", "new")
 YES, NO = "v:yes", "v:no"
 
 
 def _build_machine() -> Machine:
-    entering = {"review": "enter_review", "result": "enter_result"} | dict.fromkeys(STEP_NAMES, "enter_step")
+    entering = {
+        "review": "enter_review",
+        "result": "enter_result",
+        "reminder_zone": "enter_reminder_zone",
+        "reminder_time": "enter_reminder_time",
+    } | dict.fromkeys(STEP_NAMES, "enter_step")
     machine = Machine(
         model=None,
         states=[{"name": name, "on_enter": entering[name]} if name in entering else name for name in STATES],
@@ -54,6 +74,10 @@ def _build_machine() -> Machine:
     machine.add_transition("confirm", "review", "result")
     for step in STEP_NAMES:
         machine.add_transition(f"edit_{step}", ["review", "result", *steps], step)
+    machine.add_transition("ask_zone", "result", "reminder_zone")
+    machine.add_transition("ask_time", ["result", "reminder_zone"], "reminder_time")
+    machine.add_transition("leave_reminders", list(REMINDER_STATES), "result")
+    machine.add_transition("retreat", list(REMINDER_STATES), "result")
     return machine
 
 
@@ -101,6 +125,11 @@ class Conversation:
         self.outcome.replies.append(render.review(self.answers, self.applicable_steps()))
 
     def enter_result(self, event: EventData) -> None:
+        if event.transition is not None and event.transition.source in REMINDER_STATES:
+            # Back from setting reminders: the recommendation stands (it is above), not computed again.
+            if event.event.name == "retreat":
+                self.say("Back to the recommendation; no reminders set.", (render.result_buttons(self.chat.saved),))
+            return
         try:
             payload = build_request(self.answers, self.env)
             request = DoseRequest.model_validate(payload)
@@ -143,7 +172,13 @@ class Conversation:
         if self.state == "review":
             return [button for row in render.review(answers, self.applicable_steps()).buttons for button in row]
         if self.state == "result":
-            return list(render.result_buttons(saved=False))  # Save stays valid: a second press says so
+            # Save stays valid (a second press says so); Set reminders says to save first.
+            return list(dict.fromkeys([*render.result_buttons(saved=False), *render.result_buttons(saved=True)]))
+        if self.state == "reminder_zone":
+            return [b for row in reminder_words.zone_question().buttons for b in row] + [*NAVIGATION]
+        if self.state == "reminder_time":
+            drug = self.answers.drug or ""
+            return [b for row in reminder_words.time_question(drug).buttons for b in row] + [*NAVIGATION]
         return [NEW]
 
     def receive(self, message: UserInput) -> None:
@@ -177,6 +212,8 @@ class Conversation:
             return self.on_review(data, text)
         if self.state == "result":
             return self.on_result(data, text)
+        if self.state in REMINDER_STATES:
+            return self.on_reminder_answer(data.removeprefix("v:") if data is not None else text)
         answer = data.removeprefix("v:") if data is not None else text
         self.on_answer(STEP_BY_NAME[self.state], answer, data)
 
@@ -225,6 +262,8 @@ class Conversation:
         if data == "why" or text.lower() in ("why", "why?"):
             assert self.chat.response is not None
             return self.outcome.replies.append(render.why(self.chat.response, self.chat.saved))
+        if data == "remind" or text.lower() in ("remind", "reminders", "set reminders"):
+            return self.on_remind()
         if data == "save" or text.lower() == "save":
             if self.chat.saved:
                 return self.say(f"Already saved to {self.answers.patient_label}.", (render.result_buttons(True),))
@@ -235,7 +274,68 @@ class Conversation:
             self.outcome.effects.append(SaveConsultation(label, self.chat.request, self.chat.response))
             self.chat.saved = True
             return self.say(f"Saved to {label}: dose, result and recommendation.", (render.result_buttons(True),))
-        self.say("Press Save to patient, Why? or New consultation.", (render.result_buttons(self.chat.saved),))
+        choices = "Set reminders" if self.chat.saved else "Save to patient"
+        self.say(f"Press {choices}, Why? or New consultation.", (render.result_buttons(self.chat.saved),))
+
+    # --- reminders after a saved recommendation ---------------------------------------------------
+
+    @property
+    def drug(self) -> str:
+        return self.answers.drug or ""
+
+    def with_navigation(self, reply: Reply, prefix: str = "") -> Reply:
+        return Reply(prefix + reply.text, (*reply.buttons, NAVIGATION))
+
+    def planned(self) -> list[PlannedReminder]:
+        assert self.chat.response is not None
+        response = DoseResponse.model_validate(self.chat.response)
+        return plan_reminders(response.ruleset.split("/")[0], response, self.env.today)  # type: ignore[arg-type]
+
+    def on_remind(self) -> None:
+        if not self.chat.saved:
+            return self.say(
+                "Reminders belong to a patient's record: press Save to patient first.",
+                (render.result_buttons(False),),
+            )
+        if not self.planned():
+            return self.say(
+                "This recommendation sets no dose or test date to remind of (a referral, or nothing due).",
+                (render.result_buttons(True),),
+            )
+        self.chat.reminder_zone = self.env.time_zone or self.chat.reminder_zone
+        self.fire("ask_time" if self.chat.reminder_zone else "ask_zone")
+
+    def enter_reminder_zone(self, event: EventData) -> None:
+        self.outcome.replies.append(self.with_navigation(reminder_words.zone_question()))
+
+    def enter_reminder_time(self, event: EventData) -> None:
+        self.outcome.replies.append(self.with_navigation(reminder_words.time_question(self.drug)))
+
+    def on_reminder_answer(self, answer: str) -> None:
+        if not answer:
+            return self.reask()
+        if self.state == "reminder_zone":
+            zone = reminder_words.known_zone(answer)
+            if zone is None:
+                problem = f"'{answer}' is not a time zone I know. Use an Area/City name, e.g. Europe/London.\n"
+                return self.outcome.replies.append(self.with_navigation(reminder_words.zone_question(), problem))
+            self.chat.reminder_zone = zone
+            self.outcome.effects.append(SetTimeZone(zone))
+            return self.fire("ask_time")
+        at = reminder_words.parse_time(answer)
+        if isinstance(at, Problem):
+            question = reminder_words.time_question(self.drug)
+            return self.outcome.replies.append(self.with_navigation(question, at.message + "\n"))
+        assert self.chat.request is not None
+        assert self.chat.response is not None
+        label = self.answers.patient_label
+        assert label is not None
+        self.outcome.effects.append(ScheduleReminders(label, self.chat.request, self.chat.response, at))
+        zone = self.chat.reminder_zone or self.env.time_zone or "UTC"
+        lab = reminder_words.lab_words(self.chat.response)
+        summary = reminder_words.plan_summary(label, self.planned(), at, zone, lab)
+        self.say(summary, (render.result_buttons(True),))
+        self.fire("leave_reminders")
 
     # --- controls -------------------------------------------------------------------------------
 
@@ -248,6 +348,9 @@ class Conversation:
     def cancel(self) -> None:
         if self.state == "idle":
             return self.say("Nothing to cancel.", ((NEW,),))
+        if self.state in REMINDER_STATES:
+            self.say("No reminders set; the saved recommendation is kept.", (render.result_buttons(True),))
+            return self.fire("leave_reminders")
         self.chat.answers = Answers()
         self.fire("cancel")
         self.say("Consultation cancelled; nothing was saved from it.", ((NEW,),))
@@ -280,6 +383,10 @@ class Conversation:
             return self.outcome.replies.append(render.review(answers, self.applicable_steps()))
         if self.state == "result":
             return self.say("The recommendation is above.", (render.result_buttons(self.chat.saved),))
+        if self.state == "reminder_zone":
+            return self.outcome.replies.append(self.with_navigation(reminder_words.zone_question()))
+        if self.state == "reminder_time":
+            return self.outcome.replies.append(self.with_navigation(reminder_words.time_question(self.drug)))
         self.say("Start a new consultation when you are ready.", ((NEW,),))
 
 

@@ -16,7 +16,7 @@ from flows.steps import DRUG_NAMES, INDICATION_NAMES, REGION_NAMES, Step
 DISCLAIMER = "This supports, and does not replace, clinical judgement."
 COMMANDS_LINE = (
     "Commands: /new a consultation, /patients your patients, /history LABEL a patient's record, "
-    "/settings, /cancel, /help."
+    "/reminders, /settings, /cancel, /help."
 )
 WELCOME = (
     "Welcome to HemaDose, a dosing assistant for romiplostim, hetrombopag, lusutrombopag and "
@@ -83,7 +83,7 @@ def review(answers: Answers, steps: Sequence[Step]) -> Reply:
 
 def result_buttons(saved: bool) -> tuple[Button, ...]:
     why, new = Button("Why?", "why"), Button("New consultation", "new")
-    return (why, new) if saved else (Button("Save to patient", "save"), why, new)
+    return (Button("Set reminders", "remind"), why, new) if saved else (Button("Save to patient", "save"), why, new)
 
 
 def _amount(value: Any) -> str:

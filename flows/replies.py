@@ -51,6 +51,7 @@ class Env:
 
     today: dt.date
     patients: dict[str, PatientSummary] = field(default_factory=dict)
+    time_zone: str | None = None  # the user's own, once set (reminders ask for it first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,22 @@ class AuditRecommendation:
     response: dict[str, Any]
 
 
-Effect = SaveConsultation | AuditRecommendation
+@dataclass(frozen=True, slots=True)
+class SetTimeZone:
+    zone: str  # an IANA name
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleReminders:
+    """Set the patient's reminders from the saved recommendation (replacing earlier ones)."""
+
+    patient_label: str
+    request: dict[str, Any]
+    response: dict[str, Any]
+    local_time: dt.time
+
+
+Effect = SaveConsultation | AuditRecommendation | SetTimeZone | ScheduleReminders
 
 
 @dataclass(slots=True)

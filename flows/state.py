@@ -118,3 +118,4 @@ class ChatState(_Data):
     request: dict[str, Any] | None = None  # the last recommendation's request and response
     response: dict[str, Any] | None = None
     saved: bool = False
+    reminder_zone: str | None = None  # the zone reminders are being set in

@@ -42,7 +42,7 @@ async def test_migrations_are_applied_once_and_reopening_keeps_data(tmp_path: Pa
     second = await open_storage(url)
     async with second.session() as session:
         version = await session.scalar(text("select version_num from alembic_version"))
-        assert version == "0001"
+        assert version == "0002"
         assert await second.user_id(session, "tg:1") == 1
     await second.close()
 
@@ -156,10 +156,14 @@ async def test_the_embedded_sqlite_runs_in_the_event_loop_and_commits_to_disk(tm
     storage = await open_storage(f"sqlite:///{tmp_path}/inloop.db")
     async with storage.session() as session, session.begin():
         await storage.user_id(session, "tg:7")
-    with pytest.raises(RuntimeError):
+
+    async def failing_update() -> None:
         async with storage.session() as session, session.begin():
             await storage.user_id(session, "tg:8")
             raise RuntimeError("the update failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_update()
     assert threading.active_count() == before
     reader = sqlite3.connect(tmp_path / "inloop.db")
     assert reader.execute("select external_id from users").fetchall() == [("tg:7",)]

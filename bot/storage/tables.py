@@ -112,3 +112,65 @@ class Audit(Base):
     ruleset: Mapped[str] = mapped_column(String(32))
     request: Mapped[dict[str, object]] = mapped_column(JSON)
     response: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
+class Reminder(Base):
+    """A patient's reminders from one saved recommendation: where, at what local time, and whether on."""
+
+    __tablename__ = "reminders"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    chat_key: Mapped[str] = mapped_column(String(64))  # the transport's chat to send to ('tg:<chat>:<user>')
+    drug: Mapped[str] = mapped_column(String(32))
+    dose_amount: Mapped[str | None] = mapped_column(String(16))
+    dose_unit: Mapped[str | None] = mapped_column(String(8))
+    dose_text: Mapped[str] = mapped_column(Text)  # "210 mcg (3 mcg/kg) = 0.42 mL"
+    lab_text: Mapped[str] = mapped_column(Text)  # "platelet count"
+    local_time: Mapped[str] = mapped_column(String(5))  # HH:MM in the user's time zone
+    status: Mapped[str] = mapped_column(String(8), default="active")  # active | paused | stopped
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Occurrence(Base):
+    """One reminder on one day: the source of truth for what is due, sent, confirmed or missed.
+
+    `next_at` (UTC) is when the scheduler must act on it next (send, re-send, declare missed);
+    NULL when nothing is left to do. Finding what is due is one range scan of its index.
+    """
+
+    __tablename__ = "occurrences"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reminder_id: Mapped[int] = mapped_column(ForeignKey("reminders.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # dose | heads_up | lab
+    on_date: Mapped[dt.date] = mapped_column(Date)  # the local day
+    dose_on: Mapped[dt.date | None] = mapped_column(Date)  # a heads-up's dose day
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime)  # UTC
+    deadline_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # UTC; doses only
+    # scheduled | sent | snoozed | taken | skipped | missed | done | cancelled | failed
+    state: Mapped[str] = mapped_column(String(10), default="scheduled")
+    sends: Mapped[int] = mapped_column(Integer, default=0)  # reminders sent (first + the one re-send)
+    next_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
+    acted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class Delivery(Base):
+    """One message to send, keyed so it is sent once: 'sending' is written before the send, 'sent' after.
+
+    A row still 'sending' at start-up is the one window Telegram leaves open (it may have accepted
+    the message before the crash): it is sent again with a note that it may repeat an earlier one.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_state_next_try", "state", "next_try_at"),)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # '<occurrence>:<purpose>'
+    occurrence_id: Mapped[int] = mapped_column(ForeignKey("occurrences.id", ondelete="CASCADE"), index=True)
+    chat_key: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    buttons: Mapped[list[list[list[str]]]] = mapped_column(JSON)  # rows of [label, data]
+    state: Mapped[str] = mapped_column(String(8), default="sending")  # sending | sent | retry | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    message_id: Mapped[int | None] = mapped_column(Integer)

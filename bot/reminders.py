@@ -1,0 +1,596 @@
+"""Reminders: durable schedules, the due-occurrence loop, and delivering each message once.
+
+The database is the source of truth. Every reminder day is an `Occurrence` row whose `next_at`
+(UTC) says when the scheduler must act on it next: send it, send it again once, or declare the
+dose missed. `run_due` finds what is due with one range scan of that index, so neither its time
+nor the process's memory grows with the number of occurrences scheduled.
+
+Each message is a `Delivery` row with a key of its own ('<occurrence>:<purpose>'), written as
+'sending' in the same transaction as the occurrence's new state, before the send, and marked
+'sent' only after Telegram accepted it. Telegram has no idempotent send, so one window cannot be
+closed: a crash after Telegram accepted a message and before 'sent' was written. At start-up such
+a row is sent again with a note that it may repeat an earlier one. A failed send is retried later
+(`retry`), or given up only on an answer that will never change (the user blocked the bot).
+Local times come from the user's time zone through `zoneinfo`; every stored instant is UTC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage import Storage
+from bot.storage.tables import Delivery, Dose, Occurrence, Patient, Reminder, User
+from core.missed import missed_dose_guidance
+from core.models import DoseResponse, Drug
+from core.reminders import INJECTED, following_dose, missed_after
+from core.reminders import plan as plan_reminders
+from flows import reminders as words
+from flows.replies import Button, Reply, ScheduleReminders
+from flows.steps import DRUG_NAMES
+
+log = logging.getLogger("hemadose.reminders")
+
+Clock = Callable[[], dt.datetime]  # aware "now"
+Buttons = list[list[list[str]]]  # rows of [label, data], as stored
+
+RESEND_AFTER = dt.timedelta(hours=3)  # a reminder not acknowledged is sent again once, this much later
+SNOOZE = dt.timedelta(hours=1)
+LATE_AFTER = dt.timedelta(minutes=15)  # sent later than this after its time: it says it is late
+RETRY_AFTER = dt.timedelta(minutes=1)  # a send that failed (after the sender's own retries) is tried again
+GIVE_UP_AFTER = 20  # failed rounds of a delivery before it is marked failed (about a day with back-off)
+ACTIVE_STATES = ("scheduled", "sent", "snoozed")
+
+
+class DeliveryError(Exception):
+    """The sender could not deliver. `permanent`: it never will (e.g. the user blocked the bot)."""
+
+    def __init__(self, reason: str, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+class Sender(Protocol):
+    async def __call__(self, chat_key: str, text: str, buttons: Buttons) -> int | None:
+        """Send one message; the message id once the transport accepted it; DeliveryError if not."""
+        ...
+
+
+def _naive(moment: dt.datetime) -> dt.datetime:
+    """UTC without tzinfo, as stored (SQLite keeps no zone)."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def utc_at(day: dt.date, at: dt.time, zone: str) -> dt.datetime:
+    """The UTC instant of a local day and time. In a DST gap the clock time is read with the offset
+    before the change (02:30 on a spring-forward night is 03:30 local); in the repeated hour, the first."""
+    return _naive(dt.datetime.combine(day, at, tzinfo=ZoneInfo(zone)))
+
+
+def local(moment: dt.datetime, zone: str) -> dt.datetime:
+    return moment.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(zone))
+
+
+def _stored(reply: Reply) -> Buttons:
+    return [[[button.label, button.data] for button in row] for row in reply.buttons]
+
+
+class Reminders:
+    """Schedules, acknowledgements and the delivery loop, over the shared storage."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Clock,
+        default_time_zone: str = "UTC",
+        sender: Sender | None = None,
+        batch: int = 500,
+    ) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.default_time_zone = default_time_zone
+        self.sender = sender
+        self.batch = batch
+        self._recovered = False
+        self._lock = asyncio.Lock()
+
+    def now(self) -> dt.datetime:
+        return _naive(self.clock())
+
+    # --- setting up -----------------------------------------------------------------------------
+
+    async def schedule(
+        self, session: AsyncSession, user_id: int, chat_key: str, effect: ScheduleReminders, zone: str
+    ) -> None:
+        """The patient's reminders from a saved recommendation; earlier ones of the patient stop."""
+        patient = await session.scalar(
+            select(Patient).where(Patient.user_id == user_id, Patient.label == effect.patient_label)
+        )
+        assert patient is not None, "reminders are offered only after the consultation is saved"
+        await self._stop_patient(session, patient.id)
+        response = DoseResponse.model_validate(effect.response)
+        drug: Drug = effect.request["drug"]
+        now = self.now()
+        today = local(now, zone).date()
+        at = effect.local_time
+        reminder = Reminder(
+            user_id=user_id,
+            patient_id=patient.id,
+            chat_key=chat_key,
+            drug=drug,
+            dose_amount=str(response.dose.amount) if response.dose else None,
+            dose_unit=response.dose.unit if response.dose else None,
+            dose_text=words.dose_words(effect.response),
+            lab_text=words.lab_words(effect.response),
+            local_time=at.strftime("%H:%M"),
+            status="active",
+            created_at=now,
+        )
+        session.add(reminder)
+        await session.flush()
+        for item in plan_reminders(drug, response, today):
+            occurrence = self._occurrence(reminder, item.kind, item.on, item.dose_on, zone, now)
+            if occurrence.deadline_at is not None and occurrence.deadline_at <= now:
+                # Today's dose time and its deadline have already passed: nothing to remind of today.
+                following = following_dose(drug, item.on, None)
+                if following is not None:
+                    self._add_dose(session, reminder, following, zone, now)
+                continue
+            session.add(occurrence)
+
+    def _occurrence(
+        self, reminder: Reminder, kind: str, on: dt.date, dose_on: dt.date | None, zone: str, now: dt.datetime
+    ) -> Occurrence:
+        at = dt.time.fromisoformat(reminder.local_time)
+        due = max(utc_at(on, at, zone), now)  # set up after today's time: due at once, not "late"
+        deadline = None
+        if kind == "dose":
+            day, by = missed_after(reminder.drug, on, at)  # type: ignore[arg-type]
+            deadline = utc_at(day, by, zone)
+        return Occurrence(
+            reminder_id=reminder.id,
+            kind=kind,
+            on_date=on,
+            dose_on=dose_on,
+            due_at=due,
+            deadline_at=deadline,
+            state="scheduled",
+            sends=0,
+            next_at=due,
+        )
+
+    def _add_dose(
+        self, session: AsyncSession, reminder: Reminder, day: dt.date, zone: str, now: dt.datetime
+    ) -> Occurrence:
+        """The next dose day of a running schedule, with its heads-up for an injection."""
+        if reminder.drug in INJECTED and utc_at(day - dt.timedelta(days=1), dt.time(23, 59), zone) > now:
+            session.add(self._occurrence(reminder, "heads_up", day - dt.timedelta(days=1), day, zone, now))
+        occurrence = self._occurrence(reminder, "dose", day, None, zone, now)
+        session.add(occurrence)
+        return occurrence
+
+    async def _stop_patient(self, session: AsyncSession, patient_id: int) -> None:
+        ids = select(Reminder.id).where(Reminder.patient_id == patient_id, Reminder.status != "stopped")
+        await session.execute(
+            update(Occurrence)
+            .where(Occurrence.reminder_id.in_(ids), Occurrence.state.in_(ACTIVE_STATES))
+            .values(state="cancelled", next_at=None)
+        )
+        await session.execute(update(Reminder).where(Reminder.patient_id == patient_id).values(status="stopped"))
+
+    async def rezone(self, session: AsyncSession, user_id: int, zone: str) -> None:
+        """A new time zone: reminders not yet sent move to the same local time in it."""
+        now = self.now()
+        rows = await session.execute(
+            select(Occurrence, Reminder)
+            .join(Reminder, Reminder.id == Occurrence.reminder_id)
+            .where(Reminder.user_id == user_id, Occurrence.state == "scheduled")
+        )
+        for occurrence, reminder in rows:
+            fresh = self._occurrence(reminder, occurrence.kind, occurrence.on_date, occurrence.dose_on, zone, now)
+            occurrence.due_at, occurrence.deadline_at = fresh.due_at, fresh.deadline_at
+            if reminder.status == "active":
+                occurrence.next_at = fresh.next_at
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    async def next_wakeup(self) -> dt.datetime | None:
+        """The earliest instant (UTC, naive) at which something will be due, if anything is scheduled."""
+        async with self.storage.session() as session:
+            occurrence = await session.scalar(select(func.min(Occurrence.next_at)))
+            retry = await session.scalar(select(func.min(Delivery.next_try_at)).where(Delivery.state == "retry"))
+        moments = [moment for moment in (occurrence, retry) if moment is not None]
+        return min(moments) if moments else None
+
+    async def run_due(self) -> int:
+        """Act on everything due now: first what a crash left in flight, then retries, then new
+        sends. Returns the number of messages delivered."""
+        async with self._lock:
+            delivered = 0
+            if not self._recovered:
+                delivered += await self._send_pending("sending", note=True)
+                self._recovered = True
+            delivered += await self._send_pending("retry", note=False)
+            while True:
+                keys = await self._claim_due()
+                if not keys:
+                    return delivered
+                delivered += await self._send(keys)
+
+    async def _claim_due(self) -> list[str]:
+        """One transaction: the due occurrences move on and their messages are written as 'sending'."""
+        now = self.now()
+        async with self.storage.session() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(Occurrence, Reminder, User.time_zone, Patient.label)
+                    .join(Reminder, Reminder.id == Occurrence.reminder_id)
+                    .join(User, User.id == Reminder.user_id)
+                    .join(Patient, Patient.id == Reminder.patient_id)
+                    .where(Occurrence.next_at <= now)
+                    .order_by(Occurrence.next_at)
+                    .limit(self.batch)
+                )
+            ).all()
+            keys = []
+            for occurrence, reminder, zone, label in rows:
+                message = self._advance(session, occurrence, reminder, zone or self.default_time_zone, label, now)
+                if message is not None:
+                    purpose, reply = message
+                    key = f"{occurrence.id}:{purpose}"
+                    session.add(
+                        Delivery(
+                            key=key,
+                            occurrence_id=occurrence.id,
+                            chat_key=reminder.chat_key,
+                            text=reply.text,
+                            buttons=_stored(reply),
+                            state="sending",
+                            attempts=0,
+                            created_at=now,
+                        )
+                    )
+                    keys.append(key)
+            return keys
+
+    def _advance(
+        self,
+        session: AsyncSession,
+        occurrence: Occurrence,
+        reminder: Reminder,
+        zone: str,
+        label: str,
+        now: dt.datetime,
+    ) -> tuple[str, Reply] | None:
+        """The occurrence's next state, and the message that goes with it (purpose, text)."""
+        deadline = occurrence.deadline_at
+        if deadline is not None and now >= deadline and occurrence.state in ACTIVE_STATES:
+            return self._missed(session, occurrence, reminder, zone, label, now)
+        if occurrence.state in ("scheduled", "snoozed"):
+            late = None
+            if occurrence.state == "scheduled" and now - occurrence.due_at > LATE_AFTER:
+                late = f"{local(occurrence.due_at, zone):%H:%M on %a %Y-%m-%d}"
+            purpose = "r" if occurrence.state == "scheduled" else f"z{now:%Y%m%d%H%M}"
+            first = occurrence.state == "scheduled"
+            occurrence.sends += 1 if first else 0
+            occurrence.state = "sent"
+            if occurrence.kind == "heads_up":
+                occurrence.state, occurrence.next_at = "done", None
+            elif first:
+                again = now + RESEND_AFTER
+                occurrence.next_at = again if deadline is None or again < deadline else deadline
+            else:
+                occurrence.next_at = deadline
+            return purpose, self._reminder_reply(occurrence, reminder, label, late_since=late)
+        if occurrence.state == "sent" and occurrence.sends == 1:
+            occurrence.sends = 2
+            occurrence.next_at = deadline
+            return "a", self._reminder_reply(occurrence, reminder, label, again=True)
+        occurrence.next_at = None  # sent twice and not a dose: nothing more to do
+        return None
+
+    def _reminder_reply(
+        self, occurrence: Occurrence, reminder: Reminder, label: str, again: bool = False, late_since: str | None = None
+    ) -> Reply:
+        return words.reminder_message(
+            occurrence.id,
+            occurrence.kind,
+            reminder.drug,
+            label,
+            reminder.dose_text,
+            reminder.lab_text,
+            occurrence.on_date,
+            occurrence.dose_on,
+            again=again,
+            late_since=late_since,
+        )
+
+    def _missed(
+        self,
+        session: AsyncSession,
+        occurrence: Occurrence,
+        reminder: Reminder,
+        zone: str,
+        label: str,
+        now: dt.datetime,
+    ) -> tuple[str, Reply]:
+        """Not confirmed by its deadline: recorded as missed, the drug's own rule sent, the schedule moves on."""
+        occurrence.state, occurrence.next_at, occurrence.acted_at = "missed", None, now
+        drug: Drug = reminder.drug  # type: ignore[assignment]
+        session.add(
+            Dose(
+                patient_id=reminder.patient_id,
+                drug=drug,
+                amount=reminder.dose_amount or "",
+                unit=reminder.dose_unit or "",
+                given_on=occurrence.on_date,
+                status="missed",
+                recorded_at=now,
+            )
+        )
+        following = following_dose(drug, occurrence.on_date, None)
+        if following is not None:
+            self._add_dose(session, reminder, following, zone, now)
+        guidance = missed_dose_guidance(drug, occurrence.on_date, local(now, zone).date())
+        return "m", words.missed_message(occurrence.id, label, guidance)
+
+    async def _send_pending(self, state: str, note: bool) -> int:
+        """Deliveries left 'sending' by a crash (note: may repeat) or waiting to be retried."""
+        now = self.now()
+        async with self.storage.session() as session:
+            query = select(Delivery.key).where(Delivery.state == state)
+            if state == "retry":
+                query = query.where(Delivery.next_try_at <= now)
+            keys = list(await session.scalars(query.order_by(Delivery.created_at).limit(self.batch)))
+        return await self._send(keys, note=note) if keys else 0
+
+    async def _send(self, keys: Sequence[str], note: bool = False) -> int:
+        """Send each message, confirming each in its own transaction as soon as Telegram accepted it."""
+        if self.sender is None:
+            return 0
+        async with self.storage.session() as session:
+            deliveries = list(await session.scalars(select(Delivery).where(Delivery.key.in_(keys))))
+        order = {key: number for number, key in enumerate(keys)}
+        delivered = 0
+        for delivery in sorted(deliveries, key=lambda d: order[d.key]):
+            text = f"{words.MAY_REPEAT}\n{delivery.text}" if note else delivery.text
+            try:
+                message_id = await self.sender(delivery.chat_key, text, delivery.buttons)
+            except DeliveryError as error:
+                await self._failed(delivery, error)
+                continue
+            async with self.storage.session() as session, session.begin():
+                await session.execute(
+                    update(Delivery)
+                    .where(Delivery.key == delivery.key)
+                    .values(state="sent", sent_at=self.now(), message_id=message_id, attempts=delivery.attempts + 1)
+                )
+            delivered += 1
+        return delivered
+
+    async def _failed(self, delivery: Delivery, error: DeliveryError) -> None:
+        attempts = delivery.attempts + 1
+        give_up = error.permanent or attempts >= GIVE_UP_AFTER
+        wait = RETRY_AFTER * min(2 ** (attempts - 1), 60)
+        log.warning("delivery %s failed (%s)%s", delivery.key, error, ", giving up" if give_up else "")
+        async with self.storage.session() as session, session.begin():
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.key == delivery.key)
+                .values(
+                    state="failed" if give_up else "retry",
+                    attempts=attempts,
+                    next_try_at=None if give_up else self.now() + wait,
+                )
+            )
+
+    # --- the user's answers ---------------------------------------------------------------------
+
+    async def acknowledge(
+        self, session: AsyncSession, user_id: int, action: str, occurrence_id: int, zone: str
+    ) -> list[Reply]:
+        """Taken, Skip, Snooze, Noted, or a late dose given after a missed one."""
+        found = (
+            await session.execute(
+                select(Occurrence, Reminder, Patient.label)
+                .join(Reminder, Reminder.id == Occurrence.reminder_id)
+                .join(Patient, Patient.id == Reminder.patient_id)
+                .where(Occurrence.id == occurrence_id, Reminder.user_id == user_id)
+            )
+        ).first()
+        if found is None:
+            return [Reply("That reminder is not one of yours, or no longer exists. /reminders lists yours.")]
+        occurrence, reminder, label = found
+        now = self.now()
+        today = local(now, zone).date()
+        drug: Drug = reminder.drug  # type: ignore[assignment]
+        name = DRUG_NAMES.get(drug, drug)
+        if occurrence.state == "cancelled":
+            return [Reply(f"That reminder for {label} was stopped; nothing recorded.")]
+        if action == words.NOTED:
+            occurrence.state, occurrence.next_at, occurrence.acted_at = "done", None, now
+            return [Reply(f"Noted: {reminder.lab_text} for {label} on {occurrence.on_date:%a %Y-%m-%d}.")]
+        if occurrence.state in ("taken", "skipped"):
+            return [Reply(f"Already recorded for {label}: dose of {occurrence.on_date} {occurrence.state}.")]
+        if action == words.SNOOZE:
+            if occurrence.state == "missed":
+                return [Reply(f"That dose is already recorded as missed; see the guidance above for {label}.")]
+            again = now + SNOOZE
+            if occurrence.deadline_at is not None and again >= occurrence.deadline_at:
+                by = local(occurrence.deadline_at, zone)
+                return [Reply(f"Too late to snooze: confirm the dose before {by:%H:%M}, or it is recorded as missed.")]
+            occurrence.state, occurrence.next_at = "snoozed", again
+            return [Reply(f"Snoozed: I will remind you again at {local(again, zone):%H:%M}.")]
+        if action == words.SKIP:
+            if occurrence.state == "missed":
+                return [Reply(f"That dose is already recorded as missed for {label}.")]
+            occurrence.state, occurrence.next_at, occurrence.acted_at = "skipped", None, now
+            self._record(session, reminder, occurrence.on_date, "skipped", now)
+            following = following_dose(drug, occurrence.on_date, None)
+            if following is not None:
+                self._add_dose(session, reminder, following, zone, now)
+            guidance = missed_dose_guidance(drug, occurrence.on_date, today)
+            return [words.missed_message(occurrence.id, label, guidance, skipped=True)]
+        # Taken (from the reminder) or given late (from the missed-dose message).
+        if occurrence.state == "missed":
+            guidance = missed_dose_guidance(drug, occurrence.on_date, today)
+            if not guidance.give_missed_dose:
+                return [Reply(f"{guidance.text}\nNothing recorded: the missed dose is not made up.")]
+        already = await session.scalar(
+            select(func.count())
+            .select_from(Dose)
+            .where(
+                Dose.patient_id == reminder.patient_id,
+                Dose.drug == drug,
+                Dose.given_on == today,
+                Dose.status == "given",
+            )
+        )
+        if already:
+            occurrence.state, occurrence.next_at, occurrence.acted_at = "taken", None, now
+            return [Reply(f"A {name} dose for {label} is already recorded today. Never two doses in one day.")]
+        was_missed = occurrence.state == "missed"
+        occurrence.state, occurrence.next_at, occurrence.acted_at = "taken", None, now
+        self._record(session, reminder, today, "given", now)
+        lines = [f"Recorded: {label} {name} {reminder.dose_text} given on {today:%a %Y-%m-%d}."]
+        following = following_dose(drug, occurrence.on_date, today)
+        if following is not None and (not was_missed or drug == "luspatercept"):
+            if following <= today:
+                following = today + dt.timedelta(days=1)
+            added = self._add_dose(session, reminder, following, zone, now)
+            lines.append(f"Next dose reminder: {added.on_date:%a %Y-%m-%d} at {reminder.local_time}.")
+            if drug == "luspatercept":
+                lines.append("At least 21 days between doses (RULES.md section 6).")
+        return [Reply("\n".join(lines))]
+
+    def _record(self, session: AsyncSession, reminder: Reminder, day: dt.date, status: str, now: dt.datetime) -> None:
+        session.add(
+            Dose(
+                patient_id=reminder.patient_id,
+                drug=reminder.drug,
+                amount=reminder.dose_amount or "",
+                unit=reminder.dose_unit or "",
+                given_on=day,
+                status=status,
+                recorded_at=now,
+            )
+        )
+
+    # --- /reminders -----------------------------------------------------------------------------
+
+    async def listing(self, session: AsyncSession, user_id: int, zone: str) -> Reply:
+        rows = (
+            await session.execute(
+                select(Reminder, Patient.label)
+                .join(Patient, Patient.id == Reminder.patient_id)
+                .where(Reminder.user_id == user_id, Reminder.status != "stopped")
+                .order_by(Patient.label)
+            )
+        ).all()
+        lines, buttons = [f"Your reminders ({zone}):"], []
+        for reminder, label in rows:
+            upcoming = await session.scalar(
+                select(Occurrence)
+                .where(Occurrence.reminder_id == reminder.id, Occurrence.state.in_(ACTIVE_STATES))
+                .order_by(Occurrence.on_date)
+                .limit(1)
+            )
+            name = DRUG_NAMES.get(reminder.drug, reminder.drug)
+            shown = (
+                f"next: {upcoming.kind.replace('_', '-')} {upcoming.on_date:%a %Y-%m-%d}" if upcoming else "none due"
+            )
+            lines.append(
+                f"• {label} · {name} {reminder.dose_text} · {reminder.local_time} · {reminder.status} · {shown}"
+            )
+            toggle = (
+                Button(f"Resume {label}", f"rm:r:{reminder.id}")
+                if reminder.status == "paused"
+                else (Button(f"Pause {label}", f"rm:p:{reminder.id}"))
+            )
+            buttons.append(
+                (toggle, Button(f"Time {label}", f"rm:t:{reminder.id}"), Button(f"Stop {label}", f"rm:x:{reminder.id}"))
+            )
+        if len(lines) == 1:
+            return Reply("You have no reminders. Set them with Set reminders after saving a recommendation.")
+        return Reply("\n".join(lines), tuple(buttons))
+
+    async def manage(self, session: AsyncSession, user_id: int, data: str, zone: str) -> Reply:
+        """rm:<p|r|x|t>:<id> and rm:a:<id>:<HHMM> (pause, resume, stop, ask the time, set the time)."""
+        parts = data.split(":")
+        action, reminder_id = parts[1], int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else -1
+        found = (
+            await session.execute(
+                select(Reminder, Patient.label)
+                .join(Patient, Patient.id == Reminder.patient_id)
+                .where(Reminder.id == reminder_id, Reminder.user_id == user_id)
+            )
+        ).first()
+        if found is None:
+            return Reply("That reminder is not one of yours, or no longer exists. /reminders lists yours.")
+        reminder, label = found
+        if reminder.status == "stopped":
+            return Reply(f"The reminders for {label} are stopped. Set new ones after a consultation.")
+        now = self.now()
+        pending = select(Occurrence).where(Occurrence.reminder_id == reminder.id, Occurrence.state.in_(ACTIVE_STATES))
+        if action == "p":
+            reminder.status = "paused"
+            await session.execute(
+                update(Occurrence)
+                .where(Occurrence.reminder_id == reminder.id, Occurrence.state.in_(ACTIVE_STATES))
+                .values(next_at=None)
+            )
+            return Reply(f"Reminders for {label} paused. /reminders to resume them.")
+        if action == "r":
+            reminder.status = "active"
+            for occurrence in await session.scalars(pending):
+                await self._resume(session, occurrence, reminder, zone, now)
+            return Reply(f"Reminders for {label} resumed; those that fell due while paused are not sent.")
+        if action == "x":
+            await self._stop_patient(session, reminder.patient_id)
+            return Reply(f"Reminders for {label} stopped.")
+        if action == "t":
+            choices = [Button(choice, f"rm:a:{reminder.id}:{choice.replace(':', '')}") for choice in words.TIME_CHOICES]
+            return Reply(
+                f"New local time for {label}'s reminders ({zone})?",
+                tuple(tuple(choices[i : i + 3]) for i in range(0, len(choices), 3)),
+            )
+        if action == "a" and len(parts) == 4 and len(parts[3]) == 4 and parts[3].isdigit():
+            at = dt.time(int(parts[3][:2]), int(parts[3][2:]))
+            reminder.local_time = at.strftime("%H:%M")
+            for occurrence in await session.scalars(pending.where(Occurrence.state == "scheduled")):
+                fresh = self._occurrence(reminder, occurrence.kind, occurrence.on_date, occurrence.dose_on, zone, now)
+                occurrence.due_at, occurrence.deadline_at = fresh.due_at, fresh.deadline_at
+                if reminder.status == "active":
+                    occurrence.next_at = fresh.next_at
+            return Reply(f"Reminders for {label} now at {reminder.local_time} ({zone}).")
+        return Reply("I did not understand that reminder button. /reminders lists yours.")
+
+    async def _resume(
+        self, session: AsyncSession, occurrence: Occurrence, reminder: Reminder, zone: str, now: dt.datetime
+    ) -> None:
+        """Back on: a day that passed while paused is dropped (with its successor scheduled), else it is due."""
+        if occurrence.due_at >= now or (occurrence.deadline_at is not None and occurrence.deadline_at > now):
+            occurrence.next_at = (
+                max(occurrence.due_at, now) if occurrence.state == "scheduled" else occurrence.deadline_at
+            )
+            return
+        occurrence.state, occurrence.next_at = "cancelled", None
+        if occurrence.kind == "dose":
+            day = following_dose(reminder.drug, occurrence.on_date, None)  # type: ignore[arg-type]
+            today = local(now, zone).date()
+            while day is not None and day < today:
+                day = following_dose(reminder.drug, day, None)  # type: ignore[arg-type]
+            if day is not None:
+                self._add_dose(session, reminder, day, zone, now)
+
+
+def stored_buttons(buttons: Any) -> tuple[tuple[Button, ...], ...]:
+    """Rows of [label, data] as stored back into buttons."""
+    return tuple(tuple(Button(label, data) for label, data in row) for row in buttons)

@@ -1,0 +1,103 @@
+"""Sending reminders through Telegram: within its limits, retried, and failing clearly.
+
+Telegram allows about 30 messages per second overall and one per second to a chat; the limiters
+are aiolimiter's leaky buckets (the library python-telegram-bot's own rate limiter uses).
+`RetryAfter` waits as long as Telegram asks; time-outs and network errors back off exponentially
+with jitter (tenacity). A message retried after a time-out may already have arrived (Telegram
+has no idempotent send), so the retry carries the may-repeat note. An answer that will never
+change (the user blocked the bot, the chat is gone) is a permanent failure, not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from aiolimiter import AsyncLimiter
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from bot.reminders import Buttons, DeliveryError
+from flows.reminders import MAY_REPEAT
+
+OVERALL_PER_SECOND = 30
+PER_CHAT_PER_SECOND = 1
+CHAT_LIMITERS_KEPT = 10_000  # the most recently used chats keep their limiter; memory stays bounded
+_backoff = wait_exponential_jitter(multiplier=0.5, max=30)
+
+
+def _wait(state: RetryCallState) -> float:
+    error = state.outcome.exception() if state.outcome is not None else None
+    if isinstance(error, RetryAfter):
+        after = error.retry_after
+        return after.total_seconds() if isinstance(after, dt.timedelta) else float(after)
+    return _backoff(state)
+
+
+def chat_id(chat_key: str) -> int:
+    """'tg:<chat>:<user>' -> the Telegram chat id."""
+    return int(chat_key.split(":")[1])
+
+
+class TelegramSender:
+    def __init__(
+        self,
+        bot: Bot,
+        *,
+        limits: bool = True,
+        attempts: int = 6,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.bot = bot
+        self.limits = limits
+        self.attempts = attempts
+        self.sleep = sleep
+        self.overall = AsyncLimiter(OVERALL_PER_SECOND, 1)
+        self.chats: OrderedDict[int, AsyncLimiter] = OrderedDict()
+
+    async def _within_limits(self, chat: int) -> None:
+        if not self.limits:
+            return
+        limiter = self.chats.pop(chat, None) or AsyncLimiter(PER_CHAT_PER_SECOND, 1)
+        self.chats[chat] = limiter
+        if len(self.chats) > CHAT_LIMITERS_KEPT:
+            self.chats.popitem(last=False)
+        await limiter.acquire()
+        await self.overall.acquire()
+
+    async def __call__(self, chat_key: str, text: str, buttons: Buttons) -> int | None:
+        chat = chat_id(chat_key)
+        markup = None
+        if buttons:
+            markup = InlineKeyboardMarkup(
+                [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in buttons]
+            )
+        timed_out = False
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            retry=retry_if_exception_type((RetryAfter, TimedOut, NetworkError)),
+            wait=_wait,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    body = f"{MAY_REPEAT}\n{text}" if timed_out and not text.startswith(MAY_REPEAT) else text
+                    await self._within_limits(chat)
+                    try:
+                        message = await self.bot.send_message(chat, body, reply_markup=markup)
+                    except BadRequest as error:  # a NetworkError in python-telegram-bot, but final
+                        raise DeliveryError(f"BadRequest: {error.message}", permanent=True) from error
+                    except TimedOut:
+                        timed_out = True
+                        raise
+                    return message.message_id
+        except (Forbidden, InvalidToken) as error:
+            raise DeliveryError(type(error).__name__, permanent=True) from error
+        except TelegramError as error:
+            raise DeliveryError(type(error).__name__) from error
+        return None  # pragma: no cover - the loop returns or raises

@@ -1,0 +1,79 @@
+"""Which days a saved recommendation needs reminders on, and when a dose counts as missed.
+
+Pure dates, no clock and no time zone: the adapter puts these days at the user's local time.
+The intervals are the label schedules of RULES.md (romiplostim weekly, hetrombopag daily,
+lusutrombopag the 7-day course, luspatercept every 3 weeks and at least 21 days apart, section 6).
+How long a reminder waits before a dose counts as missed is the product's choice, per issue 4:
+a daily tablet by the evening of its day, an injection by the day after.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal, NamedTuple
+
+from core.models import DoseResponse, Drug
+
+ReminderKind = Literal["dose", "heads_up", "lab"]
+
+ONE_DAY = dt.timedelta(days=1)
+INTERVAL = {"romiplostim": 7, "hetrombopag": 1, "luspatercept": 21}  # days; lusutrombopag: its course
+INJECTED = frozenset({"romiplostim", "luspatercept"})
+EVENING = dt.time(21, 0)  # a daily tablet not confirmed by then is missed
+DOSE_ACTIONS = frozenset({"start", "increase", "decrease", "continue", "resume"})
+
+
+class PlannedReminder(NamedTuple):
+    kind: ReminderKind
+    on: dt.date  # the local day it is for (a heads-up: the day before the dose)
+    dose_on: dt.date | None = None  # the dose day a heads-up announces
+
+
+def plan(drug: Drug, response: DoseResponse, today: dt.date) -> list[PlannedReminder]:
+    """Every reminder the recommendation implies from `today` on; a referral implies none.
+
+    Dose days: the course's dates (lusutrombopag), else the next dose date; later doses are added
+    one at a time as each is taken, skipped or missed (`following_dose`). Lab: the next monitoring date.
+    """
+    if response.action == "refer":
+        return []
+    planned: list[PlannedReminder] = []
+    if response.action in DOSE_ACTIONS and response.next_dose_date is not None:
+        days = response.schedule if drug == "lusutrombopag" and response.schedule else [response.next_dose_date]
+        for day in days:
+            if day < today:
+                continue
+            if drug in INJECTED and day - ONE_DAY >= today:
+                planned.append(PlannedReminder("heads_up", day - ONE_DAY, day))
+            planned.append(PlannedReminder("dose", day))
+    if response.next_monitoring is not None and response.next_monitoring.date >= today:
+        planned.append(PlannedReminder("lab", response.next_monitoring.date))
+    return sorted(planned, key=lambda p: (p.on, p.kind != "heads_up"))
+
+
+def following_dose(drug: Drug, scheduled: dt.date, given_on: dt.date | None) -> dt.date | None:
+    """The dose day after this one, or None when there is none to remind of.
+
+    lusutrombopag: none (the course's days are all planned at once). luspatercept: 21 days after the
+    dose was given; not given (missed, skipped): none until it is (section 6: give it as soon as
+    possible, then at least 21 days). romiplostim and hetrombopag: the next day of the schedule.
+    """
+    if drug == "lusutrombopag":
+        return None
+    if drug == "luspatercept":
+        return given_on + dt.timedelta(days=INTERVAL[drug]) if given_on is not None else None
+    return scheduled + dt.timedelta(days=INTERVAL[drug])
+
+
+def missed_after(drug: Drug, day: dt.date, at: dt.time) -> tuple[dt.date, dt.time]:
+    """The local day and time by which a dose reminded on `day` at `at` must be confirmed.
+
+    Daily tablets: the evening of the same day (21:00, or two hours after a later reminder, at most
+    23:59). Injections: the day after, at the reminder's time.
+    """
+    if drug in INJECTED:
+        return day + ONE_DAY, at
+    if at < EVENING.replace(hour=EVENING.hour - 2):
+        return day, EVENING
+    later = dt.datetime.combine(day, at) + dt.timedelta(hours=2)
+    return (day, later.time()) if later.date() == day else (day, dt.time(23, 59))
