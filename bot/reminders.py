@@ -6,8 +6,8 @@ dose missed. `run_due` finds what is due with one range scan of that index, so n
 nor the process's memory grows with the number of occurrences scheduled.
 
 Each message is a `Delivery` row with a key of its own ('<occurrence>:<purpose>'), written as
-'sending' in the same transaction as the occurrence's new state, before the send, and marked
-'sent' only after Telegram accepted it. Telegram has no idempotent send, so one window cannot be
+'queued' in the same transaction as the occurrence's new state, marked 'sending' just before the
+send and 'sent' only after Telegram accepted it. Telegram has no idempotent send, so one window cannot be
 closed: a crash after Telegram accepted a message and before 'sent' was written. At start-up such
 a row is sent again with a note that it may repeat an earlier one. A failed send is retried later
 (`retry`), or given up only on an answer that will never change (the user blocked the bot).
@@ -213,16 +213,22 @@ class Reminders:
         """Act on everything due now: first what a crash left in flight, then retries, then new
         sends. Returns the number of messages delivered."""
         async with self._lock:
-            delivered = 0
-            if not self._recovered:
-                delivered += await self._send_pending("sending", note=True)
-                self._recovered = True
-            delivered += await self._send_pending("retry", note=False)
-            while True:
-                keys = await self._claim_due()
-                if not keys:
-                    return delivered
-                delivered += await self._send(keys)
+            try:
+                delivered = 0
+                if not self._recovered:
+                    delivered += await self._send_pending("sending", note=True)
+                    delivered += await self._send_pending("queued", note=False)
+                    self._recovered = True
+                delivered += await self._send_pending("retry", note=False)
+                while True:
+                    keys = await self._claim_due()
+                    if not keys:
+                        return delivered
+                    delivered += await self._send(keys)
+            except BaseException:
+                # A run broken off may leave messages 'sending': the next run treats them as a restart would.
+                self._recovered = False
+                raise
 
     async def _claim_due(self) -> list[str]:
         """One transaction: the due occurrences move on and their messages are written as 'sending'."""
@@ -252,7 +258,7 @@ class Reminders:
                             chat_key=reminder.chat_key,
                             text=reply.text,
                             buttons=_stored(reply),
-                            state="sending",
+                            state="queued",
                             attempts=0,
                             created_at=now,
                         )
@@ -342,7 +348,7 @@ class Reminders:
         return "m", words.missed_message(occurrence.id, label, guidance)
 
     async def _send_pending(self, state: str, note: bool) -> int:
-        """Deliveries left 'sending' by a crash (note: may repeat) or waiting to be retried."""
+        """Deliveries a broken-off run left 'sending' (note: may repeat) or 'queued', or waiting for a retry."""
         now = self.now()
         async with self.storage.session() as session:
             query = select(Delivery.key).where(Delivery.state == state)
@@ -361,19 +367,29 @@ class Reminders:
         delivered = 0
         for delivery in sorted(deliveries, key=lambda d: order[d.key]):
             text = f"{words.MAY_REPEAT}\n{delivery.text}" if note else delivery.text
+            await self._mark(delivery.key, "sending")
             try:
                 message_id = await self.sender(delivery.chat_key, text, delivery.buttons)
             except DeliveryError as error:
                 await self._failed(delivery, error)
                 continue
-            async with self.storage.session() as session, session.begin():
-                await session.execute(
-                    update(Delivery)
-                    .where(Delivery.key == delivery.key)
-                    .values(state="sent", sent_at=self.now(), message_id=message_id, attempts=delivery.attempts + 1)
-                )
+            await self._confirm(delivery, message_id)
             delivered += 1
         return delivered
+
+    async def _mark(self, key: str, state: str) -> None:
+        async with self.storage.session() as session, session.begin():
+            await session.execute(update(Delivery).where(Delivery.key == key).values(state=state))
+
+    async def _confirm(self, delivery: Delivery, message_id: int | None) -> None:
+        """Telegram accepted it: 'sent', in a transaction of its own (a crash before this line is the
+        one window that re-sends, with the may-repeat note)."""
+        async with self.storage.session() as session, session.begin():
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.key == delivery.key)
+                .values(state="sent", sent_at=self.now(), message_id=message_id, attempts=delivery.attempts + 1)
+            )
 
     async def _failed(self, delivery: Delivery, error: DeliveryError) -> None:
         attempts = delivery.attempts + 1

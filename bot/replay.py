@@ -31,6 +31,7 @@ import datetime as dt
 import difflib
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,14 @@ class ReplayResult:
 class Harness:
     """The real Application with the offline Bot API, on a database that outlives restarts."""
 
-    def __init__(self, db_url: str, today: dt.date, allowed: frozenset[int] | None, time_zone: str = "UTC") -> None:
+    def __init__(
+        self,
+        db_url: str,
+        today: dt.date,
+        allowed: frozenset[int] | None,
+        time_zone: str = "UTC",
+        request_factory: Callable[[], RecordingRequest] = RecordingRequest,
+    ) -> None:
         self.db_url = db_url
         self.now = dt.datetime.combine(today, dt.time(12, 0), tzinfo=dt.UTC)
         self.allowed = allowed
@@ -81,13 +89,14 @@ class Harness:
         self.errors: list[BaseException] = []
         self.storage: Storage | None = None
         self.service: Any = None
-        self.request = RecordingRequest()
+        self.request_factory = request_factory
+        self.request = request_factory()
         self.application: Any = None
 
     async def start(self) -> None:
         self.storage = await open_storage(self.db_url)
         self.service = ChatService(self.storage, self.time_zone, clock=lambda: self.now)
-        self.request = RecordingRequest()
+        self.request = self.request_factory()
         self.application = build_application(TOKEN, self.service, self.allowed, request=self.request, polling=False)
         self.service.reminders.sender = TelegramSender(self.application.bot, limits=False)
 

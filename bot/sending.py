@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import warnings
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from aiolimiter import AsyncLimiter
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.warnings import PTBDeprecationWarning
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from bot.reminders import Buttons, DeliveryError
@@ -32,7 +34,9 @@ _backoff = wait_exponential_jitter(multiplier=0.5, max=30)
 def _wait(state: RetryCallState) -> float:
     error = state.outcome.exception() if state.outcome is not None else None
     if isinstance(error, RetryAfter):
-        after = error.retry_after
+        with warnings.catch_warnings():  # int now, a timedelta in a later major version: both read
+            warnings.simplefilter("ignore", PTBDeprecationWarning)
+            after = error.retry_after
         return after.total_seconds() if isinstance(after, dt.timedelta) else float(after)
     return _backoff(state)
 

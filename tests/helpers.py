@@ -104,3 +104,27 @@ def with_(request: dict[str, Any], **changes: Any) -> dict[str, Any]:
     updated = deepcopy(request)
     updated.update(changes)
     return updated
+
+
+async def save_with_reminders(
+    service: Any, user: int, label: str, request: dict[str, Any], at: str, zone: str
+) -> dict[str, Any]:
+    """What the chat does on Save to patient and Set reminders: save, set the zone, schedule."""
+    import datetime as dt
+
+    from core import recommend
+    from core.models import DoseRequest
+    from flows.replies import SaveConsultation, ScheduleReminders
+
+    parsed = DoseRequest.model_validate(request)
+    response = recommend(parsed).model_dump(mode="json")
+    saved = parsed.model_dump(mode="json", exclude_defaults=True)
+    storage = service.storage
+    async with storage.session() as session, session.begin():
+        user_id = await storage.user_id(session, f"tg:{user}")
+        await storage.save_consultation(session, user_id, SaveConsultation(label, saved, response))
+        await service._set_zone(session, user_id, zone)
+        effect = ScheduleReminders(label, saved, response, dt.time.fromisoformat(at))
+        await service.reminders.schedule(session, user_id, f"tg:{user}:{user}", effect, zone)
+    response_dict: dict[str, Any] = response
+    return response_dict

@@ -155,7 +155,8 @@ class Occurrence(Base):
 
 
 class Delivery(Base):
-    """One message to send, keyed so it is sent once: 'sending' is written before the send, 'sent' after.
+    """One message to send, keyed so it is sent once: 'queued' when decided, 'sending' just before the
+    send, 'sent' after it.
 
     A row still 'sending' at start-up is the one window Telegram leaves open (it may have accepted
     the message before the crash): it is sent again with a note that it may repeat an earlier one.
@@ -168,7 +169,7 @@ class Delivery(Base):
     chat_key: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     buttons: Mapped[list[list[list[str]]]] = mapped_column(JSON)  # rows of [label, data]
-    state: Mapped[str] = mapped_column(String(8), default="sending")  # sending | sent | retry | failed
+    state: Mapped[str] = mapped_column(String(8), default="queued")  # queued | sending | sent | retry | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_try_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)

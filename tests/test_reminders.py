@@ -1,0 +1,359 @@
+"""Reminders on a controlled clock (time-machine): local times in two zones and across DST, Taken,
+Skip and Snooze, every drug's missed dose, the one re-send, late sends after downtime, isolation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import time_machine
+from sqlalchemy import select
+
+from bot.reminders import Buttons
+from bot.service import ChatService
+from bot.storage import Storage, open_storage
+from bot.storage.tables import Dose, Occurrence
+from flows.reminders import MAY_REPEAT
+from tests.helpers import (
+    dose,
+    hemoglobin,
+    hetrombopag,
+    luspatercept,
+    lusutrombopag,
+    platelets,
+    romiplostim,
+    save_with_reminders,
+)
+
+UTC = dt.UTC
+
+
+@dataclass
+class Sent:
+    at: dt.datetime
+    chat_key: str
+    text: str
+    buttons: Buttons
+
+    @property
+    def first_line(self) -> str:
+        return self.text.splitlines()[0]
+
+    def data(self, label: str) -> str:
+        return next(data for row in self.buttons for shown, data in row if shown == label)
+
+
+@dataclass
+class Outbox:
+    """A sender that accepts everything and keeps it, stamped with the (travelled) time."""
+
+    sent: list[Sent] = field(default_factory=list)
+
+    async def __call__(self, chat_key: str, text: str, buttons: Buttons) -> int:
+        self.sent.append(Sent(dt.datetime.now(UTC), chat_key, text, buttons))
+        return len(self.sent)
+
+    def take(self) -> list[Sent]:
+        taken, self.sent = self.sent, []
+        return taken
+
+
+@dataclass
+class World:
+    storage: Storage
+    service: ChatService
+    outbox: Outbox
+    traveller: Any
+
+    async def setup(self, user: int, label: str, request: dict[str, Any], at: str, zone: str) -> dict[str, Any]:
+        return await save_with_reminders(self.service, user, label, request, at, zone)
+
+    async def run_until(self, until: dt.datetime) -> list[Sent]:
+        """A running bot until `until`: the clock jumps to each moment something is due."""
+        reminders = self.service.reminders
+        while True:
+            due = await reminders.next_wakeup()
+            if due is None or due.replace(tzinfo=UTC) > until:
+                break
+            self.traveller.move_to(max(due.replace(tzinfo=UTC), dt.datetime.now(UTC)))
+            await reminders.run_due()
+        self.traveller.move_to(until)
+        await reminders.run_due()
+        return self.outbox.take()
+
+    async def press(self, user: int, message: Sent, label: str) -> str:
+        replies = await self.service.handle(f"tg:{user}", f"tg:{user}:{user}", button=message.data(label))
+        return "\n".join(reply.text for reply in replies)
+
+    async def doses(self) -> list[tuple[dt.date, str]]:
+        async with self.storage.session() as session:
+            rows = await session.execute(select(Dose.given_on, Dose.status).order_by(Dose.given_on, Dose.id))
+            return [(row[0], row[1]) for row in rows]
+
+    async def scheduled(self) -> list[tuple[str, dt.date, dt.datetime]]:
+        async with self.storage.session() as session:
+            rows = await session.execute(
+                select(Occurrence.kind, Occurrence.on_date, Occurrence.due_at)
+                .where(Occurrence.state == "scheduled")
+                .order_by(Occurrence.due_at)
+            )
+            return [(row[0], row[1], row[2]) for row in rows]
+
+
+@pytest.fixture
+def traveller() -> Iterator[Any]:
+    with time_machine.travel(dt.datetime(2026, 11, 22, 6, 0, tzinfo=UTC), tick=False) as moving:
+        yield moving
+
+
+@pytest.fixture
+async def world(tmp_path: Path, traveller: Any) -> AsyncIterator[World]:
+    storage = await open_storage(f"sqlite:///{tmp_path}/reminders.db")
+    service = ChatService(storage, "UTC")  # the system clock, which time-machine moves
+    outbox = Outbox()
+    service.reminders.sender = outbox
+    yield World(storage, service, outbox, traveller)
+    await storage.close()
+
+
+def at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def hetrombopag_daily(as_of: str) -> dict[str, Any]:
+    """On 5 mg with a count in range: continue, the next dose on `as_of` itself (daily tablets)."""
+    day = dt.date.fromisoformat(as_of)
+    return hetrombopag(
+        as_of=as_of,
+        current_dose=dose(5, "mg", str(day - dt.timedelta(days=20)), str(day - dt.timedelta(days=1))),
+        labs=[platelets(80, str(day - dt.timedelta(days=1)))],
+    )
+
+
+# --- time zones and DST ---------------------------------------------------------------------------
+
+
+async def test_reminders_fire_at_the_local_time_in_two_zones(world: World):
+    world.traveller.move_to(at("2026-11-22T20:00"))  # 20:00 in London, 05:00 the next day in Tokyo
+    london = await world.setup(1, "LDN-1", hetrombopag_daily("2026-11-23"), "08:00", "Europe/London")
+    tokyo = await world.setup(2, "TYO-1", hetrombopag_daily("2026-11-23"), "08:00", "Asia/Tokyo")
+    assert london["next_dose_date"] == tokyo["next_dose_date"] == "2026-11-23"
+    sent = await world.run_until(at("2026-11-23T09:00"))
+    doses = [(m.at, m.chat_key) for m in sent if m.first_line.startswith("Dose reminder")]
+    # 08:00 in Tokyo (UTC+9) is 23:00 UTC the day before; 08:00 in London in winter is 08:00 UTC.
+    assert doses == [(at("2026-11-22T23:00"), "tg:2:2"), (at("2026-11-23T08:00"), "tg:1:1")]
+
+
+async def test_a_daily_reminder_keeps_its_local_time_across_the_end_of_daylight_saving(world: World):
+    world.traveller.move_to(at("2026-10-30T06:00"))
+    await world.setup(1, "NY-1", hetrombopag_daily("2026-10-30"), "08:00", "America/New_York")
+    sent = await world.run_until(at("2026-11-03T06:00"))
+    doses = [m.at for m in sent if m.first_line == "Dose reminder · patient NY-1"]
+    # EDT (UTC-4) until 1 November 2026, then EST (UTC-5): 08:00 local throughout.
+    assert doses == [at("2026-10-30T12:00"), at("2026-10-31T12:00"), at("2026-11-01T13:00"), at("2026-11-02T13:00")]
+    missed = [m.at for m in sent if m.first_line.startswith("Missed dose")]
+    # 21:00 local each evening (none confirmed): the next day's reminder follows each.
+    assert missed == [at("2026-10-31T01:00"), at("2026-11-01T01:00"), at("2026-11-02T02:00"), at("2026-11-03T02:00")]
+
+
+async def test_a_reminder_time_in_the_spring_forward_gap_comes_an_hour_later(world: World):
+    world.traveller.move_to(at("2027-03-27T06:00"))
+    await world.setup(1, "LDN-2", hetrombopag_daily("2027-03-27"), "01:30", "Europe/London")
+    sent = await world.run_until(at("2027-03-29T06:00"))
+    doses = [m.at for m in sent if m.first_line.startswith("Dose reminder")]
+    # Set up at 06:00, after that day's 01:30: due at once. 28 March 2027: 01:00 GMT jumps to
+    # 02:00 BST, so 01:30 does not exist; it is read as 02:30 BST (01:30 UTC). Then 01:30 BST.
+    assert doses == [at("2027-03-27T06:00"), at("2027-03-28T01:30"), at("2027-03-29T00:30")]
+
+
+async def test_changing_the_time_zone_moves_unsent_reminders_to_the_same_local_time(world: World):
+    await world.setup(1, "RX-1", hetrombopag_daily("2026-11-22"), "08:00", "Europe/London")
+    assert (await world.scheduled())[0][2] == dt.datetime(2026, 11, 22, 8, 0)
+    replies = await world.service.handle("tg:1", "tg:1:1", text="/settings timezone Europe/Berlin")
+    assert replies[0].text.startswith("Time zone set to Europe/Berlin.")
+    assert (await world.scheduled())[0][2] == dt.datetime(2026, 11, 22, 7, 0)
+
+
+# --- Taken, Skip, Snooze -------------------------------------------------------------------------
+
+
+async def test_taken_records_the_dose_and_schedules_the_next_injection(world: World):
+    response = await world.setup(1, "RX-1", romiplostim(), "09:00", "Europe/London")
+    assert response["next_dose_date"] == "2026-11-22"
+    [reminder] = await world.run_until(at("2026-11-22T09:00"))
+    assert reminder.text == (
+        "Dose reminder · patient RX-1\nInject Romiplostim 288 mcg (4 mcg/kg) = 0.58 mL today, Sun 2026-11-22. "
+        "Confirm when it is done. Never take or give two doses to make up for one."
+    )
+    assert [label for row in reminder.buttons for label, _ in row] == ["Taken", "Skip", "Snooze 1 h"]
+    answer = await world.press(1, reminder, "Taken")
+    assert answer == (
+        "Recorded: RX-1 Romiplostim 288 mcg (4 mcg/kg) = 0.58 mL given on Sun 2026-11-22.\n"
+        "Next dose reminder: Sun 2026-11-29 at 09:00."
+    )
+    assert (dt.date(2026, 11, 22), "given") in await world.doses()
+    assert await world.press(1, reminder, "Taken") == "Already recorded for RX-1: dose of 2026-11-22 taken."
+    later = await world.run_until(at("2026-11-29T10:00"))
+    assert [(m.at, m.first_line) for m in later if m.first_line != "Blood test · patient RX-1"] == [
+        (at("2026-11-28T09:00"), "Heads-up · patient RX-1"),
+        (at("2026-11-29T09:00"), "Dose reminder · patient RX-1"),
+    ]
+
+
+async def test_skip_records_a_skipped_dose_with_the_drugs_guidance(world: World):
+    await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
+    [reminder] = await world.run_until(at("2026-11-22T09:00"))
+    answer = await world.press(1, reminder, "Skip")
+    assert answer.startswith("Skipped dose · patient RX-1 · Romiplostim\nThe injection of 2026-11-22 was missed.")
+    assert "Rule: missed.romiplostim · HemaDose ruleset v1, section 6 (no label rule)" in answer
+    assert (dt.date(2026, 11, 22), "skipped") in await world.doses()
+    assert [(kind, day) for kind, day, _ in await world.scheduled()][:2] == [
+        ("heads_up", dt.date(2026, 11, 28)),
+        ("lab", dt.date(2026, 11, 29)),
+    ]
+
+
+async def test_snooze_sends_again_an_hour_later(world: World):
+    await world.setup(1, "HT-1", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
+    [reminder] = await world.run_until(at("2026-11-22T08:00"))
+    assert await world.press(1, reminder, "Snooze 1 h") == "Snoozed: I will remind you again at 09:00."
+    [again] = await world.run_until(at("2026-11-22T09:30"))
+    assert again.at == at("2026-11-22T09:00")
+    assert again.first_line == "Dose reminder · patient HT-1"
+    assert (await world.press(1, again, "Taken")).startswith("Recorded: HT-1 Hetrombopag 5 mg given on Sun 2026-11-22.")
+    assert await world.run_until(at("2026-11-22T23:00")) == []  # no re-send, no missed dose
+
+
+# --- the one re-send, late sends, missed doses ---------------------------------------------------
+
+
+async def test_an_unacknowledged_reminder_is_sent_again_once(world: World):
+    await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
+    sent = await world.run_until(at("2026-11-30T12:00"))
+    labs = [(m.at, m.first_line) for m in sent if "Blood test" in m.text]
+    assert labs == [
+        (at("2026-11-29T09:00"), "Blood test · patient RX-1"),
+        (at("2026-11-29T12:00"), "Reminder again, not yet confirmed:"),
+    ]
+
+
+async def test_a_reminder_due_while_the_bot_was_down_is_sent_late_and_says_so(world: World):
+    await world.setup(1, "HT-1", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
+    world.traveller.move_to(at("2026-11-22T10:40"))  # down from before 08:00 until 10:40
+    await world.service.reminders.run_due()
+    [late] = world.outbox.take()
+    assert late.text.startswith(
+        "Late: this reminder was due 08:00 on Sun 2026-11-22; the assistant was offline.\nDose reminder · patient HT-1"
+    )
+
+
+async def test_hetrombopag_missed_in_the_evening_is_not_made_up(world: World):
+    await world.setup(1, "HT-1", hetrombopag_daily("2026-11-22"), "08:00", "Europe/Berlin")
+    sent = await world.run_until(at("2026-11-22T21:00"))
+    missed = sent[-1]
+    assert missed.at == at("2026-11-22T20:00")  # 21:00 in Berlin
+    assert missed.text == (
+        "Missed dose · patient HT-1 · Hetrombopag\nDo not take two doses to make up. Take the next dose at the "
+        "usual time, on an empty stomach, and tell the treating team.\nTell the treating team.\n"
+        "Rule: missed.hetrombopag · HemaDose ruleset v1, section 6 (no label rule)"
+    )
+    assert missed.buttons == []
+    assert (dt.date(2026, 11, 22), "missed") in await world.doses()
+    assert (await world.scheduled())[0][:2] == ("dose", dt.date(2026, 11, 23))
+
+
+async def test_lusutrombopag_missed_today_is_taken_today_and_a_passed_day_is_not_made_up(world: World):
+    request = lusutrombopag(as_of="2026-11-22")
+    response = await world.setup(1, "LV-1", request, "08:00", "UTC")
+    assert response["action"] == "start"
+    first = dt.date.fromisoformat(response["schedule"][0])
+    due_day = dt.datetime.combine(first, dt.time(21, 0), tzinfo=UTC)
+    sent = await world.run_until(due_day)
+    missed = sent[-1]
+    assert missed.first_line == "Missed dose · patient LV-1 · Lusutrombopag"
+    assert "Take today's 3 mg dose as soon as possible today" in missed.text
+    assert "Rule: missed.lusutrombopag · Mulpleta US PI 2.1" in missed.text
+    answer = await world.press(1, missed, "Taken today")
+    assert answer.startswith(f"Recorded: LV-1 Lusutrombopag 3 mg given on {first:%a %Y-%m-%d}.")
+    # The next day's reminder is not confirmed and the bot is down until the day after.
+    world.traveller.move_to(dt.datetime.combine(first + dt.timedelta(days=2), dt.time(7, 0), tzinfo=UTC))
+    await world.service.reminders.run_due()
+    passed = [m for m in world.outbox.take() if m.first_line.startswith("Missed dose")]
+    assert len(passed) == 1
+    assert f"The dose of {first + dt.timedelta(days=1)} is not made up" in passed[0].text
+    assert passed[0].buttons == []
+
+
+async def test_romiplostim_missed_the_day_after_asks_the_team(world: World):
+    await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
+    sent = await world.run_until(at("2026-11-23T09:00"))
+    assert [m.first_line for m in sent] == [
+        "Dose reminder · patient RX-1",
+        "Reminder again, not yet confirmed:",
+        "Missed dose · patient RX-1 · Romiplostim",
+    ]
+    assert sent[-1].at == at("2026-11-23T09:00")
+    assert "contact the treating team to give it as soon as possible" in sent[-1].text
+
+
+async def test_luspatercept_given_late_moves_the_next_dose_21_days_on(world: World):
+    request = luspatercept(
+        as_of="2026-11-22",
+        current_dose=dose(1, "mg/kg", "2026-10-01", "2026-11-01"),
+        labs=[hemoglobin(9.2, "2026-11-21"), hemoglobin(9.0, "2026-11-01")],
+    )
+    response = await world.setup(1, "LP-1", request, "10:00", "UTC")
+    scheduled = dt.date.fromisoformat(response["next_dose_date"])
+    deadline = dt.datetime.combine(scheduled + dt.timedelta(days=1), dt.time(10, 0), tzinfo=UTC)
+    missed = (await world.run_until(deadline))[-1]
+    assert missed.first_line == "Missed dose · patient LP-1 · Luspatercept"
+    assert "Rule: missed.luspatercept · Reblozyl US PI 2.3 (missed dose)" in missed.text
+    world.traveller.move_to(deadline + dt.timedelta(days=2))
+    given = deadline.date() + dt.timedelta(days=2)
+    answer = await world.press(1, missed, "Given today")
+    assert f"given on {given:%a %Y-%m-%d}" in answer
+    assert f"Next dose reminder: {given + dt.timedelta(days=21):%a %Y-%m-%d} at 10:00." in answer
+    doses = await world.doses()
+    assert (scheduled, "missed") in doses
+    assert (given, "given") in doses
+
+
+async def test_a_user_cannot_answer_another_users_reminder(world: World):
+    await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
+    [reminder] = await world.run_until(at("2026-11-22T09:00"))
+    answer = await world.press(2, reminder, "Taken")
+    assert answer == "That reminder is not one of yours, or no longer exists. /reminders lists yours."
+    assert await world.doses() == [(dt.date(2026, 11, 15), "given")]  # only what the consultation saved
+    listing = await world.service.handle("tg:2", "tg:2:2", text="/reminders")
+    assert "RX-1" not in listing[0].text
+
+
+async def test_pause_and_resume_drop_what_fell_due_meanwhile(world: World):
+    await world.setup(1, "HT-1", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
+    listing = (await world.service.handle("tg:1", "tg:1:1", text="/reminders"))[0]
+    assert listing.text.splitlines()[1] == "• HT-1 · Hetrombopag 5 mg · 08:00 · active · next: dose Sun 2026-11-22"
+    pause = next(b.data for row in listing.buttons for b in row if b.label == "Pause HT-1")
+    await world.service.handle("tg:1", "tg:1:1", button=pause)
+    assert await world.run_until(at("2026-11-24T12:00")) == []
+    listing = (await world.service.handle("tg:1", "tg:1:1", text="/reminders"))[0]
+    resume = next(b.data for row in listing.buttons for b in row if b.label == "Resume HT-1")
+    assert (await world.service.handle("tg:1", "tg:1:1", button=resume))[0].text == (
+        "Reminders for HT-1 resumed; those that fell due while paused are not sent."
+    )
+    # Resumed at noon: the days paused through are dropped; today's dose is still open until 21:00.
+    sent = await world.run_until(at("2026-11-24T12:00"))
+    assert [(m.at, m.text.splitlines()[1]) for m in sent] == [
+        (
+            at("2026-11-24T12:00"),
+            "Take Hetrombopag 5 mg today, Tue 2026-11-24. Confirm when it is done. "
+            "Never take or give two doses to make up for one.",
+        )
+    ]
+
+
+def test_the_may_repeat_note_is_one_line() -> None:
+    assert "\n" not in MAY_REPEAT
