@@ -20,10 +20,10 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage import Storage
@@ -61,6 +61,17 @@ class Sender(Protocol):
     async def __call__(self, chat_key: str, text: str, buttons: Buttons) -> int | None:
         """Send one message; the message id once the transport accepted it; DeliveryError if not."""
         ...
+
+
+_DELIVERIES = cast(Table, Delivery.__table__)
+_SET_STATE = update(_DELIVERIES).where(_DELIVERIES.c.key == bindparam("the_key")).values(state=bindparam("state"))
+_SENT = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.key == bindparam("the_key"))
+    .values(
+        state="sent", sent_at=bindparam("sent_at"), message_id=bindparam("message_id"), attempts=bindparam("attempts")
+    )
+)
 
 
 def _naive(moment: dt.datetime) -> dt.datetime:
@@ -378,18 +389,15 @@ class Reminders:
         return delivered
 
     async def _mark(self, key: str, state: str) -> None:
-        async with self.storage.session() as session, session.begin():
-            await session.execute(update(Delivery).where(Delivery.key == key).values(state=state))
+        async with self.storage.engine.begin() as connection:
+            await connection.execute(_SET_STATE, {"the_key": key, "state": state})
 
     async def _confirm(self, delivery: Delivery, message_id: int | None) -> None:
         """Telegram accepted it: 'sent', in a transaction of its own (a crash before this line is the
         one window that re-sends, with the may-repeat note)."""
-        async with self.storage.session() as session, session.begin():
-            await session.execute(
-                update(Delivery)
-                .where(Delivery.key == delivery.key)
-                .values(state="sent", sent_at=self.now(), message_id=message_id, attempts=delivery.attempts + 1)
-            )
+        values = {"the_key": delivery.key, "sent_at": self.now(), "message_id": message_id}
+        async with self.storage.engine.begin() as connection:
+            await connection.execute(_SENT, values | {"attempts": delivery.attempts + 1})
 
     async def _failed(self, delivery: Delivery, error: DeliveryError) -> None:
         attempts = delivery.attempts + 1
