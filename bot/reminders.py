@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage import Storage
@@ -58,7 +58,7 @@ class DeliveryError(Exception):
 
 
 class Sender(Protocol):
-    async def __call__(self, chat_key: str, text: str, buttons: Buttons) -> int | None:
+    async def __call__(self, chat_key: str, text: str, buttons: Buttons, /) -> int | None:
         """Send one message; the message id once the transport accepted it; DeliveryError if not."""
         ...
 
@@ -103,12 +103,16 @@ class Reminders:
         default_time_zone: str = "UTC",
         sender: Sender | None = None,
         batch: int = 500,
+        chats: str = "",
     ) -> None:
         self.storage = storage
         self.clock = clock
         self.default_time_zone = default_time_zone
         self.sender = sender
         self.batch = batch
+        # The chats this process delivers to (a key prefix: 'tg:' for the bot, 'local:' for the
+        # terminal), so that two transports on one database never take each other's messages.
+        self.chats = chats
         self._recovered = False
         self._lock = asyncio.Lock()
 
@@ -129,7 +133,6 @@ class Reminders:
         response = DoseResponse.model_validate(effect.response)
         drug: Drug = effect.request["drug"]
         now = self.now()
-        today = local(now, zone).date()
         at = effect.local_time
         reminder = Reminder(
             user_id=user_id,
@@ -146,21 +149,23 @@ class Reminders:
         )
         session.add(reminder)
         await session.flush()
-        for item in plan_reminders(drug, response, today):
-            occurrence = self._occurrence(reminder, item.kind, item.on, item.dose_on, zone, now)
-            if occurrence.deadline_at is not None and occurrence.deadline_at <= now:
-                # Today's dose time and its deadline have already passed: nothing to remind of today.
-                following = following_dose(drug, item.on, None)
-                if following is not None:
-                    self._add_dose(session, reminder, following, zone, now)
-                continue
-            session.add(occurrence)
+        for item in plan_reminders(drug, response, local(now, zone).replace(tzinfo=None), at):
+            session.add(self._occurrence(reminder, item.kind, item.on, item.dose_on, zone, now))
 
     def _occurrence(
-        self, reminder: Reminder, kind: str, on: dt.date, dose_on: dt.date | None, zone: str, now: dt.datetime
+        self,
+        reminder: Reminder,
+        kind: str,
+        on: dt.date,
+        dose_on: dt.date | None,
+        zone: str,
+        now: dt.datetime,
+        fresh: bool = True,
     ) -> Occurrence:
+        """`fresh`: the user set it up (or resumed it) just now, so a time already past today is due
+        at once, not late. The next day of a running schedule is not fresh: after downtime it is late."""
         at = dt.time.fromisoformat(reminder.local_time)
-        due = max(utc_at(on, at, zone), now)  # set up after today's time: due at once, not "late"
+        due = max(utc_at(on, at, zone), now) if fresh else utc_at(on, at, zone)
         deadline = None
         if kind == "dose":
             day, by = missed_after(reminder.drug, on, at)  # type: ignore[arg-type]
@@ -178,12 +183,12 @@ class Reminders:
         )
 
     def _add_dose(
-        self, session: AsyncSession, reminder: Reminder, day: dt.date, zone: str, now: dt.datetime
+        self, session: AsyncSession, reminder: Reminder, day: dt.date, zone: str, now: dt.datetime, fresh: bool = False
     ) -> Occurrence:
         """The next dose day of a running schedule, with its heads-up for an injection."""
         if reminder.drug in INJECTED and utc_at(day - dt.timedelta(days=1), dt.time(23, 59), zone) > now:
-            session.add(self._occurrence(reminder, "heads_up", day - dt.timedelta(days=1), day, zone, now))
-        occurrence = self._occurrence(reminder, "dose", day, None, zone, now)
+            session.add(self._occurrence(reminder, "heads_up", day - dt.timedelta(days=1), day, zone, now, fresh))
+        occurrence = self._occurrence(reminder, "dose", day, None, zone, now, fresh)
         session.add(occurrence)
         return occurrence
 
@@ -251,7 +256,7 @@ class Reminders:
                     .join(Reminder, Reminder.id == Occurrence.reminder_id)
                     .join(User, User.id == Reminder.user_id)
                     .join(Patient, Patient.id == Reminder.patient_id)
-                    .where(Occurrence.next_at <= now)
+                    .where(Occurrence.next_at <= now, Reminder.chat_key.startswith(self.chats))
                     .order_by(Occurrence.next_at)
                     .limit(self.batch)
                 )
@@ -356,13 +361,13 @@ class Reminders:
         if following is not None:
             self._add_dose(session, reminder, following, zone, now)
         guidance = missed_dose_guidance(drug, occurrence.on_date, local(now, zone).date())
-        return "m", words.missed_message(occurrence.id, label, guidance)
+        return "m", words.missed_message(occurrence.id, label, occurrence.on_date, guidance)
 
     async def _send_pending(self, state: str, note: bool) -> int:
         """Deliveries a broken-off run left 'sending' (note: may repeat) or 'queued', or waiting for a retry."""
         now = self.now()
         async with self.storage.session() as session:
-            query = select(Delivery.key).where(Delivery.state == state)
+            query = select(Delivery.key).where(Delivery.state == state, Delivery.chat_key.startswith(self.chats))
             if state == "retry":
                 query = query.where(Delivery.next_try_at <= now)
             keys = list(await session.scalars(query.order_by(Delivery.created_at).limit(self.batch)))
@@ -441,7 +446,8 @@ class Reminders:
         if action == words.NOTED:
             occurrence.state, occurrence.next_at, occurrence.acted_at = "done", None, now
             return [Reply(f"Noted: {reminder.lab_text} for {label} on {occurrence.on_date:%a %Y-%m-%d}.")]
-        if occurrence.state in ("taken", "skipped"):
+        late_dose = action == words.GIVEN and occurrence.state in ("missed", "skipped")
+        if occurrence.state == "taken" or (occurrence.state == "skipped" and not late_dose):
             return [Reply(f"Already recorded for {label}: dose of {occurrence.on_date} {occurrence.state}.")]
         if action == words.SNOOZE:
             if occurrence.state == "missed":
@@ -461,9 +467,9 @@ class Reminders:
             if following is not None:
                 self._add_dose(session, reminder, following, zone, now)
             guidance = missed_dose_guidance(drug, occurrence.on_date, today)
-            return [words.missed_message(occurrence.id, label, guidance, skipped=True)]
-        # Taken (from the reminder) or given late (from the missed-dose message).
-        if occurrence.state == "missed":
+            return [words.missed_message(occurrence.id, label, occurrence.on_date, guidance, skipped=True)]
+        # Taken (from the reminder) or given late (from the missed- or skipped-dose message).
+        if occurrence.state in ("missed", "skipped"):
             guidance = missed_dose_guidance(drug, occurrence.on_date, today)
             if not guidance.give_missed_dose:
                 return [Reply(f"{guidance.text}\nNothing recorded: the missed dose is not made up.")]
@@ -480,8 +486,17 @@ class Reminders:
         if already:
             occurrence.state, occurrence.next_at, occurrence.acted_at = "taken", None, now
             return [Reply(f"A {name} dose for {label} is already recorded today. Never two doses in one day.")]
-        was_missed = occurrence.state == "missed"
+        was_missed = occurrence.state in ("missed", "skipped")  # the schedule moved on then
         occurrence.state, occurrence.next_at, occurrence.acted_at = "taken", None, now
+        if was_missed and today == occurrence.on_date:  # taken late the same day: not missed after all
+            await session.execute(
+                delete(Dose).where(
+                    Dose.patient_id == reminder.patient_id,
+                    Dose.drug == drug,
+                    Dose.given_on == today,
+                    Dose.status.in_(("missed", "skipped")),
+                )
+            )
         self._record(session, reminder, today, "given", now)
         lines = [f"Recorded: {label} {name} {reminder.dose_text} given on {today:%a %Y-%m-%d}."]
         following = following_dose(drug, occurrence.on_date, today)
@@ -522,7 +537,11 @@ class Reminders:
         for reminder, label in rows:
             upcoming = await session.scalar(
                 select(Occurrence)
-                .where(Occurrence.reminder_id == reminder.id, Occurrence.state.in_(ACTIVE_STATES))
+                .where(
+                    Occurrence.reminder_id == reminder.id,
+                    Occurrence.state.in_(ACTIVE_STATES),
+                    Occurrence.on_date >= local(self.now(), zone).date(),
+                )
                 .order_by(Occurrence.on_date)
                 .limit(1)
             )
@@ -575,7 +594,10 @@ class Reminders:
             reminder.status = "active"
             for occurrence in await session.scalars(pending):
                 await self._resume(session, occurrence, reminder, zone, now)
-            return Reply(f"Reminders for {label} resumed; those that fell due while paused are not sent.")
+            return Reply(
+                f"Reminders for {label} resumed. Days that passed while paused are not reminded; "
+                "a dose still open today is."
+            )
         if action == "x":
             await self._stop_patient(session, reminder.patient_id)
             return Reply(f"Reminders for {label} stopped.")
@@ -601,9 +623,13 @@ class Reminders:
     ) -> None:
         """Back on: a day that passed while paused is dropped (with its successor scheduled), else it is due."""
         if occurrence.due_at >= now or (occurrence.deadline_at is not None and occurrence.deadline_at > now):
-            occurrence.next_at = (
-                max(occurrence.due_at, now) if occurrence.state == "scheduled" else occurrence.deadline_at
-            )
+            if occurrence.state in ("scheduled", "snoozed"):
+                # Still open: due now at the latest, and not "late" (the user paused it; no downtime).
+                if occurrence.state == "scheduled":
+                    occurrence.due_at = max(occurrence.due_at, now)
+                occurrence.next_at = max(occurrence.due_at, now)
+            else:
+                occurrence.next_at = occurrence.deadline_at
             return
         occurrence.state, occurrence.next_at = "cancelled", None
         if occurrence.kind == "dose":
@@ -612,7 +638,7 @@ class Reminders:
             while day is not None and day < today:
                 day = following_dose(reminder.drug, day, None)  # type: ignore[arg-type]
             if day is not None:
-                self._add_dose(session, reminder, day, zone, now)
+                self._add_dose(session, reminder, day, zone, now, fresh=True)
 
 
 def stored_buttons(buttons: Any) -> tuple[tuple[Button, ...], ...]:

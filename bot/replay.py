@@ -99,6 +99,7 @@ class Harness:
         self.request = self.request_factory()
         self.application = build_application(TOKEN, self.service, self.allowed, request=self.request, polling=False)
         self.service.reminders.sender = TelegramSender(self.application.bot, limits=False)
+        self.service.reminders.chats = "tg:"
 
         async def fail_replay(update: object, context: Any) -> None:
             self.errors.append(context.error)

@@ -73,12 +73,13 @@ class ChatService:
                 await self._patients(session, row.user_id, today, chat, message) if chat.state == "patient" else {}
             )
             before = chat
-            chat, outcome = run_flow(before, message, Env(today=today, patients=patients, time_zone=row.time_zone))
+            now = self.clock()
+            chat, outcome = run_flow(before, message, Env(today, patients, row.time_zone, now))
             if chat.state == "patient" and before.state != "patient":
                 # This update reached the patient question: ask it again with the user's patients
                 # as buttons (the flow is pure, so running it twice changes nothing else).
                 patients = await self._patients(session, row.user_id, today, chat, message)
-                env = Env(today=today, patients=patients, time_zone=row.time_zone)
+                env = Env(today, patients, row.time_zone, now)
                 chat, outcome = run_flow(before, message, env)
             await storage.save_chat(session, row, chat_ref, chat.model_dump_json(exclude_defaults=True))
             zone = row.time_zone or self.default_time_zone

@@ -137,6 +137,7 @@ def start_reminders(application: Application, service: ChatService, *, limits: b
     JobQueue (APScheduler) only ticks: what is due lives in the database, not in the job queue.
     """
     service.reminders.sender = TelegramSender(application.bot, limits=limits)
+    service.reminders.chats = "tg:"
 
     async def tick(context: ContextTypes.DEFAULT_TYPE) -> None:
         try:

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from bot.reminders import stored_buttons
 from bot.service import ChatService
 from flows.replies import Button, Reply
 
@@ -68,9 +69,22 @@ async def chat(
             shown = show(reply, stdout) or shown
         buttons = shown or buttons
 
+    async def reminder(chat_key: str, text: str, rows: list[list[list[str]]]) -> int:
+        """Reminders due for this terminal's user are shown before the next prompt; their buttons
+        become the numbered choices."""
+        nonlocal buttons, numeric
+        shown = show(Reply(f"⏰ {text}", stored_buttons(rows)), stdout)
+        if shown:
+            buttons, numeric = shown, False
+        return 0
+
+    service.reminders.sender = reminder
+    service.reminders.chats = chat_ref
+
     await exchange("/start", None)
     handled = 0
     while True:
+        await service.reminders.run_due()
         if interactive:
             stdout.write("> ")
             stdout.flush()

@@ -29,20 +29,30 @@ class PlannedReminder(NamedTuple):
     dose_on: dt.date | None = None  # the dose day a heads-up announces
 
 
-def plan(drug: Drug, response: DoseResponse, today: dt.date) -> list[PlannedReminder]:
-    """Every reminder the recommendation implies from `today` on; a referral implies none.
+def plan(drug: Drug, response: DoseResponse, now: dt.datetime, at: dt.time) -> list[PlannedReminder]:
+    """Every reminder the recommendation implies, for reminders at local time `at` set up at local
+    time `now` (naive); a referral implies none.
 
     Dose days: the course's dates (lusutrombopag), else the next dose date; later doses are added
-    one at a time as each is taken, skipped or missed (`following_dose`). Lab: the next monitoring date.
+    one at a time as each is taken, skipped or missed (`following_dose`). A dose day whose deadline
+    has already passed is not reminded; a daily drug's next day is, instead. Lab: the next
+    monitoring date.
     """
     if response.action == "refer":
         return []
+    today = now.date()
     planned: list[PlannedReminder] = []
     if response.action in DOSE_ACTIONS and response.next_dose_date is not None:
         days = response.schedule if drug == "lusutrombopag" and response.schedule else [response.next_dose_date]
         for day in days:
             if day < today:
                 continue
+            by_day, by_time = missed_after(drug, day, at)
+            if dt.datetime.combine(by_day, by_time) <= now:
+                following = following_dose(drug, day, None)
+                if following is None or following in days:
+                    continue
+                day = following
             if drug in INJECTED and day - ONE_DAY >= today:
                 planned.append(PlannedReminder("heads_up", day - ONE_DAY, day))
             planned.append(PlannedReminder("dose", day))
@@ -56,12 +66,16 @@ def following_dose(drug: Drug, scheduled: dt.date, given_on: dt.date | None) -> 
 
     lusutrombopag: none (the course's days are all planned at once). luspatercept: 21 days after the
     dose was given; not given (missed, skipped): none until it is (section 6: give it as soon as
-    possible, then at least 21 days). romiplostim and hetrombopag: the next day of the schedule.
+    possible, then at least 21 days). hetrombopag: the next day. romiplostim: a week on; a dose
+    given late moves the week with it (RULES.md has no rule for it: never two injections closer
+    than a week is the safer reading).
     """
     if drug == "lusutrombopag":
         return None
     if drug == "luspatercept":
         return given_on + dt.timedelta(days=INTERVAL[drug]) if given_on is not None else None
+    if drug == "romiplostim" and given_on is not None and given_on > scheduled:
+        return given_on + dt.timedelta(days=INTERVAL[drug])
     return scheduled + dt.timedelta(days=INTERVAL[drug])
 
 

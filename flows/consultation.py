@@ -9,8 +9,10 @@ entry, in the direction of travel, so `back` and `next` both pass over them.
 
 from __future__ import annotations
 
+import datetime as dt
 from itertools import pairwise
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from transitions import EventData, Machine
@@ -286,10 +288,17 @@ class Conversation:
     def with_navigation(self, reply: Reply, prefix: str = "") -> Reply:
         return Reply(prefix + reply.text, (*reply.buttons, NAVIGATION))
 
-    def planned(self) -> list[PlannedReminder]:
+    def planned(self, at: dt.time = dt.time(0)) -> list[PlannedReminder]:
         assert self.chat.response is not None
         response = DoseResponse.model_validate(self.chat.response)
-        return plan_reminders(response.ruleset.split("/")[0], response, self.env.today)  # type: ignore[arg-type]
+        zone = self.chat.reminder_zone or self.env.time_zone or "UTC"
+        now = (
+            self.env.now.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+            if self.env.now is not None
+            else dt.datetime.combine(self.env.today, dt.time(0))
+        )
+        drug = response.ruleset.split("/")[0]
+        return plan_reminders(drug, response, now, at)  # type: ignore[arg-type]
 
     def on_remind(self) -> None:
         if not self.chat.saved:
@@ -333,7 +342,7 @@ class Conversation:
         self.outcome.effects.append(ScheduleReminders(label, self.chat.request, self.chat.response, at))
         zone = self.chat.reminder_zone or self.env.time_zone or "UTC"
         lab = reminder_words.lab_words(self.chat.response)
-        summary = reminder_words.plan_summary(label, self.planned(), at, zone, lab)
+        summary = reminder_words.plan_summary(label, self.planned(at), at, zone, lab)
         self.say(summary, (render.result_buttons(True),))
         self.fire("leave_reminders")
 

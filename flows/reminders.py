@@ -162,13 +162,13 @@ def reminder_message(
     )
 
 
-def missed_message(occurrence_id: int, label: str, guidance: MissedDoseGuidance, skipped: bool = False) -> Reply:
+def missed_message(
+    occurrence_id: int, label: str, day: dt.date, guidance: MissedDoseGuidance, skipped: bool = False
+) -> Reply:
     """The drug's own missed-dose rule (RULES.md section 6), with the way to record a late dose."""
     name = DRUG_NAMES.get(guidance.drug, guidance.drug)
     what = "Skipped" if skipped else "Missed"
-    lines = [f"{what} dose · patient {label} · {name}", guidance.text]
-    if guidance.notify_team:
-        lines.append("Tell the treating team.")
+    lines = [f"{what} dose · patient {label} · {name} · {_day(day)}", guidance.text]
     lines.append(f"Rule: {guidance.rule} · {guidance.source}")
     buttons: tuple[tuple[Button, ...], ...] = ()
     if guidance.give_missed_dose:

@@ -52,6 +52,7 @@ class Env:
     today: dt.date
     patients: dict[str, PatientSummary] = field(default_factory=dict)
     time_zone: str | None = None  # the user's own, once set (reminders ask for it first)
+    now: dt.datetime | None = None  # the instant of this update (aware), for the reminders' plan
 
 
 @dataclass(frozen=True, slots=True)

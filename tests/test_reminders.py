@@ -208,7 +208,9 @@ async def test_skip_records_a_skipped_dose_with_the_drugs_guidance(world: World)
     await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
     [reminder] = await world.run_until(at("2026-11-22T09:00"))
     answer = await world.press(1, reminder, "Skip")
-    assert answer.startswith("Skipped dose · patient RX-1 · Romiplostim\nThe injection of 2026-11-22 was missed.")
+    assert answer.startswith(
+        "Skipped dose · patient RX-1 · Romiplostim · Sun 2026-11-22\nThe injection of 2026-11-22 was missed."
+    )
     assert "Rule: missed.romiplostim · HemaDose ruleset v1, section 6 (no label rule)" in answer
     assert (dt.date(2026, 11, 22), "skipped") in await world.doses()
     assert [(kind, day) for kind, day, _ in await world.scheduled()][:2] == [
@@ -257,8 +259,8 @@ async def test_hetrombopag_missed_in_the_evening_is_not_made_up(world: World):
     missed = sent[-1]
     assert missed.at == at("2026-11-22T20:00")  # 21:00 in Berlin
     assert missed.text == (
-        "Missed dose · patient HT-1 · Hetrombopag\nDo not take two doses to make up. Take the next dose at the "
-        "usual time, on an empty stomach, and tell the treating team.\nTell the treating team.\n"
+        "Missed dose · patient HT-1 · Hetrombopag · Sun 2026-11-22\nDo not take two doses to make up. Take the next "
+        "dose at the usual time, on an empty stomach, and tell the treating team.\n"
         "Rule: missed.hetrombopag · HemaDose ruleset v1, section 6 (no label rule)"
     )
     assert missed.buttons == []
@@ -274,7 +276,7 @@ async def test_lusutrombopag_missed_today_is_taken_today_and_a_passed_day_is_not
     due_day = dt.datetime.combine(first, dt.time(21, 0), tzinfo=UTC)
     sent = await world.run_until(due_day)
     missed = sent[-1]
-    assert missed.first_line == "Missed dose · patient LV-1 · Lusutrombopag"
+    assert missed.first_line == f"Missed dose · patient LV-1 · Lusutrombopag · {first:%a %Y-%m-%d}"
     assert "Take today's 3 mg dose as soon as possible today" in missed.text
     assert "Rule: missed.lusutrombopag · Mulpleta US PI 2.1" in missed.text
     answer = await world.press(1, missed, "Taken today")
@@ -294,7 +296,7 @@ async def test_romiplostim_missed_the_day_after_asks_the_team(world: World):
     assert [m.first_line for m in sent] == [
         "Dose reminder · patient RX-1",
         "Reminder again, not yet confirmed:",
-        "Missed dose · patient RX-1 · Romiplostim",
+        "Missed dose · patient RX-1 · Romiplostim · Sun 2026-11-22",
     ]
     assert sent[-1].at == at("2026-11-23T09:00")
     assert "contact the treating team to give it as soon as possible" in sent[-1].text
@@ -310,7 +312,7 @@ async def test_luspatercept_given_late_moves_the_next_dose_21_days_on(world: Wor
     scheduled = dt.date.fromisoformat(response["next_dose_date"])
     deadline = dt.datetime.combine(scheduled + dt.timedelta(days=1), dt.time(10, 0), tzinfo=UTC)
     missed = (await world.run_until(deadline))[-1]
-    assert missed.first_line == "Missed dose · patient LP-1 · Luspatercept"
+    assert missed.first_line == f"Missed dose · patient LP-1 · Luspatercept · {scheduled:%a %Y-%m-%d}"
     assert "Rule: missed.luspatercept · Reblozyl US PI 2.3 (missed dose)" in missed.text
     world.traveller.move_to(deadline + dt.timedelta(days=2))
     given = deadline.date() + dt.timedelta(days=2)
@@ -342,7 +344,7 @@ async def test_pause_and_resume_drop_what_fell_due_meanwhile(world: World):
     listing = (await world.service.handle("tg:1", "tg:1:1", text="/reminders"))[0]
     resume = next(b.data for row in listing.buttons for b in row if b.label == "Resume HT-1")
     assert (await world.service.handle("tg:1", "tg:1:1", button=resume))[0].text == (
-        "Reminders for HT-1 resumed; those that fell due while paused are not sent."
+        "Reminders for HT-1 resumed. Days that passed while paused are not reminded; a dose still open today is."
     )
     # Resumed at noon: the days paused through are dropped; today's dose is still open until 21:00.
     sent = await world.run_until(at("2026-11-24T12:00"))
@@ -357,3 +359,28 @@ async def test_pause_and_resume_drop_what_fell_due_meanwhile(world: World):
 
 def test_the_may_repeat_note_is_one_line() -> None:
     assert "\n" not in MAY_REPEAT
+
+
+async def test_a_failed_send_is_retried_later_and_a_final_failure_is_not(world: World):
+    from bot.reminders import DeliveryError
+    from bot.storage.tables import Delivery
+
+    await world.setup(1, "HT-1", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
+    await world.setup(2, "HT-2", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
+    accepted = world.outbox
+    failures = {"tg:1:1": DeliveryError("TimedOut"), "tg:2:2": DeliveryError("Forbidden", permanent=True)}
+
+    async def failing_once(chat_key: str, text: str, buttons: Buttons) -> int:
+        if chat_key in failures:
+            raise failures.pop(chat_key) if chat_key == "tg:1:1" else failures[chat_key]
+        return await accepted(chat_key, text, buttons)
+
+    world.service.reminders.sender = failing_once
+    world.traveller.move_to(at("2026-11-22T08:00"))
+    assert await world.service.reminders.run_due() == 0
+    world.traveller.move_to(at("2026-11-22T08:01"))  # the retry, a minute later
+    assert await world.service.reminders.run_due() == 1
+    assert [(m.chat_key, m.first_line) for m in world.outbox.take()] == [("tg:1:1", "Dose reminder · patient HT-1")]
+    async with world.storage.session() as session:
+        states = {row[0]: row[1] for row in await session.execute(select(Delivery.chat_key, Delivery.state))}
+    assert states == {"tg:1:1": "sent", "tg:2:2": "failed"}  # the blocked chat is not tried again

@@ -73,3 +73,21 @@ def test_run_refuses_to_start_without_an_access_policy():
     assert done.returncode == 2
     assert "refusing to start without an access policy" in done.stderr
     assert "SECRET-VALUE" not in done.stderr + done.stdout
+
+
+async def test_the_bot_delivers_reminders_through_its_job_queue(tmp_path: Path):
+    from bot.sending import TelegramSender
+    from bot.service import ChatService
+    from bot.storage import open_storage
+    from bot.telegram_app import REMINDER_TICK_SECONDS, start_reminders
+
+    storage = await open_storage(f"sqlite:///{tmp_path}/bot.db")
+    service = ChatService(storage)
+    app = build_application(TOKEN, service, frozenset({1001}), request=RecordingRequest(), polling=False)
+    start_reminders(app, service)
+    [job] = app.job_queue.get_jobs_by_name("reminders")  # type: ignore[union-attr]
+    assert job.trigger.interval.total_seconds() == REMINDER_TICK_SECONDS
+    assert isinstance(service.reminders.sender, TelegramSender)
+    assert service.reminders.sender.limits is True
+    assert service.reminders.chats == "tg:"  # the terminal's reminders are never sent to Telegram
+    await storage.close()
