@@ -20,6 +20,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
@@ -139,7 +140,7 @@ class Reminders:
             patient_id=patient.id,
             chat_key=chat_key,
             drug=drug,
-            dose_amount=str(response.dose.amount) if response.dose else None,
+            dose_amount=format(Decimal(str(response.dose.amount)).normalize(), "f") if response.dose else None,
             dose_unit=response.dose.unit if response.dose else None,
             dose_text=words.dose_words(effect.response),
             lab_text=words.lab_words(effect.response),

@@ -56,6 +56,7 @@ class PatientSummary(_Data):
     dose_amount: str | None = None
     dose_since: dt.date | None = None
     last_given: dt.date | None = None
+    doses_at_level: int | None = None  # doses given at the current level since it began (Taken counts)
     on_hold: bool = False
     baseline_rbc_units_per_12_weeks: str | None = None
     labs: tuple[LabRecord, ...] = ()

@@ -354,6 +354,7 @@ def _parse_status(text: str, answers: Answers, env: Env) -> Parsed:
             "dose_amount": Decimal(record.dose_amount or "0"),
             "dose_since": record.dose_since,
             "last_given": record.last_given,
+            "doses_at_level": record.doses_at_level,
         }
     aliases = {
         "new": "new",
@@ -868,7 +869,10 @@ STEPS: tuple[Step, ...] = (
         "Doses at this level",
         _doses_apply,
         _fixed("How many doses at this level so far?"),
-        lambda a, e: [value("Estimate from the dates", "estimate")],
+        lambda a, e: [
+            *([value(f"Keep {a.doses_at_level} (recorded)", str(a.doses_at_level))] if a.doses_at_level else []),
+            value("Estimate from the dates", "estimate"),
+        ],
         _parse_doses,
         lambda a: str(a.doses_at_level) if a.doses_at_level else "estimated from the dates",
     ),

@@ -197,6 +197,14 @@ async def test_taken_records_the_dose_and_schedules_the_next_injection(world: Wo
     )
     assert (dt.date(2026, 11, 22), "given") in await world.doses()
     assert await world.press(1, reminder, "Taken") == "Already recorded for RX-1: dose of 2026-11-22 taken."
+    async with world.storage.session() as session:  # what the next consultation pre-fills
+        record = (await world.storage.summaries(session, 1, dt.date(2026, 11, 22)))["RX-1"]
+    assert (record.dose_amount, record.dose_since, record.last_given) == (
+        "4",
+        dt.date(2026, 11, 22),
+        dt.date(2026, 11, 22),
+    )
+    assert record.doses_at_level == 1
     later = await world.run_until(at("2026-11-29T10:00"))
     assert [(m.at, m.first_line) for m in later if m.first_line != "Blood test · patient RX-1"] == [
         (at("2026-11-28T09:00"), "Heads-up · patient RX-1"),

@@ -189,10 +189,19 @@ class Storage:
         ):
             transfusions.setdefault(row.patient_id, []).append(TransfusionRecord(date=row.date, units=row.units))
         last_given: dict[tuple[int, str], dt.date] = {}
+        at_level: dict[int, int] = {}  # doses given at the regimen's level since it began
         for dose in await session.scalars(
             select(Dose).where(Dose.patient_id.in_(ids), Dose.status == "given").order_by(Dose.given_on)
         ):
             last_given[(dose.patient_id, dose.drug)] = dose.given_on
+            regimen = regimens.get(dose.patient_id)
+            if (
+                regimen is not None
+                and regimen.drug == dose.drug
+                and regimen.dose_amount == dose.amount
+                and (regimen.since is None or dose.given_on >= regimen.since)
+            ):
+                at_level[dose.patient_id] = at_level.get(dose.patient_id, 0) + 1
         result = {}
         for patient in patients:
             regimen = regimens.get(patient.id)
@@ -208,6 +217,7 @@ class Storage:
                 dose_amount=regimen.dose_amount if regimen else None,
                 dose_since=regimen.since if regimen else None,
                 last_given=last_given.get((patient.id, regimen.drug)) if regimen else None,
+                doses_at_level=at_level.get(patient.id),
                 on_hold=regimen.on_hold if regimen else False,
                 baseline_rbc_units_per_12_weeks=patient.baseline_rbc_units_per_12_weeks,
                 labs=tuple(labs.get(patient.id, ())),
