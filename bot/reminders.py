@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage import Storage
@@ -501,7 +501,20 @@ class Reminders:
         self._record(session, reminder, today, "given", now)
         lines = [f"Recorded: {label} {name} {reminder.dose_text} given on {today:%a %Y-%m-%d}."]
         following = following_dose(drug, occurrence.on_date, today)
-        if following is not None and (not was_missed or drug == "luspatercept"):
+        if was_missed and following is not None and drug != "hetrombopag":
+            # The schedule moved on when the dose was missed or skipped; given late, the next dose
+            # moves with it (romiplostim: a week after the injection; luspatercept: 21 days).
+            await session.execute(
+                update(Occurrence)
+                .where(
+                    Occurrence.reminder_id == reminder.id,
+                    Occurrence.kind.in_(("dose", "heads_up")),
+                    Occurrence.state == "scheduled",
+                    Occurrence.on_date > occurrence.on_date,
+                )
+                .values(state="cancelled", next_at=None)
+            )
+        if following is not None and (not was_missed or drug != "hetrombopag"):
             if following <= today:
                 following = today + dt.timedelta(days=1)
             added = self._add_dose(session, reminder, following, zone, now)
@@ -541,7 +554,8 @@ class Reminders:
                 .where(
                     Occurrence.reminder_id == reminder.id,
                     Occurrence.state.in_(ACTIVE_STATES),
-                    Occurrence.on_date >= local(self.now(), zone).date(),
+                    # Today on, or still open from yesterday (an injection is confirmable the day after).
+                    or_(Occurrence.on_date >= local(self.now(), zone).date(), Occurrence.next_at.is_not(None)),
                 )
                 .order_by(Occurrence.on_date)
                 .limit(1)
