@@ -347,17 +347,7 @@ class Reminders:
         """Not confirmed by its deadline: recorded as missed, the drug's own rule sent, the schedule moves on."""
         occurrence.state, occurrence.next_at, occurrence.acted_at = "missed", None, now
         drug: Drug = reminder.drug  # type: ignore[assignment]
-        session.add(
-            Dose(
-                patient_id=reminder.patient_id,
-                drug=drug,
-                amount=reminder.dose_amount or "",
-                unit=reminder.dose_unit or "",
-                given_on=occurrence.on_date,
-                status="missed",
-                recorded_at=now,
-            )
-        )
+        self._record(session, reminder, occurrence.on_date, "missed", now)
         following = following_dose(drug, occurrence.on_date, None)
         if following is not None:
             self._add_dose(session, reminder, following, zone, now)
