@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage import Storage
@@ -183,18 +183,51 @@ class Reminders:
             next_at=due,
         )
 
-    def _add_dose(
+    async def _add_dose(
         self, session: AsyncSession, reminder: Reminder, day: dt.date, zone: str, now: dt.datetime, fresh: bool = False
-    ) -> Occurrence:
-        """The next dose day of a running schedule, with its heads-up for an injection."""
-        if reminder.drug in INJECTED and utc_at(day - dt.timedelta(days=1), dt.time(23, 59), zone) > now:
-            session.add(self._occurrence(reminder, "heads_up", day - dt.timedelta(days=1), day, zone, now, fresh))
+    ) -> Occurrence | None:
+        """The next dose day of a running schedule, with its heads-up for an injection.
+
+        None for a stopped reminder. A dose already open on or after `day` is the next one (never
+        two). A paused reminder's occurrence waits (no `next_at`) until it is resumed. `fresh` (set
+        up or resumed by the user just now): days whose deadline has passed are skipped, not missed.
+        """
+        if reminder.status == "stopped":
+            return None
+        drug: Drug = reminder.drug  # type: ignore[assignment]
+        open_dose = await session.scalar(
+            select(Occurrence)
+            .where(
+                Occurrence.reminder_id == reminder.id,
+                Occurrence.kind == "dose",
+                Occurrence.state.in_(ACTIVE_STATES),
+                Occurrence.on_date >= day,
+            )
+            .limit(1)
+        )
+        if open_dose is not None:
+            return open_dose
+        if fresh:
+            at = dt.time.fromisoformat(reminder.local_time)
+            while True:
+                by_day, by_time = missed_after(drug, day, at)
+                following = following_dose(drug, day, None)
+                if utc_at(by_day, by_time, zone) > now or following is None:
+                    break
+                day = following
+        added = []
+        if drug in INJECTED and utc_at(day - dt.timedelta(days=1), dt.time(23, 59), zone) > now:
+            added.append(self._occurrence(reminder, "heads_up", day - dt.timedelta(days=1), day, zone, now, fresh))
         occurrence = self._occurrence(reminder, "dose", day, None, zone, now, fresh)
-        session.add(occurrence)
+        added.append(occurrence)
+        for item in added:
+            if reminder.status != "active":
+                item.next_at = None
+            session.add(item)
         return occurrence
 
     async def _stop_patient(self, session: AsyncSession, patient_id: int) -> None:
-        ids = select(Reminder.id).where(Reminder.patient_id == patient_id, Reminder.status != "stopped")
+        ids = select(Reminder.id).where(Reminder.patient_id == patient_id)
         await session.execute(
             update(Occurrence)
             .where(Occurrence.reminder_id.in_(ids), Occurrence.state.in_(ACTIVE_STATES))
@@ -211,18 +244,39 @@ class Reminders:
             .where(Reminder.user_id == user_id, Occurrence.state == "scheduled")
         )
         for occurrence, reminder in rows:
-            fresh = self._occurrence(reminder, occurrence.kind, occurrence.on_date, occurrence.dose_on, zone, now)
-            occurrence.due_at, occurrence.deadline_at = fresh.due_at, fresh.deadline_at
-            if reminder.status == "active":
-                occurrence.next_at = fresh.next_at
+            self._move(occurrence, reminder, zone, now)
+
+    def _move(self, occurrence: Occurrence, reminder: Reminder, zone: str, now: dt.datetime) -> None:
+        """An unsent occurrence to the reminder's (new) local time in `zone`; left where it was if in
+        the new time its day would already be over (it would count as missed without ever being sent)."""
+        moved = self._occurrence(reminder, occurrence.kind, occurrence.on_date, occurrence.dose_on, zone, now)
+        if moved.deadline_at is not None and moved.deadline_at <= now:
+            return
+        occurrence.due_at, occurrence.deadline_at = moved.due_at, moved.deadline_at
+        if reminder.status == "active":
+            occurrence.next_at = moved.next_at
 
     # --- the loop -------------------------------------------------------------------------------
 
+    def _ours(self, chat_key: Any) -> Any:
+        """The chats this process delivers to: a transport prefix ('tg:') or one chat exactly."""
+        if not self.chats:
+            return true()
+        if self.chats.endswith(":"):
+            return chat_key.startswith(self.chats, autoescape=True)
+        return chat_key == self.chats
+
     async def next_wakeup(self) -> dt.datetime | None:
-        """The earliest instant (UTC, naive) at which something will be due, if anything is scheduled."""
+        """The earliest instant (UTC, naive) at which something of this process's chats will be due."""
         async with self.storage.session() as session:
-            occurrence = await session.scalar(select(func.min(Occurrence.next_at)))
-            retry = await session.scalar(select(func.min(Delivery.next_try_at)).where(Delivery.state == "retry"))
+            occurrence = await session.scalar(
+                select(func.min(Occurrence.next_at))
+                .join(Reminder, Reminder.id == Occurrence.reminder_id)
+                .where(self._ours(Reminder.chat_key))
+            )
+            retry = await session.scalar(
+                select(func.min(Delivery.next_try_at)).where(Delivery.state == "retry", self._ours(Delivery.chat_key))
+            )
         moments = [moment for moment in (occurrence, retry) if moment is not None]
         return min(moments) if moments else None
 
@@ -257,17 +311,21 @@ class Reminders:
                     .join(Reminder, Reminder.id == Occurrence.reminder_id)
                     .join(User, User.id == Reminder.user_id)
                     .join(Patient, Patient.id == Reminder.patient_id)
-                    .where(Occurrence.next_at <= now, Reminder.chat_key.startswith(self.chats))
+                    .where(Occurrence.next_at <= now, self._ours(Reminder.chat_key))
                     .order_by(Occurrence.next_at)
                     .limit(self.batch)
                 )
             ).all()
             keys = []
             for occurrence, reminder, zone, label in rows:
-                message = self._advance(session, occurrence, reminder, zone or self.default_time_zone, label, now)
+                zone = zone or self.default_time_zone
+                message = await self._advance(session, occurrence, reminder, zone, label, now)
                 if message is not None:
                     purpose, reply = message
                     key = f"{occurrence.id}:{purpose}"
+                    if await session.get(Delivery, key) is not None:  # never sent twice, never blocking
+                        log.error("delivery %s already exists; not sent again", key)
+                        continue
                     session.add(
                         Delivery(
                             key=key,
@@ -283,7 +341,7 @@ class Reminders:
                     keys.append(key)
             return keys
 
-    def _advance(
+    async def _advance(
         self,
         session: AsyncSession,
         occurrence: Occurrence,
@@ -295,12 +353,12 @@ class Reminders:
         """The occurrence's next state, and the message that goes with it (purpose, text)."""
         deadline = occurrence.deadline_at
         if deadline is not None and now >= deadline and occurrence.state in ACTIVE_STATES:
-            return self._missed(session, occurrence, reminder, zone, label, now)
+            return await self._missed(session, occurrence, reminder, zone, label, now)
         if occurrence.state in ("scheduled", "snoozed"):
             late = None
             if occurrence.state == "scheduled" and now - occurrence.due_at > LATE_AFTER:
                 late = f"{local(occurrence.due_at, zone):%H:%M on %a %Y-%m-%d}"
-            purpose = "r" if occurrence.state == "scheduled" else f"z{now:%Y%m%d%H%M}"
+            purpose = "r" if occurrence.state == "scheduled" else f"z{now:%Y%m%d%H%M%S%f}"
             first = occurrence.state == "scheduled"
             occurrence.sends += 1 if first else 0
             occurrence.state = "sent"
@@ -335,7 +393,7 @@ class Reminders:
             late_since=late_since,
         )
 
-    def _missed(
+    async def _missed(
         self,
         session: AsyncSession,
         occurrence: Occurrence,
@@ -349,8 +407,8 @@ class Reminders:
         drug: Drug = reminder.drug  # type: ignore[assignment]
         self._record(session, reminder, occurrence.on_date, "missed", now)
         following = following_dose(drug, occurrence.on_date, None)
-        if following is not None:
-            self._add_dose(session, reminder, following, zone, now)
+        if following is not None:  # not fresh: after downtime, each passed day gets its own guidance
+            await self._add_dose(session, reminder, following, zone, now)
         guidance = missed_dose_guidance(drug, occurrence.on_date, local(now, zone).date())
         return "m", words.missed_message(occurrence.id, label, occurrence.on_date, guidance)
 
@@ -358,7 +416,7 @@ class Reminders:
         """Deliveries a broken-off run left 'sending' (note: may repeat) or 'queued', or waiting for a retry."""
         now = self.now()
         async with self.storage.session() as session:
-            query = select(Delivery.key).where(Delivery.state == state, Delivery.chat_key.startswith(self.chats))
+            query = select(Delivery.key).where(Delivery.state == state, self._ours(Delivery.chat_key))
             if state == "retry":
                 query = query.where(Delivery.next_try_at <= now)
             keys = list(await session.scalars(query.order_by(Delivery.created_at).limit(self.batch)))
@@ -369,10 +427,19 @@ class Reminders:
         if self.sender is None:
             return 0
         async with self.storage.session() as session:
-            deliveries = list(await session.scalars(select(Delivery).where(Delivery.key.in_(keys))))
+            rows = (
+                await session.execute(
+                    select(Delivery, Occurrence.state, Occurrence.kind)
+                    .join(Occurrence, Occurrence.id == Delivery.occurrence_id)
+                    .where(Delivery.key.in_(keys))
+                )
+            ).all()
         order = {key: number for number, key in enumerate(keys)}
         delivered = 0
-        for delivery in sorted(deliveries, key=lambda d: order[d.key]):
+        for delivery, occurrence_state, kind in sorted(rows, key=lambda row: order[row[0].key]):
+            if _outdated(delivery.key, occurrence_state, kind):
+                await self._mark(delivery.key, "dropped")
+                continue
             text = f"{words.MAY_REPEAT}\n{delivery.text}" if note else delivery.text
             await self._mark(delivery.key, "sending")
             try:
@@ -432,6 +499,8 @@ class Reminders:
         today = local(now, zone).date()
         drug: Drug = reminder.drug  # type: ignore[assignment]
         name = DRUG_NAMES.get(drug, drug)
+        if action not in (words.TAKEN, words.SKIP, words.SNOOZE, words.NOTED, words.GIVEN):
+            return [Reply("I did not understand that button. /reminders lists your reminders.")]
         if occurrence.state == "cancelled":
             return [Reply(f"That reminder for {label} was stopped; nothing recorded.")]
         if action == words.NOTED:
@@ -441,6 +510,8 @@ class Reminders:
         if occurrence.state == "taken" or (occurrence.state == "skipped" and not late_dose):
             return [Reply(f"Already recorded for {label}: dose of {occurrence.on_date} {occurrence.state}.")]
         if action == words.SNOOZE:
+            if reminder.status != "active":
+                return [Reply(f"The reminders for {label} are {reminder.status}; nothing to snooze.")]
             if occurrence.state == "missed":
                 return [Reply(f"That dose is already recorded as missed; see the guidance above for {label}.")]
             again = now + SNOOZE
@@ -456,7 +527,7 @@ class Reminders:
             self._record(session, reminder, occurrence.on_date, "skipped", now)
             following = following_dose(drug, occurrence.on_date, None)
             if following is not None:
-                self._add_dose(session, reminder, following, zone, now)
+                await self._add_dose(session, reminder, following, zone, now)
             guidance = missed_dose_guidance(drug, occurrence.on_date, today)
             return [words.missed_message(occurrence.id, label, occurrence.on_date, guidance, skipped=True)]
         # Taken (from the reminder) or given late (from the missed- or skipped-dose message).
@@ -474,11 +545,14 @@ class Reminders:
                 Dose.status == "given",
             )
         )
-        if already:
-            occurrence.state, occurrence.next_at, occurrence.acted_at = "taken", None, now
-            return [Reply(f"A {name} dose for {label} is already recorded today. Never two doses in one day.")]
         was_missed = occurrence.state in ("missed", "skipped")  # the schedule moved on then
         occurrence.state, occurrence.next_at, occurrence.acted_at = "taken", None, now
+        if already:
+            if not was_missed:  # the schedule goes on from this day
+                following = following_dose(drug, occurrence.on_date, None)
+                if following is not None:
+                    await self._add_dose(session, reminder, following, zone, now)
+            return [Reply(f"A {name} dose for {label} is already recorded today. Never two doses in one day.")]
         if was_missed and today == occurrence.on_date:  # taken late the same day: not missed after all
             await session.execute(
                 delete(Dose).where(
@@ -499,7 +573,7 @@ class Reminders:
                 .where(
                     Occurrence.reminder_id == reminder.id,
                     Occurrence.kind.in_(("dose", "heads_up")),
-                    Occurrence.state == "scheduled",
+                    Occurrence.state.in_(ACTIVE_STATES),
                     Occurrence.on_date > occurrence.on_date,
                 )
                 .values(state="cancelled", next_at=None)
@@ -507,8 +581,13 @@ class Reminders:
         if following is not None and (not was_missed or drug != "hetrombopag"):
             if following <= today:
                 following = today + dt.timedelta(days=1)
-            added = self._add_dose(session, reminder, following, zone, now)
-            lines.append(f"Next dose reminder: {added.on_date:%a %Y-%m-%d} at {reminder.local_time}.")
+            added = await self._add_dose(session, reminder, following, zone, now)
+            if added is None:
+                lines.append(f"The reminders for {label} are stopped: no next one is set.")
+            else:
+                lines.append(f"Next dose reminder: {added.on_date:%a %Y-%m-%d} at {reminder.local_time}.")
+                if reminder.status == "paused":
+                    lines.append("(Reminders are paused: it comes once they are resumed.)")
             if drug == "luspatercept":
                 lines.append("At least 21 days between doses (RULES.md section 6).")
         return [Reply("\n".join(lines))]
@@ -572,7 +651,8 @@ class Reminders:
     async def manage(self, session: AsyncSession, user_id: int, data: str, zone: str) -> Reply:
         """rm:<p|r|x|t>:<id> and rm:a:<id>:<HHMM> (pause, resume, stop, ask the time, set the time)."""
         parts = data.split(":")
-        action, reminder_id = parts[1], int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else -1
+        numbered = len(parts) > 2 and parts[2].isascii() and parts[2].isdigit()
+        action, reminder_id = parts[1], int(parts[2]) if numbered else -1
         found = (
             await session.execute(
                 select(Reminder, Patient.label)
@@ -596,6 +676,8 @@ class Reminders:
             )
             return Reply(f"Reminders for {label} paused. /reminders to resume them.")
         if action == "r":
+            if reminder.status != "paused":
+                return Reply(f"The reminders for {label} are already on.")
             reminder.status = "active"
             for occurrence in await session.scalars(pending):
                 await self._resume(session, occurrence, reminder, zone, now)
@@ -612,14 +694,12 @@ class Reminders:
                 f"New local time for {label}'s reminders ({zone})?",
                 tuple(tuple(choices[i : i + 3]) for i in range(0, len(choices), 3)),
             )
-        if action == "a" and len(parts) == 4 and len(parts[3]) == 4 and parts[3].isdigit():
-            at = dt.time(int(parts[3][:2]), int(parts[3][2:]))
+        hhmm = parts[3] if len(parts) == 4 else ""
+        if action == "a" and len(hhmm) == 4 and hhmm.isascii() and hhmm.isdigit() and hhmm < "2400" and hhmm[2] < "6":
+            at = dt.time(int(hhmm[:2]), int(hhmm[2:]))
             reminder.local_time = at.strftime("%H:%M")
             for occurrence in await session.scalars(pending.where(Occurrence.state == "scheduled")):
-                fresh = self._occurrence(reminder, occurrence.kind, occurrence.on_date, occurrence.dose_on, zone, now)
-                occurrence.due_at, occurrence.deadline_at = fresh.due_at, fresh.deadline_at
-                if reminder.status == "active":
-                    occurrence.next_at = fresh.next_at
+                self._move(occurrence, reminder, zone, now)
             return Reply(f"Reminders for {label} now at {reminder.local_time} ({zone}).")
         return Reply("I did not understand that reminder button. /reminders lists yours.")
 
@@ -638,12 +718,22 @@ class Reminders:
             return
         occurrence.state, occurrence.next_at = "cancelled", None
         if occurrence.kind == "dose":
-            day = following_dose(reminder.drug, occurrence.on_date, None)  # type: ignore[arg-type]
             today = local(now, zone).date()
-            while day is not None and day < today:
-                day = following_dose(reminder.drug, day, None)  # type: ignore[arg-type]
+            day = following_dose(reminder.drug, occurrence.on_date, None)  # type: ignore[arg-type]
+            if day is None and reminder.drug == "luspatercept":
+                day = today  # still owed (section 6: as soon as possible): reminded today
             if day is not None:
-                self._add_dose(session, reminder, day, zone, now, fresh=True)
+                await self._add_dose(session, reminder, max(day, today), zone, now, fresh=True)
+
+
+def _outdated(key: str, occurrence_state: str, kind: str) -> bool:
+    """A queued or retried message its occurrence no longer wants: stopped, or a reminder already
+    answered (a missed-dose message, purpose 'm', is always sent)."""
+    if occurrence_state == "cancelled":
+        return True
+    if key.endswith(":m"):
+        return False
+    return occurrence_state in ("taken", "skipped", "missed") or (kind == "lab" and occurrence_state == "done")
 
 
 def stored_buttons(buttons: Any) -> tuple[tuple[Button, ...], ...]:

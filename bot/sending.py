@@ -18,7 +18,16 @@ from collections.abc import Awaitable, Callable
 
 from aiolimiter import AsyncLimiter
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.warnings import PTBDeprecationWarning
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
@@ -27,17 +36,22 @@ from flows.reminders import MAY_REPEAT
 
 OVERALL_PER_SECOND = 30
 PER_CHAT_PER_SECOND = 1
+LONGEST_WAIT = 30.0  # seconds; a RetryAfter asking more is retried by the scheduler, not slept through
 CHAT_LIMITERS_KEPT = 10_000  # the most recently used chats keep their limiter; memory stays bounded
 _backoff = wait_exponential_jitter(multiplier=0.5, max=30)
+
+
+def _wait_asked(error: RetryAfter) -> float:
+    with warnings.catch_warnings():  # int now, a timedelta in a later major version: both read
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        after = error.retry_after
+    return after.total_seconds() if isinstance(after, dt.timedelta) else float(after)
 
 
 def _wait(state: RetryCallState) -> float:
     error = state.outcome.exception() if state.outcome is not None else None
     if isinstance(error, RetryAfter):
-        with warnings.catch_warnings():  # int now, a timedelta in a later major version: both read
-            warnings.simplefilter("ignore", PTBDeprecationWarning)
-            after = error.retry_after
-        return after.total_seconds() if isinstance(after, dt.timedelta) else float(after)
+        return _wait_asked(error)
     return _backoff(state)
 
 
@@ -99,8 +113,12 @@ class TelegramSender:
                     except TimedOut:
                         timed_out = True
                         raise
+                    except RetryAfter as error:
+                        if _wait_asked(error) > LONGEST_WAIT:  # not inside the scheduler's run: later
+                            raise DeliveryError(f"RetryAfter {_wait_asked(error):.0f} s") from error
+                        raise
                     return message.message_id
-        except (Forbidden, InvalidToken) as error:
+        except (Forbidden, InvalidToken, ChatMigrated) as error:
             raise DeliveryError(type(error).__name__, permanent=True) from error
         except TelegramError as error:
             raise DeliveryError(type(error).__name__) from error

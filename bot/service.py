@@ -145,6 +145,6 @@ class ChatService:
         if button.startswith("rm:"):
             return [await self.reminders.manage(session, user_id, button, zone)]
         parts = button.split(":")
-        if len(parts) != 3 or not parts[2].isdigit():
+        if len(parts) != 3 or not (parts[2].isascii() and parts[2].isdigit()):
             return [Reply("I did not understand that button. /reminders lists your reminders.")]
         return await self.reminders.acknowledge(session, user_id, parts[1], int(parts[2]), zone)

@@ -107,7 +107,7 @@ def with_(request: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 async def save_with_reminders(
-    service: Any, user: int, label: str, request: dict[str, Any], at: str, zone: str
+    service: Any, user: int, label: str, request: dict[str, Any], at: str, zone: str, chat_key: str | None = None
 ) -> dict[str, Any]:
     """What the chat does on Save to patient and Set reminders: save, set the zone, schedule."""
     import datetime as dt
@@ -125,6 +125,6 @@ async def save_with_reminders(
         await storage.save_consultation(session, user_id, SaveConsultation(label, saved, response))
         await service._set_zone(session, user_id, zone)
         effect = ScheduleReminders(label, saved, response, dt.time.fromisoformat(at))
-        await service.reminders.schedule(session, user_id, f"tg:{user}:{user}", effect, zone)
+        await service.reminders.schedule(session, user_id, chat_key or f"tg:{user}:{user}", effect, zone)
     response_dict: dict[str, Any] = response
     return response_dict

@@ -392,3 +392,103 @@ async def test_a_failed_send_is_retried_later_and_a_final_failure_is_not(world: 
     async with world.storage.session() as session:
         states = {row[0]: row[1] for row in await session.execute(select(Delivery.chat_key, Delivery.state))}
     assert states == {"tg:1:1": "sent", "tg:2:2": "failed"}  # the blocked chat is not tried again
+
+
+# --- found in review: stopped, paused, late and repeated answers ----------------------------------
+
+
+async def test_a_late_dose_on_a_replaced_schedule_is_recorded_but_schedules_nothing(world: World):
+    await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
+    sent = await world.run_until(at("2026-11-23T09:00"))
+    missed = sent[-1]
+    assert missed.first_line.startswith("Missed dose")
+    # A new consultation replaces the reminders (the old schedule stops) ...
+    world.traveller.move_to(at("2026-11-23T10:00"))
+    await world.setup(1, "RX-1", romiplostim(as_of="2026-11-23"), "18:00", "UTC")
+    # ... and then the old missed-dose message is answered.
+    answer = await world.press(1, missed, "Given today")
+    assert answer.endswith("The reminders for RX-1 are stopped: no next one is set.")
+    sent = await world.run_until(at("2026-12-01T00:00"))
+    assert {m.at.hour for m in sent} == {18, 21}  # only the new schedule (18:00, re-sent at 21:00)
+
+
+async def test_taken_after_the_next_reminder_went_out_makes_no_duplicate_and_no_false_missed(world: World):
+    await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
+    missed = (await world.run_until(at("2026-11-23T09:00")))[-1]
+    sent = await world.run_until(at("2026-11-29T09:30"))
+    assert "Dose reminder · patient RX-1" in [m.first_line for m in sent]  # the 29th's reminder is out
+    answer = await world.press(1, missed, "Given today")
+    assert answer.splitlines()[-1] == "Next dose reminder: Sun 2026-12-06 at 09:00."
+    later = await world.run_until(at("2026-12-07T12:00"))
+    doses = [m for m in later if m.first_line == "Dose reminder · patient RX-1"]
+    assert [m.at for m in doses] == [at("2026-12-06T09:00")]
+    assert not any(m.first_line.startswith("Missed dose") and "2026-11-29" in m.first_line for m in later)
+    assert (dt.date(2026, 11, 29), "missed") not in await world.doses()
+
+
+async def test_a_second_dose_the_same_day_is_refused_and_the_schedule_goes_on(world: World):
+    await world.setup(1, "HT-1", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
+    [first] = await world.run_until(at("2026-11-22T08:00"))
+    await world.press(1, first, "Taken")
+    async with world.storage.session() as session, session.begin():  # a stray occurrence the same day
+        session.add(
+            Occurrence(
+                reminder_id=1,
+                kind="dose",
+                on_date=dt.date(2026, 11, 22),
+                due_at=dt.datetime(2026, 11, 22, 8, 1),
+                state="sent",
+                sends=1,
+                next_at=None,
+            )
+        )
+    stray = Sent(dt.datetime.now(UTC), "tg:1:1", "", [[["Taken", "oc:t:3"]]])
+    assert (await world.press(1, stray, "Taken")).endswith("Never two doses in one day.")
+    assert [kind for kind, _, _ in await world.scheduled()].count("dose") == 1  # tomorrow's, once
+
+
+async def test_resuming_after_the_days_deadline_misses_nothing_and_a_stale_resume_is_harmless(world: World):
+    await world.setup(1, "HT-1", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
+    listing = (await world.service.handle("tg:1", "tg:1:1", text="/reminders"))[0]
+    pause = next(b.data for row in listing.buttons for b in row if b.label == "Pause HT-1")
+    await world.service.handle("tg:1", "tg:1:1", button=pause)
+    world.traveller.move_to(at("2026-11-24T22:00"))  # resumed after that day's 21:00 deadline
+    resume = pause.replace("rm:p:", "rm:r:")
+    await world.service.handle("tg:1", "tg:1:1", button=resume)
+    assert (await world.service.handle("tg:1", "tg:1:1", button=resume))[0].text == (
+        "The reminders for HT-1 are already on."
+    )
+    sent = await world.run_until(at("2026-11-25T08:00"))
+    assert [(m.at, m.first_line) for m in sent] == [(at("2026-11-25T08:00"), "Dose reminder · patient HT-1")]
+    assert all(status != "missed" for _, status in await world.doses())
+
+
+async def test_a_new_time_zone_never_turns_an_unsent_dose_into_a_missed_one(world: World):
+    world.traveller.move_to(at("2026-11-22T15:00"))  # 10:00 in New York
+    await world.setup(1, "HT-1", hetrombopag_daily("2026-11-22"), "20:00", "America/New_York")
+    await world.service.handle("tg:1", "tg:1:1", text="/settings timezone Asia/Tokyo")  # 00:00 there
+    sent = await world.run_until(at("2026-11-22T16:00"))
+    assert not any(m.first_line.startswith("Missed dose") for m in sent)
+
+
+async def test_the_terminal_delivers_only_its_own_chat(world: World):
+    await save_with_reminders(world.service, 1, "A-1", hetrombopag_daily("2026-11-22"), "08:00", "UTC", "local:ann")
+    await save_with_reminders(world.service, 2, "A-2", hetrombopag_daily("2026-11-22"), "08:00", "UTC", "local:anna")
+    world.service.reminders.chats = "local:ann"
+    sent = await world.run_until(at("2026-11-22T08:00"))
+    assert [m.chat_key for m in sent] == ["local:ann"]
+
+
+async def test_a_message_queued_before_stop_is_dropped_not_sent(world: World):
+    from bot.storage.tables import Delivery
+
+    await world.setup(1, "HT-1", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
+    world.traveller.move_to(at("2026-11-22T08:00"))
+    assert await world.service.reminders._claim_due() == ["1:r"]  # queued, then the process stops
+    listing = (await world.service.handle("tg:1", "tg:1:1", text="/reminders"))[0]
+    stop = next(b.data for row in listing.buttons for b in row if b.label == "Stop HT-1")
+    await world.service.handle("tg:1", "tg:1:1", button=stop)
+    assert await world.service.reminders.run_due() == 0
+    assert world.outbox.take() == []
+    async with world.storage.session() as session:
+        assert await session.scalar(select(Delivery.state)) == "dropped"

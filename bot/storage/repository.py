@@ -64,6 +64,9 @@ def _migrate(connection: Connection) -> None:
 async def open_storage(url: str) -> Storage:
     """Connect, bring the schema to the newest migration, and return the storage.
 
+    Statement parameters are never shown in errors (they can hold what users typed), so a logged
+    database fault carries no patient data.
+
     A plain `sqlite:///path` runs SQLite in the event loop (bot.storage.inloop); any other URL,
     `sqlite+aiosqlite:///path` included, is used as given.
     """
@@ -72,13 +75,13 @@ async def open_storage(url: str) -> Storage:
     if path and path != ":memory:":
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("sqlite:"):
-        engine = create_inloop_engine(path or ":memory:", pool_reset_on_return=None)
+        engine = create_inloop_engine(path or ":memory:", pool_reset_on_return=None, hide_parameters=True)
     elif sqlite:
         # Every session here ends its transaction itself (commit or rollback), so returning a
         # SQLite connection to the pool needs no extra ROLLBACK (with aiosqlite, a thread hop).
-        engine = create_async_engine(url, pool_reset_on_return=None)
+        engine = create_async_engine(url, pool_reset_on_return=None, hide_parameters=True)
     else:
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, hide_parameters=True)
     if sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     async with engine.begin() as connection:

@@ -169,7 +169,8 @@ class Delivery(Base):
     chat_key: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     buttons: Mapped[list[list[list[str]]]] = mapped_column(JSON)  # rows of [label, data]
-    state: Mapped[str] = mapped_column(String(8), default="queued")  # queued | sending | sent | retry | failed
+    # queued | sending | sent | retry | failed | dropped (no longer wanted)
+    state: Mapped[str] = mapped_column(String(8), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_try_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
