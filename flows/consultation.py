@@ -420,6 +420,9 @@ def _fault(exc: RequestError | ValidationError) -> tuple[str | None, str]:
 
 def handle(chat: ChatState, message: UserInput, env: Env) -> tuple[ChatState, Outcome]:
     """One update: the chat's state after it, the replies to send and the effects to persist."""
-    conversation = Conversation(chat.model_copy(deep=True), env)
+    # The flow changes its copy in place. A deep copy through JSON (in pydantic's Rust core; the
+    # round trip every saved state makes between updates anyway) costs a fraction of copy.deepcopy,
+    # which took 40% of the flow's time.
+    conversation = Conversation(ChatState.model_validate_json(chat.model_dump_json()), env)
     conversation.receive(message)
     return conversation.chat, conversation.outcome
