@@ -64,7 +64,7 @@ class Sender(Protocol):
         ...
 
 
-_DELIVERIES = cast(Table, Delivery.__table__)
+_DELIVERIES, _OCCURRENCES, _REMINDERS = (cast(Table, model.__table__) for model in (Delivery, Occurrence, Reminder))
 _SET_STATE = update(_DELIVERIES).where(_DELIVERIES.c.key == bindparam("the_key")).values(state=bindparam("state"))
 _SENT = (
     update(_DELIVERIES)
@@ -227,13 +227,17 @@ class Reminders:
         return occurrence
 
     async def _stop_patient(self, session: AsyncSession, patient_id: int) -> None:
-        ids = select(Reminder.id).where(Reminder.patient_id == patient_id)
+        """Core statements (no ORM session synchronisation, which cost a read each): callers stop a
+        patient's reminders last, with none of these rows loaded, or return at once after it; changes
+        already made to loaded rows are written first, so these statements have the last word."""
+        await session.flush()
+        ids = select(_REMINDERS.c.id).where(_REMINDERS.c.patient_id == patient_id)
         await session.execute(
-            update(Occurrence)
-            .where(Occurrence.reminder_id.in_(ids), Occurrence.state.in_(ACTIVE_STATES))
+            update(_OCCURRENCES)
+            .where(_OCCURRENCES.c.reminder_id.in_(ids), _OCCURRENCES.c.state.in_(ACTIVE_STATES))
             .values(state="cancelled", next_at=None)
         )
-        await session.execute(update(Reminder).where(Reminder.patient_id == patient_id).values(status="stopped"))
+        await session.execute(update(_REMINDERS).where(_REMINDERS.c.patient_id == patient_id).values(status="stopped"))
 
     async def rezone(self, session: AsyncSession, user_id: int, zone: str) -> None:
         """A new time zone: reminders not yet sent move to the same local time in it."""
