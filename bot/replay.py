@@ -93,8 +93,14 @@ class Harness:
         self.request = request_factory()
         self.application: Any = None
 
+    async def open_storage(self) -> Storage:
+        return await open_storage(self.db_url)
+
+    async def close_storage(self, storage: Storage) -> None:
+        await storage.close()
+
     async def start(self) -> None:
-        self.storage = await open_storage(self.db_url)
+        self.storage = await self.open_storage()
         self.service = ChatService(self.storage, self.time_zone, clock=lambda: self.now)
         self.request = self.request_factory()
         self.application = build_application(TOKEN, self.service, self.allowed, request=self.request, polling=False)
@@ -112,7 +118,7 @@ class Harness:
         if self.application is not None:
             await self.application.shutdown()
         if self.storage is not None:
-            await self.storage.close()
+            await self.close_storage(self.storage)
 
     async def restart(self) -> None:
         await self.stop()
