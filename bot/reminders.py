@@ -64,7 +64,9 @@ class Sender(Protocol):
         ...
 
 
-_DELIVERIES, _OCCURRENCES, _REMINDERS = (cast(Table, model.__table__) for model in (Delivery, Occurrence, Reminder))
+_DELIVERIES, _OCCURRENCES, _REMINDERS, _PATIENTS = (
+    cast(Table, model.__table__) for model in (Delivery, Occurrence, Reminder, Patient)
+)
 _SET_STATE = update(_DELIVERIES).where(_DELIVERIES.c.key == bindparam("the_key")).values(state=bindparam("state"))
 _SENT = (
     update(_DELIVERIES)
@@ -126,18 +128,18 @@ class Reminders:
         self, session: AsyncSession, user_id: int, chat_key: str, effect: ScheduleReminders, zone: str
     ) -> None:
         """The patient's reminders from a saved recommendation; earlier ones of the patient stop."""
-        patient = await session.scalar(
-            select(Patient).where(Patient.user_id == user_id, Patient.label == effect.patient_label)
+        patient_id = await session.scalar(
+            select(_PATIENTS.c.id).where(_PATIENTS.c.user_id == user_id, _PATIENTS.c.label == effect.patient_label)
         )
-        assert patient is not None, "reminders are offered only after the consultation is saved"
-        await self._stop_patient(session, patient.id)
+        assert patient_id is not None, "reminders are offered only after the consultation is saved"
+        await self._stop_patient(session, patient_id)
         response = DoseResponse.model_validate(effect.response)
         drug: Drug = effect.request["drug"]
         now = self.now()
         at = effect.local_time
         reminder = Reminder(
             user_id=user_id,
-            patient_id=patient.id,
+            patient_id=patient_id,
             chat_key=chat_key,
             drug=drug,
             dose_amount=format(Decimal(str(response.dose.amount)).normalize(), "f") if response.dose else None,

@@ -55,16 +55,16 @@ class ChatService:
             name = command[0].split("@")[0].lower() if command and command[0].startswith("/") else None
             argument = command[1].strip() if len(command) > 1 else ""
             reminder_button = button is not None and button.startswith(("oc:", "rm:"))
-            if name in ("/patients", "/history", "/settings", "/reminders") or button == "patients" or reminder_button:
-                user_id = await storage.user_id(session, user_ref)
-                if name == "/history":
-                    return [await self._history(session, user_id, argument)]
-                if name == "/settings":
-                    return [await self._settings(session, user_id, argument)]
-                if name == "/reminders" or reminder_button:
-                    return await self._reminders(session, user_id, button)
-                return [render.patients(await storage.patient_labels(session, user_id))]
+            # The user (created on first contact) with their time zone, and this chat's state: one query.
             row = await storage.open_chat(session, user_ref, chat_ref)
+            if name in ("/patients", "/history", "/settings", "/reminders") or button == "patients" or reminder_button:
+                if name == "/history":
+                    return [await self._history(session, row.user_id, argument)]
+                if name == "/settings":
+                    return [await self._settings(session, row.user_id, row.time_zone, argument)]
+                if name == "/reminders" or reminder_button:
+                    return await self._reminders(session, row.user_id, row.time_zone, button)
+                return [render.patients(await storage.patient_labels(session, row.user_id))]
             chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
             today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
             # The record is read while a patient is being chosen; the consultation keeps a copy.
@@ -113,9 +113,7 @@ class ChatService:
             return Reply(f"You have no patient labelled '{label}'. /patients lists your labels.")
         return render.history(*events)
 
-    async def _settings(self, session: AsyncSession, user_id: int, argument: str) -> Reply:
-        user = await session.get(User, user_id)
-        assert user is not None
+    async def _settings(self, session: AsyncSession, user_id: int, time_zone: str | None, argument: str) -> Reply:
         parts = argument.split()
         if len(parts) == 2 and parts[0].lower() in ("timezone", "tz"):
             zone = known_zone(parts[1])
@@ -123,7 +121,7 @@ class ChatService:
                 return Reply(f"'{parts[1]}' is not a time zone I know. Use an Area/City name, e.g. Europe/London.")
             await self._set_zone(session, user_id, zone)
             return Reply(f"Time zone set to {zone}. Dates ('today') and reminders now follow it.")
-        zone = user.time_zone or f"{self.default_time_zone} (the default)"
+        zone = time_zone or f"{self.default_time_zone} (the default)"
         return Reply(
             f"Settings:\n• Time zone: {zone}\nChange it with /settings timezone Area/City, "
             "e.g. /settings timezone Europe/Berlin."
@@ -135,11 +133,11 @@ class ChatService:
         user.time_zone = zone
         await self.reminders.rezone(session, user_id, zone)
 
-    async def _reminders(self, session: AsyncSession, user_id: int, button: str | None) -> list[Reply]:
+    async def _reminders(
+        self, session: AsyncSession, user_id: int, time_zone: str | None, button: str | None
+    ) -> list[Reply]:
         """/reminders, its buttons (rm:...), and the answers to a reminder (oc:<action>:<occurrence>)."""
-        user = await session.get(User, user_id)
-        assert user is not None
-        zone = user.time_zone or self.default_time_zone
+        zone = time_zone or self.default_time_zone
         if button is None:
             return [await self.reminders.listing(session, user_id, zone)]
         if button.startswith("rm:"):
