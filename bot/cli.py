@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Chat in the terminal: buttons are numbered; type the number or the label. "
         "Reads standard input, so it can be scripted. End with Ctrl-D or /quit.",
     )
-    chat.add_argument("--db", metavar="URL", help="database URL (default: HEMADOSE_DB_URL or the data directory)")
+    chat.add_argument(
+        "--db", metavar="URL", help="database URL or SQLite file (default: HEMADOSE_DB_URL or the data directory)"
+    )
     chat.add_argument("--user", default="local", help="who is chatting (a name for this terminal; default local)")
     chat.add_argument("--record", metavar="FILE", type=Path, help="write the session as a replayable dialogue")
     chat.add_argument("--today", metavar="YYYY-MM-DD", type=dt.date.fromisoformat, help="fix the date (for tests)")
@@ -87,13 +89,17 @@ def run_recommend(path: str | None, batch: bool, pretty: bool = False) -> int:
 
 async def _chat(args: argparse.Namespace) -> int:
     from bot.service import ChatService, system_clock
-    from bot.settings import Settings
+    from bot.settings import Settings, as_database_url
     from bot.storage import open_storage
     from bot.terminal import chat
 
     settings = Settings()
-    url = args.db or settings.database_url
-    storage = await open_storage(url)
+    url = as_database_url(args.db) if args.db else settings.database_url
+    try:
+        storage = await open_storage(url)
+    except Exception as exc:  # a URL that does not parse, a missing driver, a file that cannot be written
+        print(f"hemadose chat: cannot open the database: {_reason(exc)}", file=sys.stderr)
+        return EXIT_UNREADABLE
     clock = system_clock
     if args.today is not None:
         fixed = dt.datetime.combine(args.today, dt.time(12), tzinfo=dt.UTC)
@@ -127,6 +133,10 @@ def run_bot() -> int:
         )
         return EXIT_INVALID
     assert not isinstance(policy, str)
+    problem = _database_problem(settings.database_url)
+    if problem is not None:
+        print(f"hemadose run: HEMADOSE_DB_URL: {problem}", file=sys.stderr)
+        return EXIT_INVALID
     if policy is None:
         logging.warning("HEMADOSE_ALLOWED_USERS=*: serving every Telegram user")
 
@@ -145,6 +155,24 @@ def run_bot() -> int:
     app.post_shutdown = close_service
     app.run_polling()
     return EXIT_OK
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, in one line (database errors hide their parameters; URLs are not repeated)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _database_problem(url: str) -> str | None:
+    """Why the bot could not use this database URL (checked before going online), or None."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url).get_dialect()
+    except (ArgumentError, ValueError) as exc:
+        return f"not a database URL I can use ({_reason(exc)}); e.g. sqlite:///path/hemadose.db"
+    return None
 
 
 async def _replay(files: list[Path]) -> int:

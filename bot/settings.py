@@ -14,6 +14,13 @@ def default_data_dir() -> Path:
     return Path(base) / "hemadose"
 
 
+def as_database_url(value: str) -> str:
+    """A database URL as given, or a plain file path (no "://") read as the SQLite file it names."""
+    if "://" in value:
+        return value
+    return f"sqlite:///{Path(value).expanduser().resolve()}"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
 
@@ -34,7 +41,7 @@ class Settings(BaseSettings):
 
     @property
     def database_url(self) -> str:
-        return self.db_url or f"sqlite:///{self.data_dir / 'hemadose.db'}"
+        return as_database_url(self.db_url) if self.db_url else f"sqlite:///{self.data_dir / 'hemadose.db'}"
 
     def access_policy(self) -> frozenset[int] | str | None:
         """The allowed ids; None for everyone ('*'); the string 'unset' when there is no policy."""

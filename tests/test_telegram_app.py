@@ -75,6 +75,15 @@ def test_run_refuses_to_start_without_an_access_policy():
     assert "SECRET-VALUE" not in done.stderr + done.stdout
 
 
+def test_run_refuses_a_database_url_it_cannot_use_before_going_online():
+    done = hemadose_run(
+        {"TELEGRAM_BOT_TOKEN": "123456:SECRET-VALUE", "HEMADOSE_ALLOWED_USERS": "1", "HEMADOSE_DB_URL": "nosuch://db"}
+    )
+    assert done.returncode == 2
+    assert "HEMADOSE_DB_URL: not a database URL I can use" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 async def test_the_bot_delivers_reminders_through_its_job_queue(tmp_path: Path):
     from bot.sending import TelegramSender
     from bot.service import ChatService

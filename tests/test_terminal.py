@@ -32,6 +32,18 @@ def test_piped_romiplostim_consultation_end_to_end(tmp_path: Path):
     assert "• RX-12 (Romiplostim)" in again.stdout  # the same storage, across processes
 
 
+def test_db_takes_a_plain_file_path_and_a_bad_url_gets_a_clear_error(tmp_path: Path):
+    command = [str(HEMADOSE), "chat", "--today", "2026-11-22", "--db"]
+    done = subprocess.run([*command, str(tmp_path / "plain.db")], input="/start\n", capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Welcome to HemaDose" in done.stdout
+    assert (tmp_path / "plain.db").exists()
+    bad = subprocess.run([*command, "nosuch://db"], input="/start\n", capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("hemadose chat: cannot open the database: NoSuchModuleError")
+    assert "Traceback" not in bad.stderr
+
+
 def test_a_typed_number_is_an_answer_not_a_button(tmp_path: Path):
     done = chat(tmp_path, "/new\n1\n1\nRX-12\n3\n")  # 3 at the weight question: 3 kg, not the third button
     assert "A weight of 3 kg is unusual. Is that right?" not in done.stdout  # 3 kg is not unusual (< 3 is)
