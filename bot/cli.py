@@ -158,7 +158,7 @@ def run_bot() -> int:
 
 
 def _reason(exc: Exception) -> str:
-    """What went wrong, in one line (database errors hide their parameters; URLs are not repeated)."""
+    """What went wrong, in one line for the operator (database errors hide their statement parameters)."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
