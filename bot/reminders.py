@@ -322,29 +322,36 @@ class Reminders:
                     .limit(self.batch)
                 )
             ).all()
-            keys = []
+            messages: list[tuple[str, Occurrence, Reminder, Reply]] = []
             for occurrence, reminder, zone, label in rows:
                 zone = zone or self.default_time_zone
                 message = await self._advance(session, occurrence, reminder, zone, label, now)
                 if message is not None:
                     purpose, reply = message
-                    key = f"{occurrence.id}:{purpose}"
-                    if await session.get(Delivery, key) is not None:  # never sent twice, never blocking
-                        log.error("delivery %s already exists; not sent again", key)
-                        continue
-                    session.add(
-                        Delivery(
-                            key=key,
-                            occurrence_id=occurrence.id,
-                            chat_key=reminder.chat_key,
-                            text=reply.text,
-                            buttons=_stored(reply),
-                            state="queued",
-                            attempts=0,
-                            created_at=now,
-                        )
+                    messages.append((f"{occurrence.id}:{purpose}", occurrence, reminder, reply))
+            # Never sent twice, never blocking: a key already written is logged and left out (one read).
+            written: set[str] = set()
+            if messages:
+                wanted = [key for key, *_ in messages]
+                written = set(await session.scalars(select(Delivery.key).where(Delivery.key.in_(wanted))))
+            keys = []
+            for key, occurrence, reminder, reply in messages:
+                if key in written:
+                    log.error("delivery %s already exists; not sent again", key)
+                    continue
+                session.add(
+                    Delivery(
+                        key=key,
+                        occurrence_id=occurrence.id,
+                        chat_key=reminder.chat_key,
+                        text=reply.text,
+                        buttons=_stored(reply),
+                        state="queued",
+                        attempts=0,
+                        created_at=now,
                     )
-                    keys.append(key)
+                )
+                keys.append(key)
             return keys
 
     async def _advance(
@@ -623,6 +630,7 @@ class Reminders:
             )
         ).all()
         lines, buttons = [f"Your reminders ({zone}):"], []
+        today = local(self.now(), zone).date()
         for reminder, label in rows:
             upcoming = await session.scalar(
                 select(Occurrence)
@@ -630,7 +638,7 @@ class Reminders:
                     Occurrence.reminder_id == reminder.id,
                     Occurrence.state.in_(ACTIVE_STATES),
                     # Today on, or still open from yesterday (an injection is confirmable the day after).
-                    or_(Occurrence.on_date >= local(self.now(), zone).date(), Occurrence.next_at.is_not(None)),
+                    or_(Occurrence.on_date >= today, Occurrence.next_at.is_not(None)),
                 )
                 .order_by(Occurrence.on_date)
                 .limit(1)

@@ -114,8 +114,9 @@ class TelegramSender:
                         timed_out = True
                         raise
                     except RetryAfter as error:
-                        if _wait_asked(error) > LONGEST_WAIT:  # not inside the scheduler's run: later
-                            raise DeliveryError(f"RetryAfter {_wait_asked(error):.0f} s") from error
+                        asked = _wait_asked(error)
+                        if asked > LONGEST_WAIT:  # not inside the scheduler's run: later
+                            raise DeliveryError(f"RetryAfter {asked:.0f} s") from error
                         raise
                     return message.message_id
         except (Forbidden, InvalidToken, ChatMigrated) as error:

@@ -288,10 +288,14 @@ class Conversation:
     def with_navigation(self, reply: Reply, prefix: str = "") -> Reply:
         return Reply(prefix + reply.text, (*reply.buttons, NAVIGATION))
 
+    @property
+    def zone_for_reminders(self) -> str:
+        return self.chat.reminder_zone or self.env.time_zone or "UTC"
+
     def planned(self, at: dt.time = dt.time(0)) -> list[PlannedReminder]:
         assert self.chat.response is not None
         response = DoseResponse.model_validate(self.chat.response)
-        zone = self.chat.reminder_zone or self.env.time_zone or "UTC"
+        zone = self.zone_for_reminders
         now = (
             self.env.now.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
             if self.env.now is not None
@@ -340,9 +344,8 @@ class Conversation:
         label = self.answers.patient_label
         assert label is not None
         self.outcome.effects.append(ScheduleReminders(label, self.chat.request, self.chat.response, at))
-        zone = self.chat.reminder_zone or self.env.time_zone or "UTC"
         lab = reminder_words.lab_words(self.chat.response)
-        summary = reminder_words.plan_summary(label, self.planned(at), at, zone, lab)
+        summary = reminder_words.plan_summary(label, self.planned(at), at, self.zone_for_reminders, lab)
         self.say(summary, (render.result_buttons(True),))
         self.fire("leave_reminders")
 

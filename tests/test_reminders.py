@@ -469,6 +469,40 @@ async def test_a_new_time_zone_never_turns_an_unsent_dose_into_a_missed_one(worl
     await world.service.handle("tg:1", "tg:1:1", text="/settings timezone Asia/Tokyo")  # 00:00 there
     sent = await world.run_until(at("2026-11-22T16:00"))
     assert not any(m.first_line.startswith("Missed dose") for m in sent)
+    # Its day already over in Tokyo, the 22nd's dose keeps its New York time (20:00 = 01:00 UTC) and
+    # deadline; the days after follow Tokyo (20:00 = 11:00 UTC).
+    sent = await world.run_until(at("2026-11-23T11:00"))
+    assert [(m.at, m.first_line) for m in sent] == [
+        (at("2026-11-23T01:00"), "Dose reminder · patient HT-1"),
+        (at("2026-11-23T03:00"), "Missed dose · patient HT-1 · Hetrombopag · Sun 2026-11-22"),
+        (at("2026-11-23T11:00"), "Dose reminder · patient HT-1"),
+    ]
+
+
+async def test_a_delivery_key_already_written_is_not_sent_again_and_does_not_block_the_run(
+    world: World, caplog: pytest.LogCaptureFixture
+):
+    from bot.storage.tables import Delivery
+
+    await world.setup(1, "HT-1", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
+    await world.setup(2, "HT-2", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
+    async with world.storage.session() as session, session.begin():  # as if occurrence 1 was sent before
+        session.add(
+            Delivery(
+                key="1:r",
+                occurrence_id=1,
+                chat_key="tg:1:1",
+                text="earlier",
+                buttons=[],
+                state="sent",
+                attempts=1,
+                created_at=dt.datetime(2026, 11, 22, 8, 0),
+            )
+        )
+    world.traveller.move_to(at("2026-11-22T08:00"))
+    assert await world.service.reminders.run_due() == 1
+    assert [(m.chat_key, m.first_line) for m in world.outbox.take()] == [("tg:2:2", "Dose reminder · patient HT-2")]
+    assert "delivery 1:r already exists; not sent again" in caplog.text
 
 
 async def test_the_terminal_delivers_only_its_own_chat(world: World):
