@@ -28,7 +28,7 @@ FOUR_WEEKS = days(28)
 FRESH_DAYS = 7
 _FRESH = days(FRESH_DAYS)
 
-CONVENTIONS_SOURCE = "HemaDose ruleset v1, section 0 (conventions)"
+CONVENTIONS_SOURCE = "HemaDose ruleset v1.1, section 0 (conventions)"
 PLATELETS_BOUNDS = (PLAUSIBILITY["platelets"].low, PLAUSIBILITY["platelets"].high)
 HEMOGLOBIN_BOUNDS = (PLAUSIBILITY["hemoglobin"].low, PLAUSIBILITY["hemoglobin"].high)
 
@@ -157,6 +157,28 @@ class Context:
         if dose.doses_at_level is not None:
             return dose.doses_at_level
         return (dose.last_given - dose.since).days // self.profile.interval_days + 1
+
+
+STABLE_DAYS = 28
+STABLE_MIN_COUNTS = 3
+
+
+def is_stable(ctx: Context, low: Decimal, high: Decimal) -> bool:
+    """Monthly monitoring's "stable" (RULES.md 1 and 2, v1.1): at least 28 days at the level, at
+    least 3 counts dated from `since` to `as_of`, and every one of them between `low` and `high`.
+
+    The caller checks that the action is `continue`. Reading chosen (ambiguous in RULES.md 1/2
+    "at least 3 platelet counts"; the safer one, since fewer counts keep monitoring weekly): the
+    counts are counted by distinct date, so two results on one date are one count; "every one of
+    them" is checked on all results, a superseded one on the same date included (RULES.md 8).
+    """
+    dose = ctx.request.current_dose
+    if dose is None or ctx.days_at_level < STABLE_DAYS:
+        return False
+    counts = [r for r in ctx.platelets if dose.since <= r.date <= ctx.as_of]
+    if len({r.date for r in counts}) < STABLE_MIN_COUNTS:
+        return False  # one or two counts do not show stability
+    return all(low <= r.value <= high for r in counts)
 
 
 @dataclass(slots=True)

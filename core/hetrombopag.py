@@ -1,7 +1,7 @@
 """Hetrombopag: daily oral tablet in ITP and chemotherapy-induced thrombocytopenia (RULES.md section 2).
 
 Only the ITP start and maximum are from the NMPA label; everything else is protocol-derived
-(seed 004) and says so with the `protocol_derived` info.
+(the hetrombopag dose-modification guide, a seed document) and says so with the `protocol_derived` info.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from core.framework import (
     days,
     deciding_or_refer,
     describe_count,
+    is_stable,
     not_a_level,
     refer,
 )
@@ -78,11 +79,10 @@ RESUME_BELOW = _D(150)
 RESUME_STEP = _D("2.5")
 CIT_TARGET = _D(100)
 MIN_DAYS_TO_JUDGE = 14
-STABLE_DAYS = 28
 TWICE_WEEKLY = days(3)
 
 _LABEL = "NMPA label (Hengqu)"
-_SEED = "seed 004_10abc0fc37725b39.txt (protocol-derived)"
+_SEED = "hetrombopag dose-modification guide, protocol-derived"
 
 
 def source(rule: str, region: str) -> str:
@@ -185,15 +185,11 @@ def decide(ctx: Context) -> Decision:
 
 
 def monitoring(ctx: Context, decision: Decision, next_dose: dt.date | None) -> dt.date | None:
-    """Weekly; twice weekly on hold; monthly once stable."""
+    """Weekly; twice weekly on hold; monthly once stable (continue, 28 days, 3 or more counts in range)."""
     if decision.action == "hold":
         return ctx.as_of + TWICE_WEEKLY
-    dose = ctx.request.current_dose
-    if decision.action == "continue" and dose is not None and ctx.days_at_level >= STABLE_DAYS:
-        low = LADDERS[ctx.request.indication].low
-        counts = [r for r in ctx.platelets if dose.since <= r.date <= ctx.as_of]
-        if all(low <= r.value <= REDUCE_ABOVE for r in counts):
-            return ctx.as_of + FOUR_WEEKS
+    if decision.action == "continue" and is_stable(ctx, LADDERS[ctx.request.indication].low, REDUCE_ABOVE):
+        return ctx.as_of + FOUR_WEEKS
     return ctx.as_of + ONE_WEEK
 
 

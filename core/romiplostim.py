@@ -20,6 +20,7 @@ from core.framework import (
     days,
     deciding_or_refer,
     describe_count,
+    is_stable,
     latest,
     refer,
 )
@@ -50,7 +51,6 @@ LOW = Decimal(50)  # increase below; the lower bound of "stable"
 MIN_AGE_YEARS = Decimal(1)
 PEDIATRIC_BELOW_YEARS = Decimal(18)
 PEDIATRIC_WEIGHT_MAX_AGE_DAYS = 84  # weight reassessed every 12 weeks in children
-STABLE_DAYS = 28
 NO_RESPONSE_DOSES = 4
 # "2 consecutive weeks": Q is the latest count dated 4 to 10 days before the deciding count.
 _FOUR_DAYS = days(4)
@@ -113,8 +113,8 @@ def decide(ctx: Context) -> Decision:
             return refer(
                 "romiplostim.start",
                 f"Not started: {seen}, above {fmt(limits.hold_above)}.",
-                # RULES.md 1 `romiplostim.start`: `platelets_not_low` is read as a warning of the start
-                # only; the refer carries `platelets_high` (ambiguous; reported for the rules' revision).
+                # RULES.md 1 `romiplostim.start`: `platelets_not_low` is a warning of the start only;
+                # the refer carries `platelets_high` only (confirmed in v1.1, section 8).
                 "platelets_high",
             )
         warnings = ("platelets_not_low",) if count.value >= LOW else ()
@@ -193,13 +193,9 @@ def _week_before(ctx: Context, count: Result) -> Result | None:
 
 
 def monitoring(ctx: Context, decision: Decision, next_dose: dt.date | None) -> dt.date | None:
-    """Weekly; monthly once stable (continue, 28 days at the level, every count in range)."""
-    dose = ctx.request.current_dose
-    if decision.action == "continue" and dose is not None and ctx.days_at_level >= STABLE_DAYS:
-        ceiling = THRESHOLDS[ctx.region].reduce_above
-        counts = [r for r in ctx.platelets if dose.since <= r.date <= ctx.as_of]
-        if all(LOW <= r.value <= ceiling for r in counts):
-            return ctx.as_of + FOUR_WEEKS
+    """Weekly; monthly once stable (continue, 28 days at the level, 3 or more counts, all in range)."""
+    if decision.action == "continue" and is_stable(ctx, LOW, THRESHOLDS[ctx.region].reduce_above):
+        return ctx.as_of + FOUR_WEEKS
     return ctx.as_of + ONE_WEEK
 
 

@@ -1,4 +1,4 @@
-"""Boundary tests: both sides of every threshold, date window and count in RULES.md v1.
+"""Boundary tests: both sides of every threshold, date window and count in RULES.md v1.1.
 
 Every expected value below is worked out from RULES.md (not from running the core); the comment
 or parameter next to it names the rule. Dates are written relative to AS_OF (2026-11-22): d(-1)
@@ -416,18 +416,35 @@ def test_romiplostim_dilution_below_23_mcg(weight, total, volume, diluted):
         assert rules(r) == ["romiplostim.continue"]
 
 
+def three(a: float, b: float, c: float, dates: tuple[int, int, int] = (-15, -8, -1)) -> list[dict[str, Any]]:
+    """Three counts, by default two weeks, one week and a day before AS_OF (the last decides)."""
+    return [platelets(value, d(day)) for value, day in zip((a, b, c), dates, strict=True)]
+
+
 @pytest.mark.parametrize(
     ("region", "since", "labs", "next_check"),
     [
-        ("us", -28, [platelets(100, d(-1))], d(28)),  # 28 days at level, in range: monthly
-        ("us", -27, [platelets(100, d(-1))], d(7)),  # 27 days: weekly
-        ("us", -28, [platelets(50, d(-8)), platelets(200, d(-1))], d(28)),  # 50 and 200 are "between"
-        ("us", -28, [platelets(49, d(-8)), platelets(100, d(-1))], d(7)),
-        ("us", -28, [platelets(201, d(-8)), platelets(100, d(-1))], d(7)),
-        ("us", -28, [platelets(49, d(-28)), platelets(100, d(-1))], d(7)),  # dated on `since`: counts
-        ("us", -28, [platelets(30, d(-29)), platelets(100, d(-1))], d(28)),  # before `since`: does not
-        ("eu", -28, [platelets(150, d(-1))], d(28)),
-        ("eu", -28, [platelets(151, d(-1))], d(7)),  # above the EU reduce threshold
+        # RULES.md 1, "Stable" (v1.1): continue, >= 28 days at the level, >= 3 counts from `since`
+        # to `as_of`, every one between 50 and the reduce threshold.
+        ("us", -28, three(100, 100, 100), d(28)),  # 28 days, 3 counts in range: monthly
+        ("us", -27, three(100, 100, 100), d(7)),  # 27 days: weekly
+        ("us", -28, [platelets(100, d(-1))], d(7)),  # 1 count does not show stability
+        ("us", -28, [platelets(100, d(-8)), platelets(100, d(-1))], d(7)),  # 2 counts: weekly
+        ("us", -28, three(50, 200, 100), d(28)),  # 50 and 200 are "between"
+        ("us", -28, three(49, 100, 100), d(7)),  # one below 50: weekly
+        ("us", -28, three(100, 201, 100), d(7)),  # one above 200: weekly
+        ("us", -28, three(49, 100, 100, (-28, -8, -1)), d(7)),  # dated on `since`: counts
+        ("us", -28, three(100, 100, 100, (-28, -8, -1)), d(28)),  # ... and counts towards the 3
+        ("us", -28, three(100, 100, 100, (-14, -7, 0)), d(28)),  # dated on `as_of`: counts
+        ("us", -28, [platelets(30, d(-29)), *three(100, 100, 100)], d(28)),  # before `since`: does not
+        ("us", -28, three(100, 100, 100, (-29, -8, -1)), d(7)),  # ... so only 2 counts: weekly
+        # Two results on one date are one count (the safer reading: fewer counts, weekly) ...
+        ("us", -28, three(100, 100, 100, (-8, -1, -1)), d(7)),
+        # ... and a superseded result on a date still has to be in range (RULES.md 8).
+        ("us", -28, [*three(100, 100, 300), platelets(100, d(-1))], d(7)),
+        ("eu", -28, three(150, 150, 150), d(28)),
+        ("eu", -28, three(100, 151, 100), d(7)),  # above the EU reduce threshold
+        ("eu", -28, [platelets(150, d(-8)), platelets(150, d(-1))], d(7)),  # 2 counts: weekly
     ],
 )
 def test_romiplostim_monthly_monitoring_when_stable(region, since, labs, next_check):
@@ -435,6 +452,21 @@ def test_romiplostim_monthly_monitoring_when_stable(region, since, labs, next_ch
     assert outcome(r) == ("continue", 3, "romiplostim.continue")
     assert r["next_dose_date"] == AS_OF
     assert r["next_monitoring"] == {"date": next_check, "tests": ["platelets"]}
+
+
+@pytest.mark.parametrize(
+    ("labs", "next_check"),
+    [
+        ([platelets(100, d(-8)), platelets(100, d(-1))], d(7)),  # 2 counts: weekly
+        (three(100, 100, 100), d(28)),  # 3 counts, all in range: monthly
+        (three(100, 30, 100), d(7)),  # 3 counts, one out of range: weekly
+    ],
+)
+def test_romiplostim_stable_needs_three_counts(labs, next_check):
+    """v1.1: one or two counts do not show stability; three in range do."""
+    r = run(romiplostim(current_dose=dose(3, "mcg/kg", d(-35), d(-7)), labs=labs))
+    assert outcome(r) == ("continue", 3, "romiplostim.continue")
+    assert monitoring(r) == next_check
 
 
 # --- Lab freshness (section 0) ----------------------------------------------------------------
@@ -596,15 +628,22 @@ def test_hetrombopag_two_week_wait(since, count, action, amount, rule):
 @pytest.mark.parametrize(
     ("indication", "current", "since", "labs", "next_check"),
     [
-        ("itp", 5, -28, [platelets(100, d(-1))], d(28)),
-        ("itp", 5, -27, [platelets(100, d(-1))], d(7)),
-        ("itp", 5, -28, [platelets(50, d(-8)), platelets(250, d(-1))], d(28)),  # both ends included
-        ("itp", 5, -28, [platelets(49, d(-8)), platelets(100, d(-1))], d(7)),
-        ("itp", 5, -28, [platelets(251, d(-8)), platelets(100, d(-1))], d(7)),
-        ("itp", 5, -28, [platelets(20, d(-29)), platelets(100, d(-1))], d(28)),  # before `since`
-        ("cit", 7.5, -28, [platelets(100, d(-1))], d(28)),
-        ("cit", 7.5, -28, [platelets(99, d(-8)), platelets(100, d(-1))], d(7)),  # CIT low threshold 100
-        ("cit", 7.5, -27, [platelets(100, d(-1))], d(7)),
+        # RULES.md 2, monitoring (v1.1): continue, >= 28 days, >= 3 counts from `since` to `as_of`,
+        # every one between the low threshold and 250.
+        ("itp", 5, -28, three(100, 100, 100), d(28)),
+        ("itp", 5, -27, three(100, 100, 100), d(7)),
+        ("itp", 5, -28, [platelets(100, d(-1))], d(7)),  # 1 count: weekly
+        ("itp", 5, -28, [platelets(100, d(-8)), platelets(100, d(-1))], d(7)),  # 2 counts: weekly
+        ("itp", 5, -28, three(50, 250, 100), d(28)),  # both ends included
+        ("itp", 5, -28, three(49, 100, 100), d(7)),
+        ("itp", 5, -28, three(100, 251, 100), d(7)),
+        ("itp", 5, -28, [platelets(20, d(-29)), *three(100, 100, 100)], d(28)),  # before `since`
+        ("itp", 5, -28, three(100, 100, 100, (-29, -8, -1)), d(7)),  # only 2 from `since`
+        ("itp", 5, -28, three(100, 100, 100, (-8, -8, -1)), d(7)),  # 2 dates: 2 counts
+        ("cit", 7.5, -28, three(100, 100, 100), d(28)),
+        ("cit", 7.5, -28, three(100, 99, 100), d(7)),  # CIT low threshold 100
+        ("cit", 7.5, -28, [platelets(100, d(-8)), platelets(100, d(-1))], d(7)),
+        ("cit", 7.5, -27, three(100, 100, 100), d(7)),
     ],
 )
 def test_hetrombopag_monthly_monitoring(indication, current, since, labs, next_check):
@@ -612,6 +651,21 @@ def test_hetrombopag_monthly_monitoring(indication, current, since, labs, next_c
     assert outcome(r) == ("continue", current, "hetrombopag.continue")
     assert r["next_dose_date"] == AS_OF
     assert r["next_monitoring"] == {"date": next_check, "tests": ["platelets"]}
+
+
+@pytest.mark.parametrize(
+    ("labs", "next_check"),
+    [
+        ([platelets(120, d(-8)), platelets(120, d(-1))], d(7)),  # 2 counts: weekly
+        (three(120, 120, 120), d(28)),  # 3 counts, all in range: monthly
+        (three(120, 260, 120), d(7)),  # 3 counts, one above 250: weekly
+    ],
+)
+def test_hetrombopag_stable_needs_three_counts(labs, next_check):
+    """v1.1: one or two counts do not show stability; three in range do."""
+    r = run(hetrombopag("itp", current_dose=dose(5, "mg", d(-40), d(-1)), labs=labs))
+    assert outcome(r) == ("continue", 5, "hetrombopag.continue")
+    assert monitoring(r) == next_check
 
 
 @pytest.mark.parametrize(
@@ -880,6 +934,92 @@ def test_lusutrombopag_course_missed_doses():
     assert codes(r) == ["portal_vein_thrombosis", "lactation", "missed_doses"]
     assert rules(r) == ["lusutrombopag.continue", "dose.missed"]
     assert monitoring(r) == d(4)
+
+
+# --- Child-Pugh C (RULES.md 3, `lusutrombopag.child_pugh_c`; v1.1 during a course) -------------
+
+LUSU_CPC = ["portal_vein_thrombosis", "severe_hepatic_impairment", "lactation"]
+
+
+def cpc(region: str, **overrides: Any) -> dict[str, Any]:
+    return lusutrombopag(region=region, patient={"child_pugh": "C"}, **overrides)
+
+
+def test_lusutrombopag_child_pugh_c_jp_refers_before_a_start():
+    r = run(cpc("jp"))  # procedure 2026-12-05, count 38: would start otherwise
+    assert outcome(r) == ("refer", None, "lusutrombopag.child_pugh_c")
+    assert rules(r) == ["lusutrombopag.child_pugh_c"]
+    assert codes(r) == LUSU_CPC
+    assert_no_dose(r)
+    assert monitoring(r) == "2026-12-03"  # a refer before any start: as for the US, procedure - 2
+
+
+def test_lusutrombopag_child_pugh_c_us_warns_at_a_start():
+    r = run(cpc("us"))
+    assert outcome(r) == ("start", 3, "lusutrombopag.start")
+    assert rules(r) == ["lusutrombopag.start", "lusutrombopag.child_pugh_c"]
+    assert codes(r) == LUSU_CPC
+
+
+def test_lusutrombopag_child_pugh_c_jp_refers_during_a_course():
+    # Day 3 (since d(-2)), procedure d(8): day 7 is d(4), 4 days before it (in the window).
+    r = run(cpc("jp", procedure_date=d(8), current_dose=dose(3, "mg", d(-2), d(-1))))
+    assert outcome(r) == ("refer", None, "lusutrombopag.child_pugh_c")
+    assert rules(r) == ["lusutrombopag.child_pugh_c"]  # no modifier entry: the refer carries it
+    assert codes(r) == LUSU_CPC
+    assert r["rationale"][0]["text"] == (
+        "Day 3: Child-Pugh C, lusutrombopag is contraindicated in the Japanese label; "
+        "the clinician decides whether to stop the course."
+    )
+    assert r["rationale"][0]["source"] == "Mulpleta Japan PI (contraindication: Child-Pugh C)"
+    assert_no_dose(r)
+    assert monitoring(r) == d(2)  # JP: day 5 (day 1 + 4), no count on it yet
+
+
+def test_lusutrombopag_child_pugh_c_jp_refers_before_the_day5_stop():
+    # Day 5 with a rise that would stop the course (baseline 30, 55 today): child_pugh_c comes first.
+    r = run(
+        cpc(
+            "jp",
+            procedure_date=d(6),
+            current_dose=dose(3, "mg", d(-4), d(-1)),
+            labs=[platelets(30, d(-5)), platelets(55, d(0))],
+        )
+    )
+    assert outcome(r) == ("refer", None, "lusutrombopag.child_pugh_c")
+    assert codes(r) == LUSU_CPC
+    assert monitoring(r) == d(4)  # day 5 has a count: procedure - 2
+
+
+def test_lusutrombopag_child_pugh_c_us_warns_during_a_course():
+    r = run(cpc("us", procedure_date=d(8), current_dose=dose(3, "mg", d(-2), d(-1))))
+    assert outcome(r) == ("continue", 3, "lusutrombopag.continue")
+    assert rules(r) == ["lusutrombopag.continue", "lusutrombopag.child_pugh_c"]
+    assert r["rationale"][1]["text"] == "Child-Pugh C: not studied in severe hepatic impairment."
+    assert codes(r) == LUSU_CPC
+    assert r["schedule"] == span(0, 4)
+    assert monitoring(r) == d(6)
+
+
+@pytest.mark.parametrize(
+    ("region", "expected_rules", "expected_codes"),
+    [
+        ("jp", ["lusutrombopag.complete"], LUSU),  # complete comes first: no refer
+        ("us", ["lusutrombopag.complete", "lusutrombopag.child_pugh_c"], LUSU_CPC),  # a modifier
+    ],
+)
+def test_lusutrombopag_child_pugh_c_after_the_course_is_complete(region, expected_rules, expected_codes):
+    r = run(cpc(region, procedure_date=d(4), current_dose=dose(3, "mg", d(-7), d(-1))))  # day 8
+    assert r["action"] == "complete"
+    assert rules(r) == expected_rules
+    assert codes(r) == expected_codes
+    assert_no_dose(r)
+
+
+def test_lusutrombopag_child_pugh_c_jp_dose_not_a_level_comes_first():
+    r = run(cpc("jp", procedure_date=d(8), current_dose=dose(2, "mg", d(-2), d(-1))))
+    assert outcome(r) == ("refer", None, "dose.not_a_level")
+    assert codes(r) == ["dose_outside_label", "portal_vein_thrombosis", "lactation"]
 
 
 # =============================================================================================
