@@ -1,4 +1,4 @@
-"""HemaDose dosing core: pure, synchronous rules of RULES.md (ruleset v1), no I/O."""
+"""HemaDose dosing core: pure, synchronous rules of RULES.md (ruleset v1.1), no I/O."""
 
 from core.contract import decide_json, recommend_json, recommend_lines
 from core.engine import recommend, validate

@@ -22,7 +22,7 @@ from core.units import PLAUSIBILITY
 from core.validation import check_plausibility
 from core.warnings import ordered_warnings
 
-RULESET_VERSION = "v1"
+RULESET_VERSION = "v1.1"  # the rules' version (RULES.md); not the response's `ruleset` field
 
 # Section 0, "Rationale": modifiers follow the deciding rule in this order.
 MODIFIER_ORDER = (

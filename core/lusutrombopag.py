@@ -130,6 +130,15 @@ def _started(ctx: Context, day_one: dt.date, amount: Decimal) -> Decision:
             "lusutrombopag.complete",
             f"Day {day} of the course that began {day_one}: the 7-day course is complete.",
         )
+    if request.patient.child_pugh == "C" and ctx.region == "jp":
+        # `lusutrombopag.child_pugh_c` (v1.1), after `lusutrombopag.complete`: JP refers; the US
+        # warning is a modifier (see `modifiers`).
+        return refer(
+            "lusutrombopag.child_pugh_c",
+            f"Day {day}: Child-Pugh C, lusutrombopag is contraindicated in the Japanese label; "
+            "the clinician decides whether to stop the course.",
+            "severe_hepatic_impairment",
+        )
     if ctx.region == "jp" and day >= JP_STOP_DAY:
         baseline = latest(ctx.platelets, on_or_before=day_one)
         recent = latest(ctx.platelets, on_or_after=day_one + days(JP_STOP_DAY - 1))
@@ -206,17 +215,16 @@ def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> li
                 "the clinician decides (the trials transfused).",
             )
         )
-    if request.patient.child_pugh == "C" and (ctx.region == "us" or request.current_dose is not None):
-        # `lusutrombopag.child_pugh_c`: US, a warning and go on. JP refers before a start; once a
-        # course is under way RULES.md 3 lets the calendar decide, so the core only warns here
-        # (reported for the rules' revision: a JP course in Child-Pugh C is contraindicated).
-        text = (
-            "Child-Pugh C: not studied in severe hepatic impairment."
-            if ctx.region == "us"
-            else "Child-Pugh C: contraindicated in the Japanese label; the course under way follows the "
-            "calendar, and the treating team should review it."
+    if request.patient.child_pugh == "C" and ctx.region == "us":
+        # `lusutrombopag.child_pugh_c`: US, a warning on whatever decided, before and during a course.
+        # JP refers instead (before a start, and during a course after `lusutrombopag.complete`).
+        found.append(
+            Modifier(
+                "lusutrombopag.child_pugh_c",
+                "severe_hepatic_impairment",
+                "Child-Pugh C: not studied in severe hepatic impairment.",
+            )
         )
-        found.append(Modifier("lusutrombopag.child_pugh_c", "severe_hepatic_impairment", text))
     return found
 
 

@@ -1,4 +1,4 @@
-"""Request and response models of the dosing contract (shared/spec/dosing-contract.md, v1).
+"""Request and response models of the dosing contract (shared/spec/dosing-contract.md, v1) for ruleset v1.1.
 
 Requests are strict: JSON numbers, ISO dates and JSON booleans only, unknown fields forbidden,
 because a silently coerced value ("true" read as 1, a timestamp read as a date) is a wrong dose.

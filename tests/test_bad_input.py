@@ -289,7 +289,7 @@ def test_unusual_values_are_accepted_with_info():
     assert [w["code"] for w in r["warnings"]] == ["thrombosis_risk", "unusual_value"]
     assert r["rationale"][1] == {
         "rule": "value.unusual",
-        "source": "HemaDose ruleset v1, section 0 (conventions)",
+        "source": "HemaDose ruleset v1.1, section 0 (conventions)",
         "text": "Unusual values, confirm them: platelets 0 x10^9/L on 2026-11-21.",
     }
     r = run(romiplostim(labs=[platelets(60, "2026-11-21"), hemoglobin(3.5, "2026-11-20")]))

@@ -216,6 +216,7 @@ RULES_BY_STATE: dict[tuple[str, str], set[str]] = {
     ("lusutrombopag", "on"): {
         "dose.not_a_level",
         "lusutrombopag.complete",
+        "lusutrombopag.child_pugh_c",  # v1.1: JP refers during a course, after `complete`
         "lusutrombopag.jp_stop",
         "lusutrombopag.continue",
     },
@@ -882,8 +883,8 @@ def test_11_deciding_lab_check(request: Request) -> None:
     }
 
 
-# RULES.md 3 lists `lusutrombopag.child_pugh_c` only "before starting"; once started the course follows
-# the calendar (dose.not_a_level, complete, jp_stop, continue). Kept as an explicit example.
+# RULES.md 3 (v1.1): once started the course follows the calendar (dose.not_a_level, complete,
+# child_pugh_c, jp_stop, continue); in JP, Child-Pugh C during a course refers. Kept as an explicit example.
 JP_CHILD_PUGH_C_STARTED: Request = {
     "drug": "lusutrombopag",
     "indication": "cld_procedure",
