@@ -738,6 +738,32 @@ def test_hetrombopag_missed_doses(last_given, next_dose, missed):
         assert rules(r) == ["hetrombopag.continue"]
 
 
+# --- Sources name documents, not files (issue 9) ------------------------------------------------
+
+_GUIDE = "hetrombopag dose-modification guide, protocol-derived"
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        (hetrombopag("itp", current_dose=dose(2.5, "mg", d(-21), d(-1))), _GUIDE),  # increase
+        (
+            hetrombopag("cit", current_dose=None, labs=[platelets(60, d(-1))]),
+            f"NMPA label (Hengqu) (ITP start 2.5 mg); {_GUIDE} (CIT start 7.5 mg)",
+        ),
+        (
+            hetrombopag("itp", current_dose=dose(7.5, "mg", d(-30), d(-1))),
+            f"NMPA label (Hengqu) (ITP maximum 7.5 mg); {_GUIDE}",
+        ),
+        (hetrombopag("itp", labs=[platelets(30, d(-8))]), "HemaDose ruleset v1.1, section 0 (conventions)"),
+    ],
+)
+def test_hetrombopag_sources_name_the_guide(request_, expected):
+    r = run(request_)
+    assert r["rationale"][0]["source"] == expected
+    assert r["ruleset"] == "hetrombopag/cn"  # the contract's DRUG/REGION, not the rules' version
+
+
 # =============================================================================================
 # Lusutrombopag (RULES.md 3). Helper default: US, procedure 2026-12-05, P 38 on 2026-11-21.
 # =============================================================================================
@@ -1370,3 +1396,16 @@ def test_luspatercept_late_dose(last_given, next_dose, next_check, late):
     else:
         assert codes(r) == LUSP_MDS
         assert rules(r) == ["luspatercept.continue"]
+
+
+def test_ruleset_version_is_v1_1():
+    """RULES.md v1.1 wherever the version shows; the response's `ruleset` stays DRUG/REGION."""
+    from core import __doc__ as core_doc
+    from core.engine import RULESET_VERSION
+    from core.framework import CONVENTIONS_SOURCE
+
+    assert RULESET_VERSION == "v1.1"
+    assert CONVENTIONS_SOURCE == "HemaDose ruleset v1.1, section 0 (conventions)"
+    assert core_doc is not None
+    assert "(ruleset v1.1)" in core_doc
+    assert run(romiplostim())["ruleset"] == "romiplostim/us"
