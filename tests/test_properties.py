@@ -912,3 +912,60 @@ def test_12_deciding_rule_fits_the_request_state(request: Request) -> None:
         assert monitoring is not None
         assert date_of(monitoring["date"]) >= date_of(request["as_of"])
         assert monitoring["tests"] == [DECIDING_TEST[request["drug"]]]
+
+
+# RULES.md 1 and 2 (v1.1), "stable": monthly monitoring only for `continue` with at least 28 days at
+# the level, at least 3 platelet counts dated from `since` to `as_of` (counted by date: two results on
+# one date are one count, the safer reading) and every result among them (a superseded one included,
+# RULES.md 8) between the low bound and the reduce bound.
+STABLE_BOUNDS = {
+    ("romiplostim", "itp", "us"): (D(50), D(200)),
+    ("romiplostim", "itp", "eu"): (D(50), D(150)),
+    ("hetrombopag", "itp", "cn"): (D(50), D(250)),
+    ("hetrombopag", "cit", "cn"): (D(100), D(250)),
+}
+
+
+@st.composite
+def steady_request(draw: st.DrawFn, drug: str) -> Request:
+    """A running romiplostim or hetrombopag request near stability: 1-5 counts around the bounds."""
+    request = draw(valid_request(drug))
+    as_of = date_of(request["as_of"])
+    since_days = draw(st.integers(24, 60))
+    dose = draw(current_dose(drug, request["indication"], as_of))
+    dose.update(since=(as_of - days(since_days)).isoformat(), last_given=(as_of - days(1)).isoformat())
+    dose.pop("doses_at_level", None)
+    request.update(current_dose=dose, on_hold=False)
+    values = weighted((4, decimals(100, 150, 0)), (1, edges(49, 50, 99, 100, 150, 151, 200, 201, 250, 251)))
+    offsets = draw(st.lists(st.integers(0, since_days + 3), min_size=1, max_size=5))
+    labs = []
+    for offset in sorted(offsets, reverse=True):
+        value, unit = draw(in_unit("platelets", draw(values)))
+        labs.append(lab_entry("platelets", value, unit, as_of - days(offset)))
+    request["labs"] = labs
+    return request
+
+
+@SETTINGS
+@given(st.sampled_from(["romiplostim", "hetrombopag"]).flatmap(steady_request))
+def test_13_monthly_monitoring_only_when_stable(request: Request) -> None:
+    _, response = run(request)
+    as_of = date_of(request["as_of"])
+    monitoring = date_of(response["next_monitoring"]["date"])
+    if response["action"] != "continue":
+        assert monitoring != as_of + days(28)
+        return
+    dose = request["current_dose"]
+    since = date_of(dose["since"])
+    low, high = STABLE_BOUNDS[(request["drug"], request["indication"], region_of(request))]
+    counts = [
+        (date_of(r["date"]), dec(r["value"]) * PLATELET_FACTOR[r["unit"]])
+        for r in request["labs"]
+        if r["test"] == "platelets" and since <= date_of(r["date"]) <= as_of
+    ]
+    stable = (
+        (as_of - since).days >= 28
+        and len({date for date, _ in counts}) >= 3
+        and all(low <= value <= high for _, value in counts)
+    )
+    assert monitoring == as_of + days(28 if stable else 7), (stable, counts)
