@@ -386,8 +386,20 @@ def bless(path: Path, result: ReplayResult) -> list[str]:
         cards = result.cards.get(number)
         if not cards:
             continue
-        if not isinstance(step, yaml.MappingNode) or step.flow_style:
-            raise ValueError(f"{path}: step {number} is not a block mapping")
+        if not isinstance(step, yaml.MappingNode):
+            raise ValueError(f"{path}: step {number} is not a mapping")
+        if step.flow_style:  # `- {as: 1001, press: X}` on one line: written out as a block, the card added
+            line = step.start_mark.line
+            if step.end_mark.line != line:
+                notes.append(f"step {number}: a flow step over several lines; not blessed")
+                continue
+            column = step.start_mark.column
+            data = yaml.safe_load(lines[line][column:]) or {}
+            block = [f"{' ' * column}{k}: {_inline(v)}\n" for k, v in data.items()]
+            block[0] = f"{' ' * (column - 2)}- {block[0].lstrip()}"
+            block += [f"{' ' * column}expect:\n", *_literal("card", cards, column + 2)]
+            edits.append((line, line + 1, block))
+            continue
         indent = step.value[0][0].start_mark.column
         expect_entry = _key(step, "expect")
         if expect_entry is None:

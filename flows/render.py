@@ -112,7 +112,11 @@ def recommendation(response: DoseResponse, answers: Answers, env: Env) -> Reply:
     ctx = _context(answers, env)
     lines.append(_headline(response, answers, ctx))
     if response.dose is not None:
-        lines.append(f"Dose: {administration(drug_key, response.model_dump(mode='json'))}")
+        given = administration(drug_key, response.model_dump(mode="json"))
+        if response.dose.unit.endswith("/kg") and answers.weight_kg is not None:  # the weight it was worked from
+            per_kg = f"({_amount(response.dose.amount)} {response.dose.unit})"
+            given = given.replace(per_kg, f"{per_kg[:-1]} × {fmt(answers.weight_kg)} kg)", 1)
+        lines.append(f"Dose: {given}")
         if response.vials:
             vials = " + ".join(f"{v.count} × {_amount(v.size)} {v.unit}" for v in response.vials)
             lines.append(f"Vials: {vials}")
@@ -158,6 +162,9 @@ def _headline(response: DoseResponse, answers: Answers, ctx: Context | None) -> 
         return f"REFER: {reason}" if reason else action
     if response.action == "hold":
         return f"{action}. {_hold_next(response, answers, ctx)}"
+    if response.action == "discontinue" and ctx is not None:
+        reason = _stop_reason(response.rationale[0].rule, ctx)
+        return f"{action}: {reason}" if reason else action
     if response.dose is not None:
         was = ""
         if answers.dose_amount is not None and response.action in ("increase", "decrease", "resume"):
@@ -296,6 +303,29 @@ def _refer_reason(rule: str, ctx: Context, answers: Answers) -> str | None:
         return (
             f"{seen} is not below {fmt(lusutrombopag.NOT_LOW)} ×10^9/L — lusutrombopag is only for counts "
             f"below {fmt(lusutrombopag.NOT_LOW)}; {_CLINICIAN}"
+        )
+    return None
+
+
+def _stop_reason(rule: str, ctx: Context) -> str | None:
+    """Why treatment stops, from the deciding rule and the core's thresholds."""
+    dose = ctx.request.current_dose
+    if rule == "romiplostim.no_response" and dose is not None:
+        return (
+            f"no response — platelets below {fmt(romiplostim.LOW)} ×10^9/L after {ctx.doses_at_level} doses at "
+            f"the maximum {fmt(romiplostim.HIGHEST)} mcg/kg"
+        )
+    if rule == "luspatercept.no_response" and dose is not None:
+        doses = ctx.doses_at_level
+        return f"no reduction in transfusion burden after {doses} doses at the maximum {fmt(dose.amount)} mg/kg"
+    if rule == "luspatercept.hypersensitivity":
+        return f"hypersensitivity reaction of grade {luspatercept.SEVERE_GRADE} or more"
+    if rule == "luspatercept.hb_rise":
+        return f"haemoglobin rose more than {fmt(luspatercept.RISE_ABOVE)} g/dL at the lowest level"
+    if rule == "lusutrombopag.jp_stop":
+        return (
+            f"target reached (a count of {fmt(lusutrombopag.NOT_LOW)} ×10^9/L or more, at least "
+            f"{fmt(lusutrombopag.JP_STOP_RISE)} above the baseline) — stop the course"
         )
     return None
 
