@@ -102,14 +102,17 @@ def _amount(value: Any) -> str:
     return fmt(Decimal(str(value)))
 
 
-def recommendation(response: DoseResponse, answers: Answers, env: Env) -> Reply:
-    """The card: what to do first (with its reason for a refer or a hold), then how and when."""
+def recommendation(response: DoseResponse, answers: Answers, env: Env, request: DoseRequest | None = None) -> Reply:
+    """The card: what to do first (with its reason for a refer or a hold), then how and when.
+
+    `request` is the one the core decided on; by default it is built again from the answers.
+    """
     drug_key, region_key = response.ruleset.split("/")[:2]
     drug = DRUG_NAMES[drug_key]
     region = REGION_NAMES.get(region_key, "")
     head = f"{drug} · {INDICATION_NAMES.get(answers.indication or '', '')} · {region} · patient {answers.patient_label}"
     lines = [head, ""]
-    ctx = _context(answers, env)
+    ctx = _context(answers, env) if request is None else Context.of(request, rules_for(request.drug).profile)
     lines.append(_headline(response, answers, ctx))
     if response.dose is not None:
         given = administration(drug_key, response.model_dump(mode="json"))
