@@ -336,3 +336,18 @@ def test_help_says_what_happens_to_a_count_per_microlitre() -> None:
     assert "52000 is offered as 52 ×10^9/L for you to confirm (Yes, use it) or re-enter" in text
     assert "read as 52" not in text
     assert "(RULES.md v1.1)" in render.help_text("drug")
+
+
+def test_child_pugh_c_during_a_japanese_course_asks_whether_to_stop() -> None:
+    """RULES.md v1.1: the core refers a JP course in Child-Pugh C; the headline is ready for it."""
+    from core.framework import Context
+    from core.lusutrombopag import PROFILE
+
+    course = lusutrombopag(
+        region="jp",
+        patient={"child_pugh": "C"},
+        current_dose={"amount": 3, "unit": "mg", "since": "2026-11-20", "last_given": "2026-11-21"},
+    )
+    ctx = Context.of(DoseRequest.model_validate(course), PROFILE)
+    reason = render._refer_reason("lusutrombopag.child_pugh_c", ctx, Answers())
+    assert reason == "contraindicated in Japan (Child-Pugh C) — the clinician decides whether to stop the course"
