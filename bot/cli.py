@@ -50,8 +50,21 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="the Telegram bot (long polling); needs TELEGRAM_BOT_TOKEN and HEMADOSE_ALLOWED_USERS",
     )
-    replay = commands.add_parser("replay", help="replay dialogue files through the bot, offline")
+    from bot.dialogue_format import FORMAT
+
+    replay = commands.add_parser(
+        "replay",
+        help="replay dialogue files through the bot, offline",
+        description="Replay YAML dialogues through the real bot, offline, and check each step's expectations.",
+        epilog=FORMAT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     replay.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    replay_mode = replay.add_mutually_exclusive_group()
+    replay_mode.add_argument(
+        "--bless", action="store_true", help="write the actual recommendation cards into the files as `card:`"
+    )
+    replay_mode.add_argument("--show", action="store_true", help="print each exchange: what the user did, the replies")
     return parser
 
 
@@ -175,17 +188,29 @@ def _database_problem(url: str) -> str | None:
     return None
 
 
-async def _replay(files: list[Path]) -> int:
+async def _replay(files: list[Path], bless: bool = False, show: bool = False) -> int:
+    from bot.replay import bless as write_cards
     from bot.replay import load, replay
+    from bot.replay import show as exchanges
 
     failed = 0
     for path in files:
         result = await replay(load(path))
+        if show:
+            print(exchanges(result) + "\n")
+        if bless:
+            notes = write_cards(path, result)
+            print(f"blessed {path}: {sum(len(c) for c in result.cards.values())} card(s)")
+            for note in notes:
+                print(f"  {note}")
+            result = await replay(load(path))
         print(f"{'PASS' if result.passed else 'FAIL'} {path} ({result.steps} steps) {result.title}")
         if not result.passed:
             failed += 1
             for mismatch in result.mismatches:
                 print(mismatch.report())
+        if result.unasserted:
+            print(f"  steps with a card not asserted whole: {result.unasserted} (hemadose replay --bless)")
     print(f"{len(files) - failed} passed, {failed} failed")
     return EXIT_OK if failed == 0 else EXIT_UNREADABLE
 
@@ -201,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return run_bot()
     if args.command == "replay":
-        return asyncio.run(_replay(args.files))
+        return asyncio.run(_replay(args.files, args.bless, args.show))
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects unknown commands
 
 

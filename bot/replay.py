@@ -1,28 +1,8 @@
 """Dialogue replay: a YAML conversation run through the real python-telegram-bot `Application`.
 
-A dialogue file:
-
-    title: Romiplostim, new patient, increase
-    today: 2026-11-22            # the clock of the replay (noon UTC that day)
-    user: 1001                   # who speaks unless a step says `as: <id>`
-    allowed: [1001, 1002]        # the access list (default: the users of the dialogue)
-    steps:
-      - send: /new               # a message or command
-        expect: {contains: Which drug?, buttons: [Romiplostim]}
-      - press: Romiplostim       # a button of the newest message that has it
-      - restart: true            # a new Application on the same database
-      - as: 1002
-        send: /patients
-        expect: {not_contains: RX-12}
-      - advance: 25h             # the clock moves on (d, h, m); reminders due meanwhile are sent
-                                 # as a running bot would, each at its time
-        expect: {contains: Dose reminder, buttons: [Taken]}
-      - advance: 3d
-        offline: true            # the bot was down: one run at the end, as at a restart
-
-`expect` checks every reply to that step: `contains` / `not_contains` (text or list), `equals`
-(the last reply), `matches` (a regular expression), `buttons` (labels present), `replies` (how
-many). The bot's error handler fails the replay if a handler raises.
+The file format (step kinds, expectation keys, the recommendation card rule) is `FORMAT` in
+bot/dialogue_format.py, printed by `hemadose replay --help`. `--bless` writes the actual cards into
+a file (`bless`); `--show` prints each exchange (`show`).
 """
 
 from __future__ import annotations
@@ -64,6 +44,9 @@ class ReplayResult:
     steps: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
     transcript: list[str] = field(default_factory=list)
+    cards: dict[int, list[str]] = field(default_factory=dict)  # step number -> the cards it replied
+    replies: dict[int, list[str]] = field(default_factory=dict)  # step number -> every reply's text
+    unasserted: list[int] = field(default_factory=list)  # steps with a card not asserted whole
 
     @property
     def passed(self) -> bool:
@@ -150,6 +133,37 @@ class Harness:
         return await self.process(button_update(next(self.update_ids), user, message.message, data))
 
 
+CARD_RULE_LINE = "Rule: "
+CARD_BUTTON = "Why?"
+
+
+def is_card(text: str, labels: list[str]) -> bool:
+    """A recommendation card: it names its deciding rule on a "Rule: " line and offers Why? (the
+    result buttons). The Why? reply and "Saved to ..." carry the buttons but no Rule line."""
+    return CARD_BUTTON in labels and any(line.startswith(CARD_RULE_LINE) for line in text.splitlines())
+
+
+def cards_of(replies: list[SentMessage]) -> list[str]:
+    return [r.text for r in replies if is_card(r.text, r.labels())]
+
+
+def _diff(expected: str, actual: str) -> str:
+    lines = difflib.unified_diff(expected.splitlines(), actual.splitlines(), "expected", "actual", lineterm="")
+    return "\n".join(lines)
+
+
+def _block(value: Any) -> str:
+    """A `|` block scalar ends with one newline that the reply does not have."""
+    return str(value).removesuffix("\n")
+
+
+def asserts_whole(expect: dict[str, Any], replies: list[SentMessage]) -> bool:
+    """Whether `expect` holds the step's card whole: `card`, or `equals` with the card the last reply."""
+    if "card" in expect:
+        return True
+    return "equals" in expect and bool(replies) and is_card(replies[-1].text, replies[-1].labels())
+
+
 def _listed(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
@@ -170,12 +184,18 @@ def check(expect: dict[str, Any], replies: list[SentMessage]) -> list[str]:
     if "equals" in expect:
         last = replies[-1].text if replies else ""
         if last != str(expect["equals"]):
-            diff = "\n".join(
-                difflib.unified_diff(
-                    str(expect["equals"]).splitlines(), last.splitlines(), "expected", "actual", lineterm=""
-                )
-            )
-            problems.append(f"the last reply differs:\n{diff}")
+            problems.append(f"the last reply differs:\n{_diff(str(expect['equals']), last)}")
+    if "card" in expect:
+        wanted = [_block(v) for v in (expect["card"] if isinstance(expect["card"], list) else [expect["card"]])]
+        cards = cards_of(replies)
+        if not cards:
+            problems.append("expected a recommendation card; none was sent")
+        elif len(cards) != len(wanted):
+            problems.append(f"expected {len(wanted)} recommendation card(s), got {len(cards)}")
+        for number, (expected, actual) in enumerate(zip(wanted, cards, strict=False), 1):
+            if expected != actual:
+                which = f" {number}" if len(wanted) > 1 else ""
+                problems.append(f"the recommendation card{which} differs:\n{_diff(expected, actual)}")
     for label in _listed(expect.get("buttons", [])):
         if label not in labels:
             problems.append(f"expected a button {label!r} (buttons: {labels})")
@@ -208,12 +228,12 @@ async def replay(dialogue: dict[str, Any], db_url: str | None = None) -> ReplayR
                     continue
                 if "send" in step:
                     action = f"send {step['send']!r}"
-                    result.transcript.append(f"user {user}: {step['send']}")
+                    result.transcript.append(f"[{number}] user {user}: {step['send']}")
                     replies = await harness.send(user, str(step["send"]))
                 elif "press" in step:
                     label = str(step["press"])
                     action = f"press {label!r}"
-                    result.transcript.append(f"user {user}: [{label}]")
+                    result.transcript.append(f"[{number}] user {user}: [{label}]")
                     found = next((m for m in reversed(last_seen.get(user, [])) if label in m.labels()), None)
                     if found is None:
                         shown = [m.labels() for m in last_seen.get(user, []) if m.buttons][-1:]
@@ -223,26 +243,45 @@ async def replay(dialogue: dict[str, Any], db_url: str | None = None) -> ReplayR
                     replies = await harness.press(user, found, data)
                 elif "advance" in step:
                     action = f"advance {step['advance']}" + (" (offline)" if step.get("offline") else "")
-                    result.transcript.append(f"-- {action} --")
+                    result.transcript.append(f"[{number}] -- {action} --")
                     replies = await harness.advance(duration(str(step["advance"])), bool(step.get("offline")))
                 else:
                     raise ValueError(f"step {number}: expected send, press, advance or restart: {step}")
                 for reply in replies:  # older messages stay pressable; reminders go to their chat's user
                     last_seen.setdefault(reply.chat_id if "advance" in step else user, []).append(reply)
-                for reply in replies:
-                    buttons = f"  [{'] ['.join(reply.labels())}]" if reply.buttons else ""
-                    result.transcript.append(f"bot: {reply.text}{buttons}")
+                result.transcript += [_shown(reply) for reply in replies]
                 if harness.errors:
                     error = harness.errors.pop()
                     result.mismatches.append(Mismatch(number, action, f"a handler raised {error!r}", ""))
                     break
                 expects = step.get("expect", [])
-                for expect in expects if isinstance(expects, list) else [expects]:
+                expects = expects if isinstance(expects, list) else [expects]
+                cards = cards_of(replies)
+                result.replies[number] = [r.text for r in replies]
+                if cards:
+                    result.cards[number] = cards
+                    if not any(asserts_whole(expect, replies) for expect in expects):
+                        result.unasserted.append(number)
+                for expect in expects:
                     actual = "\n".join(r.text + (f"  [{'] ['.join(r.labels())}]" if r.buttons else "") for r in replies)
                     result.mismatches += [Mismatch(number, action, p, actual) for p in check(expect, replies)]
         finally:
             await harness.stop()
     return result
+
+
+def _shown(reply: SentMessage) -> str:
+    """A bot reply for people: its text indented under 'bot:', then its buttons."""
+    body = reply.text.splitlines() or [""]
+    lines = [f"  bot: {body[0]}", *(f"       {line}" if line else "" for line in body[1:])]
+    if reply.buttons:
+        lines.append("       " + " ".join(f"[{label}]" for label in reply.labels()))
+    return "\n".join(lines)
+
+
+def show(result: ReplayResult) -> str:
+    """Each exchange of a replayed dialogue: the step number and what the user did, then the replies."""
+    return "\n".join([f"== {result.title}", *result.transcript])
 
 
 _DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*$")
@@ -261,3 +300,140 @@ def load(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(path.read_text())
     data.setdefault("title", path.stem)
     return data
+
+
+# --- bless: write the actual cards into a dialogue file ------------------------------------------
+
+
+def _key(mapping: yaml.MappingNode, name: str) -> tuple[yaml.Node, yaml.Node] | None:
+    return next(((k, v) for k, v in mapping.value if k.value == name), None)
+
+
+def _end(node: yaml.Node) -> int:
+    """The line after a node's last line (block collections end where the next token starts)."""
+    if isinstance(node, yaml.ScalarNode) or getattr(node, "flow_style", False):
+        mark = node.end_mark
+        return int(mark.line if mark.column == 0 else mark.line + 1)
+    children: list[yaml.Node] = []
+    for item in node.value:
+        children += list(item) if isinstance(item, tuple) else [item]
+    return max((_end(child) for child in children), default=node.start_mark.line + 1)
+
+
+def _inline(value: Any) -> str:
+    dumped = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**9)
+    return str(dumped).removesuffix("\n...\n").strip()
+
+
+def _literal(key: str, texts: list[str], indent: int, chomp: str = "") -> list[str]:
+    """`key: |` with the text as written (one card), or a list of them (several)."""
+    pad = " " * indent
+
+    def body(text: str, at: int) -> list[str]:
+        return [f"{' ' * at}{line}\n" if line else "\n" for line in text.split("\n")]
+
+    if len(texts) == 1:
+        return [f"{pad}{key}: |{chomp}\n", *body(texts[0], indent + 2)]
+    lines = [f"{pad}{key}:\n"]
+    for text in texts:
+        lines += [f"{pad}  - |{chomp}\n", *body(text, indent + 4)]
+    return lines
+
+
+Edit = tuple[int, int, list[str]]  # replace lines [first, end) with these
+
+
+def _prune_contains(expect: yaml.MappingNode, cards: list[str], replies: str, notes: list[str]) -> list[Edit]:
+    """Drop the `contains` fragments the card now asserts, and those no reply has any more."""
+    found = _key(expect, "contains")
+    if found is None:
+        return []
+    key, value = found
+
+    def dropped(needle: str) -> bool:
+        if any(needle in card for card in cards):
+            return True
+        if needle not in replies:
+            notes.append(f"dropped a fragment no reply has any more: {needle!r}")
+            return True
+        return False
+
+    whole = (key.start_mark.line, _end(value))
+    if isinstance(value, yaml.ScalarNode):
+        return [(*whole, [])] if dropped(str(value.value)) else []
+    assert isinstance(value, yaml.SequenceNode)
+    kept = [item for item in value.value if not dropped(str(item.value))]
+    if not kept:
+        return [(*whole, [])]
+    if value.flow_style:
+        pad = " " * key.start_mark.column
+        return [(*whole, [f"{pad}contains: {_inline([str(item.value) for item in kept])}\n"])]
+    return [(item.start_mark.line, _end(item), []) for item in value.value if item not in kept]
+
+
+def bless(path: Path, result: ReplayResult) -> list[str]:
+    """Write each step's actual recommendation cards into the file as `card:` (or refresh a whole
+    `equals:`), keeping every other line as it is. Returns notes for the person blessing."""
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    root = yaml.compose(text)
+    found = _key(root, "steps")
+    if found is None or not isinstance(found[1], yaml.SequenceNode):
+        raise ValueError(f"{path}: no steps")
+    notes: list[str] = []
+    edits: list[Edit] = []
+    for number, step in enumerate(found[1].value, 1):
+        cards = result.cards.get(number)
+        if not cards:
+            continue
+        if not isinstance(step, yaml.MappingNode):
+            raise ValueError(f"{path}: step {number} is not a mapping")
+        if step.flow_style:  # `- {as: 1001, press: X}` on one line: written out as a block, the card added
+            line = step.start_mark.line
+            if step.end_mark.line != line:
+                notes.append(f"step {number}: a flow step over several lines; not blessed")
+                continue
+            column = step.start_mark.column
+            data = yaml.safe_load(lines[line][column:]) or {}
+            block = [f"{' ' * column}{k}: {_inline(v)}\n" for k, v in data.items()]
+            block[0] = f"{' ' * (column - 2)}- {block[0].lstrip()}"
+            block += [f"{' ' * column}expect:\n", *_literal("card", cards, column + 2)]
+            edits.append((line, line + 1, block))
+            continue
+        indent = step.value[0][0].start_mark.column
+        expect_entry = _key(step, "expect")
+        if expect_entry is None:
+            edits.append((_end(step), _end(step), [f"{' ' * indent}expect:\n", *_literal("card", cards, indent + 2)]))
+            continue
+        expect_key, expect = expect_entry
+        if isinstance(expect, yaml.SequenceNode):
+            expect = next((e for e in expect.value if isinstance(e, yaml.MappingNode)), None)
+            if expect is None:
+                notes.append(f"step {number}: `expect` has no mapping to add the card to; not blessed")
+                continue
+        assert isinstance(expect, yaml.MappingNode)
+        if expect.flow_style:  # rewritten as a block mapping, the card added
+            data = yaml.safe_load(lines[expect_key.start_mark.line].split(":", 1)[1]) or {}
+            if expect_key.start_mark.line != expect.end_mark.line:
+                notes.append(f"step {number}: a flow `expect` over several lines; not blessed")
+                continue
+            data.pop("card", None)
+            block = [f"{' ' * indent}expect:\n"]
+            block += [f"{' ' * (indent + 2)}{k}: {_inline(v)}\n" for k, v in data.items()]
+            edits.append((expect_key.start_mark.line, _end(expect), block + _literal("card", cards, indent + 2)))
+            continue
+        inner = expect.value[0][0].start_mark.column
+        joined = "\n".join(result.replies.get(number, []))
+        edits += _prune_contains(expect, cards, joined, notes)
+        card = _key(expect, "card")
+        equals = _key(expect, "equals")
+        if card is not None:
+            edits.append((card[0].start_mark.line, _end(card[1]), _literal("card", cards, inner)))
+        elif equals is not None and result.replies[number][-1:] == cards[-1:] and len(cards) == 1:
+            edits.append((equals[0].start_mark.line, _end(equals[1]), _literal("equals", cards, inner, "-")))
+        else:
+            edits.append((_end(expect), _end(expect), _literal("card", cards, inner)))
+    for first, end, new in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
+        lines[first:end] = new
+    path.write_text("".join(lines))
+    return notes

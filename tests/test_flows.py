@@ -72,7 +72,7 @@ def test_recommendation_reply_in_words():
         "Romiplostim · ITP · US label · patient RX-12",
         "",
         "INCREASE: 4 mcg/kg (was 3)",
-        "Dose: 288 mcg (4 mcg/kg × 72 kg) · inject 0.58 mL",
+        "Dose: 288 mcg (4 mcg/kg × 72 kg) = 0.58 mL of the 500 mcg/mL solution",
         "Vials: 1 × 250 mcg + 1 × 125 mcg",
         "Next dose: Sun 2026-11-22",
         "Next check: platelet count on Sun 2026-11-29",
@@ -82,7 +82,7 @@ def test_recommendation_reply_in_words():
         "in chronic liver disease. Do not aim for normal platelet counts.",
         "",
         "Rule: romiplostim.increase · Nplate US PI 2.2",
-        "This supports, and does not replace, clinical judgement.",
+        "HemaDose rules v1.1. This supports, and does not replace, clinical judgement.",
     ]
 
 

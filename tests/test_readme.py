@@ -53,5 +53,5 @@ def test_the_readme_printf_consultation_works(tmp_path: Path):
     )
     assert done.returncode == 0, done.stderr
     assert "INCREASE: 4 mcg/kg (was 3)" in done.stdout
-    assert "Dose: 288 mcg (4 mcg/kg × 72 kg) · inject 0.58 mL" in done.stdout
+    assert "Dose: 288 mcg (4 mcg/kg × 72 kg) = 0.58 mL of the 500 mcg/mL solution" in done.stdout
     assert (tmp_path / "hemadose.db").is_file()

@@ -26,7 +26,7 @@ def test_piped_romiplostim_consultation_end_to_end(tmp_path: Path):
     assert "• Age: adult" in done.stdout
     assert "INCREASE: 4 mcg/kg (was 3)" in done.stdout
     assert "In children the weight is reassessed" not in done.stdout
-    assert "Dose: 288 mcg (4 mcg/kg × 72 kg) · inject 0.58 mL" in done.stdout
+    assert "Dose: 288 mcg (4 mcg/kg × 72 kg) = 0.58 mL of the 500 mcg/mL solution" in done.stdout
     assert "Saved to RX-12: dose, result and recommendation." in done.stdout
     again = chat(tmp_path, "/patients\n")
     assert "• RX-12 (Romiplostim)" in again.stdout  # the same storage, across processes
