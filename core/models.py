@@ -7,6 +7,7 @@ because a silently coerced value ("true" read as 1, a timestamp read as a date) 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from decimal import Decimal
@@ -71,10 +72,8 @@ def _iso_date(value: Any) -> Any:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         day = value
     elif isinstance(value, str) and len(value) == _ISO_DATE_LENGTH:
-        try:
+        with contextlib.suppress(ValueError):  # not a calendar date: refused below
             day = dt.date.fromisoformat(value)
-        except ValueError:
-            pass
     if day is not None:
         if not FIRST_DATE <= day <= LAST_DATE:
             raise PydanticCustomError(

@@ -186,6 +186,7 @@ def test_a_request_over_the_size_limit_is_refused_before_parsing() -> None:
 def test_more_than_a_thousand_labs_is_an_invalid_request() -> None:
     request = helpers.romiplostim(labs=[helpers.platelets(32, "2026-11-21")] * 1001)
     line, outcome = recommend_outcome(json.dumps(request))
+    assert outcome == "invalid"
     assert json.loads(line)["error"] == {
         "code": "invalid_request",
         "message": "labs: at most 1000 entries, got 1001",
@@ -196,6 +197,7 @@ def test_more_than_a_thousand_labs_is_an_invalid_request() -> None:
 def test_an_infinite_number_is_an_invalid_request() -> None:
     text = json.dumps(helpers.romiplostim()).replace('"weight_kg": 72', '"weight_kg": 1e999')
     line, outcome = recommend_outcome(text)
+    assert outcome == "invalid"
     assert json.loads(line)["error"]["message"] == "patient.weight_kg: expected a finite number, got Infinity"
 
 
