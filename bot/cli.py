@@ -73,7 +73,7 @@ def _open_input(path: str | None) -> BinaryIO:
 
 
 def run_recommend(path: str | None, batch: bool, pretty: bool = False) -> int:
-    from core.contract import recommend_json, recommend_lines
+    from core.contract import recommend_outcome, recommend_outcomes
 
     try:
         source = _open_input(path)
@@ -84,20 +84,25 @@ def run_recommend(path: str | None, batch: bool, pretty: bool = False) -> int:
     with source:
         try:
             if batch:
-                for line in recommend_lines(source):
+                # One line out per request line whatever happens; a fault of ours on one line is that
+                # line's internal_error object and exit 1 at the end, the rest still decided.
+                status = EXIT_OK
+                for line, outcome in recommend_outcomes(source):
                     out.write(line + "\n")
-                return EXIT_OK
+                    if outcome == "internal":
+                        status = EXIT_UNREADABLE
+                return status
             text = source.read()
         except OSError as exc:
             print(f"hemadose recommend: cannot read input: {exc}", file=sys.stderr)
             return EXIT_UNREADABLE
-    line, ok = recommend_json(text)
+    line, outcome = recommend_outcome(text)
     if pretty:
         import json
 
         line = json.dumps(json.loads(line), indent=2, ensure_ascii=False)
     out.write(line + "\n")
-    return EXIT_OK if ok else EXIT_INVALID
+    return {"ok": EXIT_OK, "invalid": EXIT_INVALID, "internal": EXIT_UNREADABLE}[outcome]
 
 
 async def _chat(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """HemaDose dosing core: pure, synchronous rules of RULES.md (ruleset v1.1), no I/O."""
 
-from core.contract import decide_json, recommend_json, recommend_lines
+from core.contract import decide_json, recommend_json, recommend_lines, recommend_outcome
 from core.engine import recommend, validate
 from core.errors import RequestError
 from core.missed import MissedDoseGuidance, missed_dose_guidance
@@ -17,5 +17,6 @@ __all__ = [
     "recommend",
     "recommend_json",
     "recommend_lines",
+    "recommend_outcome",
     "validate",
 ]

@@ -2,23 +2,35 @@
 
 Pure: the command line (bot/cli.py) only reads files and writes lines. Output is deterministic
 (no clock, fixed key order), so the same request always gives the same bytes.
+
+Input is bounded and total (issue 10): a request over `MAX_REQUEST_BYTES` or with a key given twice
+is an `invalid_request`; any fault of ours on one request becomes that request's `internal_error`
+object, never a traceback, so a batch always writes one line per request.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterable, Iterator
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from pydantic_core import to_json
 
 from core.engine import recommend, recommend_data
-from core.errors import RequestError, from_validation_error
+from core.errors import RequestError, excerpt, field_path, from_validation_error
 from core.models import DoseRequest, DoseResponse, ErrorResponse
+
+MAX_REQUEST_BYTES = 1 << 20  # 1 MiB: a thousand labs take about 70 kB
+Outcome = Literal["ok", "invalid", "internal"]
+log = logging.getLogger("hemadose.contract")
 
 
 def decide_json(text: str | bytes) -> DoseResponse | ErrorResponse:
     """One request as JSON -> the recommendation, or the contract's error object."""
     try:
+        _check_text(text)
         request = DoseRequest.model_validate_json(text)
         return recommend(request)
     except ValidationError as exc:
@@ -32,20 +44,37 @@ def recommend_json(text: str | bytes) -> tuple[str, bool]:
 
     The same bytes as `decide_json(text).model_dump_json()`, without building the response models.
     """
+    line, outcome = recommend_outcome(text)
+    return line, outcome == "ok"
+
+
+def recommend_outcome(text: str | bytes) -> tuple[str, Outcome]:
+    """One request -> one line of JSON and what it is; never raises."""
     try:
+        _check_text(text)
         request = DoseRequest.model_validate_json(text)
-        return to_json(recommend_data(request)).decode(), True
+        return to_json(recommend_data(request)).decode(), "ok"
     except ValidationError as exc:
-        return from_validation_error(exc).to_response().model_dump_json(), False
+        return from_validation_error(exc).to_response().model_dump_json(), "invalid"
     except RequestError as exc:
-        return exc.to_response().model_dump_json(), False
+        return exc.to_response().model_dump_json(), "invalid"
+    except Exception as exc:  # a fault of ours: reported for this request alone
+        log.error("internal error on a request: %s", type(exc).__name__)
+        error = RequestError("internal_error", f"the request could not be decided ({type(exc).__name__})")
+        return error.to_response().model_dump_json(), "internal"
 
 
 def recommend_lines(lines: Iterable[str | bytes]) -> Iterator[str]:
     """JSON Lines batch: one output line per non-blank input line, in order; errors stay in line."""
+    for line, _ in recommend_outcomes(lines):
+        yield line
+
+
+def recommend_outcomes(lines: Iterable[str | bytes]) -> Iterator[tuple[str, Outcome]]:
+    """The batch with each line's outcome (the command line's exit status needs the internal ones)."""
     for line in lines:
         if line and not _blank(line):
-            yield recommend_json(line)[0]
+            yield recommend_outcome(line)
 
 
 def _blank(line: str | bytes) -> bool:
@@ -54,3 +83,68 @@ def _blank(line: str | bytes) -> bool:
         return False
     text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
     return text.isspace()
+
+
+class _Object(dict[str, Any]):
+    """A JSON object that remembers a key it was given twice (json.loads keeps the last silently)."""
+
+    duplicate: str | None = None
+
+
+def _first_repeated(pairs: list[tuple[str, Any]]) -> str:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return key
+        seen.add(key)
+    raise AssertionError("called only when a key repeats")  # pragma: no cover
+
+
+def _check_text(text: str | bytes) -> None:
+    """Refuse what pydantic would read wrongly or expensively: oversize text and repeated keys.
+
+    A repeated key is last-one-wins in JSON parsers: `"weight_kg": 72, "weight_kg": 7.2` would dose a
+    tenth of the weight without a word.
+    """
+    if len(text) > MAX_REQUEST_BYTES:
+        raise RequestError(
+            "invalid_request", f"the request is {len(text):,} bytes; at most {MAX_REQUEST_BYTES:,} are read"
+        )
+    repeated = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal repeated
+        obj = dict(items)
+        if len(obj) == len(items):
+            return obj
+        repeated = True
+        marked = _Object(obj)
+        marked.duplicate = _first_repeated(items)
+        return marked
+
+    try:
+        parsed = json.loads(text, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):  # not JSON (or too deep): pydantic reports it in its own words
+        return
+    if not repeated:  # the usual request: no walk
+        return
+    path = _duplicate_path(parsed, ())
+    if path is not None:
+        where = field_path(path)
+        raise RequestError("invalid_request", f"{where}: the key {excerpt(str(path[-1]))} is given twice", where)
+
+
+def _duplicate_path(value: Any, at: tuple[int | str, ...]) -> tuple[int | str, ...] | None:
+    if isinstance(value, dict):
+        if isinstance(value, _Object) and value.duplicate is not None:
+            return (*at, value.duplicate)
+        for key, item in value.items():
+            found = _duplicate_path(item, (*at, key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _duplicate_path(item, (*at, index))
+            if found is not None:
+                return found
+    return None

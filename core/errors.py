@@ -29,22 +29,32 @@ class RequestError(ValueError):
         return ErrorResponse(error=ErrorBody(code=self.code, message=self.message, field=self.field))
 
 
+EXCERPT = 60  # characters of a sent value or key an error quotes: never the whole of a huge input
+
+
+def excerpt(text: str) -> str:
+    """`text` cut to a short excerpt: an error must not echo megabytes back."""
+    return text if len(text) <= EXCERPT else f"{text[:EXCERPT]}… ({len(text):,} characters)"
+
+
 def field_path(loc: tuple[int | str, ...]) -> str | None:
-    """('labs', 0, 'value') -> 'labs[0].value', the contract's field path."""
+    """('labs', 0, 'value') -> 'labs[0].value', the contract's field path (long keys cut short)."""
     path = ""
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
         else:
-            path += f".{part}" if path else part
+            name = excerpt(part)
+            path += f".{name}" if path else name
     return path or None
 
 
 def _shown(value: Any) -> str:
     try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return repr(value)
+        shown = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        shown = repr(value)
+    return excerpt(shown)
 
 
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
@@ -75,6 +85,8 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 
 def _suggestion(loc: tuple[int | str, ...], candidates: list[str]) -> str:
     name = str(loc[-1])
+    if len(name) > EXCERPT:  # difflib is quadratic: a megabyte key is no typo of a field name
+        return ""
     close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -99,6 +111,10 @@ def _describe(error: ErrorDetails, unknown_keys: list[str]) -> str:
         return f"expected an object, got {_shown(value)}"
     if kind in {"list_type", "tuple_type"}:
         return f"expected a list, got {_shown(value)}"
+    if kind == "too_long":
+        return (
+            f"at most {error.get('ctx', {}).get('max_length')} entries, got {error.get('ctx', {}).get('actual_length')}"
+        )
     if kind in {"string_type"}:
         return f"expected a string, got {_shown(value)}"
     return f"{error['msg']} (got {_shown(value)})"

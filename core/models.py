@@ -7,7 +7,9 @@ because a silently coerced value ("true" read as 1, a timestamp read as a date) 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import math
 from decimal import Decimal
 from functools import cache
 from types import ModuleType
@@ -34,17 +36,25 @@ LabUnit = Literal["10^9/L", "10^3/uL", "/uL", "G/L", "g/dL", "g/L", "mmol/L"]
 ChildPugh = Literal["A", "B", "C"]
 Action = Literal["start", "continue", "increase", "decrease", "hold", "resume", "discontinue", "complete", "refer"]
 Severity = Literal["critical", "warning", "info"]
-ErrorCode = Literal["invalid_request", "implausible_value"]
+# `internal_error` extends the contract: a fault of ours on one request, never a traceback (issue 10).
+ErrorCode = Literal["invalid_request", "implausible_value", "internal_error"]
 # JSON numbers in responses: ints where whole (288), floats otherwise (93.1); never strings.
 Number = int | float
 
 _ISO_DATE_LENGTH = len("2026-11-22")
+# A sane clinical calendar: dates near 0001 or 9999 overflow the rules' date arithmetic (a week on,
+# ten days back), and no dose history or procedure lies outside these years.
+FIRST_DATE = dt.date(1900, 1, 1)
+LAST_DATE = dt.date(2200, 12, 31)
+MAX_LIST_LENGTH = 1000  # labs or transfusions in one request: years of weekly results
 
 
 def _json_number(value: Any) -> Any:
     # bool is an int in Python; "72" is a string: both are refused rather than coerced.
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise PydanticCustomError("number_type", "expected a number, got {input}", {"input": value})
+    if isinstance(value, float) and not math.isfinite(value):  # 1e999 parses as infinity
+        raise PydanticCustomError("number_type", "expected a finite number, got {input}", {"input": value})
     return value
 
 
@@ -58,13 +68,18 @@ def _json_whole_number(value: Any) -> Any:
 
 def _iso_date(value: Any) -> Any:
     # Only YYYY-MM-DD: a timestamp or a datetime string is not silently read as a date.
+    day: dt.date | None = None
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return value
-    if isinstance(value, str) and len(value) == _ISO_DATE_LENGTH:
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            pass
+        day = value
+    elif isinstance(value, str) and len(value) == _ISO_DATE_LENGTH:
+        with contextlib.suppress(ValueError):  # not a calendar date: refused below
+            day = dt.date.fromisoformat(value)
+    if day is not None:
+        if not FIRST_DATE <= day <= LAST_DATE:
+            raise PydanticCustomError(
+                "iso_date", "expected a date from 1900-01-01 to 2200-12-31, got {input}", {"input": value}
+            )
+        return day
     raise PydanticCustomError("iso_date", "expected a date as YYYY-MM-DD, got {input}", {"input": value})
 
 
@@ -155,8 +170,12 @@ class DoseRequest(_Request):
     )
     current_dose: CurrentDose | None = None
     on_hold: JsonBool = False
-    labs: Annotated[list[Lab], BeforeValidator(_null_means_empty)] = Field(default_factory=list)
-    transfusions: Annotated[list[Transfusion], BeforeValidator(_null_means_empty)] = Field(default_factory=list)
+    labs: Annotated[list[Lab], BeforeValidator(_null_means_empty)] = Field(
+        default_factory=list, max_length=MAX_LIST_LENGTH
+    )
+    transfusions: Annotated[list[Transfusion], BeforeValidator(_null_means_empty)] = Field(
+        default_factory=list, max_length=MAX_LIST_LENGTH
+    )
     baseline_rbc_units_per_12_weeks: JsonNumber | None = Field(default=None, ge=0)
     procedure_date: IsoDate | None = Field(default=None, validate_default=True)
     adverse_reaction: AdverseReaction | None = None

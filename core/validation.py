@@ -128,5 +128,8 @@ def _age_message(age: Decimal) -> str:
     bounds = PLAUSIBILITY["age_years"]
     if age < bounds.low:
         return f"age {fmt(age)} years is below 0"
+    stated = f"age {fmt(age)} years is above {fmt(bounds.high)}"
+    if bounds.implausible(age / 12):  # no number of months either (1e300 would not even round)
+        return stated
     in_years = (age / 12).quantize(Decimal("0.1"))
-    return f"age {fmt(age)} years is above {fmt(bounds.high)}; did you mean {fmt(in_years)} years ({fmt(age)} months)?"
+    return f"{stated}; did you mean {fmt(in_years)} years ({fmt(age)} months)?"
