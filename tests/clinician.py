@@ -35,7 +35,7 @@ CONFIRMABLE = ("unusual", "not a level", "outside the label")  # the prompts the
 MAX_MESSAGES = 120
 
 
-class ClinicianStuck(AssertionError):
+class ClinicianStuckError(AssertionError):
     """The chat asked something the clinician cannot answer, or refused an answer."""
 
 
@@ -92,7 +92,7 @@ class Question:
         label = self.label_of(data)
         if label is None:
             shown = ", ".join(f"{b.label!r}={b.data}" for b in self.buttons)
-            raise ClinicianStuck(f"step {self.chat.state}: no button {data!r} among {shown}\n{self.reply.text}")
+            raise ClinicianStuckError(f"step {self.chat.state}: no button {data!r} among {shown}\n{self.reply.text}")
         return label
 
     def press_or_type(self, data: str, typed: str) -> str:
@@ -333,13 +333,13 @@ def answer(q: Question) -> str:
     pending = q.chat.answers.pending
     if pending is not None:
         if not any(word in pending.question for word in CONFIRMABLE):
-            raise ClinicianStuck(f"step {q.chat.state}: unexpected confirmation {pending.question!r}")
+            raise ClinicianStuckError(f"step {q.chat.state}: unexpected confirmation {pending.question!r}")
         return q.press("v:yes")  # "Yes, use it"
     if q.chat.state == "review":
         return q.press("confirm")  # "✅ Get recommendation"
     step = ANSWERS.get(q.chat.state)
     if step is None:
-        raise ClinicianStuck(f"the clinician has no answer for the step {q.chat.state!r}: add it to ANSWERS")
+        raise ClinicianStuckError(f"the clinician has no answer for the step {q.chat.state!r}: add it to ANSWERS")
     return step(q)
 
 
@@ -350,7 +350,7 @@ def consult(case: Case) -> Transcript:
     transcript = Transcript(chat, ["/new"], [r.text for r in outcome.replies])
     while chat.state != "result":
         if len(transcript.typed) > MAX_MESSAGES:
-            raise ClinicianStuck(f"no recommendation after {MAX_MESSAGES} messages: {transcript.typed}")
+            raise ClinicianStuckError(f"no recommendation after {MAX_MESSAGES} messages: {transcript.typed}")
         asked = next((r for r in reversed(outcome.replies) if r.buttons), outcome.replies[-1])
         typed = answer(Question(chat, asked, env, case))
         before = chat
@@ -359,9 +359,9 @@ def consult(case: Case) -> Transcript:
         transcript.texts += [r.text for r in outcome.replies]
         refused = next((r.text for r in outcome.replies if "Please give it again" in r.text), None)
         if refused is not None:  # the core refused the request built from the answers
-            raise ClinicianStuck(f"after {typed!r} the chat said: {refused}")
+            raise ClinicianStuckError(f"after {typed!r} the chat said: {refused}")
         if chat.state == before.state and chat.answers == before.answers:
             replies = "\n".join(r.text for r in outcome.replies)
-            raise ClinicianStuck(f"step {chat.state}: the chat refused {typed!r}:\n{replies}")
+            raise ClinicianStuckError(f"step {chat.state}: the chat refused {typed!r}:\n{replies}")
     transcript.chat = chat
     return transcript
