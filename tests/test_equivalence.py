@@ -51,7 +51,7 @@ from flows import render
 from flows.replies import PatientSummary
 from flows.state import LabRecord, TransfusionRecord
 from tests.clinician import Case, Transcript, consult, number
-from tests.test_properties import AS_OF, DRUGS, decimals, json_num, weighted
+from tests.test_properties import AS_OF, DRUGS, json_num, weighted
 
 D = Decimal
 Request = dict[str, Any]
@@ -76,7 +76,7 @@ SCENARIOS = {
     "luspatercept": ("start", "hb_high", "rise", "increase", "no_response", "continue", "held", "adverse", "refer"),
 }
 SETTINGS = settings(
-    max_examples=15,
+    max_examples=20,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -121,8 +121,10 @@ class Draft:
         return (self.last_given - self.since).days // INTERVAL[self.drug] + 1
 
 
-def between(low: str | int, high: str | int, places: int = 1) -> st.SearchStrategy[Decimal]:
-    return decimals(low, high, places)
+def between(low: Decimal | str | int, high: Decimal | str | int, places: int = 1) -> st.SearchStrategy[Decimal]:
+    """Decimals from `low` to `high` with `places` decimals."""
+    scale = 10**places
+    return st.integers(int(D(low) * scale), int(D(high) * scale)).map(lambda n: D(n) / scale)
 
 
 @st.composite
@@ -503,8 +505,17 @@ def cases(draw: st.DrawFn, drug: str, scenario: str | None = None) -> Case:
 
 # --- comparing ---------------------------------------------------------------------------------------
 
-DECISION_FIELDS = ("action", "dose", "total", "volume_ml", "injections", "vials", "next_dose_date", "schedule")
-DECISION_FIELDS += ("next_monitoring",)
+DECISION_FIELDS = (
+    "action",
+    "dose",
+    "total",
+    "volume_ml",
+    "injections",
+    "vials",
+    "next_dose_date",
+    "schedule",
+    "next_monitoring",
+)
 
 
 def core_response(request: Request) -> Request:
@@ -550,7 +561,6 @@ def test_the_chat_reaches_the_core_decision(drug: str, scenario: str, data: st.D
     event(f"{drug}: {'follow-up' if case.record else 'new patient'}")
     same = canonical(transcript.request) == canonical(case.request)
     event("request equal: whole response compared" if same else "request differs: decision compared")
-    event(f"messages to the recommendation: {'<=' if len(transcript.typed) <= 15 else '>'} 15")
 
 
 @pytest.mark.parametrize(
@@ -580,7 +590,7 @@ def _hemoglobin(value: int | float, day: str) -> Request:
 
 
 # RULES.md 7, cases 1, 11, 18 and 23 (the region, and a weight weighed today, as the chat sends them).
-TERMINAL_CASES = {
+TERMINAL_CASES: dict[str, Request] = {
     "romiplostim": {
         "drug": "romiplostim",
         "indication": "itp",
