@@ -48,9 +48,9 @@ from core import hetrombopag, luspatercept, romiplostim
 from core.contract import recommend_json
 from core.models import DoseRequest, DoseResponse
 from flows import render
-from flows.replies import PatientSummary
-from flows.state import LabRecord, TransfusionRecord
-from tests.clinician import Case, Transcript, consult, number
+from flows.replies import PatientSummary, Reply
+from flows.state import ChatState, LabRecord, TransfusionRecord
+from tests.clinician import Case, ClinicianStuckError, Question, Transcript, answer, consult, number
 from tests.test_properties import AS_OF, DRUGS, json_num, weighted
 
 D = Decimal
@@ -119,6 +119,11 @@ class Draft:
         assert self.since is not None
         assert self.last_given is not None
         return (self.last_given - self.since).days // INTERVAL[self.drug] + 1
+
+
+def sometimes(one_in: int) -> st.SearchStrategy[bool]:
+    """True about once in `one_in` draws (hypothesis draws small integers often, so 0 is the common case)."""
+    return st.integers(0, one_in - 1).map(lambda n: n == one_in - 1)
 
 
 def between(low: Decimal | str | int, high: Decimal | str | int, places: int = 1) -> st.SearchStrategy[Decimal]:
@@ -227,7 +232,7 @@ def hetrombopag_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
     status = "new" if scenario == "start" or kind == "start" else "held" if scenario == "held" else "on"
     if status != "new":
         below_max = [level for level in ladder.levels if level != ladder.maximum]
-        draft.amount = draw(st.sampled_from(ladder.levels))
+        draft.amount = draw(st.sampled_from(ladder.levels[::-1]))  # the highest first: a resume needs room
         if scenario == "increase":
             draft.amount = draw(st.sampled_from(below_max))
         if scenario == "max_dose":
@@ -280,7 +285,7 @@ def lusutrombopag_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
         since_days = st.integers(4, 6)
     else:
         since_days = st.integers(0, 6)
-        if draw(st.integers(0, 5)) == 0:
+        if draw(sometimes(6)):
             draft.amount = draw(st.sampled_from([D("1.5"), D(2), D(6)]))  # dose.not_a_level
     draw(regimen(draft, since_days))
     assert draft.since is not None
@@ -289,12 +294,12 @@ def lusutrombopag_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
     draft.procedure_date = max(
         draft.as_of, draft.since + days(draw(weighted((3, st.integers(8, 14)), (1, st.integers(3, 20)))))
     )
-    if scenario == "jp_stop" or draw(st.integers(0, 2)) > 0:  # the latest count is optional once started
+    if scenario == "jp_stop" or not draw(sometimes(3)):  # the latest count is optional once started
         first = max(draft.since - days(2), draft.as_of - days(9))
         day = draft.as_of - days(draw(st.integers(0, (draft.as_of - first).days)))
         if scenario == "jp_stop":
             day = max(day, draft.since + days(4))
-        draft.latest = (day, draw(between(30, 90)))
+        draft.latest = (day, draw(between(50 if scenario == "jp_stop" else 30, 90)))
         baseline = (draft.since - days(draw(st.integers(0, 3))), draw(between(10, "49.9")))
         if draft.latest[0] > baseline[0]:
             if draft.follow_up:
@@ -312,7 +317,7 @@ def luspatercept_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
     if scenario == "adverse":
         status = draw(st.sampled_from(["new", "on", "held"]))
         draft.adverse = draw(st.sampled_from([{"grade": 2}, {"grade": 3}, {"grade": 3, "hypersensitivity": True}]))
-    elif draw(st.integers(0, 5)) == 0:
+    elif draw(sometimes(6)):
         draft.adverse = {"grade": 2}
     hb = between(6, 14, 2)
     if status != "new":
@@ -341,7 +346,7 @@ def luspatercept_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
     assert draft.latest is not None
     if status == "on":
         day = draft.latest[0]
-        if scenario == "rise" or draw(st.integers(0, 3)) == 0:
+        if scenario == "rise" or draw(sometimes(4)):
             rise = draw(between("2.01", 4, 2)) if scenario == "rise" else draw(between(-2, 3, 2))
             draft.earlier = (day - days(draw(st.integers(1, 21))), max(D(4), draft.latest[1] - rise))
         # known defect "Transfusions collected for 12 weeks only": the transfusions typed at this visit are
@@ -352,14 +357,14 @@ def luspatercept_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
         )
         for back, units in draw(st.lists(recent, max_size=0 if quiet else 5)):
             draft.transfusions.append((draft.as_of - days(back), units))
-        if scenario in ("increase", "no_response") and not quiet and draw(st.booleans()):
+        if scenario in ("increase", "no_response") and not draw(sometimes(4)):
             assert draft.since is not None
             draft.transfusions.append(
                 (draft.since + days(draw(st.integers(0, (draft.as_of - draft.since).days))), D(2))
             )
             draft.transfusions = [t for t in draft.transfusions if t[0] > draft.as_of - days(TRANSFUSION_WEEKS * 7)]
         asks_baseline = draft.amount in ((D(1), D("1.25")) if draft.indication == "beta_thalassemia" else (D("1.75"),))
-        if asks_baseline and draw(weighted((1, st.just(False)), (4, st.just(True)))):
+        if asks_baseline and not draw(sometimes(5)):
             draft.baseline = draw(weighted((3, st.integers(0, 12).map(D)), (1, between(0, 12))))
     if draft.follow_up and status != "new":
         old = st.tuples(st.integers(0, 200), st.integers(1, 3).map(D))
@@ -815,3 +820,20 @@ def test_known_defect_record_counts_older_than_120_days() -> None:
     )
     chat, core = _decisions(Case(request, record=record, latest=labs[-1]))
     assert chat == core
+
+
+# --- the clinician fails loudly ------------------------------------------------------------------------
+
+
+def test_a_step_the_clinician_does_not_know_is_named() -> None:
+    case = Case(TERMINAL_CASES["hetrombopag"], latest=TERMINAL_CASES["hetrombopag"]["labs"][-1])
+    question = Question(ChatState(state="counts_since"), Reply("Every count since 2026-11-01?"), case.env(), case)
+    with pytest.raises(ClinicianStuckError, match="no answer for the step 'counts_since': add it to ANSWERS"):
+        answer(question)
+
+
+def test_an_answer_the_chat_refuses_stops_the_consultation_with_the_reply() -> None:
+    """A procedure date in the past is refused (the chat asks again): reported, not retried forever."""
+    request = TERMINAL_CASES["lusutrombopag"] | {"procedure_date": "2026-11-20"}
+    with pytest.raises(ClinicianStuckError, match=r"step procedure_date: the chat refused '2026-11-20'"):
+        consult(Case(request, latest=request["labs"][-1]))
