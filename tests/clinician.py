@@ -22,6 +22,7 @@ from typing import Any
 
 from core.numbers import fmt
 from core.registry import rules_for
+from flows.consultation import _plain as plain_label  # how the chat reads a typed label
 from flows.consultation import handle
 from flows.replies import Button, Env, PatientSummary, Reply, UserInput
 from flows.state import ChatState
@@ -88,11 +89,13 @@ class Question:
         return next((b.label for b in self.buttons if b.data == data), None)
 
     def press(self, data: str) -> str:
-        """The label of the button with `data`, to be typed; it must be on screen."""
+        """The label of the button with `data`, to be typed; it must be on screen, and the only one so read."""
         label = self.label_of(data)
+        shown = ", ".join(f"{b.label!r}={b.data}" for b in self.buttons)
         if label is None:
-            shown = ", ".join(f"{b.label!r}={b.data}" for b in self.buttons)
             raise ClinicianStuckError(f"step {self.chat.state}: no button {data!r} among {shown}\n{self.reply.text}")
+        if sum(plain_label(b.label) == plain_label(label) for b in self.buttons) > 1:
+            raise ClinicianStuckError(f"step {self.chat.state}: the label {label!r} names two buttons: {shown}")
         return label
 
     def press_or_type(self, data: str, typed: str) -> str:

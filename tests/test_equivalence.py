@@ -21,7 +21,15 @@ adult) and the weighing date (romiplostim children); the dose, since, last given
 (romiplostim at 10 mcg/kg, luspatercept: a number no larger than the dates allow, or estimated); on hold.
 So the generator leaves out: results of the other test, two results on one date, a lab listed out of date
 order, the region left to its default (the chat always sends it), a past procedure date, doses_at_level where
-it is not asked, and each narrowing marked "known defect" below.
+it is not asked, and the cases of five chat defects, each shown by a strict xfail example below and marked
+"known defect" where the generator avoids it:
+- transfusions typed at a visit are within the last 12 weeks (test_known_defect_transfusions_since_since);
+- no count since `since` other than the ones asked (test_known_defect_counts_since_since);
+- at most one haemoglobin in the 3 weeks before the latest (test_known_defect_one_earlier_haemoglobin);
+- a lusutrombopag course has only its latest count and the JP baseline (test_known_defect_pre_procedure_count_lost);
+- a follow-up's record results are at most 120 days old (test_known_defect_record_counts_older_than_120_days).
+A new patient's weight is dated today, as the chat records it (issue 9: "Invented weighing date"; no decision
+reads an adult's weighing date).
 
 Scenarios per drug aim at each action (explicit strategies per outcome); `test_every_action_is_reached` finds
 each action of each drug in the generator and runs the chat on it, and the property test reports the mix with
@@ -59,7 +67,8 @@ DOSING_UNIT = {"romiplostim": "mcg/kg", "hetrombopag": "mg", "lusutrombopag": "m
 INTERVAL = {"romiplostim": 7, "hetrombopag": 1, "lusutrombopag": 1, "luspatercept": 21}
 DECIDING = {"romiplostim": "platelets", "hetrombopag": "platelets", "lusutrombopag": "platelets"}
 DECIDING |= {"luspatercept": "hemoglobin"}
-HISTORY_DAYS = 120  # the chat reads the record's results of the last 120 days (flows/steps.py _prefill)
+# known defect: the chat sends the record's results of the last 120 days only (flows/steps.py _prefill)
+HISTORY_DAYS = 120
 TRANSFUSION_WEEKS = 12  # known defect "Transfusions collected for 12 weeks only": the chat asks for these
 
 # The actions each drug's rules can give (RULES.md 1-4).
@@ -294,7 +303,9 @@ def lusutrombopag_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
     draft.procedure_date = max(
         draft.as_of, draft.since + days(draw(weighted((3, st.integers(8, 14)), (1, st.integers(3, 20)))))
     )
-    if scenario == "jp_stop" or not draw(sometimes(3)):  # the latest count is optional once started
+    # The latest count is optional once started; known defect: the chat asks no other count of the course
+    # (but the JP baseline), so none is drawn.
+    if scenario == "jp_stop" or not draw(sometimes(3)):
         first = max(draft.since - days(2), draft.as_of - days(9))
         day = draft.as_of - days(draw(st.integers(0, (draft.as_of - first).days)))
         if scenario == "jp_stop":
@@ -346,6 +357,7 @@ def luspatercept_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
     assert draft.latest is not None
     if status == "on":
         day = draft.latest[0]
+        # known defect: the chat asks one earlier haemoglobin, so at most one is drawn
         if scenario == "rise" or draw(sometimes(4)):
             rise = draw(between("2.01", 4, 2)) if scenario == "rise" else draw(between(-2, 3, 2))
             draft.earlier = (day - days(draw(st.integers(1, 21))), max(D(4), draft.latest[1] - rise))
