@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 from bot.replay import load, replay
+from bot.service import ChatService
+from bot.storage import open_storage
+from bot.terminal import choice
+from flows.replies import Reply
 
 HEMADOSE = Path(sys.executable).parent / "hemadose"
 # New consultation, Romiplostim, US label, RX-12, 72 kg, adult (typed: a digit here is an age),
@@ -67,3 +73,135 @@ def test_reminders_set_in_the_terminal_come_before_the_next_prompt(tmp_path: Pat
     assert "⏰ Dose reminder · patient RX-12\nInject Romiplostim 288 mcg (4 mcg/kg) = 0.58 mL today" in done.stdout
     assert "[1] Taken  [2] Skip  [3] Snooze 1 h" in done.stdout
     assert "Recorded: RX-12 Romiplostim 288 mcg (4 mcg/kg) = 0.58 mL given on Sun 2026-11-22." in done.stdout
+
+
+# --- every button by its label -----------------------------------------------------------------
+# A scripted clinician per drug: what it types at each question (by the flow's step name); at any
+# other question, or when a question comes again (Done after a transfusion), it presses a button
+# (PREFER first, else the first that is not navigation). Each
+# drug is run twice, new patient then follow-up, so the record's buttons ("Keep 72 kg, ...",
+# "As saved: ...") are shown too.
+TYPED: dict[str, dict[str, str]] = {
+    "romiplostim": {
+        "patient": "RX-R",
+        "weight": "72",
+        "dose_amount": "3",
+        "dose_since": "2026-11-01",
+        "last_given": "2026-11-15",
+        "doses_at_level": "3",
+        "lab_value": "32",
+        "lab_date": "2026-11-21",
+    },
+    "hetrombopag": {
+        "patient": "RX-H",
+        "dose_amount": "5",
+        "dose_since": "2026-11-01",
+        "last_given": "2026-11-21",
+        "lab_value": "32000",  # asks "32 ×10^9/L?": Yes, use it
+        "lab_date": "2026-11-21",
+    },
+    "lusutrombopag": {"patient": "RX-L", "procedure_date": "2026-12-05", "lab_value": "40", "lab_date": "2026-11-21"},
+    "luspatercept": {
+        "patient": "RX-P",
+        "weight": "72",
+        "dose_amount": "1",
+        "dose_since": "2026-06-01",
+        "last_given": "2026-11-10",
+        "doses_at_level": "8",
+        "lab_value": "8.5",
+        "lab_date": "2026-11-20",
+        "transfusions": "2026-11-01 2",
+        "baseline": "8",
+    },
+}
+PREFER = ("Yes, use it", "As saved", "Keep", "Adult", "On treatment", "Not started", "Done", "✅ Get recommendation")
+NAVIGATION = ("⬅ Back", "✖ Cancel", "? Help")
+THE_END = "Reminders set for"
+
+
+def _outcome(replies: list[Reply]) -> list[tuple[str, list[str]]]:
+    return [(reply.text, reply.button_labels()) for reply in replies]
+
+
+class Clinician:
+    """Drives a ChatService through consultations, forking the chat's state to try every button."""
+
+    def __init__(self, service: ChatService) -> None:
+        self.service = service
+        self.ref = "local:labels"
+        self.labels_checked: set[str] = set()
+
+    async def state(self) -> str | None:
+        storage = self.service.storage
+        async with storage.session() as session, session.begin():
+            return (await storage.open_chat(session, self.ref, self.ref)).state
+
+    async def restore(self, state: str) -> None:
+        storage = self.service.storage
+        async with storage.session() as session, session.begin():
+            row = await storage.open_chat(session, self.ref, self.ref)
+            await storage.save_chat(session, row, self.ref, state)
+
+    async def send(self, text: str | None = None, button: str | None = None) -> list[Reply]:
+        return await self.service.handle(self.ref, self.ref, text=text, button=button)
+
+    async def every_label_as_pressing(self, replies: list[Reply]) -> None:
+        """From the state now, typing each button's label does what pressing it does (and so does
+        the label typed in lower case without its leading symbol, and #N in the terminal)."""
+        saved = await self.state()
+        assert saved is not None
+        buttons = [button for reply in replies for row in reply.buttons for button in row]
+        numeric = any(reply.numeric for reply in replies if reply.buttons)
+        for number, button in enumerate(buttons, 1):
+            assert choice(button.label, buttons, numeric) == button, button.label
+            assert choice(f"#{number}", buttons, numeric) == button, number
+            pressed = _outcome(await self.send(button=button.data))
+            await self.restore(saved)
+            for typed in (button.label, button.label.lstrip("⬅✖?✅ ").lower()):
+                assert _outcome(await self.send(text=typed)) == pressed, f"typed {typed!r} at {replies[-1].text!r}"
+                await self.restore(saved)
+            self.labels_checked.add(button.label)
+
+    async def consultation(self, drug: str) -> list[Reply]:
+        replies = await self.send(text="/new")
+        asked: list[str] = []
+        while not any(reply.text.startswith(THE_END) for reply in replies):
+            assert len(asked) < 40, asked
+            await self.every_label_as_pressing(replies)
+            saved = await self.state()
+            step = str(json.loads(saved or "{}").get("state"))
+            asked.append(step)
+            assert asked.count(step) < 4, f"stuck at {step}: {replies[-1].text}"
+            buttons = [b for reply in replies for row in reply.buttons for b in row]
+            usable = [b for b in buttons if b.label not in NAVIGATION and not b.label.startswith(("Edit", "Why"))]
+            if step == "drug":
+                replies = await self.send(text=drug.capitalize())  # typed, as a clinician would
+            elif step in TYPED[drug] and asked.count(step) == 1 and not any(b.label.startswith(PREFER[:3]) for b in usable):
+                replies = await self.send(text=TYPED[drug][step])
+            else:
+                wanted = ("Save to patient", "Set reminders") if step == "result" else PREFER
+                press = next((b for prefix in wanted for b in usable if b.label.startswith(prefix)), None)
+                press = press or (usable[0] if usable else None)
+                assert press is not None, f"no answer scripted for the question {step}: {replies[-1].text}"
+                replies = await self.send(text=press.label)
+        return replies
+
+
+async def test_every_button_label_typed_does_what_pressing_does(tmp_path: Path):
+    """The simulated clinician drives the chat by labels: every label shown in a full consultation of
+    each drug (new patient and follow-up), typed, gives exactly the replies of pressing the button."""
+    storage = await open_storage(f"sqlite:///{tmp_path}/labels.db")
+    now = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
+    clinician = Clinician(ChatService(storage, "UTC", lambda: now))
+    try:
+        for drug in TYPED:
+            for _ in ("new patient", "follow-up"):
+                await clinician.consultation(drug)
+    finally:
+        await storage.close()
+    shown = clinician.labels_checked
+    assert len(shown) > 90
+    for label in ("Keep 72 kg, 2026-11-22", "✅ Get recommendation", "None / skip", "Save to patient", "⬅ Back"):
+        assert label in shown, sorted(shown)
+    for label in ("Yes, use it", "Grade 3+ hypersensitivity", "As saved: on 4 mcg/kg since 2026-11-22", "? Help"):
+        assert label in shown, sorted(shown)
