@@ -177,7 +177,10 @@ async def _chat(args: argparse.Namespace) -> int:
             ChatService(storage, settings.time_zone, clock), args.user, record=args.record, today=args.today
         )
     finally:
-        await storage.close()
+        try:
+            await storage.close()
+        except asyncio.CancelledError:  # Ctrl-C while an answer was handled: asyncio's cancel lands here
+            await storage.close()
     return EXIT_INTERRUPTED if ended.interrupted else EXIT_OK
 
 

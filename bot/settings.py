@@ -77,7 +77,9 @@ class Settings(BaseSettings):
 
     @property
     def database_url(self) -> str:
-        return as_database_url(self.db_url) if self.db_url else f"sqlite:///{self.data_dir.expanduser() / 'hemadose.db'}"
+        return (
+            as_database_url(self.db_url) if self.db_url else f"sqlite:///{self.data_dir.expanduser() / 'hemadose.db'}"
+        )
 
     def database(self, override: str | None = None) -> tuple[str, str | None]:
         """The database URL to open (`override`: chat's --db), and why it cannot be used, or None.

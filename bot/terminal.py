@@ -24,7 +24,6 @@ from bot.reminders import stored_buttons
 from bot.service import ChatService
 from flows.replies import Button, Reply
 
-
 BYE = "Bye — your consultation is saved; `hemadose chat` resumes it."
 NUMERIC_HINT = "(#N picks a button; a number typed alone is your answer)"
 
@@ -72,17 +71,23 @@ def choice(typed: str, buttons: list[Button], numeric: bool) -> Button | None:
     return next((button for button in buttons if _plain(button.label) == plain), None)
 
 
-def read_line(stdin: TextIO) -> str:
-    """One line of input; Ctrl-C interrupts the wait at once (KeyboardInterrupt).
+def read_line(stdin: TextIO, stdout: TextIO) -> str:
+    """Flush what is shown, then read one line; Ctrl-C interrupts the wait at once (KeyboardInterrupt).
 
     asyncio.run's own Ctrl-C handler only cancels the task at its next await, which a blocking
     read never reaches until Enter is pressed; Python's default handler interrupts the read itself.
+    It is in place before the flush, so a Ctrl-C as soon as the question shows is not missed.
     """
     if threading.current_thread() is not threading.main_thread():
+        stdout.flush()
         return stdin.readline()
     previous = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # a Ctrl-C that came while the answer was handled
+            raise KeyboardInterrupt
+        stdout.flush()
         return stdin.readline()
     finally:
         signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
@@ -140,8 +145,7 @@ async def chat(
             await service.reminders.run_due()
             if interactive:
                 stdout.write("> ")
-            stdout.flush()
-            line = read_line(stdin)
+            line = read_line(stdin, stdout)
             if not line:
                 if interactive:
                     stdout.write("\n")  # Ctrl-D leaves the cursor after the prompt
