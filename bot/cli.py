@@ -72,9 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     chat = commands.add_parser(
         "chat",
         help="the assistant in this terminal (SQLite by default; no token, no network)",
-        description="Chat in the terminal: buttons are numbered; type #N or the label. "
-        "Reads standard input, so it can be scripted. End with Ctrl-D, Ctrl-C or /quit: the consultation "
-        "is kept, and the next `hemadose chat` resumes it.",
+        description="Chat in the terminal, on the same storage as the bot (no token, no network).\n"
+        "Reads standard input, so it can be scripted. End with Ctrl-D, Ctrl-C or /quit: every answer\n"
+        "is saved as it is given, and the next `hemadose chat` resumes the consultation.",
         epilog=CHAT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -118,6 +118,8 @@ def run_recommend(path: str | None, batch: bool, pretty: bool = False) -> int:
                     out.write(line + "\n")
                 return EXIT_OK
             text = source.read()
+        except BrokenPipeError:  # the output's reader went away (main ends quietly)
+            raise
         except OSError as exc:
             print(f"hemadose recommend: cannot read input: {exc}", file=sys.stderr)
             return EXIT_UNREADABLE
@@ -185,7 +187,8 @@ async def _chat(args: argparse.Namespace) -> int:
 
 
 def _interruptible(command: Callable[[], int], bye: bool = False) -> int:
-    """Run a command; Ctrl-C ends it with status 130 and no traceback (chat: with its goodbye)."""
+    """Run a command; Ctrl-C ends it with status 130 and no traceback (chat: with its goodbye), and
+    a reader that goes away (`hemadose recommend ... | head -c 10`) ends it quietly."""
     try:
         return command()
     except KeyboardInterrupt:
@@ -194,6 +197,13 @@ def _interruptible(command: Callable[[], int], bye: bool = False) -> int:
 
             print(f"\n{BYE}", flush=True)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # As the Python documentation advises: nothing more can be written, and flushing at exit
+        # must not fail again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_UNREADABLE
 
 
 def run_bot() -> int:

@@ -75,6 +75,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"HEMADOSE_ALLOWED_USERS: '{part}' is not a Telegram user id (digits) or *")
         return value
 
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"HEMADOSE_TIMEZONE: '{value}' is not a time zone I know; use an Area/City name, e.g. Europe/London"
+            ) from None
+        return value
+
     @property
     def database_url(self) -> str:
         return (

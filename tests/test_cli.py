@@ -139,3 +139,18 @@ def test_ctrl_c_while_recommend_waits_for_input_exits_130_without_a_traceback():
     out, err = process.communicate(timeout=10)
     assert process.returncode == 130
     assert (out, err) == ("", "")
+
+
+def test_a_reader_that_goes_away_ends_recommend_quietly(request_file: Path, tmp_path: Path):
+    assert HEMADOSE
+    batch = tmp_path / "many.jsonl"
+    batch.write_text((request_file.read_text() + "\n") * 3000)  # more than a pipe holds
+    done = subprocess.run(
+        f"{HEMADOSE} recommend --batch {batch} | head -c 0",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stderr == ""

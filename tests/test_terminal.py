@@ -359,3 +359,19 @@ def test_ctrl_c_while_an_answer_is_handled_ends_cleanly(tmp_path: Path):
     assert done.stderr == ""
     assert done.stdout.count(BYE) == 1
     assert done.stdout.endswith(f"\n{BYE}\n")
+
+
+def test_an_unknown_default_time_zone_is_one_line_not_a_traceback(tmp_path: Path):
+    done = subprocess.run(
+        [str(HEMADOSE), "chat", "--db", str(tmp_path / "x.db")],
+        input="/new\n1\n",
+        capture_output=True,
+        text=True,
+        env=os.environ | {"HEMADOSE_TIMEZONE": "Bad/Zone"},
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "hemadose chat: HEMADOSE_TIMEZONE: 'Bad/Zone' is not a time zone I know; use an Area/City name, "
+        "e.g. Europe/London\n"
+    )
