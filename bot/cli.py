@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -216,8 +217,16 @@ def run_bot() -> int:
     settings = _settings("run")
     if settings is None:
         return EXIT_INVALID
-    if settings.telegram_bot_token is None:
+    token = settings.telegram_bot_token.get_secret_value().strip() if settings.telegram_bot_token else ""
+    if not token:
         print("hemadose run: set TELEGRAM_BOT_TOKEN (from @BotFather) in the environment.", file=sys.stderr)
+        return EXIT_INVALID
+    if re.fullmatch(r"\d+:[A-Za-z0-9_-]+", token) is None:
+        print(
+            "hemadose run: TELEGRAM_BOT_TOKEN does not look like a bot token (digits, a colon, then letters, "
+            "e.g. 123456:ABC-DEF...); copy it again from @BotFather.",
+            file=sys.stderr,
+        )
         return EXIT_INVALID
     policy = settings.access_policy()
     if policy == "unset":
@@ -237,7 +246,6 @@ def run_bot() -> int:
     if policy is None:
         logging.warning("HEMADOSE_ALLOWED_USERS=*: serving every Telegram user")
 
-    token = settings.telegram_bot_token.get_secret_value()
     app = build_application(token, None, policy)
     serve(app, url, settings.time_zone)
     for handler in logging.getLogger().handlers:

@@ -173,3 +173,43 @@ async def test_the_shutdown_hook_copes_with_a_start_up_that_never_opened_the_sto
     await app.post_shutdown(app)
     assert "service" not in app.bot_data
     await app.shutdown()
+
+
+def test_run_refuses_an_empty_or_malformed_token_before_going_online():
+    empty = hemadose_run({"TELEGRAM_BOT_TOKEN": " ", "HEMADOSE_ALLOWED_USERS": "1"})
+    assert empty.returncode == 2
+    assert empty.stderr == "hemadose run: set TELEGRAM_BOT_TOKEN (from @BotFather) in the environment.\n"
+    malformed = hemadose_run({"TELEGRAM_BOT_TOKEN": "SECRET-VALUE", "HEMADOSE_ALLOWED_USERS": "1"})
+    assert malformed.returncode == 2
+    assert malformed.stderr.startswith("hemadose run: TELEGRAM_BOT_TOKEN does not look like a bot token")
+    assert "SECRET-VALUE" not in malformed.stderr
+
+
+class RefusingRequest(RecordingRequest):
+    """Telegram's answer to a revoked or mistyped token."""
+
+    async def do_request(self, *args: object, **kwargs: object) -> tuple[int, bytes]:  # type: ignore[override]
+        return 401, b'{"ok": false, "error_code": 401, "description": "Unauthorized"}'
+
+
+def test_run_with_a_token_telegram_refuses_fails_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    import bot.telegram_app
+    from bot.cli import main
+
+    real = bot.telegram_app.build_application
+
+    def refused(token: str, service: object, allowed: frozenset[int] | None) -> object:
+        return real(token, None, allowed, request=RefusingRequest())
+
+    monkeypatch.setattr(bot.telegram_app, "build_application", refused)
+    for name in [k for k in os.environ if k.startswith(("TELEGRAM_", "HEMADOSE_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:SECRET-VALUE")
+    monkeypatch.setenv("HEMADOSE_ALLOWED_USERS", "1")
+    monkeypatch.setenv("HEMADOSE_DATA_DIR", str(tmp_path))
+    assert main(["run"]) == 2
+    out, err = capsys.readouterr()
+    assert err == "hemadose run: Telegram refused the token; check TELEGRAM_BOT_TOKEN (from @BotFather).\n"
+    assert out == ""
