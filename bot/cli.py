@@ -23,7 +23,6 @@ EXIT_OK = 0
 EXIT_UNREADABLE = 1
 EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
-BYE = "Bye — your consultation is saved; `hemadose chat` resumes it."
 
 # What `hemadose run --help` lists (bot.settings.ENVIRONMENT says the same; a test keeps them in step).
 # Written out here so that `hemadose recommend` never imports the settings stack.

@@ -208,10 +208,19 @@ async def test_every_button_label_typed_does_what_pressing_does(tmp_path: Path):
         await storage.close()
     shown = clinician.labels_checked
     assert len(shown) > 90
-    for label in ("Keep 72 kg, 2026-11-22", "✅ Get recommendation", "None / skip", "Save to patient", "⬅ Back"):
-        assert label in shown, sorted(shown)
-    for label in ("Yes, use it", "Grade 3+ hypersensitivity", "As saved: on 4 mcg/kg since 2026-11-22", "? Help"):
-        assert label in shown, sorted(shown)
+    # Labels with punctuation among them (prefixes: the record's buttons may come to say more).
+    for prefix in (
+        "Keep 72 kg",  # "Keep 72 kg, 2026-11-22"
+        "As saved: on 4 mcg/kg",
+        "Yes, use it",
+        "Grade 3+ hypersensitivity",
+        "✅ Get recommendation",
+        "Unknown / skip",
+        "Same as start (",
+        "⬅ Back",
+        "? Help",
+    ):
+        assert any(label.startswith(prefix) for label in shown), (prefix, sorted(shown))
 
 
 # --- ending the chat, and what a newcomer types ------------------------------------------------
