@@ -10,14 +10,49 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 1
 EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+
+# What `hemadose run --help` lists (bot.settings.ENVIRONMENT says the same; a test keeps them in step).
+# Written out here so that `hemadose recommend` never imports the settings stack.
+RUN_EPILOG = """environment variables:
+  TELEGRAM_BOT_TOKEN      the bot's token from @BotFather (required; never logged)
+  HEMADOSE_ALLOWED_USERS  comma-separated Telegram user ids to serve, or * for everyone (required)
+  HEMADOSE_DB_URL         SQLAlchemy database URL or a plain SQLite file path; its folder must exist
+                          (default: hemadose.db in the data directory)
+  HEMADOSE_DATA_DIR       data directory, created private if missing
+                          (default: $XDG_DATA_HOME/hemadose, i.e. ~/.local/share/hemadose)
+  HEMADOSE_TIMEZONE       default time zone for 'today' and reminders, an Area/City name (default: UTC)
+
+example:
+  TELEGRAM_BOT_TOKEN=123456:ABC... HEMADOSE_ALLOWED_USERS=111,222 hemadose run
+"""
+CHAT_EPILOG = """buttons:
+  Each button is shown as [#N] Label. Type the label, or #N; a plain N also picks button N
+  where the question does not take a number (where it does, a typed 3 is the answer 3).
+
+environment variables:
+  HEMADOSE_DB_URL, HEMADOSE_DATA_DIR, HEMADOSE_TIMEZONE as for `hemadose run --help`.
+"""
+
+
+def _date(value: str) -> dt.date:
+    """--today's type: a clear message for a date argparse cannot read."""
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a date; use YYYY-MM-DD, e.g. 2026-11-22") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,18 +72,26 @@ def _parser() -> argparse.ArgumentParser:
     chat = commands.add_parser(
         "chat",
         help="the assistant in this terminal (SQLite by default; no token, no network)",
-        description="Chat in the terminal: buttons are numbered; type the number or the label. "
-        "Reads standard input, so it can be scripted. End with Ctrl-D or /quit.",
+        description="Chat in the terminal, on the same storage as the bot (no token, no network).\n"
+        "Reads standard input, so it can be scripted. End with Ctrl-D, Ctrl-C or /quit: every answer\n"
+        "is saved as it is given, and the next `hemadose chat` resumes the consultation.",
+        epilog=CHAT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     chat.add_argument(
-        "--db", metavar="URL", help="database URL or SQLite file (default: HEMADOSE_DB_URL or the data directory)"
+        "--db",
+        metavar="URL",
+        help="database URL or SQLite file, in a folder that exists (default: HEMADOSE_DB_URL or the data directory)",
     )
     chat.add_argument("--user", default="local", help="who is chatting (a name for this terminal; default local)")
     chat.add_argument("--record", metavar="FILE", type=Path, help="write the session as a replayable dialogue")
-    chat.add_argument("--today", metavar="YYYY-MM-DD", type=dt.date.fromisoformat, help="fix the date (for tests)")
+    chat.add_argument("--today", metavar="YYYY-MM-DD", type=_date, help="fix the date (for tests)")
     commands.add_parser(
         "run",
         help="the Telegram bot (long polling); needs TELEGRAM_BOT_TOKEN and HEMADOSE_ALLOWED_USERS",
+        description="Run the Telegram bot with long polling. Settings come from the environment only.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from bot.dialogue_format import FORMAT
 
@@ -93,6 +136,8 @@ def run_recommend(path: str | None, batch: bool, pretty: bool = False) -> int:
                         status = EXIT_UNREADABLE
                 return status
             text = source.read()
+        except BrokenPipeError:  # the output's reader went away (main ends quietly)
+            raise
         except OSError as exc:
             print(f"hemadose recommend: cannot read input: {exc}", file=sys.stderr)
             return EXIT_UNREADABLE
@@ -105,14 +150,35 @@ def run_recommend(path: str | None, batch: bool, pretty: bool = False) -> int:
     return {"ok": EXIT_OK, "invalid": EXIT_INVALID, "internal": EXIT_UNREADABLE}[outcome]
 
 
+def _settings(command: str) -> Settings | None:
+    """The environment's settings, or None after a one-line error (e.g. a malformed user id)."""
+    from pydantic import ValidationError
+
+    from bot.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        print(f"hemadose {command}: {str(first['msg']).removeprefix('Value error, ')}", file=sys.stderr)
+        return None
+
+
 async def _chat(args: argparse.Namespace) -> int:
     from bot.service import ChatService, system_clock
-    from bot.settings import Settings, as_database_url
     from bot.storage import open_storage
     from bot.terminal import chat
 
-    settings = Settings()
-    url = as_database_url(args.db) if args.db else settings.database_url
+    settings = _settings("chat")
+    if settings is None:
+        return EXIT_INVALID
+    if args.record is not None and not args.record.expanduser().parent.is_dir():
+        print(f"hemadose chat: --record: the folder {args.record.parent} does not exist", file=sys.stderr)
+        return EXIT_INVALID
+    url, problem = settings.database(args.db)
+    if problem is not None:
+        print(f"hemadose chat: {problem}", file=sys.stderr)
+        return EXIT_UNREADABLE
     try:
         storage = await open_storage(url)
     except Exception as exc:  # a URL that does not parse, a missing driver, a file that cannot be written
@@ -123,24 +189,61 @@ async def _chat(args: argparse.Namespace) -> int:
         fixed = dt.datetime.combine(args.today, dt.time(12), tzinfo=dt.UTC)
         clock = lambda: fixed  # noqa: E731
     try:
-        print(f"HemaDose terminal chat on {url.split('///')[-1]}. Type a number or an answer; Ctrl-D to end.\n")
-        await chat(ChatService(storage, settings.time_zone, clock), args.user, record=args.record, today=args.today)
+        print(
+            f"HemaDose terminal chat on {url.split('///')[-1]}. Type an answer, a button's label or #N "
+            "for button N; Ctrl-D or Ctrl-C to end.\n"
+        )
+        ended = await chat(
+            ChatService(storage, settings.time_zone, clock), args.user, record=args.record, today=args.today
+        )
     finally:
-        await storage.close()
-    return EXIT_OK
+        try:
+            await storage.close()
+        except asyncio.CancelledError:  # Ctrl-C while an answer was handled: asyncio's cancel lands here
+            await storage.close()
+    return EXIT_INTERRUPTED if ended.interrupted else EXIT_OK
+
+
+def _interruptible(command: Callable[[], int], bye: bool = False) -> int:
+    """Run a command; Ctrl-C ends it with status 130 and no traceback (chat: with its goodbye), and
+    a reader that goes away (`hemadose recommend ... | head -c 10`) ends it quietly."""
+    try:
+        return command()
+    except KeyboardInterrupt:
+        if bye:
+            from bot.terminal import BYE
+
+            print(f"\n{BYE}", flush=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # As the Python documentation advises: nothing more can be written, and flushing at exit
+        # must not fail again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_UNREADABLE
 
 
 def run_bot() -> int:
-    from bot.service import ChatService
-    from bot.settings import Settings
-    from bot.storage import open_storage
-    from bot.telegram_app import build_application, start_reminders
+    from telegram.error import InvalidToken, NetworkError, TelegramError
+
+    from bot.telegram_app import StartupError, build_application, serve
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines carry the token in the URL
-    settings = Settings()
-    if settings.telegram_bot_token is None:
+    settings = _settings("run")
+    if settings is None:
+        return EXIT_INVALID
+    token = settings.telegram_bot_token.get_secret_value().strip() if settings.telegram_bot_token else ""
+    if not token:
         print("hemadose run: set TELEGRAM_BOT_TOKEN (from @BotFather) in the environment.", file=sys.stderr)
+        return EXIT_INVALID
+    if re.fullmatch(r"\d+:[A-Za-z0-9_-]+", token) is None:
+        print(
+            "hemadose run: TELEGRAM_BOT_TOKEN does not look like a bot token (digits, a colon, then letters, "
+            "e.g. 123456:ABC-DEF...); copy it again from @BotFather.",
+            file=sys.stderr,
+        )
         return EXIT_INVALID
     policy = settings.access_policy()
     if policy == "unset":
@@ -151,28 +254,44 @@ def run_bot() -> int:
         )
         return EXIT_INVALID
     assert not isinstance(policy, str)
-    problem = _database_problem(settings.database_url)
+    url, problem = settings.database()
+    if problem is None and (unusable := _database_problem(url)) is not None:
+        problem = f"HEMADOSE_DB_URL: {unusable}"
     if problem is not None:
-        print(f"hemadose run: HEMADOSE_DB_URL: {problem}", file=sys.stderr)
+        print(f"hemadose run: {problem}", file=sys.stderr)
         return EXIT_INVALID
     if policy is None:
         logging.warning("HEMADOSE_ALLOWED_USERS=*: serving every Telegram user")
 
-    async def open_service(application: object) -> None:
-        storage = await open_storage(settings.database_url)
-        service = ChatService(storage, settings.time_zone)
-        app.bot_data["service"] = service
-        start_reminders(app, service)
-        await app.bot.set_my_commands(__import__("bot.telegram_app").telegram_app.COMMANDS)
-
-    async def close_service(application: object) -> None:
-        await app.bot_data["service"].storage.close()
-
-    app = build_application(settings.telegram_bot_token.get_secret_value(), None, policy)
-    app.post_init = open_service
-    app.post_shutdown = close_service
-    app.run_polling()
+    app = build_application(token, None, policy)
+    serve(app, url, settings.time_zone)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_quiet_failed_start)
+    try:
+        app.run_polling()
+    except InvalidToken:
+        print("hemadose run: Telegram refused the token; check TELEGRAM_BOT_TOKEN (from @BotFather).", file=sys.stderr)
+        return EXIT_INVALID
+    except NetworkError as exc:  # time-outs included
+        print(f"hemadose run: cannot reach Telegram: {_hide(exc, token)}; check the network/token.", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except TelegramError as exc:
+        print(f"hemadose run: Telegram refused to start the bot: {_hide(exc, token)}.", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except StartupError as exc:
+        print(f"hemadose run: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
     return EXIT_OK
+
+
+def _quiet_failed_start(record: logging.LogRecord) -> bool:
+    """Drop python-telegram-bot's traceback of a failed start-up: `run` reports it in one line."""
+    return not (record.name == "telegram.ext" and "Bootstrap Initialize Application" in record.getMessage())
+
+
+def _hide(exc: Exception, token: str) -> str:
+    """The error in one line, never with the token (a URL in an error message can carry it)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0].replace(token, "<token>")
 
 
 def _reason(exc: Exception) -> str:
@@ -225,11 +344,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "recommend":
         if args.batch and args.pretty:
             _parser().error("--pretty is for a single request, not --batch")
-        return run_recommend(args.file, args.batch, args.pretty)
+        return _interruptible(lambda: run_recommend(args.file, args.batch, args.pretty))
     if args.command == "chat":
-        return asyncio.run(_chat(args))
+        return _interruptible(lambda: asyncio.run(_chat(args)), bye=True)
     if args.command == "run":
-        return run_bot()
+        return _interruptible(run_bot)
     if args.command == "replay":
         return asyncio.run(_replay(args.files, args.bless, args.show))
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects unknown commands

@@ -21,6 +21,42 @@ def as_database_url(value: str) -> str:
     return f"sqlite:///{Path(value).expanduser().resolve()}"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for other databases and for in-memory SQLite."""
+    if not url.startswith("sqlite"):
+        return None
+    _, sep, path = url.partition("///")
+    path = path.split("?", 1)[0]
+    if not sep or path in ("", ":memory:"):
+        return None
+    return Path(path).expanduser()
+
+
+def missing_folder(url: str) -> Path | None:
+    """The folder a SQLite database file would go in, when it does not exist (None otherwise).
+
+    A database the user names (--db, HEMADOSE_DB_URL) is never given a folder of its own making:
+    a typo would otherwise put the patients' records somewhere nobody looks.
+    """
+    path = sqlite_file(url)
+    if path is None or path.parent.is_dir():
+        return None
+    return path.parent
+
+
+# The variables `hemadose run` reads, with their meaning (its --help lists them; a test keeps this
+# list and the Settings fields in step).
+ENVIRONMENT = {
+    "TELEGRAM_BOT_TOKEN": "the bot's token from @BotFather (required; never logged)",
+    "HEMADOSE_ALLOWED_USERS": "comma-separated Telegram user ids to serve, or * for everyone (required)",
+    "HEMADOSE_DB_URL": "SQLAlchemy database URL or a plain SQLite file path; its folder must exist "
+    "(default: hemadose.db in the data directory)",
+    "HEMADOSE_DATA_DIR": "data directory, created private if missing (default: $XDG_DATA_HOME/hemadose, "
+    "i.e. ~/.local/share/hemadose)",
+    "HEMADOSE_TIMEZONE": "default time zone for 'today' and reminders, an Area/City name (default: UTC)",
+}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
 
@@ -39,9 +75,46 @@ class Settings(BaseSettings):
                 raise ValueError(f"HEMADOSE_ALLOWED_USERS: '{part}' is not a Telegram user id (digits) or *")
         return value
 
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"HEMADOSE_TIMEZONE: '{value}' is not a time zone I know; use an Area/City name, e.g. Europe/London"
+            ) from None
+        return value
+
     @property
     def database_url(self) -> str:
-        return as_database_url(self.db_url) if self.db_url else f"sqlite:///{self.data_dir / 'hemadose.db'}"
+        return (
+            as_database_url(self.db_url) if self.db_url else f"sqlite:///{self.data_dir.expanduser() / 'hemadose.db'}"
+        )
+
+    def database(self, override: str | None = None) -> tuple[str, str | None]:
+        """The database URL to open (`override`: chat's --db), and why it cannot be used, or None.
+
+        The data directory (the default place) is created, readable by its owner only; the folder
+        of a database named by --db or HEMADOSE_DB_URL must already exist.
+        """
+        if override is not None or self.db_url:
+            given = override if override is not None else self.db_url
+            assert given is not None
+            url = as_database_url(given)
+            folder = missing_folder(url)
+            source = "--db" if override is not None else "HEMADOSE_DB_URL"
+            if folder is not None:
+                state = "is not a folder" if folder.exists() else "does not exist"
+                return url, f"{source}: {folder} {state}; create the folder first or choose another path"
+            return url, None
+        try:
+            self.data_dir.expanduser().mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            return self.database_url, f"cannot create the data directory {self.data_dir}: {exc.strerror}"
+        return self.database_url, None
 
     def access_policy(self) -> frozenset[int] | str | None:
         """The allowed ids; None for everyone ('*'); the string 'unset' when there is no policy."""

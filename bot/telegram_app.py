@@ -150,6 +150,39 @@ def start_reminders(application: Application, service: ChatService, *, limits: b
     application.job_queue.run_repeating(tick, interval=REMINDER_TICK_SECONDS, first=0, name="reminders")
 
 
+class StartupError(Exception):
+    """The bot could not start for a reason its operator can fix; the message is one line."""
+
+
+def serve(application: Application, database_url: str, time_zone: str) -> None:  # type: ignore[type-arg]
+    """Open the storage, the service and the reminders once the bot is online; close them when it stops.
+
+    python-telegram-bot runs post_shutdown after every stop, a failed start-up (no network, a bad
+    token) included, so closing must cope with a service that was never opened.
+    """
+
+    async def open_service(app: Application) -> None:  # type: ignore[type-arg]
+        from bot.storage import open_storage
+
+        try:
+            storage = await open_storage(database_url)
+        except Exception as exc:  # a missing driver, a file that cannot be written, a server that refuses
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise StartupError(f"cannot open the database: {type(exc).__name__}: {first}") from exc
+        service = ChatService(storage, time_zone)
+        app.bot_data["service"] = service
+        start_reminders(app, service)
+        await app.bot.set_my_commands(COMMANDS)
+
+    async def close_service(app: Application) -> None:  # type: ignore[type-arg]
+        service: ChatService | None = app.bot_data.pop("service", None)
+        if service is not None:
+            await service.storage.close()
+
+    application.post_init = open_service
+    application.post_shutdown = close_service
+
+
 def build_application(
     token: str,
     service: ChatService | None,

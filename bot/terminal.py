@@ -1,15 +1,22 @@
 """The terminal chat: the same flows and storage as the bot, buttons shown as numbered choices.
 
+A button is picked by typing #N (in any question), a plain N (where the question does not take a
+number), or its label.
+
 Reads standard input line by line, so it can be scripted: printf '/new\n1\n...' | hemadose chat.
 With --record FILE, the session is written as a replayable dialogue (see bot/replay.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import signal
 import sys
+import threading
+import unicodedata
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import yaml
 
@@ -17,24 +24,73 @@ from bot.reminders import stored_buttons
 from bot.service import ChatService
 from flows.replies import Button, Reply
 
+BYE = "Bye — your consultation is saved; `hemadose chat` resumes it."
+NUMERIC_HINT = "(#N picks a button; a number typed alone is your answer)"
+
+
+class Ended(NamedTuple):
+    handled: int  # messages handled
+    interrupted: bool  # ended by Ctrl-C (the caller exits 130), not by end of input or /quit
+
 
 def show(reply: Reply, out: TextIO) -> list[Button]:
+    """The reply, its buttons as [#1] Label ... (the same in every question)."""
     out.write(reply.text + "\n")
     buttons = [button for row in reply.buttons for button in row]
     if buttons:
-        mark = "#" if reply.numeric else ""
-        out.write("  ".join(f"[{mark}{n}] {b.label}" for n, b in enumerate(buttons, 1)) + "\n")
+        out.write("  ".join(f"[#{n}] {b.label}" for n, b in enumerate(buttons, 1)) + "\n")
+        if reply.numeric:
+            out.write(NUMERIC_HINT + "\n")
     out.write("\n")
     return buttons
 
 
+def _plain(text: str) -> str:
+    """Text as compared with a label: no leading emoji or marks ('✅ Get it', '⬅️ Back'), case or extra spaces."""
+    start = 0
+    while start < len(text) and (
+        text[start].isspace()
+        or text[start] in "?!"
+        or unicodedata.category(text[start])[0] in "MC"
+        or unicodedata.category(text[start]) in ("So", "Sk")
+    ):
+        start += 1
+    return " ".join(text[start:].casefold().split())
+
+
 def choice(typed: str, buttons: list[Button], numeric: bool) -> Button | None:
-    """The button a typed '2' (or '#2' where the question takes a number) stands for."""
-    digits = typed[1:] if numeric and typed.startswith("#") else typed
-    if (numeric and not typed.startswith("#")) or not digits.isdigit():
+    """The button typed text stands for: '#2' always; a plain '2' where the question does not take a
+    number; or a button's label (compared without case, spacing or leading emoji)."""
+    number = typed[1:].strip() if typed.startswith("#") else typed if not numeric else ""
+    if number.isascii() and number.isdigit():
+        index = int(number)
+        return buttons[index - 1] if 1 <= index <= len(buttons) else None
+    plain = _plain(typed)
+    if not plain:
         return None
-    number = int(digits)
-    return buttons[number - 1] if 1 <= number <= len(buttons) else None
+    return next((button for button in buttons if _plain(button.label) == plain), None)
+
+
+def read_line(stdin: TextIO, stdout: TextIO) -> str:
+    """Flush what is shown, then read one line; Ctrl-C interrupts the wait at once (KeyboardInterrupt).
+
+    asyncio.run's own Ctrl-C handler only cancels the task at its next await, which a blocking
+    read never reaches until Enter is pressed; Python's default handler interrupts the read itself.
+    It is in place before the flush, so a Ctrl-C as soon as the question shows is not missed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        stdout.flush()
+        return stdin.readline()
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # a Ctrl-C that came while the answer was handled
+            raise KeyboardInterrupt
+        stdout.flush()
+        return stdin.readline()
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
 async def chat(
@@ -44,8 +100,8 @@ async def chat(
     stdout: TextIO = sys.stdout,
     record: Path | None = None,
     today: dt.date | None = None,
-) -> int:
-    """Run until end of input; returns the number of messages handled."""
+) -> Ended:
+    """Run until end of input, /quit or Ctrl-C; every answer is saved as it is given."""
     user_ref = chat_ref = f"local:{user}"
     steps: list[dict[str, Any]] = []
     buttons: list[Button] = []
@@ -81,30 +137,43 @@ async def chat(
     service.reminders.sender = reminder
     service.reminders.chats = chat_ref
 
-    await exchange("/start", None)
     handled = 0
-    while True:
-        await service.reminders.run_due()
-        if interactive:
-            stdout.write("> ")
-            stdout.flush()
-        line = stdin.readline()
-        if not line:
-            break
-        typed = line.strip()
-        if not typed:
-            continue
-        if not interactive:
-            stdout.write(f"> {typed}\n")
-        if typed.lower() in ("/quit", "/exit"):
-            break
-        pressed = choice(typed, buttons, numeric)
-        await exchange(None if pressed else typed, pressed)
-        handled += 1
+    interrupted = False
+    try:
+        await exchange("/start", None)
+        while True:
+            await service.reminders.run_due()
+            if interactive:
+                stdout.write("> ")
+            line = read_line(stdin, stdout)
+            if not line:
+                if interactive:
+                    stdout.write("\n")  # Ctrl-D leaves the cursor after the prompt
+                break
+            typed = line.strip()
+            if not typed:
+                continue
+            if not interactive:
+                stdout.write(f"> {typed}\n")
+            if typed.lower() in ("/quit", "/exit"):
+                break
+            pressed = choice(typed, buttons, numeric)
+            await exchange(None if pressed else typed, pressed)
+            handled += 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # Ctrl-C, waiting for input or while an answer was handled (asyncio cancels the task then;
+        # that answer's transaction is rolled back, everything before it is saved).
+        interrupted = True
+        stdout.write("\n")
     if record is not None:
         dialogue = {"title": f"Recorded in the terminal on {today or dt.date.today()}", "steps": steps}
         if today is not None:
             dialogue["today"] = today.isoformat()
-        record.write_text(yaml.safe_dump(dialogue, allow_unicode=True, sort_keys=False))
-        stdout.write(f"Dialogue written to {record}\n")
-    return handled
+        try:
+            record.write_text(yaml.safe_dump(dialogue, allow_unicode=True, sort_keys=False))
+            stdout.write(f"Dialogue written to {record}\n")
+        except OSError as exc:
+            print(f"hemadose chat: could not write the dialogue to {record}: {exc.strerror}", file=sys.stderr)
+    stdout.write(BYE + "\n")
+    stdout.flush()
+    return Ended(handled, interrupted)

@@ -115,3 +115,42 @@ def test_recommend_does_not_import_the_telegram_stack(request_file: Path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_ctrl_c_while_recommend_waits_for_input_exits_130_without_a_traceback():
+    import signal
+    import time
+
+    assert HEMADOSE
+    process = subprocess.Popen(
+        [HEMADOSE, "recommend"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    # Wait until it blocks reading standard input (Linux shows the read on fd 0 in /proc).
+    syscall = Path(f"/proc/{process.pid}/syscall")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not syscall.exists():
+            time.sleep(2)
+            break
+        if syscall.read_text().startswith("0 0x0 "):
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == 130
+    assert (out, err) == ("", "")
+
+
+def test_a_reader_that_goes_away_ends_recommend_quietly(request_file: Path, tmp_path: Path):
+    assert HEMADOSE
+    batch = tmp_path / "many.jsonl"
+    batch.write_text((request_file.read_text() + "\n") * 3000)  # more than a pipe holds
+    done = subprocess.run(
+        f"{HEMADOSE} recommend --batch {batch} | head -c 0",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stderr == ""

@@ -100,3 +100,116 @@ async def test_the_bot_delivers_reminders_through_its_job_queue(tmp_path: Path):
     assert service.reminders.sender.limits is True
     assert service.reminders.chats == "tg:"  # the terminal's reminders are never sent to Telegram
     await storage.close()
+
+
+def test_run_without_network_fails_in_one_line_and_closes_nothing_it_did_not_open(tmp_path: Path):
+    """No route to Telegram (a proxy nobody listens on): one line naming the cause, status 1; the
+    shutdown hooks (run after any stop) do not crash on the storage that was never opened."""
+    done = hemadose_run(
+        {
+            "TELEGRAM_BOT_TOKEN": "123456:SECRET-VALUE",
+            "HEMADOSE_ALLOWED_USERS": "1",
+            "HEMADOSE_DATA_DIR": str(tmp_path),
+            "HTTPS_PROXY": "http://127.0.0.1:9",
+            "ALL_PROXY": "http://127.0.0.1:9",
+        }
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith("hemadose run: cannot reach Telegram: httpx.ConnectError: ")
+    assert done.stderr.endswith("; check the network/token.\n")
+    assert done.stderr.count("\n") == 1
+    assert "SECRET-VALUE" not in done.stderr
+
+
+def test_run_refuses_a_database_in_a_missing_folder(tmp_path: Path):
+    done = hemadose_run(
+        {
+            "TELEGRAM_BOT_TOKEN": "123456:SECRET-VALUE",
+            "HEMADOSE_ALLOWED_USERS": "1",
+            "HEMADOSE_DB_URL": str(tmp_path / "nowhere" / "bot.db"),
+        }
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"hemadose run: HEMADOSE_DB_URL: {tmp_path / 'nowhere'} does not exist; "
+        "create the folder first or choose another path\n"
+    )
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_run_refuses_a_malformed_user_id_in_one_line():
+    done = hemadose_run({"TELEGRAM_BOT_TOKEN": "123456:SECRET-VALUE", "HEMADOSE_ALLOWED_USERS": "12,abc"})
+    assert done.returncode == 2
+    assert done.stderr == "hemadose run: HEMADOSE_ALLOWED_USERS: 'abc' is not a Telegram user id (digits) or *\n"
+
+
+def test_run_help_lists_every_environment_variable_with_its_meaning():
+    from bot.cli import RUN_EPILOG
+    from bot.settings import ENVIRONMENT, Settings
+
+    exe = Path(sys.executable).parent / "hemadose"
+    shown = subprocess.run([str(exe), "run", "--help"], capture_output=True, text=True, check=True).stdout
+    variables = {field.alias for field in Settings.model_fields.values()}
+    assert variables == set(ENVIRONMENT)
+    assert "environment variables:\n  TELEGRAM_BOT_TOKEN      the bot's token from @BotFather" in shown
+    for name, meaning in ENVIRONMENT.items():
+        assert name in shown
+        words = " ".join(RUN_EPILOG.split(name, 1)[1].split("\n  H")[0].split("\n\n")[0].split())
+        assert words == meaning, name
+
+
+async def test_the_shutdown_hook_copes_with_a_start_up_that_never_opened_the_storage(tmp_path: Path):
+    from bot.telegram_app import serve
+
+    app = build_application(TOKEN, None, frozenset({1001}), request=RecordingRequest(), polling=False)
+    serve(app, f"sqlite:///{tmp_path}/bot.db", "UTC")
+    assert app.post_shutdown is not None
+    assert app.post_init is not None
+    await app.post_shutdown(app)  # post_init never ran (getMe failed): nothing to close, no KeyError
+    await app.initialize()
+    await app.post_init(app)
+    assert "service" in app.bot_data
+    await app.post_shutdown(app)
+    assert "service" not in app.bot_data
+    await app.shutdown()
+
+
+def test_run_refuses_an_empty_or_malformed_token_before_going_online():
+    empty = hemadose_run({"TELEGRAM_BOT_TOKEN": " ", "HEMADOSE_ALLOWED_USERS": "1"})
+    assert empty.returncode == 2
+    assert empty.stderr == "hemadose run: set TELEGRAM_BOT_TOKEN (from @BotFather) in the environment.\n"
+    malformed = hemadose_run({"TELEGRAM_BOT_TOKEN": "SECRET-VALUE", "HEMADOSE_ALLOWED_USERS": "1"})
+    assert malformed.returncode == 2
+    assert malformed.stderr.startswith("hemadose run: TELEGRAM_BOT_TOKEN does not look like a bot token")
+    assert "SECRET-VALUE" not in malformed.stderr
+
+
+class RefusingRequest(RecordingRequest):
+    """Telegram's answer to a revoked or mistyped token."""
+
+    async def do_request(self, *args: object, **kwargs: object) -> tuple[int, bytes]:  # type: ignore[override]
+        return 401, b'{"ok": false, "error_code": 401, "description": "Unauthorized"}'
+
+
+def test_run_with_a_token_telegram_refuses_fails_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    import bot.telegram_app
+    from bot.cli import main
+
+    real = bot.telegram_app.build_application
+
+    def refused(token: str, service: object, allowed: frozenset[int] | None) -> object:
+        return real(token, None, allowed, request=RefusingRequest())
+
+    monkeypatch.setattr(bot.telegram_app, "build_application", refused)
+    for name in [k for k in os.environ if k.startswith(("TELEGRAM_", "HEMADOSE_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:SECRET-VALUE")
+    monkeypatch.setenv("HEMADOSE_ALLOWED_USERS", "1")
+    monkeypatch.setenv("HEMADOSE_DATA_DIR", str(tmp_path))
+    assert main(["run"]) == 2
+    out, err = capsys.readouterr()
+    assert err == "hemadose run: Telegram refused the token; check TELEGRAM_BOT_TOKEN (from @BotFather).\n"
+    assert out == ""
