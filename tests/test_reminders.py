@@ -30,6 +30,10 @@ from tests.helpers import (
 )
 
 UTC = dt.UTC
+EMPTY_STOMACH = (
+    "take on an empty stomach, with no food for 2 hours after; dairy products and mineral supplements "
+    "at least 2 hours after the dose."
+)
 
 
 @dataclass
@@ -359,7 +363,9 @@ async def test_pause_and_resume_drop_what_fell_due_meanwhile(world: World):
     await world.setup(1, "HT-1", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
     listing = (await world.service.handle("tg:1", "tg:1:1", text="/reminders"))[0]
     assert listing.text.splitlines()[1] == (
-        "• HT-1 · Hetrombopag 5 mg by mouth once daily; take on an empty stomach, with no food for 2 hours after; dairy products and mineral supplements at least 2 hours after the dose. · 08:00 · active · next: dose Sun 2026-11-22"
+        "• HT-1 · Hetrombopag 5 mg by mouth once daily; "
+        + EMPTY_STOMACH
+        + " · 08:00 · active · next: dose Sun 2026-11-22"
     )
     pause = next(b.data for row in listing.buttons for b in row if b.label == "Pause HT-1")
     await world.service.handle("tg:1", "tg:1:1", button=pause)
@@ -374,7 +380,7 @@ async def test_pause_and_resume_drop_what_fell_due_meanwhile(world: World):
     assert [(m.at, m.text.splitlines()[1]) for m in sent] == [
         (
             at("2026-11-24T12:00"),
-            "Take Hetrombopag today, Tue 2026-11-24: 5 mg by mouth once daily; take on an empty stomach, with no food for 2 hours after; dairy products and mineral supplements at least 2 hours after the dose.",
+            "Take Hetrombopag today, Tue 2026-11-24: 5 mg by mouth once daily; " + EMPTY_STOMACH,
         )
     ]
 
@@ -542,3 +548,253 @@ async def test_a_message_queued_before_stop_is_dropped_not_sent(world: World):
     assert world.outbox.take() == []
     async with world.storage.session() as session:
         assert await session.scalar(select(Delivery.state)) == "dropped"
+
+
+# --- RULES.md 6a: what a reminder says -------------------------------------------------------------
+
+CONFIRM = "Confirm when it is done. Never take or give two doses to make up for one."
+
+
+async def test_a_romiplostim_reminder_for_a_child_carries_the_dilution_with_its_volume(world: World):
+    """RULES.md 7 case 9: 12 kg, 12 mcg < 23 mcg -> 0.10 mL only after dilution to 125 mcg/mL."""
+    request = romiplostim(patient={"weight_kg": 12, "age_years": 2}, labs=[platelets(60, "2026-11-21")])
+    request["current_dose"] = dose(1, "mcg/kg", "2026-11-01", "2026-11-15")
+    await world.setup(1, "RX-C", request, "09:00", "UTC")
+    [reminder] = await world.run_until(at("2026-11-22T09:00"))
+    assert reminder.text == (
+        "Dose reminder · patient RX-C\nInject Romiplostim today, Sun 2026-11-22: 12 mcg (1 mcg/kg) = 0.10 mL "
+        "after dilution to 125 mcg/mL (preservative-free 0.9% sodium chloride).\n" + CONFIRM
+    )
+
+
+async def test_a_luspatercept_reminder_says_how_many_injections(world: World):
+    """RULES.md 7 case 23: 93.1 mg = 1.86 mL, more than 1.2 mL: 2 injections."""
+    await world.setup(1, "LP-2", luspatercept(), "10:00", "UTC")
+    [reminder] = await world.run_until(at("2026-11-22T10:00"))
+    assert reminder.text == (
+        "Dose reminder · patient LP-2\nInject Luspatercept today, Sun 2026-11-22: 93.1 mg (1.33 mg/kg) = 1.86 mL "
+        "of the 50 mg/mL solution, as 2 injections (at most 1.2 mL each).\n" + CONFIRM
+    )
+
+
+async def test_a_hetrombopag_reminder_says_empty_stomach(world: World):
+    await world.setup(1, "HT-3", hetrombopag(), "08:00", "UTC")
+    [reminder] = await world.run_until(at("2026-11-22T08:00"))
+    assert reminder.text == (
+        "Dose reminder · patient HT-3\nTake Hetrombopag today, Sun 2026-11-22: 5 mg by mouth once daily; "
+        + EMPTY_STOMACH
+        + "\n"
+        + CONFIRM
+    )
+
+
+async def test_a_lusutrombopag_reminder_restates_the_course_dose(world: World):
+    await world.setup(1, "LV-2", lusutrombopag(), "08:00", "UTC")
+    [reminder] = await world.run_until(at("2026-11-22T08:00"))
+    assert reminder.text == (
+        "Dose reminder · patient LV-2\nTake Lusutrombopag today, Sun 2026-11-22: 3 mg by mouth once daily.\n" + CONFIRM
+    )
+
+
+async def test_next_weeks_romiplostim_reminder_asks_for_the_count_first_and_leads_to_a_follow_up(world: World):
+    await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
+    [first] = await world.run_until(at("2026-11-22T09:00"))
+    await world.press(1, first, "Taken")
+    sent = await world.run_until(at("2026-11-29T09:00"))
+    heads_up, lab, reminder = sent
+    assert heads_up.text == (
+        "Heads-up · patient RX-1\nRomiplostim injection due tomorrow, Sun 2026-11-29. Its dose depends on a new "
+        "platelet count: enter it for a new decision before the injection.\n"
+        "Last decided: 288 mcg (4 mcg/kg) = 0.58 mL of the 500 mcg/mL solution."
+    )
+    assert heads_up.buttons == [[["Enter today's platelet count", "fu:RX-1"]]]
+    assert lab.text == (
+        "Blood test · patient RX-1\nPlatelet count due Sun 2026-11-29, the date the recommendation set."
+    )
+    assert reminder.text == (
+        "Dose reminder · patient RX-1\nRomiplostim injection due today, Sun 2026-11-29. Its dose depends on "
+        "today's platelet count: enter it first for a new decision.\n"
+        "Last decided: 288 mcg (4 mcg/kg) = 0.58 mL of the 500 mcg/mL solution.\n"
+        "Confirm when it is given. Never give two doses to make up for one."
+    )
+    assert reminder.buttons[0] == [["Enter today's platelet count", "fu:RX-1"]]
+    assert [label for label, _ in reminder.buttons[1]] == ["Taken", "Skip", "Snooze 1 h"]
+
+
+async def test_the_enter_result_button_goes_to_the_consultation_not_to_the_reminder_answers(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
+
+    async def not_a_reminder_answer(*args: Any) -> Any:
+        raise AssertionError("fu: data reached the reminder answers")
+
+    monkeypatch.setattr(world.service.reminders, "answer", not_a_reminder_answer)
+    monkeypatch.setattr(world.service.reminders, "manage", not_a_reminder_answer)
+    seen: list[Any] = []
+    import bot.service
+
+    original = bot.service.run_flow
+
+    def spy(chat: Any, message: Any, env: Any) -> Any:
+        seen.append((message.button, sorted(env.patients)))
+        return original(chat, message, env)
+
+    monkeypatch.setattr(bot.service, "run_flow", spy)
+    await world.service.handle("tg:1", "tg:1:1", button="fu:RX-1")
+    assert seen[-1:] == [("fu:RX-1", ["RX-1"])]
+
+
+async def test_a_luspatercept_dose_after_the_decided_one_asks_for_the_haemoglobin_first(world: World):
+    await world.setup(1, "LP-3", luspatercept(), "10:00", "UTC")
+    [first] = await world.run_until(at("2026-11-22T10:00"))
+    await world.press(1, first, "Taken")
+    sent = await world.run_until(at("2026-12-13T10:00"))
+    reminder = next(m for m in sent if m.first_line == "Dose reminder · patient LP-3")
+    assert reminder.text.splitlines()[1:3] == [
+        "Luspatercept injection due today, Sun 2026-12-13. Its dose depends on today's haemoglobin: enter it "
+        "first for a new decision.",
+        "Last decided: 93.1 mg (1.33 mg/kg) = 1.86 mL of the 50 mg/mL solution, as 2 injections (at most 1.2 mL each).",
+    ]
+    assert reminder.buttons[0] == [["Enter today's haemoglobin", "fu:LP-3"]]
+
+
+# --- RULES.md 6: missed versus unconfirmed, late confirmation ----------------------------------------
+
+
+async def test_a_reminder_whose_sends_all_failed_until_the_deadline_is_asked_about_not_missed(world: World):
+    from bot.reminders import DeliveryError
+
+    await world.setup(1, "HT-1", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
+    accepted = world.outbox
+    down = True
+
+    async def failing(chat_key: str, text: str, buttons: Buttons) -> int:
+        if down:
+            raise DeliveryError("NetworkError")
+        return await accepted(chat_key, text, buttons)
+
+    world.service.reminders.sender = failing
+    assert await world.run_until(at("2026-11-22T20:59")) == []
+    down = False
+    sent = await world.run_until(at("2026-11-22T21:00"))
+    assert [m.first_line for m in sent] == ["Unconfirmed dose · patient HT-1 · Hetrombopag · Sun 2026-11-22"]
+    assert sent[0].text.splitlines()[1] == (
+        "The reminder due 08:00 on Sun 2026-11-22 could not reach you before its deadline (the assistant was "
+        "offline or the message failed). Was the dose of Sun 2026-11-22 taken?"
+    )
+    assert all(status != "missed" for _, status in await world.doses())
+    # the reminder itself, still waiting for a retry, is not sent after its question
+    assert all(m.first_line != "Dose reminder · patient HT-1" for m in await world.run_until(at("2026-11-22T22:00")))
+    answer = await world.press(1, sent[0], "No, not taken")
+    assert answer.startswith("Missed dose · patient HT-1 · Hetrombopag · Sun 2026-11-22\nDo not take two doses")
+    assert (dt.date(2026, 11, 22), "missed") in await world.doses()
+    assert await world.press(1, sent[0], "Yes, taken on Sun 2026-11-22") == (
+        "Already recorded for HT-1: dose of 2026-11-22 missed."
+    )
+
+
+async def test_an_injection_confirmed_late_is_recorded_on_the_day_chosen_and_the_next_week_follows_it(world: World):
+    await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
+    reminder = (await world.run_until(at("2026-11-23T10:00")))[0]  # missed at Mon 09:00
+    world.traveller.move_to(at("2026-11-24T08:00"))
+    question = await world.service.handle("tg:1", "tg:1:1", button=reminder.data("Taken"))
+    assert question[0].text == "Romiplostim for RX-1, the dose of Sun 2026-11-22: on which day was it given?"
+    labels = [button.label for row in question[0].buttons for button in row]
+    assert labels == ["Given on Sun 2026-11-22", "Given on Mon 2026-11-23", "Given today, Tue 2026-11-24"]
+    chosen = next(b.data for row in question[0].buttons for b in row if b.label == "Given on Mon 2026-11-23")
+    answer = (await world.service.handle("tg:1", "tg:1:1", button=chosen))[0].text
+    assert answer == (
+        "Recorded: RX-1 Romiplostim 4 mcg/kg given on Mon 2026-11-23.\nNext dose reminder: Mon 2026-11-30 at 09:00."
+    )
+    doses = await world.doses()
+    assert (dt.date(2026, 11, 23), "given") in doses
+    assert (dt.date(2026, 11, 22), "missed") not in doses  # taken late is not missed
+    sent = await world.run_until(at("2026-12-01T00:00"))
+    assert [m.at for m in sent if m.first_line == "Dose reminder · patient RX-1"] == [at("2026-11-30T09:00")]
+    # a forged day outside what was offered records nothing
+    forged = chosen.rsplit(":", 1)[0] + ":20261101"
+    assert (await world.service.handle("tg:1", "tg:1:1", button=forged))[0].text == (
+        "Already recorded for RX-1: dose of 2026-11-22 taken."
+    )
+
+
+async def test_a_day_outside_the_dose_and_today_is_refused(world: World):
+    await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
+    reminder = (await world.run_until(at("2026-11-22T09:00")))[0]
+    occurrence = reminder.data("Taken").split(":")[2]
+    for day in ("20261121", "20261123"):
+        answer = await world.service.handle("tg:1", "tg:1:1", button=f"oc:d:{occurrence}:{day}")
+        assert answer[0].text == "The dose of 2026-11-22 for RX-1 can be recorded on Sun 2026-11-22; nothing recorded."
+    answer = await world.service.handle("tg:1", "tg:1:1", button=f"oc:d:{occurrence}:20261399")
+    assert answer[0].text == "I did not understand that button. /reminders lists your reminders."
+    assert await world.doses() == [(dt.date(2026, 11, 15), "given")]
+
+
+async def test_lusutrombopag_day_7_missed_the_course_then_ends(world: World):
+    response = await world.setup(1, "LV-3", lusutrombopag(), "08:00", "UTC")
+    last = dt.date.fromisoformat(response["schedule"][-1])
+    sent = await world.run_until(dt.datetime.combine(last, dt.time(21, 0), tzinfo=UTC))
+    missed = sent[-1]
+    assert missed.text == (
+        f"Missed dose · patient LV-3 · Lusutrombopag · {last:%a %Y-%m-%d}\n"
+        "Take it as soon as possible today; it is the course's last day (day 7), so the course then ends. "
+        "Never two doses in one day.\nDose: 3 mg by mouth once daily.\n"
+        "Rule: missed.lusutrombopag · HemaDose ruleset v1.1, section 6 (Mulpleta US PI 2.1)"
+    )
+
+
+# --- buttons checked against the reminder's kind; a blocked bot --------------------------------------
+
+
+async def test_a_forged_taken_on_a_blood_test_reminder_records_nothing(world: World):
+    await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
+    sent = await world.run_until(at("2026-11-29T09:00"))
+    lab = next(m for m in sent if m.first_line == "Blood test · patient RX-1")
+    occurrence = lab.data("Noted").split(":")[2]
+    before = (await world.doses(), await world.scheduled())
+    for action in ("t", "s", "z", "g", "y", "x"):
+        answer = await world.service.handle("tg:1", "tg:1:1", button=f"oc:{action}:{occurrence}")
+        assert answer[0].text == (
+            "That button does not belong to this reminder: it is the blood-test reminder for RX-1 (platelet count "
+            "due Sun 2026-11-29); a dose is confirmed on its dose reminder. Nothing recorded."
+        )
+    assert (await world.doses(), await world.scheduled()) == before
+    dose_reminder = next(m for m in sent if m.first_line == "Dose reminder · patient RX-1")
+    forged_noted = dose_reminder.data("Taken").replace("oc:t:", "oc:n:")
+    assert (await world.service.handle("tg:1", "tg:1:1", button=forged_noted))[0].text == (
+        "That button does not belong to this reminder: it is the dose reminder for RX-1 of Sun 2026-11-22; "
+        "a blood test is noted on its own reminder. Nothing recorded."
+    )
+
+
+async def test_a_user_who_blocked_the_bot_has_reminders_paused_and_is_told_once(world: World):
+    from bot.reminders import DeliveryError
+
+    await world.setup(1, "HT-1", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
+    await world.setup(2, "HT-2", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
+    accepted, attempts = world.outbox, []
+
+    async def blocked_by_user_1(chat_key: str, text: str, buttons: Buttons) -> int:
+        if chat_key == "tg:1:1":
+            attempts.append(text)
+            raise DeliveryError("Forbidden: bot was blocked by the user", blocked=True)
+        return await accepted(chat_key, text, buttons)
+
+    world.service.reminders.sender = blocked_by_user_1
+    sent = await world.run_until(at("2026-11-24T12:00"))
+    assert len(attempts) == 1  # paused at the first refusal: no re-send, no missed message, no next day
+    assert {m.chat_key for m in sent} == {"tg:2:2"}
+    first = await world.service.handle("tg:1", "tg:1:1", text="/help")
+    assert first[0].text == (
+        "Your reminders were paused because messages could not be delivered; /reminders to resume."
+    )
+    again = await world.service.handle("tg:1", "tg:1:1", text="/reminders")
+    assert all("could not be delivered" not in reply.text for reply in again)
+    assert "· 08:00 · paused ·" in again[0].text
+    other = await world.service.handle("tg:2", "tg:2:2", text="/reminders")
+    assert "· 08:00 · active ·" in other[0].text
+    resume = next(b.data for row in again[0].buttons for b in row if b.label == "Resume HT-1")
+    assert (await world.service.handle("tg:1", "tg:1:1", button=resume))[0].text.startswith(
+        "Reminders for HT-1 resumed."
+    )
