@@ -123,9 +123,14 @@ def follow_up_button(drug: str, label: str) -> Button:
     return Button(f"Enter today's {result_words(drug)}", f"fu:{label}")
 
 
-def plan_summary(label: str, planned: list[PlannedReminder], at: dt.time, zone: str, lab: str) -> str:
-    """What was set up, day by day (up to the first few)."""
+def plan_summary(
+    label: str, planned: list[PlannedReminder], at: dt.time, zone: str, lab: str, dose: str = ""
+) -> str:
+    """What was set up, day by day (up to the first few); `dose`: the decided administration
+    instruction (`dose_instruction`), shown whole when given (RULES.md 6a)."""
     lines = [f"Reminders set for {label} at {at:%H:%M} ({zone}):"]
+    if dose:
+        lines[0] += f"\nDose: {_end(dose)}"
     words = {"dose": "dose", "heads_up": "heads-up: dose tomorrow", "lab": lab}
     for item in planned[:8]:
         what = words[item.kind]

@@ -798,3 +798,34 @@ async def test_a_user_who_blocked_the_bot_has_reminders_paused_and_is_told_once(
     assert (await world.service.handle("tg:1", "tg:1:1", button=resume))[0].text.startswith(
         "Reminders for HT-1 resumed."
     )
+
+
+def test_the_plan_marks_the_decided_dose_and_the_summary_says_which_ask_for_the_result_first() -> None:
+    from core import recommend
+    from core.models import DoseRequest
+    from core.reminders import PlannedReminder, plan
+    from flows.reminders import plan_summary
+
+    response = recommend(DoseRequest.model_validate(romiplostim()))  # next dose Sun 2026-11-22
+    on_time = plan("romiplostim", response, dt.datetime(2026, 11, 22, 8, 0), dt.time(9, 0))
+    assert on_time == [
+        PlannedReminder("dose", dt.date(2026, 11, 22), None, True),
+        PlannedReminder("lab", dt.date(2026, 11, 29)),
+    ]
+    awaiting = [
+        PlannedReminder("heads_up", dt.date(2026, 11, 28), dt.date(2026, 11, 29), False),
+        PlannedReminder("lab", dt.date(2026, 11, 29)),
+        PlannedReminder("dose", dt.date(2026, 11, 29), None, False),
+    ]
+    summary = plan_summary("RX-1", awaiting, dt.time(9, 0), "UTC", "platelet count", "288 mcg (4 mcg/kg) = 0.58 mL")
+    assert summary.splitlines()[:5] == [
+        "Reminders set for RX-1 at 09:00 (UTC):",
+        "Dose: 288 mcg (4 mcg/kg) = 0.58 mL.",
+        "• Sat 2026-11-28: heads-up: dose tomorrow (the reminder asks for the new result first)",
+        "• Sun 2026-11-29: platelet count",
+        "• Sun 2026-11-29: dose (the reminder asks for the new result first)",
+    ]
+    hetrombopag_plan = plan(
+        "hetrombopag", recommend(DoseRequest.model_validate(hetrombopag())), dt.datetime(2026, 11, 22, 22), dt.time(8)
+    )
+    assert all(p.decided for p in hetrombopag_plan)  # the daily dose stands (RULES.md 6a)
