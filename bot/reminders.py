@@ -484,7 +484,13 @@ class Reminders:
             await self._add_dose(session, reminder, following, zone, now)
 
     async def _guidance(
-        self, session: AsyncSession, occurrence: Occurrence, reminder: Reminder, label: str, today: dt.date
+        self,
+        session: AsyncSession,
+        occurrence: Occurrence,
+        reminder: Reminder,
+        label: str,
+        today: dt.date,
+        skipped: bool = False,
     ) -> Reply:
         """The drug's missed-dose rule for this dose (a lusutrombopag course's last day ends it)."""
         drug: Drug = reminder.drug  # type: ignore[assignment]
@@ -504,7 +510,7 @@ class Reminders:
         guidance = missed_dose_guidance(drug, occurrence.on_date, today, last_of_course=last)
         decided = occurrence.dose_on is not None
         return words.missed_message(
-            occurrence.id, label, occurrence.on_date, guidance, reminder.dose_text, decided, skipped=False
+            occurrence.id, label, occurrence.on_date, guidance, reminder.dose_text, decided, skipped=skipped
         )
 
     async def _send_pending(self, state: str, note: bool) -> int:
@@ -672,9 +678,7 @@ class Reminders:
             following = following_dose(drug, on, None)
             if following is not None:
                 await self._add_dose(session, reminder, following, zone, now)
-            guidance = missed_dose_guidance(drug, on, today)
-            decided = occurrence.dose_on is not None
-            return [words.missed_message(occurrence.id, label, on, guidance, reminder.dose_text, decided, skipped=True)]
+            return [await self._guidance(session, occurrence, reminder, label, today, skipped=True)]
         if action == words.GIVEN:  # from the missed- or skipped-dose message: given today
             if state not in ("missed", "skipped"):
                 return [Reply(f"The dose of {on} for {label} is not recorded as missed; confirm it with Taken.")]

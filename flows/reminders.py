@@ -123,9 +123,7 @@ def follow_up_button(drug: str, label: str) -> Button:
     return Button(f"Enter today's {result_words(drug)}", f"fu:{label}")
 
 
-def plan_summary(
-    label: str, planned: list[PlannedReminder], at: dt.time, zone: str, lab: str, dose: str = ""
-) -> str:
+def plan_summary(label: str, planned: list[PlannedReminder], at: dt.time, zone: str, lab: str, dose: str = "") -> str:
     """What was set up, day by day (up to the first few); `dose`: the decided administration
     instruction (`dose_instruction`), shown whole when given (RULES.md 6a)."""
     lines = [f"Reminders set for {label} at {at:%H:%M} ({zone}):"]
