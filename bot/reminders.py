@@ -5,6 +5,12 @@ The database is the source of truth. Every reminder day is an `Occurrence` row w
 dose missed. `run_due` finds what is due with one range scan of that index, so neither its time
 nor the process's memory grows with the number of occurrences scheduled.
 
+A dose is *missed* only when its reminder reached the user and the deadline passed without Taken;
+when no reminder of it was delivered before the deadline (the bot was down, the send failed) it is
+*unknown* (RULES.md 6 "unconfirmed"): the user is asked whether it was taken, and the missed-dose
+guidance follows only a No. A user who blocked the bot has their reminders paused ('blocked' until
+they are told, on their next message, then 'paused').
+
 Each message is a `Delivery` row with a key of its own ('<occurrence>:<purpose>'), written as
 'queued' in the same transaction as the occurrence's new state, marked 'sending' just before the
 send and 'sent' only after Telegram accepted it. Telegram has no idempotent send, so one window cannot be
@@ -28,10 +34,10 @@ from sqlalchemy import Table, bindparam, delete, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage import Storage
-from bot.storage.tables import Delivery, Dose, Occurrence, Patient, Reminder, User
+from bot.storage.tables import Delivery, Dose, Occurrence, Patient, Regimen, Reminder, User
 from core.missed import missed_dose_guidance
 from core.models import DoseResponse, Drug
-from core.reminders import INJECTED, following_dose, missed_after
+from core.reminders import INJECTED, RESULT_FIRST, following_dose, missed_after
 from core.reminders import plan as plan_reminders
 from flows import reminders as words
 from flows.replies import Button, Reply, ScheduleReminders
@@ -48,14 +54,17 @@ LATE_AFTER = dt.timedelta(minutes=15)  # sent later than this after its time: it
 RETRY_AFTER = dt.timedelta(minutes=1)  # a send that failed (after the sender's own retries) is tried again
 GIVE_UP_AFTER = 20  # failed rounds of a delivery before it is marked failed (about a day with back-off)
 ACTIVE_STATES = ("scheduled", "sent", "snoozed")
+ANSWERED_STATES = ("taken", "skipped", "missed", "unknown")
+REMINDER_PURPOSES = ("r", "a", "z")  # the reminder itself (first, again, after a snooze): not 'm' or 'u'
 
 
 class DeliveryError(Exception):
     """The sender could not deliver. `permanent`: it never will (e.g. the user blocked the bot)."""
 
-    def __init__(self, reason: str, permanent: bool = False) -> None:
+    def __init__(self, reason: str, permanent: bool = False, blocked: bool = False) -> None:
         super().__init__(reason)
-        self.permanent = permanent
+        self.permanent = permanent or blocked
+        self.blocked = blocked  # the user blocked the bot: their reminders are paused
 
 
 class Sender(Protocol):
@@ -144,7 +153,7 @@ class Reminders:
             drug=drug,
             dose_amount=format(Decimal(str(response.dose.amount)).normalize(), "f") if response.dose else None,
             dose_unit=response.dose.unit if response.dose else None,
-            dose_text=words.dose_words(effect.response),
+            dose_text=words.dose_instruction(drug, effect.response),
             lab_text=words.lab_words(effect.response),
             local_time=at.strftime("%H:%M"),
             status="active",
@@ -153,20 +162,23 @@ class Reminders:
         session.add(reminder)
         await session.flush()
         for item in plan_reminders(drug, response, local(now, zone).replace(tzinfo=None), at):
-            session.add(self._occurrence(reminder, item.kind, item.on, item.dose_on, zone, now))
+            session.add(self._occurrence(reminder, item.kind, item.on, item.decided, zone, now))
 
     def _occurrence(
         self,
         reminder: Reminder,
         kind: str,
         on: dt.date,
-        dose_on: dt.date | None,
+        decided: bool,
         zone: str,
         now: dt.datetime,
         fresh: bool = True,
     ) -> Occurrence:
         """`fresh`: the user set it up (or resumed it) just now, so a time already past today is due
-        at once, not late. The next day of a running schedule is not fresh: after downtime it is late."""
+        at once, not late. The next day of a running schedule is not fresh: after downtime it is late.
+
+        `dose_on` holds the day of the dose whose decided amount the row restates (a dose: its day; a
+        heads-up: the next day); NULL when the amount awaits a new result (RULES.md 6a) and on a lab."""
         at = dt.time.fromisoformat(reminder.local_time)
         due = max(utc_at(on, at, zone), now) if fresh else utc_at(on, at, zone)
         deadline = None
@@ -177,7 +189,7 @@ class Reminders:
             reminder_id=reminder.id,
             kind=kind,
             on_date=on,
-            dose_on=dose_on,
+            dose_on=(on + dt.timedelta(days=1) if kind == "heads_up" else on) if decided and kind != "lab" else None,
             due_at=due,
             deadline_at=deadline,
             state="scheduled",
@@ -218,9 +230,10 @@ class Reminders:
                     break
                 day = following
         added = []
+        decided = drug not in RESULT_FIRST  # a later romiplostim or luspatercept dose awaits its result
         if drug in INJECTED and utc_at(day - dt.timedelta(days=1), dt.time(23, 59), zone) > now:
-            added.append(self._occurrence(reminder, "heads_up", day - dt.timedelta(days=1), day, zone, now, fresh))
-        occurrence = self._occurrence(reminder, "dose", day, None, zone, now, fresh)
+            added.append(self._occurrence(reminder, "heads_up", day - dt.timedelta(days=1), decided, zone, now, fresh))
+        occurrence = self._occurrence(reminder, "dose", day, decided, zone, now, fresh)
         added.append(occurrence)
         for item in added:
             if reminder.status != "active":
@@ -255,7 +268,8 @@ class Reminders:
     def _move(self, occurrence: Occurrence, reminder: Reminder, zone: str, now: dt.datetime) -> None:
         """An unsent occurrence to the reminder's (new) local time in `zone`; left where it was if in
         the new time its day would already be over (it would count as missed without ever being sent)."""
-        moved = self._occurrence(reminder, occurrence.kind, occurrence.on_date, occurrence.dose_on, zone, now)
+        decided = occurrence.dose_on is not None
+        moved = self._occurrence(reminder, occurrence.kind, occurrence.on_date, decided, zone, now)
         if moved.deadline_at is not None and moved.deadline_at <= now:
             return
         occurrence.due_at, occurrence.deadline_at = moved.due_at, moved.deadline_at
@@ -323,9 +337,10 @@ class Reminders:
                 )
             ).all()
             messages: list[tuple[str, Occurrence, Reminder, Reply]] = []
+            reached = await self._reached(session, [row[0] for row in rows], now)
             for occurrence, reminder, zone, label in rows:
                 zone = zone or self.default_time_zone
-                message = await self._advance(session, occurrence, reminder, zone, label, now)
+                message = await self._advance(session, occurrence, reminder, zone, label, now, reached)
                 if message is not None:
                     purpose, reply = message
                     messages.append((f"{occurrence.id}:{purpose}", occurrence, reminder, reply))
@@ -354,6 +369,26 @@ class Reminders:
                 keys.append(key)
             return keys
 
+    async def _reached(self, session: AsyncSession, due: Sequence[Occurrence], now: dt.datetime) -> set[int]:
+        """Of the doses whose deadline has come, those whose reminder reached the user before it
+        (a delivery 'sent' before the deadline): one read for the batch."""
+        ids = [o.id for o in due if o.deadline_at is not None and now >= o.deadline_at and o.state in ACTIVE_STATES]
+        if not ids:
+            return set()
+        rows = await session.execute(
+            select(Delivery.occurrence_id, Delivery.key, Delivery.sent_at).where(
+                Delivery.occurrence_id.in_(ids), Delivery.state == "sent"
+            )
+        )
+        deadlines = {o.id: o.deadline_at for o in due}
+        return {
+            occurrence_id
+            for occurrence_id, key, sent_at in rows
+            if key.split(":")[1][:1] in REMINDER_PURPOSES
+            and sent_at is not None
+            and sent_at < cast(dt.datetime, deadlines[occurrence_id])
+        }
+
     async def _advance(
         self,
         session: AsyncSession,
@@ -362,11 +397,14 @@ class Reminders:
         zone: str,
         label: str,
         now: dt.datetime,
+        reached: set[int],
     ) -> tuple[str, Reply] | None:
         """The occurrence's next state, and the message that goes with it (purpose, text)."""
         deadline = occurrence.deadline_at
         if deadline is not None and now >= deadline and occurrence.state in ACTIVE_STATES:
-            return await self._missed(session, occurrence, reminder, zone, label, now)
+            if occurrence.id in reached:
+                return await self._missed(session, occurrence, reminder, zone, label, now)
+            return await self._unconfirmed(session, occurrence, reminder, zone, label, now)
         if occurrence.state in ("scheduled", "snoozed"):
             late = None
             if occurrence.state == "scheduled" and now - occurrence.due_at > LATE_AFTER:
@@ -401,7 +439,7 @@ class Reminders:
             reminder.dose_text,
             reminder.lab_text,
             occurrence.on_date,
-            occurrence.dose_on,
+            decided=occurrence.dose_on is not None,
             again=again,
             late_since=late_since,
         )
@@ -415,15 +453,65 @@ class Reminders:
         label: str,
         now: dt.datetime,
     ) -> tuple[str, Reply]:
-        """Not confirmed by its deadline: recorded as missed, the drug's own rule sent, the schedule moves on."""
-        occurrence.state, occurrence.next_at, occurrence.acted_at = "missed", None, now
-        drug: Drug = reminder.drug  # type: ignore[assignment]
+        """Reminded and not confirmed by its deadline: recorded as missed, the drug's own rule sent, the
+        schedule moves on."""
+        await self._move_on(session, occurrence, reminder, "missed", zone, now)
         self._record(session, reminder, occurrence.on_date, "missed", now)
-        following = following_dose(drug, occurrence.on_date, None)
-        if following is not None:  # not fresh: after downtime, each passed day gets its own guidance
+        return "m", await self._guidance(session, occurrence, reminder, label, local(now, zone).date())
+
+    async def _unconfirmed(
+        self,
+        session: AsyncSession,
+        occurrence: Occurrence,
+        reminder: Reminder,
+        zone: str,
+        label: str,
+        now: dt.datetime,
+    ) -> tuple[str, Reply]:
+        """RULES.md 6: its reminder never reached the user before the deadline, so the dose is not
+        declared missed (it may have been taken): the user is asked. The schedule moves on as after a
+        missed dose; nothing is recorded until the answer."""
+        await self._move_on(session, occurrence, reminder, "unknown", zone, now)
+        due = f"{local(occurrence.due_at, zone):%H:%M on %a %Y-%m-%d}"
+        return "u", words.unconfirmed_message(occurrence.id, reminder.drug, label, occurrence.on_date, due)
+
+    async def _move_on(
+        self, session: AsyncSession, occurrence: Occurrence, reminder: Reminder, state: str, zone: str, now: dt.datetime
+    ) -> None:
+        occurrence.state, occurrence.next_at, occurrence.acted_at = state, None, now
+        following = following_dose(reminder.drug, occurrence.on_date, None)  # type: ignore[arg-type]
+        if following is not None:  # not fresh: after downtime, each passed day gets its own message
             await self._add_dose(session, reminder, following, zone, now)
-        guidance = missed_dose_guidance(drug, occurrence.on_date, local(now, zone).date())
-        return "m", words.missed_message(occurrence.id, label, occurrence.on_date, guidance)
+
+    async def _guidance(
+        self,
+        session: AsyncSession,
+        occurrence: Occurrence,
+        reminder: Reminder,
+        label: str,
+        today: dt.date,
+        skipped: bool = False,
+    ) -> Reply:
+        """The drug's missed-dose rule for this dose (a lusutrombopag course's last day ends it)."""
+        drug: Drug = reminder.drug  # type: ignore[assignment]
+        last = False
+        if drug == "lusutrombopag":
+            later = await session.scalar(
+                select(func.count())
+                .select_from(Occurrence)
+                .where(
+                    Occurrence.reminder_id == reminder.id,
+                    Occurrence.kind == "dose",
+                    Occurrence.on_date > occurrence.on_date,
+                    Occurrence.state != "cancelled",
+                )
+            )
+            last = not later
+        guidance = missed_dose_guidance(drug, occurrence.on_date, today, last_of_course=last)
+        decided = occurrence.dose_on is not None
+        return words.missed_message(
+            occurrence.id, label, occurrence.on_date, guidance, reminder.dose_text, decided, skipped=skipped
+        )
 
     async def _send_pending(self, state: str, note: bool) -> int:
         """Deliveries a broken-off run left 'sending' (note: may repeat) or 'queued', or waiting for a retry."""
@@ -481,6 +569,20 @@ class Reminders:
         wait = RETRY_AFTER * min(2 ** (attempts - 1), 60)
         log.warning("delivery %s failed (%s)%s", delivery.key, error, ", giving up" if give_up else "")
         async with self.storage.session() as session, session.begin():
+            if error.blocked:  # never deliverable again: the chat's reminders pause (told on the next message)
+                blocked = select(_REMINDERS.c.id).where(
+                    _REMINDERS.c.chat_key == delivery.chat_key, _REMINDERS.c.status == "active"
+                )
+                await session.execute(
+                    update(_OCCURRENCES)
+                    .where(_OCCURRENCES.c.reminder_id.in_(blocked), _OCCURRENCES.c.state.in_(ACTIVE_STATES))
+                    .values(next_at=None)
+                )
+                await session.execute(
+                    update(_REMINDERS)
+                    .where(_REMINDERS.c.chat_key == delivery.chat_key, _REMINDERS.c.status == "active")
+                    .values(status="blocked")
+                )
             await session.execute(
                 update(Delivery)
                 .where(Delivery.key == delivery.key)
@@ -493,10 +595,32 @@ class Reminders:
 
     # --- the user's answers ---------------------------------------------------------------------
 
+    async def answer(self, session: AsyncSession, user_id: int, data: str, zone: str) -> list[Reply]:
+        """A reminder's button, `oc:<action>:<occurrence>` or `oc:d:<occurrence>:<YYYYMMDD>`."""
+        parts = data.split(":")
+        day: dt.date | None = None
+        if len(parts) == 4 and len(parts[3]) == 8 and parts[3].isascii() and parts[3].isdigit():
+            try:
+                day = dt.date(int(parts[3][:4]), int(parts[3][4:6]), int(parts[3][6:]))
+            except ValueError:
+                day = None
+        numbered = len(parts) > 2 and parts[2].isascii() and parts[2].isdigit()
+        if not numbered or len(parts) not in (3, 4) or (len(parts) == 4) != (day is not None):
+            return [Reply("I did not understand that button. /reminders lists your reminders.")]
+        return await self.acknowledge(session, user_id, parts[1], int(parts[2]), zone, day)
+
     async def acknowledge(
-        self, session: AsyncSession, user_id: int, action: str, occurrence_id: int, zone: str
+        self,
+        session: AsyncSession,
+        user_id: int,
+        action: str,
+        occurrence_id: int,
+        zone: str,
+        day: dt.date | None = None,
     ) -> list[Reply]:
-        """Taken, Skip, Snooze, Noted, or a late dose given after a missed one."""
+        """Taken, Skip, Snooze, Noted, taken on a day (a late Taken), the Yes / No of an unconfirmed
+        dose, or a late dose given after a missed one. An action that does not belong to the
+        reminder's kind (a forged or stale button) changes nothing."""
         found = (
             await session.execute(
                 select(Occurrence, Reminder, Patient.label)
@@ -511,21 +635,34 @@ class Reminders:
         now = self.now()
         today = local(now, zone).date()
         drug: Drug = reminder.drug  # type: ignore[assignment]
-        name = DRUG_NAMES.get(drug, drug)
-        if action not in (words.TAKEN, words.SKIP, words.SNOOZE, words.NOTED, words.GIVEN):
+        on, state = occurrence.on_date, occurrence.state
+        if action not in words.ACTIONS["dose"] | words.ACTIONS["lab"] or (action == words.ON_DAY) != (day is not None):
             return [Reply("I did not understand that button. /reminders lists your reminders.")]
-        if occurrence.state == "cancelled":
+        if action not in words.ACTIONS.get(occurrence.kind, frozenset()):
+            return [Reply(self._not_its_kind(occurrence, reminder, label))]
+        if state == "cancelled":
             return [Reply(f"That reminder for {label} was stopped; nothing recorded.")]
         if action == words.NOTED:
             occurrence.state, occurrence.next_at, occurrence.acted_at = "done", None, now
-            return [Reply(f"Noted: {reminder.lab_text} for {label} on {occurrence.on_date:%a %Y-%m-%d}.")]
-        late_dose = action == words.GIVEN and occurrence.state in ("missed", "skipped")
-        if occurrence.state == "taken" or (occurrence.state == "skipped" and not late_dose):
-            return [Reply(f"Already recorded for {label}: dose of {occurrence.on_date} {occurrence.state}.")]
+            return [Reply(f"Noted: {reminder.lab_text} for {label} on {on:%a %Y-%m-%d}.")]
+        if state == "taken" or (state == "skipped" and action != words.GIVEN):
+            return [Reply(f"Already recorded for {label}: dose of {on} {state}.")]
+        if state == "unknown":  # RULES.md 6: never declared missed without the user's No
+            if action in (words.NO, words.SKIP):
+                occurrence.state, occurrence.acted_at = "missed", now
+                self._record(session, reminder, on, "missed", now)
+                return [await self._guidance(session, occurrence, reminder, label, today)]
+            if action == words.YES:
+                return await self._taken(session, occurrence, reminder, label, on, zone, now, confirmed_late=True)
+            if action in (words.SNOOZE, words.GIVEN):  # the question again
+                due = f"{local(occurrence.due_at, zone):%H:%M on %a %Y-%m-%d}"
+                return [words.unconfirmed_message(occurrence.id, drug, label, on, due)]
+        elif action in (words.YES, words.NO):
+            return [Reply(f"Already recorded for {label}: dose of {on} {state}.")]
         if action == words.SNOOZE:
             if reminder.status != "active":
                 return [Reply(f"The reminders for {label} are {reminder.status}; nothing to snooze.")]
-            if occurrence.state == "missed":
+            if state == "missed":
                 return [Reply(f"That dose is already recorded as missed; see the guidance above for {label}.")]
             again = now + SNOOZE
             if occurrence.deadline_at is not None and again >= occurrence.deadline_at:
@@ -534,89 +671,195 @@ class Reminders:
             occurrence.state, occurrence.next_at = "snoozed", again
             return [Reply(f"Snoozed: I will remind you again at {local(again, zone):%H:%M}.")]
         if action == words.SKIP:
-            if occurrence.state == "missed":
+            if state == "missed":
                 return [Reply(f"That dose is already recorded as missed for {label}.")]
             occurrence.state, occurrence.next_at, occurrence.acted_at = "skipped", None, now
-            self._record(session, reminder, occurrence.on_date, "skipped", now)
-            following = following_dose(drug, occurrence.on_date, None)
+            self._record(session, reminder, on, "skipped", now)
+            following = following_dose(drug, on, None)
             if following is not None:
                 await self._add_dose(session, reminder, following, zone, now)
-            guidance = missed_dose_guidance(drug, occurrence.on_date, today)
-            return [words.missed_message(occurrence.id, label, occurrence.on_date, guidance, skipped=True)]
-        # Taken (from the reminder) or given late (from the missed- or skipped-dose message).
-        if occurrence.state in ("missed", "skipped"):
-            guidance = missed_dose_guidance(drug, occurrence.on_date, today)
+            return [await self._guidance(session, occurrence, reminder, label, today, skipped=True)]
+        if action == words.GIVEN:  # from the missed- or skipped-dose message: given today
+            if state not in ("missed", "skipped"):
+                return [Reply(f"The dose of {on} for {label} is not recorded as missed; confirm it with Taken.")]
+            guidance = missed_dose_guidance(drug, on, today)
             if not guidance.give_missed_dose:
                 return [Reply(f"{guidance.text}\nNothing recorded: the missed dose is not made up.")]
+            return await self._taken(session, occurrence, reminder, label, today, zone, now, confirmed_late=False)
+        # Taken, or taken on a chosen day (RULES.md 6, late confirmation: recorded on the day it was taken).
+        days = self._possible_days(drug, on, today)
+        if action == words.ON_DAY:
+            assert day is not None
+            if day not in days:
+                shown = " or ".join(f"{d:%a %Y-%m-%d}" for d in days) if days else "no day yet"
+                return [Reply(f"The dose of {on} for {label} can be recorded on {shown}; nothing recorded.")]
+            return await self._taken(session, occurrence, reminder, label, day, zone, now, confirmed_late=True)
+        if not days:  # a reminder pressed before its day (a heads-up's dose, the clock of another zone)
+            return [Reply(f"The dose of {on:%a %Y-%m-%d} for {label} is not due yet; nothing recorded.")]
+        if len(days) == 1:
+            return await self._taken(session, occurrence, reminder, label, days[0], zone, now, confirmed_late=True)
+        return [words.day_question(occurrence.id, drug, label, on, days)]
+
+    @staticmethod
+    def _possible_days(drug: Drug, on: dt.date, today: dt.date) -> list[dt.date]:
+        """The days a dose due on `on` can have been taken on, as of `today`.
+
+        A tablet belongs to its day (a tablet on a later day is that day's own dose); an injection
+        may have been given on its day or any day since (the last week shown, and its own day)."""
+        if today < on:
+            return []
+        if drug not in INJECTED:
+            return [on]
+        days = [on + dt.timedelta(days=n) for n in range((today - on).days + 1)]
+        return days if len(days) <= 7 else [on, *days[-6:]]
+
+    @staticmethod
+    def _not_its_kind(occurrence: Occurrence, reminder: Reminder, label: str) -> str:
+        on = f"{occurrence.on_date:%a %Y-%m-%d}"
+        if occurrence.kind == "lab":
+            what = (
+                f"the blood-test reminder for {label} ({reminder.lab_text} due {on}); "
+                "a dose is confirmed on its dose reminder"
+            )
+        elif occurrence.kind == "heads_up":
+            what = f"a heads-up for {label}; the dose is confirmed on its dose reminder"
+        else:
+            what = f"the dose reminder for {label} of {on}; a blood test is noted on its own reminder"
+        return f"That button does not belong to this reminder: it is {what}. Nothing recorded."
+
+    async def _taken(
+        self,
+        session: AsyncSession,
+        occurrence: Occurrence,
+        reminder: Reminder,
+        label: str,
+        day: dt.date,
+        zone: str,
+        now: dt.datetime,
+        confirmed_late: bool,
+    ) -> list[Reply]:
+        """The dose recorded as given on `day`; the schedule goes on from it.
+
+        `confirmed_late`: the user says it was taken (Taken, Yes, a chosen day), so a missed record
+        of its day is removed (RULES.md 6: taken late is not missed). Given late after the
+        missed-dose guidance ('Given today'), the missed record stays beside the late dose."""
+        drug: Drug = reminder.drug  # type: ignore[assignment]
+        name = DRUG_NAMES.get(drug, drug)
+        on = occurrence.on_date
+        today = local(now, zone).date()
         already = await session.scalar(
             select(func.count())
             .select_from(Dose)
             .where(
                 Dose.patient_id == reminder.patient_id,
                 Dose.drug == drug,
-                Dose.given_on == today,
+                Dose.given_on == day,
                 Dose.status == "given",
             )
         )
-        was_missed = occurrence.state in ("missed", "skipped")  # the schedule moved on then
+        moved_on = occurrence.state in ("missed", "skipped", "unknown")  # the schedule moved on then
         occurrence.state, occurrence.next_at, occurrence.acted_at = "taken", None, now
         if already:
-            if not was_missed:  # the schedule goes on from this day
-                following = following_dose(drug, occurrence.on_date, None)
+            if not moved_on:  # the schedule goes on from this day
+                following = following_dose(drug, on, None)
                 if following is not None:
                     await self._add_dose(session, reminder, following, zone, now)
-            return [Reply(f"A {name} dose for {label} is already recorded today. Never two doses in one day.")]
-        if was_missed and today == occurrence.on_date:  # taken late the same day: not missed after all
+            when = "today" if day == today else f"on {day:%a %Y-%m-%d}"
+            return [Reply(f"A {name} dose for {label} is already recorded {when}. Never two doses in one day.")]
+        if moved_on and (confirmed_late or day == on):  # taken after all: not missed
             await session.execute(
                 delete(Dose).where(
                     Dose.patient_id == reminder.patient_id,
                     Dose.drug == drug,
-                    Dose.given_on == today,
+                    Dose.given_on == on,
                     Dose.status.in_(("missed", "skipped")),
                 )
             )
-        self._record(session, reminder, today, "given", now)
-        lines = [f"Recorded: {label} {name} {reminder.dose_text} given on {today:%a %Y-%m-%d}."]
-        following = following_dose(drug, occurrence.on_date, today)
-        if was_missed and following is not None and drug != "hetrombopag":
-            # The schedule moved on when the dose was missed or skipped; given late, the next dose
-            # moves with it (romiplostim: a week after the injection; luspatercept: 21 days).
+        amount, unit = await self._amount(session, reminder, occurrence)
+        self._record(session, reminder, day, "given", now, amount, unit)
+        lines = [f"Recorded: {label} {name} {amount} {unit} given on {day:%a %Y-%m-%d}.".replace("  ", " ")]
+        following = following_dose(drug, on, day)
+        if following is not None and following <= today:
+            following = today + dt.timedelta(days=1)
+        scheduled_next = None
+        if moved_on and following is not None and drug != "hetrombopag":
+            scheduled_next = await session.scalar(
+                select(func.min(Occurrence.on_date)).where(
+                    Occurrence.reminder_id == reminder.id,
+                    Occurrence.kind == "dose",
+                    Occurrence.state.in_(ACTIVE_STATES),
+                    Occurrence.on_date > on,
+                )
+            )
+        if moved_on and following is not None and drug != "hetrombopag" and scheduled_next != following:
+            # The schedule moved on when the dose was missed, skipped or left unconfirmed; given on
+            # another day, the next dose moves with it (romiplostim: a week after the injection,
+            # RULES.md 6 "given late"; luspatercept: 21 days).
             await session.execute(
                 update(Occurrence)
                 .where(
                     Occurrence.reminder_id == reminder.id,
                     Occurrence.kind.in_(("dose", "heads_up")),
                     Occurrence.state.in_(ACTIVE_STATES),
-                    Occurrence.on_date > occurrence.on_date,
+                    Occurrence.on_date > on,
                 )
                 .values(state="cancelled", next_at=None)
             )
-        if following is not None and (not was_missed or drug != "hetrombopag"):
-            if following <= today:
-                following = today + dt.timedelta(days=1)
+        if following is not None and (not moved_on or drug != "hetrombopag"):
             added = await self._add_dose(session, reminder, following, zone, now)
             if added is None:
                 lines.append(f"The reminders for {label} are stopped: no next one is set.")
             else:
                 lines.append(f"Next dose reminder: {added.on_date:%a %Y-%m-%d} at {reminder.local_time}.")
-                if reminder.status == "paused":
+                if reminder.status != "active":
                     lines.append("(Reminders are paused: it comes once they are resumed.)")
             if drug == "luspatercept":
                 lines.append("At least 21 days between doses (RULES.md section 6).")
         return [Reply("\n".join(lines))]
 
-    def _record(self, session: AsyncSession, reminder: Reminder, day: dt.date, status: str, now: dt.datetime) -> None:
+    async def _amount(self, session: AsyncSession, reminder: Reminder, occurrence: Occurrence) -> tuple[str, str]:
+        """The dose given: the decided one, or for a dose that awaited a new result (RULES.md 6a) the
+        patient's regimen as now recorded (a follow-up may have changed it)."""
+        decided = reminder.dose_amount or "", reminder.dose_unit or ""
+        if occurrence.dose_on is not None:
+            return decided
+        regimen = await session.scalar(select(Regimen).where(Regimen.patient_id == reminder.patient_id))
+        if regimen is None or regimen.drug != reminder.drug or regimen.on_hold or not regimen.dose_amount:
+            return decided
+        return regimen.dose_amount, regimen.dose_unit
+
+    def _record(
+        self,
+        session: AsyncSession,
+        reminder: Reminder,
+        day: dt.date,
+        status: str,
+        now: dt.datetime,
+        amount: str | None = None,
+        unit: str | None = None,
+    ) -> None:
         session.add(
             Dose(
                 patient_id=reminder.patient_id,
                 drug=reminder.drug,
-                amount=reminder.dose_amount or "",
-                unit=reminder.dose_unit or "",
+                amount=amount if amount is not None else reminder.dose_amount or "",
+                unit=unit if unit is not None else reminder.dose_unit or "",
                 given_on=day,
                 status=status,
                 recorded_at=now,
             )
         )
+
+    async def undelivered_notice(self, session: AsyncSession, user_id: int) -> list[Reply]:
+        """Once, on the user's next message after their reminders paused because sends were refused
+        (the bot was blocked): they are told, and the reminders stay paused until resumed."""
+        paused = await session.execute(
+            update(_REMINDERS)
+            .where(_REMINDERS.c.user_id == user_id, _REMINDERS.c.status == "blocked")
+            .values(status="paused")
+            .returning(_REMINDERS.c.id)
+        )
+        return [Reply(words.PAUSED_NOTICE)] if paused.first() is not None else []
 
     # --- /reminders -----------------------------------------------------------------------------
 
@@ -644,12 +887,13 @@ class Reminders:
                 .limit(1)
             )
             name = DRUG_NAMES.get(reminder.drug, reminder.drug)
+            dose = reminder.dose_text
+            if reminder.drug in RESULT_FIRST and dose:  # each dose awaits a new result (RULES.md 6a)
+                dose = f"last decided {dose}"
             shown = (
                 f"next: {upcoming.kind.replace('_', '-')} {upcoming.on_date:%a %Y-%m-%d}" if upcoming else "none due"
             )
-            lines.append(
-                f"• {label} · {name} {reminder.dose_text} · {reminder.local_time} · {reminder.status} · {shown}"
-            )
+            lines.append(f"• {label} · {name} {dose} · {reminder.local_time} · {reminder.status} · {shown}")
             toggle = (
                 Button(f"Resume {label}", f"rm:r:{reminder.id}")
                 if reminder.status == "paused"
@@ -690,7 +934,7 @@ class Reminders:
             )
             return Reply(f"Reminders for {label} paused. /reminders to resume them.")
         if action == "r":
-            if reminder.status != "paused":
+            if reminder.status not in ("paused", "blocked"):
                 return Reply(f"The reminders for {label} are already on.")
             reminder.status = "active"
             for occurrence in await session.scalars(pending):
@@ -745,9 +989,9 @@ def _outdated(key: str, occurrence_state: str, kind: str) -> bool:
     answered (a missed-dose message, purpose 'm', is always sent)."""
     if occurrence_state == "cancelled":
         return True
-    if key.endswith(":m"):
+    if key.endswith((":m", ":u")):  # missed-dose guidance, the unconfirmed question
         return False
-    return occurrence_state in ("taken", "skipped", "missed") or (kind == "lab" and occurrence_state == "done")
+    return occurrence_state in ANSWERED_STATES or (kind == "lab" and occurrence_state == "done")
 
 
 def stored_buttons(buttons: Any) -> tuple[tuple[Button, ...], ...]:

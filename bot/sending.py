@@ -5,7 +5,8 @@ are aiolimiter's leaky buckets (the library python-telegram-bot's own rate limit
 `RetryAfter` waits as long as Telegram asks; time-outs and network errors back off exponentially
 with jitter (tenacity). A message retried after a time-out may already have arrived (Telegram
 has no idempotent send), so the retry carries the may-repeat note. An answer that will never
-change (the user blocked the bot, the chat is gone) is a permanent failure, not retried.
+change (the user blocked the bot, the chat is gone) is a permanent failure, not retried; a block
+(Forbidden) also pauses the user's reminders (bot.reminders).
 """
 
 from __future__ import annotations
@@ -119,7 +120,9 @@ class TelegramSender:
                             raise DeliveryError(f"RetryAfter {asked:.0f} s") from error
                         raise
                     return message.message_id
-        except (Forbidden, InvalidToken, ChatMigrated) as error:
+        except Forbidden as error:  # the user blocked the bot (or left the chat): their reminders pause
+            raise DeliveryError(f"Forbidden: {error.message}", blocked=True) from error
+        except (InvalidToken, ChatMigrated) as error:
             raise DeliveryError(type(error).__name__, permanent=True) from error
         except TelegramError as error:
             raise DeliveryError(type(error).__name__) from error

@@ -57,20 +57,26 @@ class ChatService:
             reminder_button = button is not None and button.startswith(("oc:", "rm:"))
             # The user (created on first contact) with their time zone, and this chat's state: one query.
             row = await storage.open_chat(session, user_ref, chat_ref)
+            # Reminders paused because the user had blocked the bot: told once, on this message.
+            notice = await self.reminders.undelivered_notice(session, row.user_id)
             if name in ("/patients", "/history", "/settings", "/reminders") or button == "patients" or reminder_button:
                 if name == "/history":
-                    return [await self._history(session, row.user_id, argument)]
+                    return [*notice, await self._history(session, row.user_id, argument)]
                 if name == "/settings":
-                    return [await self._settings(session, row.user_id, row.time_zone, argument)]
+                    return [*notice, await self._settings(session, row.user_id, row.time_zone, argument)]
                 if name == "/reminders" or reminder_button:
-                    return await self._reminders(session, row.user_id, row.time_zone, button)
-                return [render.patients(await storage.patient_labels(session, row.user_id))]
+                    return [*notice, *await self._reminders(session, row.user_id, row.time_zone, button)]
+                return [*notice, render.patients(await storage.patient_labels(session, row.user_id))]
             chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
             today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
             # The record is read while a patient is being chosen; the consultation keeps a copy.
             message = UserInput(text=text, button=button)
+            # A reminder's 'Enter today's count' (fu:<label>) goes to the flow with that patient's record.
+            follow_up = button is not None and button.startswith("fu:")
             patients = (
-                await self._patients(session, row.user_id, today, chat, message) if chat.state == "patient" else {}
+                await self._patients(session, row.user_id, today, chat, message)
+                if chat.state == "patient" or follow_up
+                else {}
             )
             before = chat
             now = self.clock()
@@ -93,15 +99,17 @@ class ChatService:
                     await self._set_zone(session, row.user_id, zone)
                 elif isinstance(effect, ScheduleReminders):
                     await self.reminders.schedule(session, row.user_id, chat_ref, effect, zone)
-            return outcome.replies
+            return [*notice, *outcome.replies]
 
     async def _patients(
         self, session: AsyncSession, user_id: int, today: dt.date, chat: ChatState, message: UserInput
     ) -> dict[str, PatientSummary]:
         """The user's labels for the patient question, with the full record only of the one picked."""
         labels = [label for label, _ in await self.storage.patient_labels(session, user_id)]
-        picked = (message.button or "").removeprefix("v:") if message.button else (message.text or "").strip()
-        chosen = [label for label in labels if label.lower() == picked.lower()] if chat.state == "patient" else []
+        button = message.button or ""
+        picked = button.removeprefix("v:").removeprefix("fu:") if button else (message.text or "").strip()
+        asked = chat.state == "patient" or button.startswith("fu:")
+        chosen = [label for label in labels if label.lower() == picked.lower()] if asked else []
         records = await self.storage.summaries(session, user_id, today, labels=chosen) if chosen else {}
         return {label: records.get(label) or PatientSummary(label=label) for label in labels}
 
@@ -136,13 +144,10 @@ class ChatService:
     async def _reminders(
         self, session: AsyncSession, user_id: int, time_zone: str | None, button: str | None
     ) -> list[Reply]:
-        """/reminders, its buttons (rm:...), and the answers to a reminder (oc:<action>:<occurrence>)."""
+        """/reminders, its buttons (rm:...), and the answers to a reminder (oc:<action>:<occurrence>[:<day>])."""
         zone = time_zone or self.default_time_zone
         if button is None:
             return [await self.reminders.listing(session, user_id, zone)]
         if button.startswith("rm:"):
             return [await self.reminders.manage(session, user_id, button, zone)]
-        parts = button.split(":")
-        if len(parts) != 3 or not (parts[2].isascii() and parts[2].isdigit()):
-            return [Reply("I did not understand that button. /reminders lists your reminders.")]
-        return await self.reminders.acknowledge(session, user_id, parts[1], int(parts[2]), zone)
+        return await self.reminders.answer(session, user_id, button, zone)

@@ -1,9 +1,14 @@
-"""Missed doses (RULES.md section 6): each drug's own rule, for the reminders. Not part of `recommend`."""
+"""Missed doses (RULES.md section 6): each drug's own rule, for the reminders. Not part of `recommend`.
+
+Section 6 is one table, drug by drug; `SECTION_6` is that table as data and `missed_dose_guidance`
+reads it. Only what depends on the day (the same day or later, day 7 of a lusutrombopag course,
+the day a late dose was given) is worked out below. Doubling up is never advised.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -11,7 +16,70 @@ from core.models import Drug
 
 MissedAction = Literal["take_today", "skip", "give_as_soon_as_possible", "contact_team"]
 
-_SECTION_6 = "HemaDose ruleset v1, section 6 (no label rule)"
+SOURCE = "HemaDose ruleset v1.1, section 6"
+ONE_DAY = dt.timedelta(days=1)
+
+
+class _Row(NamedTuple):
+    """One row of the section 6 table."""
+
+    source: str  # what section 6 rests on, in brackets after the section
+    action: MissedAction  # what the guidance asks, the day after (lusutrombopag: the same day)
+    give_missed_dose: bool  # the missed dose itself is still to be given
+    notify_team: bool
+    text: str  # the table's guidance, as the reminder says it
+    next_after_given: int | None  # days from the day a late dose is given to the next dose
+
+
+SECTION_6: dict[Drug, _Row] = {
+    "lusutrombopag": _Row(
+        "Mulpleta US PI 2.1",
+        "take_today",
+        True,
+        False,
+        "Take it as soon as possible today, then the usual schedule tomorrow. Never two doses in one day.",
+        None,
+    ),
+    "hetrombopag": _Row(
+        "no label rule",
+        "skip",
+        False,
+        True,
+        "Do not take two doses to make up. Take the next dose at the usual time, on an empty stomach, "
+        "and tell the treating team.",
+        None,
+    ),
+    "romiplostim": _Row(
+        "no label rule",
+        "contact_team",
+        True,
+        True,
+        "Do not double the next one; contact the treating team to give it as soon as possible. "
+        "Given late, the next injection is 7 days after the day it is given.",
+        7,  # section 6, romiplostim given late: never two injections less than a week apart
+    ),
+    "luspatercept": _Row(
+        "Reblozyl US PI 2.3, missed dose",
+        "give_as_soon_as_possible",
+        True,
+        False,
+        "Give it as soon as possible, then keep at least 21 days to the next dose; later dates move accordingly.",
+        21,
+    ),
+}
+
+# Lusutrombopag, a day that has passed, and the last day of its course (section 6's own exceptions).
+_PASSED_DAY = (
+    "The dose of {day} is not made up: the course is one day shorter. Take today's dose as usual "
+    "(never two in one day) and tell the treating team before the procedure."
+)
+_PASSED_LAST_DAY = (
+    "The dose of {day} is not made up: it was the course's last day, so the course has ended one day "
+    "short. Tell the treating team before the procedure."
+)
+_LAST_DAY = "Take it as soon as possible today; it is the course's last day (day 7), so the course then ends. " + (
+    "Never two doses in one day."
+)
 
 
 class MissedDoseGuidance(BaseModel):
@@ -31,67 +99,41 @@ class MissedDoseGuidance(BaseModel):
 
 
 def missed_dose_guidance(
-    drug: Drug, scheduled: dt.date, today: dt.date, given_on: dt.date | None = None
+    drug: Drug,
+    scheduled: dt.date,
+    today: dt.date,
+    given_on: dt.date | None = None,
+    last_of_course: bool = False,
 ) -> MissedDoseGuidance:
-    """Guidance for a dose scheduled on `scheduled` and not confirmed; `given_on` when given late."""
-    one_day = dt.timedelta(days=1)
+    """Guidance for a dose scheduled on `scheduled` and not taken; `given_on` when given late;
+    `last_of_course` when it was the last dose of a lusutrombopag course (day 7)."""
+    row = SECTION_6[drug]
+    action, give, notify, text = row.action, row.give_missed_dose, row.notify_team, row.text
+    next_not_before: dt.date | None = None
     if drug == "lusutrombopag":
         if today == scheduled:
-            return MissedDoseGuidance(
-                drug=drug,
-                rule="missed.lusutrombopag",
-                source="Mulpleta US PI 2.1",
-                action="take_today",
-                give_missed_dose=True,
-                notify_team=False,
-                next_dose_not_before=today + one_day,
-                text="Take today's 3 mg dose as soon as possible today, then the usual schedule tomorrow. "
-                "Never two doses in one day.",
-            )
-        return MissedDoseGuidance(
-            drug=drug,
-            rule="missed.lusutrombopag",
-            source="Mulpleta US PI 2.1",
-            action="skip",
-            give_missed_dose=False,
-            notify_team=True,
-            next_dose_not_before=today,
-            text=f"The dose of {scheduled} is not made up: the course is one day shorter. Take today's dose "
-            "as usual (never two in one day) and tell the treating team before the procedure.",
-        )
-    if drug == "hetrombopag":
-        return MissedDoseGuidance(
-            drug=drug,
-            rule="missed.hetrombopag",
-            source=_SECTION_6,
-            action="skip",
-            give_missed_dose=False,
-            notify_team=True,
-            next_dose_not_before=scheduled + one_day,
-            text="Do not take two doses to make up. Take the next dose at the usual time, on an empty "
-            "stomach, and tell the treating team.",
-        )
-    if drug == "romiplostim":
-        return MissedDoseGuidance(
-            drug=drug,
-            rule="missed.romiplostim",
-            source=_SECTION_6,
-            action="contact_team",
-            give_missed_dose=True,
-            notify_team=True,
-            next_dose_not_before=None,
-            text=f"The injection of {scheduled} was missed. Do not double the next one; contact the treating "
-            "team to give it as soon as possible.",
-        )
-    given = given_on or today
+            text = _LAST_DAY if last_of_course else text
+            next_not_before = None if last_of_course else today + ONE_DAY
+        else:  # a day that has passed is not made up
+            action, give, notify = "skip", False, True
+            text = (_PASSED_LAST_DAY if last_of_course else _PASSED_DAY).format(day=scheduled)
+            next_not_before = None if last_of_course else today
+    elif drug == "hetrombopag":
+        next_not_before = scheduled + ONE_DAY
+    elif row.next_after_given is not None:  # romiplostim, luspatercept: counted from the day given
+        interval = dt.timedelta(days=row.next_after_given)
+        if given_on is not None:
+            give, next_not_before = False, given_on + interval
+        elif drug == "luspatercept":
+            next_not_before = today + interval
+            text = f"{text} Given today, the next dose is not before {next_not_before}."
     return MissedDoseGuidance(
         drug=drug,
-        rule="missed.luspatercept",
-        source="Reblozyl US PI 2.3 (missed dose)",
-        action="give_as_soon_as_possible",
-        give_missed_dose=given_on is None,
-        notify_team=False,
-        next_dose_not_before=given + dt.timedelta(days=21),
-        text=f"Give the dose of {scheduled} as soon as possible, then keep at least 21 days to the next "
-        f"(not before {given + dt.timedelta(days=21)}); later dates move accordingly.",
+        rule=f"missed.{drug}",
+        source=f"{SOURCE} ({row.source})",
+        action=action,
+        give_missed_dose=give,
+        notify_team=notify,
+        next_dose_not_before=next_not_before,
+        text=text,
     )

@@ -3,8 +3,10 @@
 Pure dates, no clock and no time zone: the adapter puts these days at the user's local time.
 The intervals are the label schedules of RULES.md (romiplostim weekly, hetrombopag daily,
 lusutrombopag the 7-day course, luspatercept every 3 weeks and at least 21 days apart, section 6).
-How long a reminder waits before a dose counts as missed is the product's choice, per issue 4:
-a daily tablet by the evening of its day, an injection by the day after.
+How long a reminder waits before a dose counts as missed is RULES.md section 6 (deadlines, a
+product convention): a daily tablet by the evening of its day, an injection by the day after.
+RULES.md 6a: a romiplostim or luspatercept dose after the one the decision set depends on a result
+not yet known (the weekly count, the pre-dose haemoglobin), so its reminder asks for it first.
 """
 
 from __future__ import annotations
@@ -21,12 +23,17 @@ INTERVAL = {"romiplostim": 7, "hetrombopag": 1, "luspatercept": 21}  # days; lus
 INJECTED = frozenset({"romiplostim", "luspatercept"})
 EVENING = dt.time(21, 0)  # a daily tablet not confirmed by then is missed
 DOSE_ACTIONS = frozenset({"start", "increase", "decrease", "continue", "resume"})
+# RULES.md 6a: each dose is decided on a new result (romiplostim: the weekly count; luspatercept: the
+# pre-dose haemoglobin). Hetrombopag and a lusutrombopag course: the decided daily dose stands.
+RESULT_FIRST = frozenset({"romiplostim", "luspatercept"})
 
 
 class PlannedReminder(NamedTuple):
     kind: ReminderKind
     on: dt.date  # the local day it is for (a heads-up: the day before the dose)
     dose_on: dt.date | None = None  # the dose day a heads-up announces
+    # The decision fixed this dose's amount (RULES.md 6a); False: it awaits a new result first.
+    decided: bool = True
 
 
 def plan(drug: Drug, response: DoseResponse, now: dt.datetime, at: dt.time) -> list[PlannedReminder]:
@@ -37,6 +44,9 @@ def plan(drug: Drug, response: DoseResponse, now: dt.datetime, at: dt.time) -> l
     one at a time as each is taken, skipped or missed (`following_dose`). A dose day whose deadline
     has already passed is not reminded; a daily drug's next day is, instead. Lab: the next
     monitoring date.
+
+    RULES.md 6a reading: the dose the decision set for its own date is decided (the core decided
+    it on a fresh result); a romiplostim or luspatercept dose on any later day is not (`decided`).
     """
     if response.action == "refer":
         return []
@@ -48,14 +58,15 @@ def plan(drug: Drug, response: DoseResponse, now: dt.datetime, at: dt.time) -> l
             if day < today:
                 continue
             by_day, by_time = missed_after(drug, day, at)
+            decided = True
             if dt.datetime.combine(by_day, by_time) <= now:
                 following = following_dose(drug, day, None)
                 if following is None or following in days:
                     continue
-                day = following
+                day, decided = following, drug not in RESULT_FIRST
             if drug in INJECTED and day - ONE_DAY >= today:
-                planned.append(PlannedReminder("heads_up", day - ONE_DAY, day))
-            planned.append(PlannedReminder("dose", day))
+                planned.append(PlannedReminder("heads_up", day - ONE_DAY, day, decided))
+            planned.append(PlannedReminder("dose", day, None, decided))
     if response.next_monitoring is not None and response.next_monitoring.date >= today:
         planned.append(PlannedReminder("lab", response.next_monitoring.date))
     return sorted(planned, key=lambda p: (p.on, p.kind != "heads_up"))

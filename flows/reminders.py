@@ -1,22 +1,26 @@
 """Reminders in words: setting them up after a saved recommendation, and the messages they send.
 
 Pure and transport-agnostic like the rest of `flows/`: the scheduler (bot/reminders.py) decides
-when; this module says what. Button data is short (`oc:<action>:<occurrence id>`), under
-Telegram's 64 bytes.
+when; this module says what. Button data is short (`oc:<action>:<occurrence id>[:<YYYYMMDD>]`),
+under Telegram's 64 bytes; `fu:<label>` starts a follow-up consultation for the patient.
+
+RULES.md 6a: a dose reminder repeats the decision's whole administration instruction
+(`flows.administration`); a romiplostim or luspatercept dose after the decided one asks for the new
+result first and shows the old dose only as "last decided"; a blood-test reminder names the test
+and the date the decision set.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from decimal import Decimal
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from core.missed import MissedDoseGuidance
-from core.numbers import fmt
-from core.reminders import INJECTED, PlannedReminder
+from core.reminders import INJECTED, RESULT_FIRST, PlannedReminder
+from flows.administration import administration
 from flows.parsing import Problem
 from flows.replies import Button, Reply, rows
 from flows.steps import DRUG_NAMES
@@ -26,7 +30,13 @@ TIME_CHOICES = ("08:00", "09:00", "12:00", "18:00", "20:00", "21:00")
 TEST_WORDS = {"platelets": "platelet count", "hemoglobin": "haemoglobin (pre-dose)"}
 MAY_REPEAT = "(This may repeat a message sent just before the assistant restarted.)"
 
-TAKEN, SKIP, SNOOZE, NOTED, GIVEN = "t", "s", "z", "n", "g"
+# Taken, Skip, Snooze, Noted, given late (after a missed dose), taken on a day (a late Taken), and the
+# Yes / No of an unconfirmed dose (RULES.md 6).
+TAKEN, SKIP, SNOOZE, NOTED, GIVEN, ON_DAY, YES, NO = "t", "s", "z", "n", "g", "d", "y", "x"
+# What each kind of reminder may be answered with; anything else is refused (a forged or stale button).
+ACTIONS = {"dose": frozenset({TAKEN, SKIP, SNOOZE, GIVEN, ON_DAY, YES, NO}), "lab": frozenset({NOTED})}
+RESULT_WORDS = {"platelets": "platelet count", "hemoglobin": "haemoglobin"}
+PAUSED_NOTICE = "Your reminders were paused because messages could not be delivered; /reminders to resume."
 
 
 @cache
@@ -80,23 +90,6 @@ def time_question(drug: str, prefix: str = "") -> Reply:
     return Reply(f"{prefix}At what local time should I remind you of {what}? e.g. 08:00", rows(buttons, 3))
 
 
-def _amount(value: Any) -> str:
-    return fmt(Decimal(str(value)))
-
-
-def dose_words(response: dict[str, Any]) -> str:
-    """The dose as a reminder states it: '210 mcg (3 mcg/kg) = 0.42 mL'."""
-    dose, total = response.get("dose"), response.get("total")
-    if not dose or not total:
-        return ""
-    words = f"{_amount(total['amount'])} {total['unit']}"
-    if dose["unit"] != total["unit"]:
-        words += f" ({_amount(dose['amount'])} {dose['unit']})"
-    if response.get("volume_ml") is not None:
-        words += f" = {_amount(response['volume_ml'])} mL"
-    return words
-
-
 def lab_words(response: dict[str, Any]) -> str:
     monitoring = response.get("next_monitoring") or {}
     return " and ".join(TEST_WORDS.get(test, test) for test in monitoring.get("tests", [])) or "blood test"
@@ -106,12 +99,42 @@ def _day(day: dt.date) -> str:
     return f"{day:%a} {day.isoformat()}"
 
 
-def plan_summary(label: str, planned: list[PlannedReminder], at: dt.time, zone: str, lab: str) -> str:
-    """What was set up, day by day (up to the first few)."""
+def dose_instruction(drug: str, response: dict[str, Any]) -> str:
+    """The decided dose as every reminder restates it: the whole administration instruction."""
+    return administration(drug, response)
+
+
+def _end(text: str) -> str:
+    """A sentence ends once: the hetrombopag instruction already ends with a full stop."""
+    return text if text.endswith(".") else f"{text}."
+
+
+def _verb(drug: str) -> str:
+    return "given" if drug in INJECTED else "taken"
+
+
+def result_words(drug: str) -> str:
+    """The result a romiplostim or luspatercept dose is decided on (RULES.md 6a)."""
+    return RESULT_WORDS["hemoglobin" if drug == "luspatercept" else "platelets"]
+
+
+def follow_up_button(drug: str, label: str) -> Button:
+    """Into a follow-up consultation ('same regimen, new result') for the patient."""
+    return Button(f"Enter today's {result_words(drug)}", f"fu:{label}")
+
+
+def plan_summary(label: str, planned: list[PlannedReminder], at: dt.time, zone: str, lab: str, dose: str = "") -> str:
+    """What was set up, day by day (up to the first few); `dose`: the decided administration
+    instruction (`dose_instruction`), shown whole when given (RULES.md 6a)."""
     lines = [f"Reminders set for {label} at {at:%H:%M} ({zone}):"]
+    if dose:
+        lines[0] += f"\nDose: {_end(dose)}"
     words = {"dose": "dose", "heads_up": "heads-up: dose tomorrow", "lab": lab}
     for item in planned[:8]:
-        lines.append(f"• {_day(item.on)}: {words[item.kind]}")
+        what = words[item.kind]
+        if item.kind != "lab" and not item.decided:
+            what += " (the reminder asks for the new result first)"
+        lines.append(f"• {_day(item.on)}: {what}")
     if len(planned) > 8:
         lines.append(f"• … and {len(planned) - 8} more")
     lines.append(
@@ -129,49 +152,119 @@ def reminder_message(
     dose_text: str,
     lab_text: str,
     on: dt.date,
-    dose_on: dt.date | None,
+    decided: bool = True,
     again: bool = False,
     late_since: str | None = None,
 ) -> Reply:
-    """A reminder as sent: the first time, the re-send (`again`), or late after downtime."""
+    """A reminder as sent: the first time, the re-send (`again`), or late after downtime.
+
+    `decided`: the decision fixed this dose (restated whole); else, for romiplostim and luspatercept,
+    the reminder asks for the new result first and shows the dose only as last decided (RULES.md 6a).
+    """
     name = DRUG_NAMES.get(drug, drug)
     head = ""
     if late_since is not None:
         head = f"Late: this reminder was due {late_since}; the assistant was offline.\n"
     if again:
         head += "Reminder again, not yet confirmed:\n"
+    awaits = not decided and drug in RESULT_FIRST
+    result = result_words(drug)
     if kind == "heads_up":
-        day = dose_on or on
-        return Reply(f"{head}Heads-up · patient {label}\n{name} {dose_text} is due tomorrow, {_day(day)}.")
+        day = on + dt.timedelta(days=1)
+        if awaits:
+            return Reply(
+                f"{head}Heads-up · patient {label}\n{name} injection due tomorrow, {_day(day)}. Its dose depends "
+                f"on a new {result}: enter it for a new decision before the injection.\n"
+                f"Last decided: {_end(dose_text)}",
+                ((follow_up_button(drug, label),),),
+            )
+        return Reply(f"{head}Heads-up · patient {label}\n{name} is due tomorrow, {_day(day)}: {_end(dose_text)}")
     if kind == "lab":
         return Reply(
-            f"{head}Blood test · patient {label}\n{lab_text[:1].upper()}{lab_text[1:]} due {_day(on)}.",
+            f"{head}Blood test · patient {label}\n{lab_text[:1].upper()}{lab_text[1:]} due {_day(on)}, "
+            "the date the recommendation set.",
             ((Button("Noted", f"oc:{NOTED}:{occurrence_id}"),),),
+        )
+    answers = (
+        Button("Taken", f"oc:{TAKEN}:{occurrence_id}"),
+        Button("Skip", f"oc:{SKIP}:{occurrence_id}"),
+        Button("Snooze 1 h", f"oc:{SNOOZE}:{occurrence_id}"),
+    )
+    if awaits:
+        return Reply(
+            f"{head}Dose reminder · patient {label}\n{name} injection due today, {_day(on)}. Its dose depends on "
+            f"today's {result}: enter it first for a new decision.\n"
+            f"Last decided: {_end(dose_text)}\n"
+            "Confirm when it is given. Never give two doses to make up for one.",
+            ((follow_up_button(drug, label),), answers),
         )
     action = "Inject" if drug in INJECTED else "Take"
     return Reply(
-        f"{head}Dose reminder · patient {label}\n{action} {name} {dose_text} today, {_day(on)}. "
+        f"{head}Dose reminder · patient {label}\n{action} {name} today, {_day(on)}: {_end(dose_text)}\n"
         "Confirm when it is done. Never take or give two doses to make up for one.",
+        (answers,),
+    )
+
+
+def missed_message(
+    occurrence_id: int,
+    label: str,
+    day: dt.date,
+    guidance: MissedDoseGuidance,
+    dose_text: str = "",
+    decided: bool = True,
+    skipped: bool = False,
+) -> Reply:
+    """The drug's own missed-dose rule (RULES.md section 6), with the way to record a late dose."""
+    drug = guidance.drug
+    name = DRUG_NAMES.get(drug, drug)
+    what = "Skipped" if skipped else "Missed"
+    lines = [f"{what} dose · patient {label} · {name} · {_day(day)}", guidance.text]
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    if guidance.give_missed_dose:
+        if dose_text and decided:
+            lines.append(f"Dose: {_end(dose_text)}")
+        elif dose_text:
+            lines.append(f"Its dose depends on a new {result_words(drug)}. Last decided: {_end(dose_text)}")
+        verb = "Taken today" if drug not in INJECTED else "Given today"
+        buttons = ((Button(verb, f"oc:{GIVEN}:{occurrence_id}"),),)
+        if not decided and drug in RESULT_FIRST:
+            buttons = ((follow_up_button(drug, label),), *buttons)
+    lines.append(f"Rule: {guidance.rule} · {guidance.source}")
+    return Reply("\n".join(lines), buttons)
+
+
+def unconfirmed_message(occurrence_id: int, drug: str, label: str, day: dt.date, late_since: str) -> Reply:
+    """RULES.md 6: the reminder never reached the user before its deadline, so nobody knows whether the
+    dose was taken. Ask; the missed-dose guidance follows only a No."""
+    name = DRUG_NAMES.get(drug, drug)
+    verb = _verb(drug)
+    return Reply(
+        f"Unconfirmed dose · patient {label} · {name} · {_day(day)}\n"
+        f"The reminder due {late_since} could not reach you before its deadline (the assistant was offline "
+        f"or the message failed). Was the dose of {_day(day)} {verb}?",
         (
             (
-                Button("Taken", f"oc:{TAKEN}:{occurrence_id}"),
-                Button("Skip", f"oc:{SKIP}:{occurrence_id}"),
-                Button("Snooze 1 h", f"oc:{SNOOZE}:{occurrence_id}"),
+                Button(f"Yes, {verb} on {_day(day)}", f"oc:{YES}:{occurrence_id}"),
+                Button(f"No, not {verb}", f"oc:{NO}:{occurrence_id}"),
             ),
         ),
     )
 
 
-def missed_message(
-    occurrence_id: int, label: str, day: dt.date, guidance: MissedDoseGuidance, skipped: bool = False
-) -> Reply:
-    """The drug's own missed-dose rule (RULES.md section 6), with the way to record a late dose."""
-    name = DRUG_NAMES.get(guidance.drug, guidance.drug)
-    what = "Skipped" if skipped else "Missed"
-    lines = [f"{what} dose · patient {label} · {name} · {_day(day)}", guidance.text]
-    lines.append(f"Rule: {guidance.rule} · {guidance.source}")
-    buttons: tuple[tuple[Button, ...], ...] = ()
-    if guidance.give_missed_dose:
-        verb = "Taken today" if guidance.drug in ("lusutrombopag", "hetrombopag") else "Given today"
-        buttons = ((Button(verb, f"oc:{GIVEN}:{occurrence_id}"),),)
-    return Reply("\n".join(lines), buttons)
+def day_question(occurrence_id: int, drug: str, label: str, scheduled: dt.date, days: list[dt.date]) -> Reply:
+    """A late Taken: on which day was it actually taken (RULES.md 6, late confirmation)?"""
+    name = DRUG_NAMES.get(drug, drug)
+    verb = _verb(drug)
+    today = days[-1]
+    buttons = [
+        Button(
+            f"{verb.capitalize()} today, {_day(day)}" if day == today else f"{verb.capitalize()} on {_day(day)}",
+            f"oc:{ON_DAY}:{occurrence_id}:{day:%Y%m%d}",
+        )
+        for day in days
+    ]
+    return Reply(
+        f"{name} for {label}, the dose of {_day(scheduled)}: on which day was it {verb}?",
+        rows(buttons, 2),
+    )

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.reminders import Buttons
 from bot.service import ChatService
@@ -30,6 +30,10 @@ from tests.helpers import (
 )
 
 UTC = dt.UTC
+EMPTY_STOMACH = (
+    "take on an empty stomach, with no food for 2 hours after; dairy products and mineral supplements "
+    "at least 2 hours after the dose."
+)
 
 
 @dataclass
@@ -186,14 +190,13 @@ async def test_taken_records_the_dose_and_schedules_the_next_injection(world: Wo
     assert response["next_dose_date"] == "2026-11-22"
     [reminder] = await world.run_until(at("2026-11-22T09:00"))
     assert reminder.text == (
-        "Dose reminder · patient RX-1\nInject Romiplostim 288 mcg (4 mcg/kg) = 0.58 mL today, Sun 2026-11-22. "
-        "Confirm when it is done. Never take or give two doses to make up for one."
+        "Dose reminder · patient RX-1\nInject Romiplostim today, Sun 2026-11-22: 288 mcg (4 mcg/kg) = 0.58 mL of "
+        "the 500 mcg/mL solution.\nConfirm when it is done. Never take or give two doses to make up for one."
     )
     assert [label for row in reminder.buttons for label, _ in row] == ["Taken", "Skip", "Snooze 1 h"]
     answer = await world.press(1, reminder, "Taken")
     assert answer == (
-        "Recorded: RX-1 Romiplostim 288 mcg (4 mcg/kg) = 0.58 mL given on Sun 2026-11-22.\n"
-        "Next dose reminder: Sun 2026-11-29 at 09:00."
+        "Recorded: RX-1 Romiplostim 4 mcg/kg given on Sun 2026-11-22.\nNext dose reminder: Sun 2026-11-29 at 09:00."
     )
     assert (dt.date(2026, 11, 22), "given") in await world.doses()
     assert await world.press(1, reminder, "Taken") == "Already recorded for RX-1: dose of 2026-11-22 taken."
@@ -216,10 +219,13 @@ async def test_skip_records_a_skipped_dose_with_the_drugs_guidance(world: World)
     await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
     [reminder] = await world.run_until(at("2026-11-22T09:00"))
     answer = await world.press(1, reminder, "Skip")
-    assert answer.startswith(
-        "Skipped dose · patient RX-1 · Romiplostim · Sun 2026-11-22\nThe injection of 2026-11-22 was missed."
+    assert answer == (
+        "Skipped dose · patient RX-1 · Romiplostim · Sun 2026-11-22\n"
+        "Do not double the next one; contact the treating team to give it as soon as possible. "
+        "Given late, the next injection is 7 days after the day it is given.\n"
+        "Dose: 288 mcg (4 mcg/kg) = 0.58 mL of the 500 mcg/mL solution.\n"
+        "Rule: missed.romiplostim · HemaDose ruleset v1.1, section 6 (no label rule)"
     )
-    assert "Rule: missed.romiplostim · HemaDose ruleset v1, section 6 (no label rule)" in answer
     assert (dt.date(2026, 11, 22), "skipped") in await world.doses()
     assert [(kind, day) for kind, day, _ in await world.scheduled()][:2] == [
         ("heads_up", dt.date(2026, 11, 28)),
@@ -269,7 +275,7 @@ async def test_hetrombopag_missed_in_the_evening_is_not_made_up(world: World):
     assert missed.text == (
         "Missed dose · patient HT-1 · Hetrombopag · Sun 2026-11-22\nDo not take two doses to make up. Take the next "
         "dose at the usual time, on an empty stomach, and tell the treating team.\n"
-        "Rule: missed.hetrombopag · HemaDose ruleset v1, section 6 (no label rule)"
+        "Rule: missed.hetrombopag · HemaDose ruleset v1.1, section 6 (no label rule)"
     )
     assert missed.buttons == []
     assert (dt.date(2026, 11, 22), "missed") in await world.doses()
@@ -285,17 +291,26 @@ async def test_lusutrombopag_missed_today_is_taken_today_and_a_passed_day_is_not
     sent = await world.run_until(due_day)
     missed = sent[-1]
     assert missed.first_line == f"Missed dose · patient LV-1 · Lusutrombopag · {first:%a %Y-%m-%d}"
-    assert "Take today's 3 mg dose as soon as possible today" in missed.text
-    assert "Rule: missed.lusutrombopag · Mulpleta US PI 2.1" in missed.text
+    assert missed.text.splitlines()[1:] == [
+        "Take it as soon as possible today, then the usual schedule tomorrow. Never two doses in one day.",
+        "Dose: 3 mg by mouth once daily.",
+        "Rule: missed.lusutrombopag · HemaDose ruleset v1.1, section 6 (Mulpleta US PI 2.1)",
+    ]
     answer = await world.press(1, missed, "Taken today")
     assert answer.startswith(f"Recorded: LV-1 Lusutrombopag 3 mg given on {first:%a %Y-%m-%d}.")
-    # The next day's reminder is not confirmed and the bot is down until the day after.
+    # The bot is down from before the next day's reminder until the day after: that dose is not
+    # declared missed (its reminder never reached the user) but asked about; a No gives the guidance.
     world.traveller.move_to(dt.datetime.combine(first + dt.timedelta(days=2), dt.time(7, 0), tzinfo=UTC))
     await world.service.reminders.run_due()
-    passed = [m for m in world.outbox.take() if m.first_line.startswith("Missed dose")]
-    assert len(passed) == 1
-    assert f"The dose of {first + dt.timedelta(days=1)} is not made up" in passed[0].text
-    assert passed[0].buttons == []
+    second = first + dt.timedelta(days=1)
+    [asked] = [m for m in world.outbox.take() if not m.first_line.startswith("Late:")]
+    assert asked.first_line == f"Unconfirmed dose · patient LV-1 · Lusutrombopag · {second:%a %Y-%m-%d}"
+    passed = await world.press(1, asked, "No, not taken")
+    assert passed.splitlines()[1] == (
+        f"The dose of {second} is not made up: the course is one day shorter. Take today's dose as usual "
+        "(never two in one day) and tell the treating team before the procedure."
+    )
+    assert (second, "missed") in await world.doses()
 
 
 async def test_romiplostim_missed_the_day_after_asks_the_team(world: World):
@@ -321,7 +336,9 @@ async def test_luspatercept_given_late_moves_the_next_dose_21_days_on(world: Wor
     deadline = dt.datetime.combine(scheduled + dt.timedelta(days=1), dt.time(10, 0), tzinfo=UTC)
     missed = (await world.run_until(deadline))[-1]
     assert missed.first_line == f"Missed dose · patient LP-1 · Luspatercept · {scheduled:%a %Y-%m-%d}"
-    assert "Rule: missed.luspatercept · Reblozyl US PI 2.3 (missed dose)" in missed.text
+    assert "Rule: missed.luspatercept · HemaDose ruleset v1.1, section 6 (Reblozyl US PI 2.3, missed dose)" in (
+        missed.text
+    )
     world.traveller.move_to(deadline + dt.timedelta(days=2))
     given = deadline.date() + dt.timedelta(days=2)
     answer = await world.press(1, missed, "Given today")
@@ -345,7 +362,11 @@ async def test_a_user_cannot_answer_another_users_reminder(world: World):
 async def test_pause_and_resume_drop_what_fell_due_meanwhile(world: World):
     await world.setup(1, "HT-1", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
     listing = (await world.service.handle("tg:1", "tg:1:1", text="/reminders"))[0]
-    assert listing.text.splitlines()[1] == "• HT-1 · Hetrombopag 5 mg · 08:00 · active · next: dose Sun 2026-11-22"
+    assert listing.text.splitlines()[1] == (
+        "• HT-1 · Hetrombopag 5 mg by mouth once daily; "
+        + EMPTY_STOMACH
+        + " · 08:00 · active · next: dose Sun 2026-11-22"
+    )
     pause = next(b.data for row in listing.buttons for b in row if b.label == "Pause HT-1")
     await world.service.handle("tg:1", "tg:1:1", button=pause)
     assert await world.run_until(at("2026-11-24T12:00")) == []
@@ -359,8 +380,7 @@ async def test_pause_and_resume_drop_what_fell_due_meanwhile(world: World):
     assert [(m.at, m.text.splitlines()[1]) for m in sent] == [
         (
             at("2026-11-24T12:00"),
-            "Take Hetrombopag 5 mg today, Tue 2026-11-24. Confirm when it is done. "
-            "Never take or give two doses to make up for one.",
+            "Take Hetrombopag today, Tue 2026-11-24: 5 mg by mouth once daily; " + EMPTY_STOMACH,
         )
     ]
 
@@ -442,7 +462,9 @@ async def test_a_second_dose_the_same_day_is_refused_and_the_schedule_goes_on(wo
                 next_at=None,
             )
         )
-    stray = Sent(dt.datetime.now(UTC), "tg:1:1", "", [[["Taken", "oc:t:3"]]])
+    async with world.storage.session() as session:
+        stray_id = await session.scalar(select(func.max(Occurrence.id)))
+    stray = Sent(dt.datetime.now(UTC), "tg:1:1", "", [[["Taken", f"oc:t:{stray_id}"]]])
     assert (await world.press(1, stray, "Taken")).endswith("Never two doses in one day.")
     assert [kind for kind, _, _ in await world.scheduled()].count("dose") == 1  # tomorrow's, once
 
@@ -526,3 +548,284 @@ async def test_a_message_queued_before_stop_is_dropped_not_sent(world: World):
     assert world.outbox.take() == []
     async with world.storage.session() as session:
         assert await session.scalar(select(Delivery.state)) == "dropped"
+
+
+# --- RULES.md 6a: what a reminder says -------------------------------------------------------------
+
+CONFIRM = "Confirm when it is done. Never take or give two doses to make up for one."
+
+
+async def test_a_romiplostim_reminder_for_a_child_carries_the_dilution_with_its_volume(world: World):
+    """RULES.md 7 case 9: 12 kg, 12 mcg < 23 mcg -> 0.10 mL only after dilution to 125 mcg/mL."""
+    request = romiplostim(patient={"weight_kg": 12, "age_years": 2}, labs=[platelets(60, "2026-11-21")])
+    request["current_dose"] = dose(1, "mcg/kg", "2026-11-01", "2026-11-15")
+    await world.setup(1, "RX-C", request, "09:00", "UTC")
+    [reminder] = await world.run_until(at("2026-11-22T09:00"))
+    assert reminder.text == (
+        "Dose reminder · patient RX-C\nInject Romiplostim today, Sun 2026-11-22: 12 mcg (1 mcg/kg) = 0.10 mL "
+        "after dilution to 125 mcg/mL (preservative-free 0.9% sodium chloride).\n" + CONFIRM
+    )
+
+
+async def test_a_luspatercept_reminder_says_how_many_injections(world: World):
+    """RULES.md 7 case 23: 93.1 mg = 1.86 mL, more than 1.2 mL: 2 injections."""
+    await world.setup(1, "LP-2", luspatercept(), "10:00", "UTC")
+    [reminder] = await world.run_until(at("2026-11-22T10:00"))
+    assert reminder.text == (
+        "Dose reminder · patient LP-2\nInject Luspatercept today, Sun 2026-11-22: 93.1 mg (1.33 mg/kg) = 1.86 mL "
+        "of the 50 mg/mL solution, as 2 injections (at most 1.2 mL each).\n" + CONFIRM
+    )
+
+
+async def test_a_hetrombopag_reminder_says_empty_stomach(world: World):
+    await world.setup(1, "HT-3", hetrombopag(), "08:00", "UTC")
+    [reminder] = await world.run_until(at("2026-11-22T08:00"))
+    assert reminder.text == (
+        "Dose reminder · patient HT-3\nTake Hetrombopag today, Sun 2026-11-22: 5 mg by mouth once daily; "
+        + EMPTY_STOMACH
+        + "\n"
+        + CONFIRM
+    )
+
+
+async def test_a_lusutrombopag_reminder_restates_the_course_dose(world: World):
+    await world.setup(1, "LV-2", lusutrombopag(), "08:00", "UTC")
+    [reminder] = await world.run_until(at("2026-11-22T08:00"))
+    assert reminder.text == (
+        "Dose reminder · patient LV-2\nTake Lusutrombopag today, Sun 2026-11-22: 3 mg by mouth once daily.\n" + CONFIRM
+    )
+
+
+async def test_next_weeks_romiplostim_reminder_asks_for_the_count_first_and_leads_to_a_follow_up(world: World):
+    await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
+    [first] = await world.run_until(at("2026-11-22T09:00"))
+    await world.press(1, first, "Taken")
+    sent = await world.run_until(at("2026-11-29T09:00"))
+    heads_up, lab, reminder = sent
+    assert heads_up.text == (
+        "Heads-up · patient RX-1\nRomiplostim injection due tomorrow, Sun 2026-11-29. Its dose depends on a new "
+        "platelet count: enter it for a new decision before the injection.\n"
+        "Last decided: 288 mcg (4 mcg/kg) = 0.58 mL of the 500 mcg/mL solution."
+    )
+    assert heads_up.buttons == [[["Enter today's platelet count", "fu:RX-1"]]]
+    assert lab.text == (
+        "Blood test · patient RX-1\nPlatelet count due Sun 2026-11-29, the date the recommendation set."
+    )
+    assert reminder.text == (
+        "Dose reminder · patient RX-1\nRomiplostim injection due today, Sun 2026-11-29. Its dose depends on "
+        "today's platelet count: enter it first for a new decision.\n"
+        "Last decided: 288 mcg (4 mcg/kg) = 0.58 mL of the 500 mcg/mL solution.\n"
+        "Confirm when it is given. Never give two doses to make up for one."
+    )
+    assert reminder.buttons[0] == [["Enter today's platelet count", "fu:RX-1"]]
+    assert [label for label, _ in reminder.buttons[1]] == ["Taken", "Skip", "Snooze 1 h"]
+
+
+async def test_the_enter_result_button_goes_to_the_consultation_not_to_the_reminder_answers(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
+
+    async def not_a_reminder_answer(*args: Any) -> Any:
+        raise AssertionError("fu: data reached the reminder answers")
+
+    monkeypatch.setattr(world.service.reminders, "answer", not_a_reminder_answer)
+    monkeypatch.setattr(world.service.reminders, "manage", not_a_reminder_answer)
+    seen: list[Any] = []
+    import bot.service
+
+    original = bot.service.run_flow
+
+    def spy(chat: Any, message: Any, env: Any) -> Any:
+        seen.append((message.button, sorted(env.patients)))
+        return original(chat, message, env)
+
+    monkeypatch.setattr(bot.service, "run_flow", spy)
+    await world.service.handle("tg:1", "tg:1:1", button="fu:RX-1")
+    assert seen[-1:] == [("fu:RX-1", ["RX-1"])]
+
+
+async def test_a_luspatercept_dose_after_the_decided_one_asks_for_the_haemoglobin_first(world: World):
+    await world.setup(1, "LP-3", luspatercept(), "10:00", "UTC")
+    [first] = await world.run_until(at("2026-11-22T10:00"))
+    await world.press(1, first, "Taken")
+    sent = await world.run_until(at("2026-12-13T10:00"))
+    reminder = next(m for m in sent if m.first_line == "Dose reminder · patient LP-3")
+    assert reminder.text.splitlines()[1:3] == [
+        "Luspatercept injection due today, Sun 2026-12-13. Its dose depends on today's haemoglobin: enter it "
+        "first for a new decision.",
+        "Last decided: 93.1 mg (1.33 mg/kg) = 1.86 mL of the 50 mg/mL solution, as 2 injections (at most 1.2 mL each).",
+    ]
+    assert reminder.buttons[0] == [["Enter today's haemoglobin", "fu:LP-3"]]
+
+
+# --- RULES.md 6: missed versus unconfirmed, late confirmation ----------------------------------------
+
+
+async def test_a_reminder_whose_sends_all_failed_until_the_deadline_is_asked_about_not_missed(world: World):
+    from bot.reminders import DeliveryError
+
+    await world.setup(1, "HT-1", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
+    accepted = world.outbox
+    down = True
+
+    async def failing(chat_key: str, text: str, buttons: Buttons) -> int:
+        if down:
+            raise DeliveryError("NetworkError")
+        return await accepted(chat_key, text, buttons)
+
+    world.service.reminders.sender = failing
+    assert await world.run_until(at("2026-11-22T20:59")) == []
+    down = False
+    sent = await world.run_until(at("2026-11-22T21:00"))
+    assert [m.first_line for m in sent] == ["Unconfirmed dose · patient HT-1 · Hetrombopag · Sun 2026-11-22"]
+    assert sent[0].text.splitlines()[1] == (
+        "The reminder due 08:00 on Sun 2026-11-22 could not reach you before its deadline (the assistant was "
+        "offline or the message failed). Was the dose of Sun 2026-11-22 taken?"
+    )
+    assert all(status != "missed" for _, status in await world.doses())
+    # the reminder itself, still waiting for a retry, is not sent after its question
+    assert all(m.first_line != "Dose reminder · patient HT-1" for m in await world.run_until(at("2026-11-22T22:00")))
+    answer = await world.press(1, sent[0], "No, not taken")
+    assert answer.startswith("Missed dose · patient HT-1 · Hetrombopag · Sun 2026-11-22\nDo not take two doses")
+    assert (dt.date(2026, 11, 22), "missed") in await world.doses()
+    assert await world.press(1, sent[0], "Yes, taken on Sun 2026-11-22") == (
+        "Already recorded for HT-1: dose of 2026-11-22 missed."
+    )
+
+
+async def test_an_injection_confirmed_late_is_recorded_on_the_day_chosen_and_the_next_week_follows_it(world: World):
+    await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
+    reminder = (await world.run_until(at("2026-11-23T10:00")))[0]  # missed at Mon 09:00
+    world.traveller.move_to(at("2026-11-24T08:00"))
+    question = await world.service.handle("tg:1", "tg:1:1", button=reminder.data("Taken"))
+    assert question[0].text == "Romiplostim for RX-1, the dose of Sun 2026-11-22: on which day was it given?"
+    labels = [button.label for row in question[0].buttons for button in row]
+    assert labels == ["Given on Sun 2026-11-22", "Given on Mon 2026-11-23", "Given today, Tue 2026-11-24"]
+    chosen = next(b.data for row in question[0].buttons for b in row if b.label == "Given on Mon 2026-11-23")
+    answer = (await world.service.handle("tg:1", "tg:1:1", button=chosen))[0].text
+    assert answer == (
+        "Recorded: RX-1 Romiplostim 4 mcg/kg given on Mon 2026-11-23.\nNext dose reminder: Mon 2026-11-30 at 09:00."
+    )
+    doses = await world.doses()
+    assert (dt.date(2026, 11, 23), "given") in doses
+    assert (dt.date(2026, 11, 22), "missed") not in doses  # taken late is not missed
+    sent = await world.run_until(at("2026-12-01T00:00"))
+    assert [m.at for m in sent if m.first_line == "Dose reminder · patient RX-1"] == [at("2026-11-30T09:00")]
+    # a forged day outside what was offered records nothing
+    forged = chosen.rsplit(":", 1)[0] + ":20261101"
+    assert (await world.service.handle("tg:1", "tg:1:1", button=forged))[0].text == (
+        "Already recorded for RX-1: dose of 2026-11-22 taken."
+    )
+
+
+async def test_a_day_outside_the_dose_and_today_is_refused(world: World):
+    await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
+    reminder = (await world.run_until(at("2026-11-22T09:00")))[0]
+    occurrence = reminder.data("Taken").split(":")[2]
+    for day in ("20261121", "20261123"):
+        answer = await world.service.handle("tg:1", "tg:1:1", button=f"oc:d:{occurrence}:{day}")
+        assert answer[0].text == "The dose of 2026-11-22 for RX-1 can be recorded on Sun 2026-11-22; nothing recorded."
+    answer = await world.service.handle("tg:1", "tg:1:1", button=f"oc:d:{occurrence}:20261399")
+    assert answer[0].text == "I did not understand that button. /reminders lists your reminders."
+    assert await world.doses() == [(dt.date(2026, 11, 15), "given")]
+
+
+async def test_lusutrombopag_day_7_missed_the_course_then_ends(world: World):
+    response = await world.setup(1, "LV-3", lusutrombopag(), "08:00", "UTC")
+    last = dt.date.fromisoformat(response["schedule"][-1])
+    sent = await world.run_until(dt.datetime.combine(last, dt.time(21, 0), tzinfo=UTC))
+    missed = sent[-1]
+    assert missed.text == (
+        f"Missed dose · patient LV-3 · Lusutrombopag · {last:%a %Y-%m-%d}\n"
+        "Take it as soon as possible today; it is the course's last day (day 7), so the course then ends. "
+        "Never two doses in one day.\nDose: 3 mg by mouth once daily.\n"
+        "Rule: missed.lusutrombopag · HemaDose ruleset v1.1, section 6 (Mulpleta US PI 2.1)"
+    )
+
+
+# --- buttons checked against the reminder's kind; a blocked bot --------------------------------------
+
+
+async def test_a_forged_taken_on_a_blood_test_reminder_records_nothing(world: World):
+    await world.setup(1, "RX-1", romiplostim(), "09:00", "UTC")
+    sent = await world.run_until(at("2026-11-29T09:00"))
+    lab = next(m for m in sent if m.first_line == "Blood test · patient RX-1")
+    occurrence = lab.data("Noted").split(":")[2]
+    before = (await world.doses(), await world.scheduled())
+    for action in ("t", "s", "z", "g", "y", "x"):
+        answer = await world.service.handle("tg:1", "tg:1:1", button=f"oc:{action}:{occurrence}")
+        assert answer[0].text == (
+            "That button does not belong to this reminder: it is the blood-test reminder for RX-1 (platelet count "
+            "due Sun 2026-11-29); a dose is confirmed on its dose reminder. Nothing recorded."
+        )
+    assert (await world.doses(), await world.scheduled()) == before
+    dose_reminder = next(m for m in sent if m.first_line == "Dose reminder · patient RX-1")
+    forged_noted = dose_reminder.data("Taken").replace("oc:t:", "oc:n:")
+    assert (await world.service.handle("tg:1", "tg:1:1", button=forged_noted))[0].text == (
+        "That button does not belong to this reminder: it is the dose reminder for RX-1 of Sun 2026-11-22; "
+        "a blood test is noted on its own reminder. Nothing recorded."
+    )
+
+
+async def test_a_user_who_blocked_the_bot_has_reminders_paused_and_is_told_once(world: World):
+    from bot.reminders import DeliveryError
+
+    await world.setup(1, "HT-1", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
+    await world.setup(2, "HT-2", hetrombopag_daily("2026-11-22"), "08:00", "UTC")
+    accepted, attempts = world.outbox, []
+
+    async def blocked_by_user_1(chat_key: str, text: str, buttons: Buttons) -> int:
+        if chat_key == "tg:1:1":
+            attempts.append(text)
+            raise DeliveryError("Forbidden: bot was blocked by the user", blocked=True)
+        return await accepted(chat_key, text, buttons)
+
+    world.service.reminders.sender = blocked_by_user_1
+    sent = await world.run_until(at("2026-11-24T12:00"))
+    assert len(attempts) == 1  # paused at the first refusal: no re-send, no missed message, no next day
+    assert {m.chat_key for m in sent} == {"tg:2:2"}
+    first = await world.service.handle("tg:1", "tg:1:1", text="/help")
+    assert first[0].text == (
+        "Your reminders were paused because messages could not be delivered; /reminders to resume."
+    )
+    again = await world.service.handle("tg:1", "tg:1:1", text="/reminders")
+    assert all("could not be delivered" not in reply.text for reply in again)
+    assert "· 08:00 · paused ·" in again[0].text
+    other = await world.service.handle("tg:2", "tg:2:2", text="/reminders")
+    assert "· 08:00 · active ·" in other[0].text
+    resume = next(b.data for row in again[0].buttons for b in row if b.label == "Resume HT-1")
+    assert (await world.service.handle("tg:1", "tg:1:1", button=resume))[0].text.startswith(
+        "Reminders for HT-1 resumed."
+    )
+
+
+def test_the_plan_marks_the_decided_dose_and_the_summary_says_which_ask_for_the_result_first() -> None:
+    from core import recommend
+    from core.models import DoseRequest
+    from core.reminders import PlannedReminder, plan
+    from flows.reminders import plan_summary
+
+    response = recommend(DoseRequest.model_validate(romiplostim()))  # next dose Sun 2026-11-22
+    on_time = plan("romiplostim", response, dt.datetime(2026, 11, 22, 8, 0), dt.time(9, 0))
+    assert on_time == [
+        PlannedReminder("dose", dt.date(2026, 11, 22), None, True),
+        PlannedReminder("lab", dt.date(2026, 11, 29)),
+    ]
+    awaiting = [
+        PlannedReminder("heads_up", dt.date(2026, 11, 28), dt.date(2026, 11, 29), False),
+        PlannedReminder("lab", dt.date(2026, 11, 29)),
+        PlannedReminder("dose", dt.date(2026, 11, 29), None, False),
+    ]
+    summary = plan_summary("RX-1", awaiting, dt.time(9, 0), "UTC", "platelet count", "288 mcg (4 mcg/kg) = 0.58 mL")
+    assert summary.splitlines()[:5] == [
+        "Reminders set for RX-1 at 09:00 (UTC):",
+        "Dose: 288 mcg (4 mcg/kg) = 0.58 mL.",
+        "• Sat 2026-11-28: heads-up: dose tomorrow (the reminder asks for the new result first)",
+        "• Sun 2026-11-29: platelet count",
+        "• Sun 2026-11-29: dose (the reminder asks for the new result first)",
+    ]
+    hetrombopag_plan = plan(
+        "hetrombopag", recommend(DoseRequest.model_validate(hetrombopag())), dt.datetime(2026, 11, 22, 22), dt.time(8)
+    )
+    assert all(p.decided for p in hetrombopag_plan)  # the daily dose stands (RULES.md 6a)

@@ -83,11 +83,12 @@ async def test_a_blocked_bot_or_a_gone_chat_is_a_final_failure():
     blocked = await sender_with(Answers([Forbidden("bot was blocked by the user")]), limits=False)
     with pytest.raises(DeliveryError) as raised:
         await blocked("tg:5:5", "hello", [])
-    assert raised.value.permanent
+    assert (raised.value.permanent, raised.value.blocked) == (True, True)  # blocked: the reminders pause
+    assert str(raised.value) == "Forbidden: bot was blocked by the user"
     gone = Answers([(400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"})])
     with pytest.raises(DeliveryError) as raised:
         await (await sender_with(gone, limits=False))("tg:5:5", "hello", [])
-    assert raised.value.permanent
+    assert (raised.value.permanent, raised.value.blocked) == (True, False)
     assert gone.sent == []
 
 

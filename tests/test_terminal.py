@@ -73,9 +73,12 @@ def test_reminders_set_in_the_terminal_come_before_the_next_prompt(tmp_path: Pat
     done = chat(tmp_path, SCRIPT + "1\n1\n2\n1\n/history RX-12\n")  # Set reminders, London, 09:00, Taken
     assert done.returncode == 0, done.stderr
     assert "Reminders set for RX-12 at 09:00 (Europe/London):\n• Sun 2026-11-22: dose\n" in done.stdout
-    assert "⏰ Dose reminder · patient RX-12\nInject Romiplostim 288 mcg (4 mcg/kg) = 0.58 mL today" in done.stdout
+    assert (
+        "⏰ Dose reminder · patient RX-12\nInject Romiplostim today, Sun 2026-11-22: 288 mcg (4 mcg/kg) = 0.58 mL "
+        "of the 500 mcg/mL solution.\n"
+    ) in done.stdout
     assert "[#1] Taken  [#2] Skip  [#3] Snooze 1 h" in done.stdout
-    assert "Recorded: RX-12 Romiplostim 288 mcg (4 mcg/kg) = 0.58 mL given on Sun 2026-11-22." in done.stdout
+    assert "Recorded: RX-12 Romiplostim 4 mcg/kg given on Sun 2026-11-22." in done.stdout
 
 
 # --- every button by its label -----------------------------------------------------------------
@@ -324,7 +327,7 @@ def test_a_consultation_typed_by_labels_gives_the_same_card_as_by_numbers(tmp_pa
 
 def test_a_reminder_is_answered_by_its_label(tmp_path: Path):
     done = chat(tmp_path, SCRIPT + "Set reminders\nEurope/London\n09:00\nTaken\n")
-    assert "Recorded: RX-12 Romiplostim 288 mcg (4 mcg/kg) = 0.58 mL given on Sun 2026-11-22." in done.stdout
+    assert "Recorded: RX-12 Romiplostim 4 mcg/kg given on Sun 2026-11-22." in done.stdout
 
 
 def test_newcomer_mistakes_get_one_line_errors(tmp_path: Path):
