@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.reminders import Reminders
 from bot.storage import Storage
-from bot.storage.tables import User
-from flows import render
+from bot.storage.tables import Audit, User
+from flows import followup, render
 from flows.consultation import handle as run_flow
 from flows.reminders import known_zone
 from flows.replies import (
@@ -54,24 +56,36 @@ class ChatService:
             command = (text or "").strip().split(maxsplit=1)
             name = command[0].split("@")[0].lower() if command and command[0].startswith("/") else None
             argument = command[1].strip() if len(command) > 1 else ""
-            reminder_button = button is not None and button.startswith(("oc:", "rm:"))
+            reminder_button = (button is not None and button.startswith(("oc:", "rm:"))) or button == "reminders"
+            history_button = button is not None and button.startswith(followup.HISTORY)
             # The user (created on first contact) with their time zone, and this chat's state: one query.
             row = await storage.open_chat(session, user_ref, chat_ref)
-            if name in ("/patients", "/history", "/settings", "/reminders") or button == "patients" or reminder_button:
-                if name == "/history":
-                    return [await self._history(session, row.user_id, argument)]
+            today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
+            commands = ("/patients", "/history", "/settings", "/reminders")
+            if name in commands or button == "patients" or reminder_button or history_button:
+                if name == "/history" or history_button:
+                    label = argument if name == "/history" else (button or "")[len(followup.HISTORY) :]
+                    return [await self._history(session, row.user_id, label)]
                 if name == "/settings":
                     return [await self._settings(session, row.user_id, row.time_zone, argument)]
                 if name == "/reminders" or reminder_button:
-                    return await self._reminders(session, row.user_id, row.time_zone, button)
+                    return await self._reminders(
+                        session, row.user_id, row.time_zone, None if button == "reminders" else button
+                    )
+                if name == "/patients" and argument:  # one patient's record, to follow up in a few messages
+                    record = await self._record(session, row.user_id, argument, today)
+                    return [followup.record_message(record) if record else Reply(followup.unknown(argument))]
                 return [render.patients(await storage.patient_labels(session, row.user_id))]
             chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
-            today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
             # The record is read while a patient is being chosen; the consultation keeps a copy.
             message = UserInput(text=text, button=button)
             patients = (
                 await self._patients(session, row.user_id, today, chat, message) if chat.state == "patient" else {}
             )
+            if button is not None and button.startswith((followup.FOLLOWUP, followup.FULL)):
+                # A follow-up (or a full consultation) for one patient: their record, nobody else's.
+                record = await self._record(session, row.user_id, button[len(followup.FULL) :], today)
+                patients = {record.label: record} if record is not None else {}
             before = chat
             now = self.clock()
             chat, outcome = run_flow(before, message, Env(today, patients, row.time_zone, now))
@@ -104,6 +118,38 @@ class ChatService:
         chosen = [label for label in labels if label.lower() == picked.lower()] if chat.state == "patient" else []
         records = await self.storage.summaries(session, user_id, today, labels=chosen) if chosen else {}
         return {label: records.get(label) or PatientSummary(label=label) for label in labels}
+
+    async def _record(self, session: AsyncSession, user_id: int, label: str, today: dt.date) -> PatientSummary | None:
+        """The patient's record as the follow-up uses it, with the last recommendation given for the label."""
+        labels = [known for known, _ in await self.storage.patient_labels(session, user_id)]
+        matches = [known for known in dict.fromkeys(labels) if known.lower() == label.strip().lower()]
+        exact = label.strip() if label.strip() in labels else matches[0] if len(matches) == 1 else None
+        if exact is None:
+            return None
+        record = (await self.storage.summaries(session, user_id, today, labels=[exact])).get(exact)
+        if record is None:
+            return None
+        entry = await session.scalar(
+            select(Audit)
+            .where(Audit.user_id == user_id, Audit.patient_label == exact)
+            .order_by(Audit.id.desc())
+            .limit(1)
+        )
+        if entry is None:
+            return record
+        request: dict[str, Any] = entry.request
+        response: dict[str, Any] = entry.response
+        dose = response.get("dose")
+        updates = {
+            "last_decided": dt.date.fromisoformat(str(request["as_of"])),
+            "last_action": response["action"],
+            "last_dose": f"{dose['amount']} {dose['unit']}" if isinstance(dose, dict) else None,
+            "last_rule": response["rationale"][0]["rule"],
+        }
+        # The record keeps no procedure date: the last consultation for this drug's is offered (shown to confirm).
+        if request.get("drug") == record.drug and request.get("procedure_date"):
+            updates["procedure_date"] = dt.date.fromisoformat(str(request["procedure_date"]))
+        return record.model_copy(update=updates)
 
     async def _history(self, session: AsyncSession, user_id: int, label: str) -> Reply:
         if not label:

@@ -876,6 +876,16 @@ STEPS: tuple[Step, ...] = (
         _parse_doses,
         lambda a: str(a.doses_at_level) if a.doses_at_level else "estimated from the dates",
     ),
+    # Asked before the results: a grade 3 or more reaction decides without them (RULES.md 4, rules using no lab).
+    Step(
+        "adverse",
+        "Adverse reaction",
+        lambda a, e: a.drug == "luspatercept",
+        _fixed("Any current adverse reaction (worst grade)?"),
+        lambda a, e: [value(name, key) for key, name in ADVERSE_NAMES.items()],
+        _parse_adverse,
+        lambda a: ADVERSE_NAMES.get(a.adverse or "", "-"),
+    ),
     Step(
         "lab_value",
         "Latest result",
@@ -929,15 +939,6 @@ STEPS: tuple[Step, ...] = (
         lambda a, e: [value("Unknown / skip", "skip")],
         _parse_baseline,
         lambda a: f"{fmt(a.baseline)} units / 12 weeks" if a.baseline is not None else "unknown",
-    ),
-    Step(
-        "adverse",
-        "Adverse reaction",
-        lambda a, e: a.drug == "luspatercept",
-        _fixed("Any current adverse reaction (worst grade)?"),
-        lambda a, e: [value(name, key) for key, name in ADVERSE_NAMES.items()],
-        _parse_adverse,
-        lambda a: ADVERSE_NAMES.get(a.adverse or "", "-"),
     ),
 )
 STEP_BY_NAME = {step.name: step for step in STEPS}
