@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.reminders import Reminders
 from bot.storage import Storage
-from bot.storage.tables import Audit, User
+from bot.storage.tables import Audit, Dose, Patient, User
 from flows import followup, render
 from flows.consultation import handle as run_flow
 from flows.reminders import known_zone
@@ -74,7 +75,9 @@ class ChatService:
                     )
                 if name == "/patients" and argument:  # one patient's record, to follow up in a few messages
                     record = await self._record(session, row.user_id, argument, today)
-                    return [followup.record_message(record) if record else Reply(followup.unknown(argument))]
+                    return [
+                        followup.record_message(record, Env(today)) if record else Reply(followup.unknown(argument))
+                    ]
                 return [render.patients(await storage.patient_labels(session, row.user_id))]
             chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
             # The record is read while a patient is being chosen; the consultation keeps a copy.
@@ -149,7 +152,49 @@ class ChatService:
         # The record keeps no procedure date: the last consultation for this drug's is offered (shown to confirm).
         if request.get("drug") == record.drug and request.get("procedure_date"):
             updates["procedure_date"] = dt.date.fromisoformat(str(request["procedure_date"]))
+        counted = await self._doses_at_level(session, user_id, exact, record, request, response)
+        if counted is not None:
+            updates["doses_at_level"] = counted
         return record.model_copy(update=updates)
+
+    async def _doses_at_level(
+        self,
+        session: AsyncSession,
+        user_id: int,
+        label: str,
+        record: PatientSummary,
+        request: dict[str, Any],
+        response: dict[str, Any],
+    ) -> int | None:
+        """Doses at the current level: the number the clinician gave last time, plus those recorded since.
+
+        The record holds one dose row per consultation (its last dose) and the reminders' Taken ones,
+        so counting rows alone misses the earlier doses that the clinician counted (e.g. 2 at 1 mg/kg).
+        """
+        current = request.get("current_dose") or {}
+        if (
+            request.get("drug") != record.drug
+            or record.dose_amount is None
+            or current.get("doses_at_level") is None
+            or Decimal(str(current.get("amount"))) != Decimal(record.dose_amount)
+            or current.get("since") != (record.dose_since.isoformat() if record.dose_since else None)
+            or response["action"] in ("start", "increase", "decrease", "resume")
+        ):
+            return None
+        then = dt.date.fromisoformat(str(current["last_given"]))
+        later = await session.scalar(
+            select(func.count(Dose.id))
+            .join(Patient, Patient.id == Dose.patient_id)
+            .where(
+                Patient.user_id == user_id,
+                Patient.label == label,
+                Dose.drug == record.drug,
+                Dose.status == "given",
+                Dose.amount == record.dose_amount,
+                Dose.given_on > then,
+            )
+        )
+        return int(current["doses_at_level"]) + int(later or 0)
 
     async def _history(self, session: AsyncSession, user_id: int, label: str) -> Reply:
         if not label:

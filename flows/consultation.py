@@ -458,7 +458,7 @@ class Conversation:
         self.chat.answers = Answers()
         self.fire("cancel")
         if record is not None:
-            self.outcome.replies.append(followup.record_message(record))
+            self.outcome.replies.append(followup.record_message(record, self.env))
 
     def cancel(self) -> None:
         if self.state == "idle":

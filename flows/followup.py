@@ -18,7 +18,7 @@ from core.registry import rules_for
 from flows.parsing import with_unit
 from flows.replies import Button, Env, Reply
 from flows.state import Answers, PatientSummary
-from flows.steps import DRUG_NAMES, INDICATION_NAMES, REGION_NAMES, _prefill, value
+from flows.steps import DRUG_NAMES, INDICATION_NAMES, REGION_NAMES, STEP_BY_NAME, _prefill, value
 
 FOLLOWUP = "fu:"  # + label: start the follow-up (also on romiplostim and luspatercept dose reminders)
 FULL = "fc:"  # + label: a full consultation for the patient, the record's answers offered as Keep
@@ -49,7 +49,7 @@ def record_buttons(record: PatientSummary) -> tuple[tuple[Button, ...], ...]:
     )
 
 
-def record_message(record: PatientSummary) -> Reply:
+def record_message(record: PatientSummary, env: Env) -> Reply:
     """The patient's record in one message: what a follow-up would use, to confirm with one press."""
     lines = [f"Patient {record.label}"]
     drug = record.drug
@@ -78,8 +78,12 @@ def record_message(record: PatientSummary) -> Reply:
         given = str(record.last_given) if record.last_given else "not recorded"
         if record.last_given is not None and record.dose_since is not None and record.last_given < record.dose_since:
             given += " (before this level)"
+        if _last_given(record, env) is None:
+            given += ": asked again"
         lines.append(f"Last given: {given}")
-        if record.doses_at_level:
+        # Only where the rules count them (luspatercept; romiplostim at its highest level).
+        counted = STEP_BY_NAME["doses_at_level"].applies(prefill(record, env), env) if has_regimen(record) else False
+        if record.doses_at_level and counted:
             lines.append(f"Doses at this level: {record.doses_at_level}")
     if drug is not None:
         test = rules_for(drug).profile.deciding_test
@@ -113,14 +117,7 @@ def prefill(record: PatientSummary, env: Env) -> Answers:
         "dose_amount": Decimal(record.dose_amount or "0"),
         "dose_since": record.dose_since,
         "doses_at_level": record.doses_at_level,
-        # A last dose before the level began (the record after an increase) is no last dose at this level: asked.
-        "last_given": (
-            record.last_given
-            if record.last_given is not None
-            and record.dose_since is not None
-            and record.last_given >= record.dose_since
-            else None
-        ),
+        "last_given": _last_given(record, env),
     }
     if record.weight_kg is not None:
         updates |= {"weight_kg": Decimal(record.weight_kg), "weight_date": record.weight_date}
@@ -139,6 +136,21 @@ def prefill(record: PatientSummary, env: Env) -> Answers:
     if record.baseline_rbc_units_per_12_weeks is not None:
         updates["baseline"] = Decimal(record.baseline_rbc_units_per_12_weeks)
     return answers.model_copy(update=updates)
+
+
+def _last_given(record: PatientSummary, env: Env) -> dt.date | None:
+    """The record's last dose, or None (then asked) where it cannot be the last dose at this level now.
+
+    A last dose before the level began (the record after an increase) was given at the old level;
+    one more than an interval ago means a dose fell due that the record does not show (a daily
+    drug's record is a day old by the next day): the clinician is asked rather than the record's
+    date declared the last (it would read as missed or late doses).
+    """
+    given, since = record.last_given, record.dose_since
+    if given is None or since is None or given < since or record.drug is None:
+        return None
+    interval = rules_for(record.drug).profile.interval_days
+    return given if given >= env.today - dt.timedelta(days=interval) else None
 
 
 def question(step: str, answers: Answers, env: Env) -> str | None:
