@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from core import romiplostim
+from core import luspatercept, romiplostim
 from core.framework import DrugProfile
 from core.numbers import fmt
 from core.registry import rules_for
@@ -488,7 +488,11 @@ def _last_given_options(answers: Answers, env: Env) -> Options:
 def _doses_apply(answers: Answers, env: Env) -> bool:
     if answers.drug == "romiplostim":
         return answers.status == "on" and answers.dose_amount == romiplostim.HIGHEST
-    return answers.drug == "luspatercept" and answers.status == "on"
+    if answers.drug != "luspatercept" or answers.status != "on":
+        return False
+    # Counted only by the increase and no-response rules (RULES.md 4): at an increase level or the maximum.
+    ladder = luspatercept.LADDERS.get(answers.indication or "")
+    return ladder is None or answers.dose_amount in (*ladder.increase_from, ladder.maximum)
 
 
 def _parse_doses(text: str, answers: Answers, env: Env) -> Parsed:
