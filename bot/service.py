@@ -57,11 +57,16 @@ class ChatService:
             command = (text or "").strip().split(maxsplit=1)
             name = command[0].split("@")[0].lower() if command and command[0].startswith("/") else None
             argument = command[1].strip() if len(command) > 1 else ""
-            reminder_button = (button is not None and button.startswith(("oc:", "rm:"))) or button == "reminders"
-            history_button = button is not None and button.startswith(followup.HISTORY)
             # The user (created on first contact) with their time zone, and this chat's state: one query.
             row = await storage.open_chat(session, user_ref, chat_ref)
             today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
+            chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
+            if button is None and name is None and text and chat.offered_record:
+                # A record message's button typed by its label ("Same regimen, new result").
+                typed = followup.typed_button(text, chat.offered_record)
+                button, text = (typed, None) if typed is not None else (button, text)
+            reminder_button = (button is not None and button.startswith(("oc:", "rm:"))) or button == "reminders"
+            history_button = button is not None and button.startswith(followup.HISTORY)
             commands = ("/patients", "/history", "/settings", "/reminders")
             if name in commands or button == "patients" or reminder_button or history_button:
                 if name == "/history" or history_button:
@@ -75,11 +80,12 @@ class ChatService:
                     )
                 if name == "/patients" and argument:  # one patient's record, to follow up in a few messages
                     record = await self._record(session, row.user_id, argument, today)
-                    return [
-                        followup.record_message(record, Env(today)) if record else Reply(followup.unknown(argument))
-                    ]
+                    if record is None:
+                        return [Reply(followup.unknown(argument))]
+                    chat.offered_record = record.label  # its buttons may be typed by their labels
+                    await storage.save_chat(session, row, chat_ref, chat.model_dump_json(exclude_defaults=True))
+                    return [followup.record_message(record, Env(today))]
                 return [render.patients(await storage.patient_labels(session, row.user_id))]
-            chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
             # The record is read while a patient is being chosen; the consultation keeps a copy.
             message = UserInput(text=text, button=button)
             patients = (

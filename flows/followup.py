@@ -199,6 +199,14 @@ def translate(step: str, answer: str) -> str:
     return answer
 
 
+def typed_button(text: str, label: str) -> str | None:
+    """The data of a record message's button typed by its label (as the chat reads typed labels)."""
+    typed = " ".join(text.lower().split())
+    labels = {SAME_REGIMEN.lower(): FOLLOWUP, "same regimen": FOLLOWUP, "full consultation": FULL, "history": HISTORY}
+    prefix = labels.get(typed)
+    return prefix + label if prefix is not None else None
+
+
 def unknown(label: str) -> str:
     return f"You have no patient labelled '{label}'. /patients lists your labels."
 

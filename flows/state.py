@@ -130,3 +130,4 @@ class ChatState(_Data):
     saved: bool = False
     reminders_set: bool = False  # reminders were set from this recommendation (not offered again)
     reminder_zone: str | None = None  # the zone reminders are being set in
+    offered_record: str | None = None  # the patient whose record message (/patients LABEL) was shown last
