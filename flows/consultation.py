@@ -479,7 +479,10 @@ class Conversation:
 
     def welcome(self) -> None:
         self.say(render.WELCOME, ((NEW, Button("My patients", "patients")),))
-        if self.state != "idle":
+        if self.state == "result" and self.chat.response is not None:
+            self.say("Your last recommendation:")
+            self.reask()
+        elif self.state != "idle":
             self.say("You have a consultation under way; it continues here:")
             self.reask()
 
