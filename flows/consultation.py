@@ -196,7 +196,7 @@ class Conversation:
         text = step.question(answers, self.env)
         if answers.followup:
             text = followup.question(step.name, answers, self.env) or text
-            options = followup.options(step.name, answers) or options
+            options = followup.options(step.name, answers, self.env) or options
             if step.name not in answers.followup_asked:
                 answers.followup_asked.append(step.name)
         reply = Reply(f"{prefix}{text}", (*rows(options), NAVIGATION), numeric=step.name in NUMERIC_STEPS)
@@ -212,7 +212,7 @@ class Conversation:
             return [*_confirm_buttons(), *NAVIGATION]
         if self.state in STEP_BY_NAME:
             step = self.state
-            shown = followup.options(step, answers) if answers.followup else None
+            shown = followup.options(step, answers, self.env) if answers.followup else None
             return [*(shown or STEP_BY_NAME[step].options(answers, self.env)), *NAVIGATION]
         if self.state == "review":
             return [button for row in render.review(answers, self.applicable_steps()).buttons for button in row]
@@ -265,6 +265,9 @@ class Conversation:
         answer = data.removeprefix("v:") if data is not None else text
         if self.answers.followup:
             answer = followup.translate(self.state, answer)
+            both = followup.nothing_new(self.state, answer, self.answers, self.env)
+            if both is not None and self.answers.pending is None:
+                return self.apply(STEP_BY_NAME[self.state], both)
         self.on_answer(STEP_BY_NAME[self.state], answer, data)
 
     def on_answer(self, step: Step, answer: str, data: str | None) -> None:
@@ -436,7 +439,7 @@ class Conversation:
         if kind == followup.FOLLOWUP and not followup.has_regimen(record):
             full = Button("Full consultation", followup.FULL + record.label)
             return self.say(followup.no_regimen(record.label), ((full, NEW),))
-        if self.state not in ("idle", "result"):
+        if self.state in STEP_BY_NAME or self.state == "review":
             self.say("The consultation under way is closed; nothing from it was saved.")
         self.chat.request = self.chat.response = None
         self.chat.saved = self.chat.reminders_set = False

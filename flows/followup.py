@@ -178,11 +178,44 @@ def question(step: str, answers: Answers, env: Env) -> str | None:
             f"{env.today - dt.timedelta(days=7)} 2), then press Done. Added now: {added or 'none'}."
         )
     if step == "adverse":
-        return f"Any adverse reaction now in {label} (worst grade)?"
+        question = f"Any adverse reaction now in {label} (worst grade)?"
+        if _transfusions_to_ask(answers, env):
+            listed = _on_record(answers)
+            question += (
+                f" And is any red-cell transfusion since {answers.dose_since} missing from the record "
+                f"(on record: {listed or 'none'})?"
+            )
+        return question
     return None
 
 
-def options(step: str, answers: Answers) -> list[Button] | None:
+NOTHING_NEW = "nothing new"
+
+
+def _on_record(answers: Answers) -> str:
+    record = answers.record
+    return "; ".join(f"{t.date} {fmt(Decimal(t.units))} u" for t in record.transfusions) if record else ""
+
+
+def _transfusions_to_ask(answers: Answers, env: Env) -> bool:
+    return STEP_BY_NAME["transfusions"].applies(answers, env) and not answers.transfusions_done
+
+
+def nothing_new(step: str, answer: str, answers: Answers, env: Env) -> dict[str, object] | None:
+    """Luspatercept: one press for no reaction and no transfusion missing (the two facts a record cannot hold)."""
+    if step == "adverse" and answer.strip().lower() in (NOTHING_NEW, NOTHING_BUTTON.lower()):
+        return {"adverse": "none"} | ({"transfusions_done": True} if _transfusions_to_ask(answers, env) else {})
+    return None
+
+
+NOTHING_BUTTON = "None, and no transfusion missing"
+
+
+def options(step: str, answers: Answers, env: Env) -> list[Button] | None:
+    if step == "adverse" and _transfusions_to_ask(answers, env):
+        # Last, so that the reaction grades keep the numbers they have in a full consultation.
+        grades = STEP_BY_NAME["adverse"].options(answers, env)
+        return [*grades, value(NOTHING_BUTTON, NOTHING_NEW)]
     if step == "transfusions":
         record = answers.record
         on_record = len(record.transfusions) if record is not None else 0

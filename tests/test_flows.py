@@ -322,7 +322,7 @@ FOLLOW_UPS: dict[str, tuple[PatientSummary, list[str], dict[str, str], str]] = {
             labs=[{"test": "hemoglobin", "value": "9.2", "unit": "g/dL", "date": "2026-11-08"}],
             transfusions=[{"date": "2026-11-15", "units": "1"}],
         ),
-        ["None", "8.9", "Today", "None missing"],
+        ["None", "8.9", "Today", "None missing"],  # a reaction grade, then the transfusions asked apart
         {
             "weight": "keep",
             "status": "same",
@@ -517,5 +517,21 @@ async def test_messages_to_a_recommendation_per_drug():
         "romiplostim": (13, 4),
         "hetrombopag": (11, 4),
         "lusutrombopag": (10, 4),
-        "luspatercept": (17, 6),
+        "luspatercept": (17, 5),
     }
+
+
+def test_luspatercept_follow_up_takes_no_reaction_and_no_missing_transfusion_in_one_press():
+    record = FOLLOW_UPS["luspatercept"][0]
+    env = Env(today=FOLLOW_UP_DAY, patients={record.label: record})
+    chat, texts = _press(ChatState(), "fu:M-23", env)
+    assert texts == [
+        "Any adverse reaction now in M-23 (worst grade)? And is any red-cell transfusion since 2026-10-18 missing "
+        "from the record (on record: 2026-11-15 1 u)?"
+    ]
+    chat, texts = run(["None, and no transfusion missing", "8.9", "Today"], chat, env)
+    assert chat.state == "result"
+    assert chat.request is not None
+    assert chat.request["transfusions"] == [{"date": "2026-11-15", "units": 1}]  # the record's, kept
+    assert "adverse_reaction" not in chat.request  # none (the default)
+    assert chat.answers.adverse == "none"
