@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import transitions
@@ -535,3 +536,18 @@ def test_luspatercept_follow_up_takes_no_reaction_and_no_missing_transfusion_in_
     assert chat.request["transfusions"] == [{"date": "2026-11-15", "units": 1}]  # the record's, kept
     assert "adverse_reaction" not in chat.request  # none (the default)
     assert chat.answers.adverse == "none"
+
+
+async def test_a_follow_up_button_reads_only_the_pressing_users_record(tmp_path: Path):
+    from bot.service import ChatService
+    from bot.storage import open_storage
+
+    storage = await open_storage(f"sqlite:///{tmp_path}/fu.db")
+    service = ChatService(storage, clock=lambda: dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC))
+    for typed in [*ROMIPLOSTIM_VISIT[:9], "2026-11-22", "60", "Yesterday", "Get recommendation", "Save to patient"]:
+        await service.handle("tg:1", "tg:1", text=typed)
+    [mine] = await service.handle("tg:1", "tg:1", button="fu:RX-12")
+    assert mine.text.startswith("New platelet count for RX-12 (romiplostim 3 mcg/kg)?")
+    [theirs] = await service.handle("tg:2", "tg:2", button="fu:RX-12")
+    assert theirs.text == "You have no patient labelled 'RX-12'. /patients lists your labels."
+    await storage.close()
