@@ -51,6 +51,7 @@ YES, NO = "v:yes", "v:no"
 # Steps from here on collect results (labs, transfusions, baseline): every fact the rules that use no
 # lab read is asked before them, so entering this part is where those rules can already decide.
 LAB_PART = STEP_NAMES.index("lab_value")
+AFTER_RESULT = STEP_NAMES.index("lab_date") + 1  # the deciding result and its date are in
 
 
 def _build_machine() -> Machine:
@@ -131,12 +132,25 @@ class Conversation:
             self.fire(direction)
             return
         source = event.transition.source if event.transition is not None else ""
-        entering_labs = STEP_NAMES.index(self.state) >= LAB_PART and (
-            source not in STEP_NAMES or STEP_NAMES.index(source) < LAB_PART
-        )
-        if direction == "advance" and not answers.editing and entering_labs and self.decided_without_lab():
+        if direction == "advance" and not answers.editing and self.decided_early(source):
             return self.fire("decide")
         self.ask(step)
+
+    def decided_early(self, source: str) -> bool:
+        """Whether an answer already forces the outcome, so that no later question can change it."""
+        here = STEP_NAMES.index(self.state)
+        came_from = STEP_NAMES.index(source) if source in STEP_NAMES else -1
+        if came_from < LAB_PART <= here and self.decided_without_lab():
+            return True
+        return came_from < AFTER_RESULT <= here and self.result_too_old()
+
+    def result_too_old(self) -> bool:
+        """`lab.stale`: the deciding result is too old to decide on; nothing asked after it changes that."""
+        try:
+            response = recommend(DoseRequest.model_validate(build_request(self.answers, self.env)))
+        except (RequestError, ValidationError):
+            return False
+        return response.action == "refer" and "stale_lab" in {warning.code for warning in response.warnings}
 
     def decided_without_lab(self) -> bool:
         """Whether the rules that use no lab already decide: refer, or stop (no result would change it).

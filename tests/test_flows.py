@@ -551,3 +551,48 @@ async def test_a_follow_up_button_reads_only_the_pressing_users_record(tmp_path:
     [theirs] = await service.handle("tg:2", "tg:2", button="fu:RX-12")
     assert theirs.text == "You have no patient labelled 'RX-12'. /patients lists your labels."
     await storage.close()
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        # 250 is in the two-week reduce range: the previous week's count would be asked next
+        [
+            "/new",
+            "Romiplostim",
+            "US label",
+            "RX-1",
+            "72",
+            "Adult (18 or over)",
+            "On treatment",
+            "3",
+            "2026-11-01",
+            "2026-11-10",
+            "250",
+            "2026-11-13",
+        ],
+        # the earlier haemoglobin, transfusions and baseline would be asked next
+        [
+            "/new",
+            "Luspatercept",
+            "Beta-thalassaemia",
+            "B-1",
+            "60",
+            "On treatment",
+            "1 mg/kg",
+            "2026-10-11",
+            "2026-11-01",
+            "2",
+            "None",
+            "8.9",
+            "2026-11-12",
+        ],
+    ],
+)
+def test_a_result_too_old_to_decide_on_ends_the_questions(inputs: list[str]):
+    chat, texts = run(inputs)
+    assert chat.state == "result"
+    assert chat.response is not None
+    assert chat.response["rationale"][0]["rule"] == "lab.stale"
+    assert "Rule: lab.stale · " in texts[-1]
+    assert not any(word in text for text in texts for word in ("previous week", "3 weeks before", "transfusions"))
