@@ -79,7 +79,7 @@ def _build_machine() -> Machine:
     machine.add_transition("retreat", STEP_NAMES[0], STEP_NAMES[0])  # at the first question, ask it again
     machine.add_transition("retreat", "result", "review")
     machine.add_transition("confirm", "review", "result")
-    machine.add_transition("decide", steps, "result")  # a rule that uses no lab already refers
+    machine.add_transition("decide", steps, "result")  # an answer already forces the outcome (a refer)
     for step in STEP_NAMES:
         machine.add_transition(f"edit_{step}", ["review", "result", *steps], step)
     machine.add_transition("ask_zone", "result", "reminder_zone")
@@ -132,7 +132,8 @@ class Conversation:
             self.fire(direction)
             return
         source = event.transition.source if event.transition is not None else ""
-        if direction == "advance" and not answers.editing and self.decided_early(source):
+        moving_on = event.event.name in ("advance", "start") and not answers.editing
+        if moving_on and self.decided_early(source):
             return self.fire("decide")
         self.ask(step)
 
@@ -492,6 +493,9 @@ class Conversation:
             return self.say("There is no consultation under way.", ((NEW,),))
         self.answers.pending = None
         self.answers.editing = False
+        if self.state == "result" and self.answers.followup and self.answers.followup_asked:
+            # A follow-up has no review screen: Back returns to its last question.
+            return self.fire(f"edit_{self.answers.followup_asked[-1]}")
         self.fire("retreat")
 
     def welcome(self) -> None:

@@ -596,3 +596,16 @@ def test_a_result_too_old_to_decide_on_ends_the_questions(inputs: list[str]):
     assert chat.response["rationale"][0]["rule"] == "lab.stale"
     assert "Rule: lab.stale · " in texts[-1]
     assert not any(word in text for text in texts for word in ("previous week", "3 weeks before", "transfusions"))
+
+
+def test_back_from_a_follow_ups_card_returns_to_its_last_question():
+    record = FOLLOW_UPS["romiplostim"][0]
+    env = Env(today=FOLLOW_UP_DAY, patients={record.label: record})
+    chat, _ = _press(ChatState(), "fu:RX-12", env)
+    chat, texts = run(["45", "Today", "back"], chat, env)
+    assert chat.state == "lab_date"
+    assert texts[-1] == "Date of that result?"
+    chat, texts = run(["Yesterday"], chat, env)
+    assert chat.state == "result"
+    assert chat.request is not None
+    assert chat.request["labs"][-1]["date"] == "2026-11-28"
