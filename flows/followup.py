@@ -149,6 +149,8 @@ def _last_given(record: PatientSummary, env: Env) -> dt.date | None:
     given, since = record.last_given, record.dose_since
     if given is None or since is None or given < since or record.drug is None:
         return None
+    if record.on_hold:
+        return given  # no dose falls due during a hold: the last one before it stands
     interval = rules_for(record.drug).profile.interval_days
     return given if given >= env.today - dt.timedelta(days=interval) else None
 

@@ -609,3 +609,15 @@ def test_back_from_a_follow_ups_card_returns_to_its_last_question():
     assert chat.state == "result"
     assert chat.request is not None
     assert chat.request["labs"][-1]["date"] == "2026-11-28"
+
+
+def test_a_follow_up_on_hold_keeps_the_last_dose_before_the_hold():
+    record = FOLLOW_UPS["romiplostim"][0].model_copy(
+        update={"on_hold": True, "last_given": dt.date(2026, 11, 8), "dose_since": dt.date(2026, 10, 1)}
+    )
+    env = Env(today=FOLLOW_UP_DAY, patients={record.label: record})
+    chat, _ = _press(ChatState(), "fu:RX-12", env)
+    assert chat.state == "lab_value"
+    chat, _ = run(["150", "Today"], chat, env)
+    assert chat.response is not None
+    assert chat.response["rationale"][0]["rule"] == "romiplostim.resume"
