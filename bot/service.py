@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.reminders import Reminders
 from bot.storage import Storage
-from bot.storage.tables import User
-from flows import render
+from bot.storage.tables import Audit, Dose, Patient, User
+from flows import followup, render
 from flows.consultation import handle as run_flow
 from flows.reminders import known_zone
 from flows.replies import (
@@ -54,30 +57,49 @@ class ChatService:
             command = (text or "").strip().split(maxsplit=1)
             name = command[0].split("@")[0].lower() if command and command[0].startswith("/") else None
             argument = command[1].strip() if len(command) > 1 else ""
-            reminder_button = button is not None and button.startswith(("oc:", "rm:"))
             # The user (created on first contact) with their time zone, and this chat's state: one query.
             row = await storage.open_chat(session, user_ref, chat_ref)
             # Reminders paused because the user had blocked the bot: told once, on this message.
             notice = await self.reminders.undelivered_notice(session, row.user_id)
-            if name in ("/patients", "/history", "/settings", "/reminders") or button == "patients" or reminder_button:
-                if name == "/history":
-                    return [*notice, await self._history(session, row.user_id, argument)]
+            today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
+            chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
+            if button is None and name is None and text and chat.offered_record:
+                # A record message's button typed by its label ("Same regimen, new result").
+                typed = followup.typed_button(text, chat.offered_record)
+                button, text = (typed, None) if typed is not None else (button, text)
+            reminder_button = (button is not None and button.startswith(("oc:", "rm:"))) or button == "reminders"
+            history_button = button is not None and button.startswith(followup.HISTORY)
+            commands = ("/patients", "/history", "/settings", "/reminders")
+            if name in commands or button == "patients" or reminder_button or history_button:
+                if name == "/history" or history_button:
+                    label = argument if name == "/history" else (button or "")[len(followup.HISTORY) :]
+                    return [*notice, await self._history(session, row.user_id, label)]
                 if name == "/settings":
                     return [*notice, await self._settings(session, row.user_id, row.time_zone, argument)]
                 if name == "/reminders" or reminder_button:
-                    return [*notice, *await self._reminders(session, row.user_id, row.time_zone, button)]
+                    return [
+                        *notice,
+                        *await self._reminders(
+                            session, row.user_id, row.time_zone, None if button == "reminders" else button
+                        ),
+                    ]
+                if name == "/patients" and argument:  # one patient's record, to follow up in a few messages
+                    record = await self._record(session, row.user_id, argument, today)
+                    if record is None:
+                        return [*notice, Reply(followup.unknown(argument))]
+                    chat.offered_record = record.label  # its buttons may be typed by their labels
+                    await storage.save_chat(session, row, chat_ref, chat.model_dump_json(exclude_defaults=True))
+                    return [*notice, followup.record_message(record, Env(today))]
                 return [*notice, render.patients(await storage.patient_labels(session, row.user_id))]
-            chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
-            today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
             # The record is read while a patient is being chosen; the consultation keeps a copy.
             message = UserInput(text=text, button=button)
-            # A reminder's 'Enter today's count' (fu:<label>) goes to the flow with that patient's record.
-            follow_up = button is not None and button.startswith("fu:")
             patients = (
-                await self._patients(session, row.user_id, today, chat, message)
-                if chat.state == "patient" or follow_up
-                else {}
+                await self._patients(session, row.user_id, today, chat, message) if chat.state == "patient" else {}
             )
+            if button is not None and button.startswith((followup.FOLLOWUP, followup.FULL)):
+                # A follow-up (or a full consultation) for one patient: their record, nobody else's.
+                record = await self._record(session, row.user_id, button[len(followup.FULL) :], today)
+                patients = {record.label: record} if record is not None else {}
             before = chat
             now = self.clock()
             chat, outcome = run_flow(before, message, Env(today, patients, row.time_zone, now))
@@ -107,11 +129,84 @@ class ChatService:
         """The user's labels for the patient question, with the full record only of the one picked."""
         labels = [label for label, _ in await self.storage.patient_labels(session, user_id)]
         button = message.button or ""
-        picked = button.removeprefix("v:").removeprefix("fu:") if button else (message.text or "").strip()
-        asked = chat.state == "patient" or button.startswith("fu:")
-        chosen = [label for label in labels if label.lower() == picked.lower()] if asked else []
+        picked = button.removeprefix("v:") if button else (message.text or "").strip()
+        chosen = [label for label in labels if label.lower() == picked.lower()] if chat.state == "patient" else []
         records = await self.storage.summaries(session, user_id, today, labels=chosen) if chosen else {}
         return {label: records.get(label) or PatientSummary(label=label) for label in labels}
+
+    async def _record(self, session: AsyncSession, user_id: int, label: str, today: dt.date) -> PatientSummary | None:
+        """The patient's record as the follow-up uses it, with the last recommendation given for the label."""
+        labels = [known for known, _ in await self.storage.patient_labels(session, user_id)]
+        matches = [known for known in dict.fromkeys(labels) if known.lower() == label.strip().lower()]
+        exact = label.strip() if label.strip() in labels else matches[0] if len(matches) == 1 else None
+        if exact is None:
+            return None
+        record = (await self.storage.summaries(session, user_id, today, labels=[exact])).get(exact)
+        if record is None:
+            return None
+        entry = await session.scalar(
+            select(Audit)
+            .where(Audit.user_id == user_id, Audit.patient_label == exact)
+            .order_by(Audit.id.desc())
+            .limit(1)
+        )
+        if entry is None:
+            return record
+        request: dict[str, Any] = entry.request
+        response: dict[str, Any] = entry.response
+        dose = response.get("dose")
+        updates = {
+            "last_decided": dt.date.fromisoformat(str(request["as_of"])),
+            "last_action": response["action"],
+            "last_dose": f"{dose['amount']} {dose['unit']}" if isinstance(dose, dict) else None,
+            "last_rule": response["rationale"][0]["rule"],
+        }
+        # The record keeps no procedure date: the last consultation for this drug's is offered (shown to confirm).
+        if request.get("drug") == record.drug and request.get("procedure_date"):
+            updates["procedure_date"] = dt.date.fromisoformat(str(request["procedure_date"]))
+        counted = await self._doses_at_level(session, user_id, exact, record, request, response)
+        if counted is not None:
+            updates["doses_at_level"] = counted
+        return record.model_copy(update=updates)
+
+    async def _doses_at_level(
+        self,
+        session: AsyncSession,
+        user_id: int,
+        label: str,
+        record: PatientSummary,
+        request: dict[str, Any],
+        response: dict[str, Any],
+    ) -> int | None:
+        """Doses at the current level: the number the clinician gave last time, plus those recorded since.
+
+        The record holds one dose row per consultation (its last dose) and the reminders' Taken ones,
+        so counting rows alone misses the earlier doses that the clinician counted (e.g. 2 at 1 mg/kg).
+        """
+        current = request.get("current_dose") or {}
+        if (
+            request.get("drug") != record.drug
+            or record.dose_amount is None
+            or current.get("doses_at_level") is None
+            or Decimal(str(current.get("amount"))) != Decimal(record.dose_amount)
+            or current.get("since") != (record.dose_since.isoformat() if record.dose_since else None)
+            or response["action"] in ("start", "increase", "decrease", "resume")
+        ):
+            return None
+        then = dt.date.fromisoformat(str(current["last_given"]))
+        later = await session.scalar(
+            select(func.count(Dose.id))
+            .join(Patient, Patient.id == Dose.patient_id)
+            .where(
+                Patient.user_id == user_id,
+                Patient.label == label,
+                Dose.drug == record.drug,
+                Dose.status == "given",
+                Dose.amount == record.dose_amount,
+                Dose.given_on > then,
+            )
+        )
+        return int(current["doses_at_level"]) + int(later or 0)
 
     async def _history(self, session: AsyncSession, user_id: int, label: str) -> Reply:
         if not label:

@@ -22,8 +22,8 @@ from core.errors import from_validation_error
 from core.models import DoseRequest, DoseResponse
 from core.reminders import PlannedReminder
 from core.reminders import plan as plan_reminders
+from flows import followup, render
 from flows import reminders as reminder_words
-from flows import render
 from flows.parsing import Problem
 from flows.replies import (
     AuditRecommendation,
@@ -39,14 +39,19 @@ from flows.replies import (
 )
 from flows.request import build_request, step_for_field
 from flows.state import Answers, ChatState, Pending
-from flows.steps import ANSWERED, NUMERIC_STEPS, STEP_BY_NAME, STEPS, Confirm, Step
+from flows.steps import ANSWERED, NUMERIC_STEPS, STEP_BY_NAME, STEPS, Confirm, Step, _prefill
 
 STEP_NAMES = [step.name for step in STEPS]
 REMINDER_STATES = ("reminder_zone", "reminder_time")
 STATES = ["idle", *STEP_NAMES, "review", "result", *REMINDER_STATES]
 NAVIGATION = (Button("⬅ Back", "back"), Button("✖ Cancel", "cancel"), Button("? Help", "help"))
 NEW = Button("New consultation", "new")
+CHANGE_REMINDERS = Button("Change reminders", "reminders")  # the service answers it as /reminders
 YES, NO = "v:yes", "v:no"
+# Steps from here on collect results (labs, transfusions, baseline): every fact the rules that use no
+# lab read is asked before them, so entering this part is where those rules can already decide.
+LAB_PART = STEP_NAMES.index("lab_value")
+AFTER_RESULT = STEP_NAMES.index("lab_date") + 1  # the deciding result and its date are in
 
 
 def _build_machine() -> Machine:
@@ -74,6 +79,7 @@ def _build_machine() -> Machine:
     machine.add_transition("retreat", STEP_NAMES[0], STEP_NAMES[0])  # at the first question, ask it again
     machine.add_transition("retreat", "result", "review")
     machine.add_transition("confirm", "review", "result")
+    machine.add_transition("decide", steps, "result")  # an answer already forces the outcome (a refer)
     for step in STEP_NAMES:
         machine.add_transition(f"edit_{step}", ["review", "result", *steps], step)
     machine.add_transition("ask_zone", "result", "reminder_zone")
@@ -116,21 +122,64 @@ class Conversation:
 
     def enter_step(self, event: EventData) -> None:
         step = STEP_BY_NAME[self.state]
-        if not step.applies(self.answers, self.env):
-            direction = event.event.name if event.event.name in ("advance", "retreat") else "advance"
+        answers = self.answers
+        direction = event.event.name if event.event.name in ("advance", "retreat") else "advance"
+        # A follow-up passes over what the record answered (and this follow-up has not asked).
+        from_record = answers.followup and ANSWERED[step.name](answers) and step.name not in answers.followup_asked
+        if not step.applies(answers, self.env) or from_record:
+            if direction == "retreat" and answers.followup and self.state == STEP_NAMES[0]:
+                return self.back_to_record()
             self.fire(direction)
             return
+        source = event.transition.source if event.transition is not None else ""
+        moving_on = event.event.name in ("advance", "start") and not answers.editing
+        if moving_on and self.decided_early(source):
+            return self.fire("decide")
         self.ask(step)
+
+    def decided_early(self, source: str) -> bool:
+        """Whether an answer already forces the outcome, so that no later question can change it."""
+        here = STEP_NAMES.index(self.state)
+        came_from = STEP_NAMES.index(source) if source in STEP_NAMES else -1
+        if came_from < LAB_PART <= here and self.decided_without_lab():
+            return True
+        return came_from < AFTER_RESULT <= here and self.result_too_old()
+
+    def result_too_old(self) -> bool:
+        """`lab.stale`: the deciding result is too old to decide on; nothing asked after it changes that."""
+        try:
+            response = recommend(DoseRequest.model_validate(build_request(self.answers, self.env)))
+        except (RequestError, ValidationError):
+            return False
+        return response.action == "refer" and "stale_lab" in {warning.code for warning in response.warnings}
+
+    def decided_without_lab(self) -> bool:
+        """Whether the rules that use no lab already decide: refer, or stop (no result would change it).
+
+        The request so far is sent without results: a decision other than the deciding-lab check's
+        (`missing_lab`) then comes from a rule listed before that check (RULES.md 0, "Order"), which
+        no result can change. Only a refer or a discontinue ends the questions; any other action
+        still needs the results for its dose, dates or warnings.
+        """
+        try:
+            payload = build_request(self.answers, self.env) | {"labs": [], "transfusions": []}
+            response = recommend(DoseRequest.model_validate(payload))
+        except (RequestError, ValidationError):
+            return False  # not a whole request yet: the questions go on
+        codes = {warning.code for warning in response.warnings}
+        return response.action in ("refer", "discontinue") and "missing_lab" not in codes
 
     def enter_review(self, event: EventData) -> None:
         self.answers.editing = False
+        if self.answers.followup:  # the record was confirmed in the record message: no review screen
+            return self.fire("confirm")
         self.outcome.replies.append(render.review(self.answers, self.applicable_steps()))
 
     def enter_result(self, event: EventData) -> None:
         if event.transition is not None and event.transition.source in REMINDER_STATES:
             # Back from setting reminders: the recommendation stands (it is above), not computed again.
             if event.event.name == "retreat":
-                self.say("Back to the recommendation; no reminders set.", (render.result_buttons(self.chat.saved),))
+                self.say("Back to the recommendation; no reminders set.", (self.result_row(),))
             return
         try:
             payload = build_request(self.answers, self.env)
@@ -148,6 +197,7 @@ class Conversation:
         self.chat.request = request.model_dump(mode="json", exclude_defaults=True)
         self.chat.response = response.model_dump(mode="json")
         self.chat.saved = False
+        self.chat.reminders_set = False
         self.outcome.effects.append(
             AuditRecommendation(self.answers.patient_label, self.chat.request, self.chat.response)
         )
@@ -156,8 +206,14 @@ class Conversation:
     # --- asking and answering -------------------------------------------------------------------
 
     def ask(self, step: Step, prefix: str = "") -> None:
-        options = step.options(self.answers, self.env)
-        text = step.question(self.answers, self.env)
+        answers = self.answers
+        options = step.options(answers, self.env)
+        text = step.question(answers, self.env)
+        if answers.followup:
+            text = followup.question(step.name, answers, self.env) or text
+            options = followup.options(step.name, answers, self.env) or options
+            if step.name not in answers.followup_asked:
+                answers.followup_asked.append(step.name)
         reply = Reply(f"{prefix}{text}", (*rows(options), NAVIGATION), numeric=step.name in NUMERIC_STEPS)
         self.outcome.replies.append(reply)
 
@@ -170,12 +226,15 @@ class Conversation:
         if answers.pending is not None:
             return [*_confirm_buttons(), *NAVIGATION]
         if self.state in STEP_BY_NAME:
-            return [*STEP_BY_NAME[self.state].options(answers, self.env), *NAVIGATION]
+            step = self.state
+            shown = followup.options(step, answers, self.env) if answers.followup else None
+            return [*(shown or STEP_BY_NAME[step].options(answers, self.env)), *NAVIGATION]
         if self.state == "review":
             return [button for row in render.review(answers, self.applicable_steps()).buttons for button in row]
         if self.state == "result":
             # Save stays valid (a second press says so); Set reminders says to save first.
-            return list(dict.fromkeys([*render.result_buttons(saved=False), *render.result_buttons(saved=True)]))
+            buttons = [*render.result_buttons(saved=False), *render.result_buttons(saved=True), CHANGE_REMINDERS]
+            return list(dict.fromkeys(buttons))
         if self.state == "reminder_zone":
             return [b for row in reminder_words.zone_question().buttons for b in row] + [*NAVIGATION]
         if self.state == "reminder_time":
@@ -192,6 +251,8 @@ class Conversation:
         # '/new@hemadose_bot' in group chats is /new
         command = text.split()[0].split("@")[0].lower() if text.startswith("/") else None
         word = text.lower() if data is None else None
+        if data is not None and data.startswith((followup.FOLLOWUP, followup.FULL)):
+            return self.open_record(data[: len(followup.FULL)], data[len(followup.FULL) :])  # in any state
         if command in ("/cancel",) or data == "cancel" or word == "cancel":
             return self.cancel()
         if command == "/new" or (data == "new" and self.state in ("idle", "result", "review")):
@@ -217,6 +278,11 @@ class Conversation:
         if self.state in REMINDER_STATES:
             return self.on_reminder_answer(data.removeprefix("v:") if data is not None else text)
         answer = data.removeprefix("v:") if data is not None else text
+        if self.answers.followup:
+            answer = followup.translate(self.state, answer)
+            both = followup.nothing_new(self.state, answer, self.answers, self.env)
+            if both is not None and self.answers.pending is None:
+                return self.apply(STEP_BY_NAME[self.state], both)
         self.on_answer(STEP_BY_NAME[self.state], answer, data)
 
     def on_answer(self, step: Step, answer: str, data: str | None) -> None:
@@ -263,21 +329,42 @@ class Conversation:
     def on_result(self, data: str | None, text: str) -> None:
         if data == "why" or text.lower() in ("why", "why?"):
             assert self.chat.response is not None
-            return self.outcome.replies.append(render.why(self.chat.response, self.chat.saved))
+            why = render.why(self.chat.response, self.chat.saved)
+            return self.outcome.replies.append(Reply(why.text, (self.result_row(),)))
+        if data == "reminders":  # typed "Change reminders" (the button itself is answered by the service)
+            return self.say("Type /reminders to see and change the reminders.", (self.result_row(),))
         if data == "remind" or text.lower() in ("remind", "reminders", "set reminders"):
+            if self.chat.reminders_set:
+                return self.say(
+                    "Reminders are already set for this recommendation; /reminders shows and changes them.",
+                    (self.result_row(),),
+                )
             return self.on_remind()
         if data == "save" or text.lower() == "save":
             if self.chat.saved:
-                return self.say(f"Already saved to {self.answers.patient_label}.", (render.result_buttons(True),))
+                return self.say(f"Already saved to {self.answers.patient_label}.", (self.result_row(),))
             assert self.chat.request is not None
             assert self.chat.response is not None
             label = self.answers.patient_label
             assert label is not None
             self.outcome.effects.append(SaveConsultation(label, self.chat.request, self.chat.response))
             self.chat.saved = True
-            return self.say(f"Saved to {label}: dose, result and recommendation.", (render.result_buttons(True),))
-        choices = "Set reminders" if self.chat.saved else "Save to patient"
-        self.say(f"Press {choices}, Why? or New consultation.", (render.result_buttons(self.chat.saved),))
+            return self.say(f"Saved to {label}: dose, result and recommendation.", (self.result_row(),))
+        choices = "Save to patient" if not self.chat.saved else "Set reminders" if not self.chat.reminders_set else ""
+        self.say(f"Press {choices + ', ' if choices else ''}Why? or New consultation.", (self.result_row(),))
+
+    def result_row(self) -> tuple[Button, ...]:
+        """The recommendation's buttons now: Set reminders is not offered again once they are set."""
+        buttons = render.result_buttons(self.chat.saved)
+        if self.chat.reminders_set:
+            return tuple(CHANGE_REMINDERS if button.data == "remind" else button for button in buttons)
+        return buttons
+
+    def card(self) -> Reply:
+        """The recommendation again, from the stored response, with the buttons it has now."""
+        assert self.chat.response is not None
+        shown = render.recommendation(DoseResponse.model_validate(self.chat.response), self.answers, self.env)
+        return Reply(shown.text, (self.result_row(),))
 
     # --- reminders after a saved recommendation ---------------------------------------------------
 
@@ -344,9 +431,10 @@ class Conversation:
         label = self.answers.patient_label
         assert label is not None
         self.outcome.effects.append(ScheduleReminders(label, self.chat.request, self.chat.response, at))
+        self.chat.reminders_set = True
         lab = reminder_words.lab_words(self.chat.response)
         summary = reminder_words.plan_summary(label, self.planned(at), at, self.zone_for_reminders, lab)
-        self.say(summary, (render.result_buttons(True),))
+        self.say(summary, (self.result_row(),))
         self.fire("leave_reminders")
 
     # --- controls -------------------------------------------------------------------------------
@@ -354,14 +442,47 @@ class Conversation:
     def start(self) -> None:
         self.chat.answers = Answers()
         self.chat.request = self.chat.response = None
-        self.chat.saved = False
+        self.chat.saved = self.chat.reminders_set = False
         self.fire("start")
+
+    def open_record(self, kind: str, label: str) -> None:
+        """`fu:LABEL` (Same regimen, new result) or `fc:LABEL` (a full consultation), from any state."""
+        record = followup.find(label, self.env)
+        if record is None:
+            self.say(followup.unknown(label))
+            return None if self.state == "idle" else self.reask()
+        if kind == followup.FOLLOWUP and not followup.has_regimen(record):
+            full = Button("Full consultation", followup.FULL + record.label)
+            return self.say(followup.no_regimen(record.label), ((full, NEW),))
+        if self.state in STEP_BY_NAME or self.state == "review":
+            self.say("The consultation under way is closed; nothing from it was saved.")
+        self.chat.request = self.chat.response = None
+        self.chat.saved = self.chat.reminders_set = False
+        if kind == followup.FOLLOWUP:
+            self.chat.answers = followup.prefill(record, self.env)
+            self.state = "idle"
+            return self.fire("start")
+        if record.drug is None:
+            return self.start()
+        # The drug and the patient are answered; the record's values are offered as Keep from the weight on.
+        answers = Answers(drug=record.drug, indication=record.indication, region=record.region)
+        self.chat.answers = answers.model_copy(update=_prefill(answers, record, self.env))
+        self.state = "patient"
+        self.fire("advance")
+
+    def back_to_record(self) -> None:
+        """Back from the follow-up's first question: the record message again (nothing was entered)."""
+        record = self.answers.record
+        self.chat.answers = Answers()
+        self.fire("cancel")
+        if record is not None:
+            self.outcome.replies.append(followup.record_message(record, self.env))
 
     def cancel(self) -> None:
         if self.state == "idle":
             return self.say("Nothing to cancel.", ((NEW,),))
         if self.state in REMINDER_STATES:
-            self.say("No reminders set; the saved recommendation is kept.", (render.result_buttons(True),))
+            self.say("No reminders set; the saved recommendation is kept.", (self.result_row(),))
             return self.fire("leave_reminders")
         self.chat.answers = Answers()
         self.fire("cancel")
@@ -372,11 +493,17 @@ class Conversation:
             return self.say("There is no consultation under way.", ((NEW,),))
         self.answers.pending = None
         self.answers.editing = False
+        if self.state == "result" and self.answers.followup and self.answers.followup_asked:
+            # A follow-up has no review screen: Back returns to its last question.
+            return self.fire(f"edit_{self.answers.followup_asked[-1]}")
         self.fire("retreat")
 
     def welcome(self) -> None:
         self.say(render.WELCOME, ((NEW, Button("My patients", "patients")),))
-        if self.state != "idle":
+        if self.state == "result" and self.chat.response is not None:
+            self.say("Your last recommendation:")
+            self.reask()
+        elif self.state != "idle":
             self.say("You have a consultation under way; it continues here:")
             self.reask()
 
@@ -394,7 +521,10 @@ class Conversation:
         if self.state == "review":
             return self.outcome.replies.append(render.review(answers, self.applicable_steps()))
         if self.state == "result":
-            return self.say("The recommendation is above.", (render.result_buttons(self.chat.saved),))
+            if self.chat.response is None:
+                return self.say("Start a new consultation when you are ready.", ((NEW,),))
+            # Shown again whole: at the start of a new session nothing of it is above.
+            return self.outcome.replies.append(self.card())
         if self.state == "reminder_zone":
             return self.outcome.replies.append(self.with_navigation(reminder_words.zone_question()))
         if self.state == "reminder_time":

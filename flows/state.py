@@ -61,6 +61,12 @@ class PatientSummary(_Data):
     baseline_rbc_units_per_12_weeks: str | None = None
     labs: tuple[LabRecord, ...] = ()
     transfusions: tuple[TransfusionRecord, ...] = ()
+    # From the last recommendation given for this label (the audit), for the follow-up's record message.
+    procedure_date: dt.date | None = None  # lusutrombopag: the procedure the course is for
+    last_decided: dt.date | None = None  # that recommendation's date (its as_of)
+    last_action: str | None = None
+    last_dose: str | None = None  # e.g. '4 mcg/kg'
+    last_rule: str | None = None
 
 
 class Pending(_Data):
@@ -109,6 +115,9 @@ class Answers(_Data):
     record: PatientSummary | None = None  # the record as it was when the patient was chosen
     pending: Pending | None = None
     editing: bool = False
+    # "Same regimen, new result": the record's answers stand; only what it lacks and the new results are asked.
+    followup: bool = False
+    followup_asked: list[str] = Field(default_factory=list)  # steps asked in this follow-up (Back returns to them)
 
 
 class ChatState(_Data):
@@ -119,4 +128,6 @@ class ChatState(_Data):
     request: dict[str, Any] | None = None  # the last recommendation's request and response
     response: dict[str, Any] | None = None
     saved: bool = False
+    reminders_set: bool = False  # reminders were set from this recommendation (not offered again)
     reminder_zone: str | None = None  # the zone reminders are being set in
+    offered_record: str | None = None  # the patient whose record message (/patients LABEL) was shown last

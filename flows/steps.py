@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from core import romiplostim
+from core import luspatercept, romiplostim
 from core.framework import DrugProfile
 from core.numbers import fmt
 from core.registry import rules_for
@@ -488,7 +488,11 @@ def _last_given_options(answers: Answers, env: Env) -> Options:
 def _doses_apply(answers: Answers, env: Env) -> bool:
     if answers.drug == "romiplostim":
         return answers.status == "on" and answers.dose_amount == romiplostim.HIGHEST
-    return answers.drug == "luspatercept" and answers.status == "on"
+    if answers.drug != "luspatercept" or answers.status != "on":
+        return False
+    # Counted only by the increase and no-response rules (RULES.md 4): at an increase level or the maximum.
+    ladder = luspatercept.LADDERS.get(answers.indication or "")
+    return ladder is None or answers.dose_amount in (*ladder.increase_from, ladder.maximum)
 
 
 def _parse_doses(text: str, answers: Answers, env: Env) -> Parsed:
@@ -876,6 +880,16 @@ STEPS: tuple[Step, ...] = (
         _parse_doses,
         lambda a: str(a.doses_at_level) if a.doses_at_level else "estimated from the dates",
     ),
+    # Asked before the results: a grade 3 or more reaction decides without them (RULES.md 4, rules using no lab).
+    Step(
+        "adverse",
+        "Adverse reaction",
+        lambda a, e: a.drug == "luspatercept",
+        _fixed("Any current adverse reaction (worst grade)?"),
+        lambda a, e: [value(name, key) for key, name in ADVERSE_NAMES.items()],
+        _parse_adverse,
+        lambda a: ADVERSE_NAMES.get(a.adverse or "", "-"),
+    ),
     Step(
         "lab_value",
         "Latest result",
@@ -929,15 +943,6 @@ STEPS: tuple[Step, ...] = (
         lambda a, e: [value("Unknown / skip", "skip")],
         _parse_baseline,
         lambda a: f"{fmt(a.baseline)} units / 12 weeks" if a.baseline is not None else "unknown",
-    ),
-    Step(
-        "adverse",
-        "Adverse reaction",
-        lambda a, e: a.drug == "luspatercept",
-        _fixed("Any current adverse reaction (worst grade)?"),
-        lambda a, e: [value(name, key) for key, name in ADVERSE_NAMES.items()],
-        _parse_adverse,
-        lambda a: ADVERSE_NAMES.get(a.adverse or "", "-"),
     ),
 )
 STEP_BY_NAME = {step.name: step for step in STEPS}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import transitions
@@ -220,3 +221,403 @@ def test_a_field_the_core_refuses_leads_back_to_its_question(field: str | None, 
 def test_every_step_has_a_state_and_the_machine_knows_them():
     assert set(consultation.STATES) >= {step.name for step in consultation.STEPS}
     assert set(MACHINE.states) == set(consultation.STATES)
+
+
+# --- follow-up "Same regimen, new result", early refer, the result state ---------------------------
+
+FOLLOW_UP_DAY = dt.date(2026, 11, 29)
+
+
+def _record(**facts: object) -> PatientSummary:
+    return PatientSummary.model_validate(facts)
+
+
+# drug: (the record, the follow-up's answers, a full consultation's answers by question, the decision)
+FOLLOW_UPS: dict[str, tuple[PatientSummary, list[str], dict[str, str], str]] = {
+    "romiplostim": (
+        _record(
+            label="RX-12",
+            weight_kg="72",
+            weight_date="2026-11-22",
+            drug="romiplostim",
+            indication="itp",
+            region="us",
+            dose_amount="3",
+            dose_since="2026-11-01",
+            last_given="2026-11-22",
+            labs=[{"test": "platelets", "value": "60", "unit": "10^9/L", "date": "2026-11-21"}],
+        ),
+        ["45", "Today"],
+        {
+            "weight": "keep",
+            "age": "adult",
+            "status": "same",
+            "dose_amount": "3",
+            "dose_since": "2026-11-01",
+            "last_given": "2026-11-22",
+            "lab_value": "45",
+            "lab_date": "today",
+        },
+        "romiplostim.increase",
+    ),
+    "hetrombopag": (
+        _record(
+            label="H-7",
+            drug="hetrombopag",
+            indication="itp",
+            region="cn",
+            dose_amount="5",
+            dose_since="2026-10-01",
+            last_given="2026-11-28",
+            labs=[{"test": "platelets", "value": "120", "unit": "10^9/L", "date": "2026-11-21"}],
+        ),
+        ["300", "Today"],
+        {
+            "status": "same",
+            "dose_amount": "5",
+            "dose_since": "2026-10-01",
+            "last_given": "2026-11-28",
+            "lab_value": "300",
+            "lab_date": "today",
+        },
+        "hetrombopag.reduce",
+    ),
+    "lusutrombopag": (
+        _record(
+            label="L-22",
+            child_pugh="A",
+            drug="lusutrombopag",
+            indication="cld_procedure",
+            region="jp",
+            dose_amount="3",
+            dose_since="2026-11-25",
+            last_given="2026-11-28",
+            procedure_date="2026-12-06",
+            labs=[{"test": "platelets", "value": "35", "unit": "10^9/L", "date": "2026-11-24"}],
+        ),
+        ["58", "Today"],
+        {
+            "child_pugh": "A",
+            "procedure_date": "2026-12-06",
+            "status": "same",
+            "dose_amount": "3",
+            "dose_since": "2026-11-25",
+            "last_given": "2026-11-28",
+            "lab_value": "58",
+            "lab_date": "today",
+        },
+        "lusutrombopag.jp_stop",
+    ),
+    "luspatercept": (
+        _record(
+            label="M-23",
+            weight_kg="70",
+            weight_date="2026-11-08",
+            drug="luspatercept",
+            indication="mds",
+            region="us",
+            dose_amount="1",
+            dose_since="2026-10-18",
+            last_given="2026-11-08",
+            doses_at_level=2,
+            labs=[{"test": "hemoglobin", "value": "9.2", "unit": "g/dL", "date": "2026-11-08"}],
+            transfusions=[{"date": "2026-11-15", "units": "1"}],
+        ),
+        ["None", "8.9", "Today", "None missing"],  # a reaction grade, then the transfusions asked apart
+        {
+            "weight": "keep",
+            "status": "same",
+            "dose_amount": "1",
+            "dose_since": "2026-10-18",
+            "last_given": "2026-11-08",
+            "doses_at_level": "2",
+            "adverse": "none",
+            "lab_value": "8.9",
+            "lab_date": "today",
+            "transfusions": "done",
+        },
+        "luspatercept.increase",
+    ),
+}
+
+
+def _press(chat: ChatState, data: str, env: Env) -> tuple[ChatState, list[str]]:
+    chat, outcome = handle(chat, UserInput(button=data), env)
+    return chat, [reply.text for reply in outcome.replies]
+
+
+@pytest.mark.parametrize("drug", FOLLOW_UPS)
+def test_follow_up_asks_only_the_new_results_and_gives_the_full_consultations_card(drug: str):
+    record, answers, by_question, rule = FOLLOW_UPS[drug]
+    env = Env(today=FOLLOW_UP_DAY, patients={record.label: record})
+    chat, texts = _press(ChatState(), f"fu:{record.label}", env)
+    asked = [texts[-1]]
+    for typed in answers:
+        chat, texts = run([typed], chat, env)
+        asked.append(texts[-1])
+    assert chat.state == "result"  # no review screen
+    assert chat.response is not None
+    assert chat.response["rationale"][0]["rule"] == rule
+    follow_up_card = asked[-1]
+    # The same facts through the full consultation (the record's values offered as Keep), question by question.
+    full, texts = _press(ChatState(), f"fc:{record.label}", env)
+    for _ in range(30):
+        if full.state == "result":
+            break
+        full, texts = run([by_question.get(full.state, "confirm" if full.state == "review" else "?")], full, env)
+        assert full.state != "idle", texts
+    assert full.state == "result", texts
+    assert texts[-1] == follow_up_card
+    assert full.request == chat.request
+
+
+def test_follow_up_questions_are_the_new_result_and_its_date():
+    record = FOLLOW_UPS["romiplostim"][0]
+    env = Env(today=FOLLOW_UP_DAY, patients={record.label: record})
+    chat, texts = _press(ChatState(), "fu:RX-12", env)
+    assert texts == ["New platelet count for RX-12 (romiplostim 3 mcg/kg)? In ×10^9/L, e.g. 32 (or 32000/µL, 32 G/L)."]
+    chat, outcome = handle(chat, UserInput(text="45"), env)
+    assert [r.text for r in outcome.replies] == ["Date of that result?"]
+    assert outcome.replies[0].button_labels()[:2] == ["Today", "Yesterday"]
+
+
+def test_follow_up_asks_what_the_record_lacks():
+    # After an increase the record's last dose is at the old level; a week old for a daily drug: asked.
+    record = FOLLOW_UPS["hetrombopag"][0].model_copy(update={"last_given": dt.date(2026, 11, 20)})
+    env = Env(today=FOLLOW_UP_DAY, patients={"H-7": record})
+    chat, texts = _press(ChatState(), "fu:H-7", env)
+    assert chat.state == "last_given"
+    assert texts[-1] == "Date of the last dose given?"
+    chat, texts = run(["Yesterday", "300", "Today"], chat, env)
+    assert chat.request is not None
+    assert chat.request["current_dose"]["last_given"] == "2026-11-28"
+
+
+def test_follow_up_of_an_unknown_patient_or_one_without_treatment():
+    chat, texts = _press(ChatState(), "fu:NOPE", Env(today=FOLLOW_UP_DAY))
+    assert texts == ["You have no patient labelled 'NOPE'. /patients lists your labels."]
+    assert chat.state == "idle"
+    stopped = PatientSummary(label="X-1")
+    chat, outcome = handle(ChatState(), UserInput(button="fu:X-1"), Env(today=FOLLOW_UP_DAY, patients={"X-1": stopped}))
+    assert outcome.replies[0].text.startswith("No current treatment is on record for X-1")
+    assert outcome.replies[0].button_labels() == ["Full consultation", "New consultation"]
+
+
+def test_follow_up_from_a_reminder_closes_a_consultation_under_way():
+    record = FOLLOW_UPS["romiplostim"][0]
+    env = Env(today=FOLLOW_UP_DAY, patients={record.label: record})
+    chat, _ = run(["/new", "Hetrombopag"], env=env)
+    chat, texts = _press(chat, "fu:RX-12", env)
+    assert texts[0] == "The consultation under way is closed; nothing from it was saved."
+    assert chat.state == "lab_value"
+    assert chat.answers.drug == "romiplostim"
+
+
+def test_back_from_the_follow_ups_first_question_shows_the_record_again():
+    record = FOLLOW_UPS["romiplostim"][0]
+    env = Env(today=FOLLOW_UP_DAY, patients={record.label: record})
+    chat, _ = _press(ChatState(), "fu:RX-12", env)
+    chat, texts = run(["45", "back"], chat, env)
+    assert chat.state == "lab_value"  # the new result is asked again
+    chat, texts = run(["back"], chat, env)
+    assert chat.state == "idle"
+    assert texts[-1].startswith("Patient RX-12\nRomiplostim · ITP · US label")
+
+
+@pytest.mark.parametrize(
+    ("inputs", "rule"),
+    [
+        (["/new", "Romiplostim", "US label", "INF-1", "8", "0.5", "Today", "Starting now"], "romiplostim.age"),
+        (["/new", "Hetrombopag", "ITP", "H-6", "On treatment", "6", "yes", "2026-11-01", "Today"], "dose.not_a_level"),
+        (
+            ["/new", "Lusutrombopag", "Japan label", "L-C", "C", "in 10 days", "Not started yet"],
+            "lusutrombopag.child_pugh_c",
+        ),
+        (["/new", "Lusutrombopag", "US label", "L-20", "A", "in 5 days", "Not started yet"], "lusutrombopag.too_late"),
+        (
+            [
+                "/new",
+                "Luspatercept",
+                "MDS",
+                "M-H",
+                "70",
+                "On treatment",
+                "1 mg/kg",
+                "2026-10-11",
+                "2026-11-01",
+                "2",
+                "Grade 3+ hypersensitivity",
+            ],
+            "luspatercept.hypersensitivity",
+        ),
+        (
+            [
+                "/new",
+                "Luspatercept",
+                "MDS",
+                "M-A",
+                "70",
+                "On treatment",
+                "1 mg/kg",
+                "2026-10-11",
+                "2026-11-01",
+                "2",
+                "Grade 3 or more",
+            ],
+            "luspatercept.adverse_reaction",
+        ),
+    ],
+)
+def test_an_answer_that_decides_without_a_lab_ends_the_questions(inputs: list[str], rule: str):
+    chat, texts = run(inputs)
+    assert chat.state == "result"
+    assert chat.response is not None
+    assert chat.response["rationale"][0]["rule"] == rule
+    assert f"Rule: {rule} · " in texts[-1]
+    assert not any("platelet count?" in text or "haemoglobin?" in text for text in texts)
+
+
+def test_the_questions_go_on_when_only_the_missing_lab_refers():
+    chat, texts = run(["/new", "Romiplostim", "US label", "RX-1", "72", "Adult (18 or over)", "Starting now"])
+    assert chat.state == "lab_value"
+    assert texts[-1].startswith("Latest platelet count?")
+
+
+def test_help_in_the_result_state_shows_the_recommendation_again():
+    chat, texts = run([*ROMIPLOSTIM_VISIT, "Get recommendation"])
+    card = texts[-1]
+    restarted = ChatState.model_validate_json(chat.model_dump_json())  # a new `hemadose chat` run
+    chat, outcome = handle(restarted, UserInput(text="/help"), ENV)
+    assert outcome.replies[-1].text == card
+    assert "The recommendation is above" not in "".join(r.text for r in outcome.replies)
+    assert outcome.replies[-1].button_labels() == ["Save to patient", "Why?", "New consultation"]
+
+
+def test_set_reminders_is_not_offered_again_once_set():
+    chat, _ = run([*ROMIPLOSTIM_VISIT, "Get recommendation", "Save to patient"])
+    env = Env(today=TODAY, time_zone="Europe/London", now=dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC))
+    chat, outcome = handle(chat, UserInput(text="Set reminders"), env)
+    chat, outcome = handle(chat, UserInput(text="08:00"), env)
+    assert outcome.replies[-1].button_labels() == ["Change reminders", "Why?", "New consultation"]
+    for typed in ("Why?", "/help", "what now"):
+        chat, outcome = handle(chat, UserInput(text=typed), env)
+        assert "Set reminders" not in outcome.replies[-1].button_labels(), typed
+    chat, outcome = handle(chat, UserInput(button="remind"), env)
+    assert outcome.replies[-1].text == (
+        "Reminders are already set for this recommendation; /reminders shows and changes them."
+    )
+    # A new recommendation may have its own.
+    chat, outcome = handle(chat, UserInput(text="/new"), env)
+    assert chat.reminders_set is False
+
+
+async def test_messages_to_a_recommendation_per_drug():
+    from tests.benchmarks.count_messages import table
+
+    assert await table() == {
+        "romiplostim": (13, 4),
+        "hetrombopag": (11, 4),
+        "lusutrombopag": (10, 4),
+        "luspatercept": (17, 5),
+    }
+
+
+def test_luspatercept_follow_up_takes_no_reaction_and_no_missing_transfusion_in_one_press():
+    record = FOLLOW_UPS["luspatercept"][0]
+    env = Env(today=FOLLOW_UP_DAY, patients={record.label: record})
+    chat, texts = _press(ChatState(), "fu:M-23", env)
+    assert texts == [
+        "Any adverse reaction now in M-23 (worst grade)? And is any red-cell transfusion since 2026-10-18 missing "
+        "from the record (on record: 2026-11-15 1 u)?"
+    ]
+    chat, texts = run(["None, and no transfusion missing", "8.9", "Today"], chat, env)
+    assert chat.state == "result"
+    assert chat.request is not None
+    assert chat.request["transfusions"] == [{"date": "2026-11-15", "units": 1}]  # the record's, kept
+    assert "adverse_reaction" not in chat.request  # none (the default)
+    assert chat.answers.adverse == "none"
+
+
+async def test_a_follow_up_button_reads_only_the_pressing_users_record(tmp_path: Path):
+    from bot.service import ChatService
+    from bot.storage import open_storage
+
+    storage = await open_storage(f"sqlite:///{tmp_path}/fu.db")
+    service = ChatService(storage, clock=lambda: dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC))
+    for typed in [*ROMIPLOSTIM_VISIT[:9], "2026-11-22", "60", "Yesterday", "Get recommendation", "Save to patient"]:
+        await service.handle("tg:1", "tg:1", text=typed)
+    [mine] = await service.handle("tg:1", "tg:1", button="fu:RX-12")
+    assert mine.text.startswith("New platelet count for RX-12 (romiplostim 3 mcg/kg)?")
+    [theirs] = await service.handle("tg:2", "tg:2", button="fu:RX-12")
+    assert theirs.text == "You have no patient labelled 'RX-12'. /patients lists your labels."
+    await storage.close()
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        # 250 is in the two-week reduce range: the previous week's count would be asked next
+        [
+            "/new",
+            "Romiplostim",
+            "US label",
+            "RX-1",
+            "72",
+            "Adult (18 or over)",
+            "On treatment",
+            "3",
+            "2026-11-01",
+            "2026-11-10",
+            "250",
+            "2026-11-13",
+        ],
+        # the earlier haemoglobin, transfusions and baseline would be asked next
+        [
+            "/new",
+            "Luspatercept",
+            "Beta-thalassaemia",
+            "B-1",
+            "60",
+            "On treatment",
+            "1 mg/kg",
+            "2026-10-11",
+            "2026-11-01",
+            "2",
+            "None",
+            "8.9",
+            "2026-11-12",
+        ],
+    ],
+)
+def test_a_result_too_old_to_decide_on_ends_the_questions(inputs: list[str]):
+    chat, texts = run(inputs)
+    assert chat.state == "result"
+    assert chat.response is not None
+    assert chat.response["rationale"][0]["rule"] == "lab.stale"
+    assert "Rule: lab.stale · " in texts[-1]
+    assert not any(word in text for text in texts for word in ("previous week", "3 weeks before", "transfusions"))
+
+
+def test_back_from_a_follow_ups_card_returns_to_its_last_question():
+    record = FOLLOW_UPS["romiplostim"][0]
+    env = Env(today=FOLLOW_UP_DAY, patients={record.label: record})
+    chat, _ = _press(ChatState(), "fu:RX-12", env)
+    chat, texts = run(["45", "Today", "back"], chat, env)
+    assert chat.state == "lab_date"
+    assert texts[-1] == "Date of that result?"
+    chat, texts = run(["Yesterday"], chat, env)
+    assert chat.state == "result"
+    assert chat.request is not None
+    assert chat.request["labs"][-1]["date"] == "2026-11-28"
+
+
+def test_a_follow_up_on_hold_keeps_the_last_dose_before_the_hold():
+    record = FOLLOW_UPS["romiplostim"][0].model_copy(
+        update={"on_hold": True, "last_given": dt.date(2026, 11, 8), "dose_since": dt.date(2026, 10, 1)}
+    )
+    env = Env(today=FOLLOW_UP_DAY, patients={record.label: record})
+    chat, _ = _press(ChatState(), "fu:RX-12", env)
+    assert chat.state == "lab_value"
+    chat, _ = run(["150", "Today"], chat, env)
+    assert chat.response is not None
+    assert chat.response["rationale"][0]["rule"] == "romiplostim.resume"
