@@ -39,7 +39,7 @@ from flows.replies import (
 )
 from flows.request import build_request, step_for_field
 from flows.state import Answers, ChatState, Pending
-from flows.steps import ANSWERED, NUMERIC_STEPS, STEP_BY_NAME, STEPS, Confirm, Step
+from flows.steps import ANSWERED, NUMERIC_STEPS, STEP_BY_NAME, STEPS, Confirm, Step, reopen_dependants
 
 STEP_NAMES = [step.name for step in STEPS]
 REMINDER_STATES = ("reminder_zone", "reminder_time")
@@ -226,8 +226,11 @@ class Conversation:
                 updates = answers.pending.updates
                 answers.pending = None
                 return self.apply(step, updates)
+            retry = answers.pending.retry
             answers.pending = None
             if data == NO or answer.lower() in ("no", "n"):
+                if retry is not None:
+                    return self.fire(f"edit_{retry}")
                 return self.ask(step, "OK, please enter it again. ")
         if not answer:
             return self.ask(step, "Please answer the question. ")
@@ -235,13 +238,15 @@ class Conversation:
         if isinstance(parsed, Problem):
             return self.ask(step, parsed.message + "\n")
         if isinstance(parsed, Confirm):
-            answers.pending = Pending(step=step.name, question=parsed.question, updates=_jsonable(parsed.updates))
+            updates = _jsonable(parsed.updates)
+            answers.pending = Pending(step=step.name, question=parsed.question, updates=updates, retry=parsed.retry)
             return self.say(parsed.question, (_confirm_buttons(), NAVIGATION))
         self.apply(step, parsed)
 
     def apply(self, step: Step, updates: dict[str, Any]) -> None:
         stay = bool(updates.pop("_stay", False))
         restored = Answers.model_validate({**self.answers.model_dump(), **updates})
+        restored = reopen_dependants(self.answers, restored, step.name, updates)  # steps.DEPENDANTS
         drug_changed = restored.drug != self.answers.drug
         self.chat.answers = restored
         if stay:
@@ -412,7 +417,8 @@ def _confirm_buttons() -> tuple[Button, ...]:
 
 
 def _jsonable(updates: dict[str, Any]) -> dict[str, Any]:
-    return Answers.model_validate(updates).model_dump(mode="json", include=set(updates))
+    dumped = Answers.model_validate(updates).model_dump(mode="json", include=set(updates))
+    return dumped | {"_stay": True} if updates.get("_stay") else dumped  # a list answer stays open after a yes
 
 
 def _fault(exc: RequestError | ValidationError) -> tuple[str | None, str]:

@@ -55,7 +55,8 @@ def build_request(answers: Answers, env: Env) -> dict[str, Any]:
     entered = {(day, value) for value, _, day in new}
     labs = [
         {"test": lab.test, "value": lab.value, "unit": lab.unit, "date": lab.date}
-        for lab in sorted(answers.history_labs, key=lambda lab: lab.date)
+        # the record's results and the counts added since `since` (the stable rule reads them all)
+        for lab in sorted([*answers.history_labs, *answers.added_labs], key=lambda lab: lab.date)
         if (lab.date, lab.value) not in entered
     ]
     labs += [{"test": test, "value": value, "unit": unit, "date": day} for value, unit, day in new]

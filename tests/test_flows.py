@@ -24,6 +24,7 @@ ROMIPLOSTIM_VISIT = [
     "RX-12",
     "72",
     "Adult (18 or over)",
+    "Today",
     "On treatment",
     "3",
     "2026-11-01",
@@ -96,7 +97,7 @@ def test_a_bad_answer_is_explained_and_nothing_is_lost():
 
 
 def test_unit_slip_is_confirmed_and_the_pending_answer_survives_a_restart():
-    chat, _ = run([*ROMIPLOSTIM_VISIT[:10], "52000"])
+    chat, _ = run([*ROMIPLOSTIM_VISIT[:11], "52000"])
     assert chat.answers.pending is not None
     assert chat.answers.pending.question == "52000 looks like a count per µL: 52 ×10^9/L?"
     chat = ChatState.model_validate_json(chat.model_dump_json())
@@ -107,7 +108,7 @@ def test_unit_slip_is_confirmed_and_the_pending_answer_survives_a_restart():
 
 
 def test_no_to_a_slip_asks_again_and_keeps_nothing_of_it():
-    chat, _ = run([*ROMIPLOSTIM_VISIT[:10], "52000", "No, re-enter"])
+    chat, _ = run([*ROMIPLOSTIM_VISIT[:11], "52000", "No, re-enter"])
     assert chat.answers.lab_value is None
     assert chat.answers.pending is None
     assert chat.state == "lab_value"

@@ -9,10 +9,10 @@ from pathlib import Path
 from bot.replay import load, replay
 
 HEMADOSE = Path(sys.executable).parent / "hemadose"
-# New consultation, Romiplostim, US label, RX-12, 72 kg, adult (typed: a digit here is an age),
+# New consultation, Romiplostim, US label, RX-12, 72 kg, adult (typed: a digit here is an age), weighed today,
 # on treatment, 3 mcg/kg since 2026-11-01,
 # last given 2026-11-15, platelets 32 yesterday, get the recommendation, save it.
-SCRIPT = "/new\n1\n1\nRX-12\n72\nadult\n2\n3\n2026-11-01\n2026-11-15\n32\n2\n1\n1\n"
+SCRIPT = "/new\n1\n1\nRX-12\n72\nadult\n1\n2\n3\n2026-11-01\n2026-11-15\n32\n2\n1\n1\n"
 
 
 def chat(tmp_path: Path, script: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -56,7 +56,7 @@ async def test_a_recorded_session_replays(tmp_path: Path):
     assert f"Dialogue written to {recorded}" in done.stdout
     result = await replay(load(recorded))
     assert result.passed, [m.report() for m in result.mismatches]
-    assert result.steps == 15  # the opening /start and 14 typed lines
+    assert result.steps == 16  # the opening /start and 15 typed lines
 
 
 def test_reminders_set_in_the_terminal_come_before_the_next_prompt(tmp_path: Path):
