@@ -136,7 +136,9 @@ def _date_options(answers: Answers, env: Env, keep: dt.date | None = None) -> Op
     return options
 
 
-def _split_dated(text: str, today: dt.date, *, what: str, example: str) -> tuple[dt.date, str] | Problem:
+def _split_dated(
+    text: str, today: dt.date, *, what: str, example: str, then: str = "value"
+) -> tuple[dt.date, str] | Problem:
     """'YYYY-MM-DD rest' (or 'yesterday rest'): the date and what follows it."""
     typed = text.strip()
     spaced = _SPACED_DATE.match(typed)
@@ -145,7 +147,7 @@ def _split_dated(text: str, today: dt.date, *, what: str, example: str) -> tuple
         fixed = f"{year}-{int(month):02d}-{int(day):02d}"
         return Problem(
             f"'{typed}' has a space inside the date. Send the {what} as a date without spaces, then the "
-            f"value: e.g. '{fixed}{typed[spaced.end() :]}'."
+            f"{then}: e.g. '{fixed}{typed[spaced.end() :]}'."
         )
     parts = typed.split()
     for cut in range(1, len(parts)):
@@ -768,7 +770,7 @@ def _counts_apply(answers: Answers, env: Env) -> bool:
     return low <= count <= high
 
 
-def _counts_in_period(answers: Answers, env: Env) -> list[tuple[dt.date, Decimal, str]]:
+def _counts_in_period(answers: Answers, today: dt.date) -> list[tuple[dt.date, Decimal, str]]:
     """Every count the request will carry dated from `since` to today, oldest first."""
     assert answers.dose_since is not None
     entered = [
@@ -782,17 +784,20 @@ def _counts_in_period(answers: Answers, env: Env) -> list[tuple[dt.date, Decimal
     known = [(lab.date, lab.value, lab.unit) for lab in [*answers.history_labs, *answers.added_labs]]
     seen = {(day, value_) for day, value_, _ in entered}
     every = [row for row in known if (row[0], row[1]) not in seen] + entered
-    return sorted((row for row in every if answers.dose_since <= row[0] <= env.today), key=lambda row: row[0])
+    return sorted((row for row in every if answers.dose_since <= row[0] <= today), key=lambda row: row[0])
 
 
 def _count_shown(count: Decimal, unit: str) -> str:
     return fmt(count) if unit == "10^9/L" else with_unit(count, unit)
 
 
+def _counts_listed(answers: Answers, today: dt.date) -> str:
+    return ", ".join(f"{day} {_count_shown(value_, unit)}" for day, value_, unit in _counts_in_period(answers, today))
+
+
 def _counts_question(answers: Answers, env: Env) -> str:
     low, high = _stable_range(answers)
-    counts = _counts_in_period(answers, env)
-    listed = ", ".join(f"{day} {_count_shown(value_, unit)}" for day, value_, unit in counts)
+    listed = _counts_listed(answers, env.today)
     return (
         f"Platelet counts since {answers.dose_since} (the first dose at this level): {listed}. "
         f"Counts are checked monthly instead of weekly only when enough of them since then are all "
@@ -872,7 +877,7 @@ def _parse_transfusion(text: str, answers: Answers, env: Env) -> Parsed:
     if typed in ("none", "done", "no"):
         return {"transfusions_done": True}
     example = f"{env.today - dt.timedelta(days=14)} 2"
-    dated = _split_dated(text, env.today, what="transfusion", example=example)
+    dated = _split_dated(text, env.today, what="transfusion", example=example, then="units")
     if isinstance(dated, Problem):
         return dated
     day, rest = dated
@@ -1123,12 +1128,12 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         "counts",
-        "Counts since this dose",
+        "Counts at this dose",
         _counts_apply,
         _counts_question,
         lambda a, e: [value("Done", "done")],
         _parse_count,
-        lambda a: ", ".join(f"{lab.date} {_count_shown(lab.value, lab.unit)}" for lab in a.added_labs) or "none added",
+        lambda a: _counts_listed(a, dt.date.max) if a.dose_since is not None else "-",
     ),
     Step(
         "transfusions",
