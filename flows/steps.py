@@ -156,7 +156,7 @@ def _split_dated(
             return day, " ".join(parts[cut:])
         if cut == 1 and _ISO_LIKE.match(parts[0]):
             return day  # a date that is in the future, or not a real day: say so
-    return Problem(f"Send each {what} as a date and a value, e.g. '{example}', or press Done.")
+    return Problem(f"Send each {what} as a date, then the {then}: e.g. '{example}', or press Done.")
 
 
 _ISO_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -180,6 +180,8 @@ def _parse_drug(text: str, answers: Answers, env: Env) -> Parsed:
     updates: dict[str, Any] = {"drug": chosen, "editing": False}
     updates["indication"] = profile.indications[0] if len(profile.indications) == 1 else None
     updates["region"] = profile.default_region if len(profile.regions) == 1 else None
+    if answers.record is not None:  # the record's results of the new drug's deciding test
+        updates |= _prefill(chosen, answers.record, env)
     return updates
 
 
@@ -204,7 +206,10 @@ def _parse_patient(text: str, answers: Answers, env: Env) -> Parsed:
     typed = text.strip()
     known = {label.lower(): label for label in env.patients}
     if typed.lower() in known:
-        return _prefill(answers, env.patients[known[typed.lower()]], env)
+        record = env.patients[known[typed.lower()]]
+        return {"patient_label": record.label, "patient_is_new": False, "record": record} | _prefill(
+            answers.drug, record, env
+        )
     if not _LABEL.match(typed):
         return Problem(
             "A patient label is 1 to 24 letters, digits, spaces or . _ # / - (for example RX-12 or bed 4). "
@@ -215,10 +220,11 @@ def _parse_patient(text: str, answers: Answers, env: Env) -> Parsed:
     return {"patient_label": typed, "patient_is_new": True, "history_labs": [], "record": None}
 
 
-def _prefill(answers: Answers, record: PatientSummary, env: Env) -> dict[str, Any]:
-    """What the record holds, so a follow-up visit takes a few taps."""
-    updates: dict[str, Any] = {"patient_label": record.label, "patient_is_new": False, "record": record}
-    deciding = _profile(answers).deciding_test
+def _prefill(drug: str | None, record: PatientSummary, env: Env) -> dict[str, Any]:
+    """What the record holds for this drug's rules, so a follow-up visit takes a few taps."""
+    assert drug is not None
+    updates: dict[str, Any] = {}
+    deciding = rules_for(drug).profile.deciding_test
     # Every result on record: the stable rule reads all counts since `since`, however long ago that is.
     updates["history_labs"] = [
         LabAnswer.model_validate(lab.model_dump())
@@ -228,7 +234,7 @@ def _prefill(answers: Answers, record: PatientSummary, env: Env) -> dict[str, An
     updates["added_labs"] = []  # counts typed for another patient do not carry over
     updates["transfusions"] = (
         [TransfusionAnswer(date=t.date, units=Decimal(t.units)) for t in record.transfusions if t.date <= env.today]
-        if answers.drug == "luspatercept" and record.drug == "luspatercept"
+        if drug == "luspatercept" and record.drug == "luspatercept"
         else []
     )
     return updates
@@ -649,7 +655,8 @@ def _deciding_in_unit(answers: Answers) -> Decimal | None:
 
 
 def _recorded_in(answers: Answers, first: dt.date, last: dt.date) -> bool:
-    return any(first <= lab.date <= last for lab in answers.history_labs)
+    test = _deciding(answers)
+    return any(first <= lab.date <= last and lab.test == test for lab in answers.history_labs)
 
 
 def _week_before(day: dt.date) -> tuple[dt.date, dt.date]:
@@ -699,9 +706,10 @@ def _previous_question(answers: Answers, env: Env) -> str:
             f"The dose is reduced only if both are above {fmt(threshold)}."
         )
     first, last = _rise_window(day)
+    # luspatercept.hb_rise reads any such value with no transfusion after it: the lowest decides.
     return (
-        f"A haemoglobin from the 3 weeks before ({first} to {last}), if there is one? "
-        "It shows a rise of more than 2 g/dL."
+        f"The lowest haemoglobin from the 3 weeks before ({first} to {last}) with no transfusion after it, "
+        "if there is one? A rise of more than 2 g/dL above it reduces the dose."
     )
 
 
@@ -781,7 +789,11 @@ def _counts_in_period(answers: Answers, today: dt.date) -> list[tuple[dt.date, D
         )
         if value_ is not None and unit is not None and day is not None
     ]
-    known = [(lab.date, lab.value, lab.unit) for lab in [*answers.history_labs, *answers.added_labs]]
+    known = [
+        (lab.date, lab.value, lab.unit)
+        for lab in [*answers.history_labs, *answers.added_labs]
+        if lab.test == _deciding(answers)
+    ]
     seen = {(day, value_) for day, value_, _ in entered}
     every = [row for row in known if (row[0], row[1]) not in seen] + entered
     return sorted((row for row in every if answers.dose_since <= row[0] <= today), key=lambda row: row[0])

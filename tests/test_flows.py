@@ -666,7 +666,7 @@ def test_a_lusutrombopag_course_under_way_has_no_stale_question():
         ),
         ("2026-11-08 two", "After the date, send the number of units, e.g. '2026-11-08 2' (not 'two')."),
         ("2026-11-31 1", "2026-11-31 is not a real date. Write it as YYYY-MM-DD, e.g. 2026-11-22."),
-        ("lots", "Send each transfusion as a date and a value, e.g. '2026-11-08 2', or press Done."),
+        ("lots", "Send each transfusion as a date, then the units: e.g. '2026-11-08 2', or press Done."),
     ],
 )
 def test_a_mistyped_transfusion_line_gets_a_specific_reply(typed: str, reply: str):
@@ -691,3 +691,44 @@ def test_a_mistyped_transfusion_line_gets_a_specific_reply(typed: str, reply: st
     chat, texts = run([typed], chat)
     assert texts[0].split("\n")[0] == reply
     assert chat.answers.transfusions == []
+
+
+def test_a_changed_drug_takes_the_records_results_of_its_own_test():
+    record = RECORD_RX.model_copy(
+        update={
+            "labs": (
+                *RECORD_RX.labs,
+                LabRecord(test="hemoglobin", value="8.1", unit="g/dL", date=dt.date(2026, 11, 10)),
+            )
+        }
+    )
+    env = Env(today=TODAY, patients={"RX-12": record})
+    chat, _ = run(["/new", "Romiplostim", "US label", "RX-12"], env=env)
+    assert {lab.test for lab in chat.answers.history_labs} == {"platelets"}
+    chat, _ = run(["back", "back", "back", "Luspatercept"], chat, env)
+    assert [(lab.test, lab.date) for lab in chat.answers.history_labs] == [("hemoglobin", dt.date(2026, 11, 10))]
+
+
+def test_a_count_line_without_a_value_or_before_since_is_explained():
+    chat, _ = run(
+        [
+            "/new",
+            "Romiplostim",
+            "US label",
+            "RX-5",
+            "72",
+            "Adult (18 or over)",
+            "Today",
+            "On treatment",
+            "3",
+            "2026-10-01",
+            "2026-11-15",
+            "80",
+            "Yesterday",
+        ]
+    )
+    chat, texts = run(["2026-11-01"], chat)
+    assert texts[0].split("\n")[0] == "Send each count as a date, then the value: e.g. '2026-11-08 80', or press Done."
+    chat, texts = run(["2026-11-01 80 mmol"], chat)
+    assert texts[0].split("\n")[0].startswith("I don't know the unit 'mmol' for the platelet count.")
+    assert chat.answers.added_labs == []
