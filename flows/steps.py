@@ -820,6 +820,8 @@ def _counts_question(answers: Answers, env: Env) -> str:
 def _parse_count(text: str, answers: Answers, env: Env) -> Parsed:
     if text.strip().lower() in ("done", "none", "no", "skip"):
         return {"counts_done": True}
+    if text.strip().lower() in ("remove", "remove the ones added"):  # a slip is undone; the record's stay
+        return {"added_labs": [], "counts_done": False, "_stay": True}
     assert answers.dose_since is not None
     example = f"{env.today - dt.timedelta(days=14)} 80"
     dated = _split_dated(text, env.today, what="count", example=example)
@@ -881,13 +883,23 @@ def _transfusions_question(answers: Answers, env: Env) -> str:
 
 
 def _transfusions_options(answers: Answers, env: Env) -> Options:
-    return [value("Done", "done")] if _transfusions_in_period(answers, env) else [value("None", "none")]
+    done = [value("Done", "done")] if _transfusions_in_period(answers, env) else [value("None", "none")]
+    typed = answers.transfusions != _recorded_transfusions(answers, env)
+    return [*done, value("Remove the ones added", "remove")] if typed else done
+
+
+def _recorded_transfusions(answers: Answers, env: Env) -> list[TransfusionAnswer]:
+    if answers.record is None or answers.record.drug != "luspatercept":
+        return []
+    return _prefill("luspatercept", answers.record, env)["transfusions"]  # type: ignore[no-any-return]
 
 
 def _parse_transfusion(text: str, answers: Answers, env: Env) -> Parsed:
     typed = text.strip().lower()
     if typed in ("none", "done", "no"):
         return {"transfusions_done": True}
+    if typed in ("remove", "remove the ones added"):  # a slip is undone; the record's stay
+        return {"transfusions": _recorded_transfusions(answers, env), "transfusions_done": False, "_stay": True}
     example = f"{env.today - dt.timedelta(days=14)} 2"
     dated = _split_dated(text, env.today, what="transfusion", example=example, then="units")
     if isinstance(dated, Problem):
@@ -1143,7 +1155,7 @@ STEPS: tuple[Step, ...] = (
         "Counts at this dose",
         _counts_apply,
         _counts_question,
-        lambda a, e: [value("Done", "done")],
+        lambda a, e: [value("Done", "done"), *([value("Remove the ones added", "remove")] if a.added_labs else [])],
         _parse_count,
         lambda a: _counts_listed(a, dt.date.max) if a.dose_since is not None else "-",
     ),

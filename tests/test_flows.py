@@ -732,3 +732,51 @@ def test_a_count_line_without_a_value_or_before_since_is_explained():
     chat, texts = run(["2026-11-01 80 mmol"], chat)
     assert texts[0].split("\n")[0].startswith("I don't know the unit 'mmol' for the platelet count.")
     assert chat.answers.added_labs == []
+
+
+def test_counts_and_transfusions_added_by_mistake_can_be_removed():
+    chat, _ = run(
+        [
+            "/new",
+            "Romiplostim",
+            "US label",
+            "RX-6",
+            "72",
+            "Adult (18 or over)",
+            "Today",
+            "On treatment",
+            "3",
+            "2026-10-01",
+            "2026-11-15",
+            "80",
+            "Yesterday",
+            "2026-10-15 90",
+        ]
+    )
+    assert _labels(chat) == ["Done", "Remove the ones added"]
+    chat, texts = run(["Remove the ones added"], chat)
+    assert chat.answers.added_labs == []
+    assert texts[-1].startswith("Platelet counts since 2026-10-01 (the first dose at this level): 2026-11-21 80.")
+    chat, _ = run(
+        [
+            "/new",
+            "Luspatercept",
+            "MDS",
+            "M-6",
+            "70",
+            "Today",
+            "On treatment",
+            "1",
+            "2026-10-11",
+            "2026-11-01",
+            "2",
+            "8.9",
+            "Yesterday",
+            "None / skip",
+            "2026-11-08 1",
+        ]
+    )
+    assert _labels(chat) == ["Done", "Remove the ones added"]
+    chat, texts = run(["Remove the ones added"], chat)
+    assert chat.answers.transfusions == []
+    assert texts[-1].endswith("So far: none yet.")
