@@ -2,7 +2,10 @@
 
 A step's parser returns updates to the answers, a `Problem` (ask again, nothing lost) or a
 `Suggestion`-style confirmation (`Confirm`). It asks only what RULES.md needs for the drug and
-the patient's state, and offers what the patient's record already holds as a one-tap answer.
+the patient's state, and offers what the patient's record already holds as a one-tap answer,
+after the fixed options (so an option keeps its number whether or not the record adds one).
+An answer that others were given relative to (the dose, its first date, the result's date...)
+re-asks them when it changes: `DEPENDANTS`, applied by `reopen_dependants` on every answer.
 """
 
 from __future__ import annotations
