@@ -39,7 +39,7 @@ from flows.replies import (
 )
 from flows.request import build_request, step_for_field
 from flows.state import Answers, ChatState, Pending
-from flows.steps import ANSWERED, NUMERIC_STEPS, STEP_BY_NAME, STEPS, Confirm, Step, _prefill
+from flows.steps import ANSWERED, NUMERIC_STEPS, STEP_BY_NAME, STEPS, Confirm, Step, record_answers, reopen_dependants
 
 STEP_NAMES = [step.name for step in STEPS]
 REMINDER_STATES = ("reminder_zone", "reminder_time")
@@ -99,6 +99,9 @@ class Conversation:
         self.chat = chat
         self.env = env
         self.outcome = Outcome()
+        # The question this update answered: steps skipped on the way on do not count as answered, so
+        # "did this answer cross the results" is judged from here, not from the last skipped step.
+        self.answered_in = chat.state
 
     @property
     def state(self) -> str:
@@ -131,15 +134,14 @@ class Conversation:
                 return self.back_to_record()
             self.fire(direction)
             return
-        source = event.transition.source if event.transition is not None else ""
         moving_on = event.event.name in ("advance", "start") and not answers.editing
-        if moving_on and self.decided_early(source):
+        if moving_on and self.decided_early(self.answered_in):
             return self.fire("decide")
         self.ask(step)
 
     def decided_early(self, source: str) -> bool:
         """Whether an answer already forces the outcome, so that no later question can change it."""
-        here = STEP_NAMES.index(self.state)
+        here = STEP_NAMES.index(self.state) if self.state in STEP_NAMES else len(STEP_NAMES)  # the review
         came_from = STEP_NAMES.index(source) if source in STEP_NAMES else -1
         if came_from < LAB_PART <= here and self.decided_without_lab():
             return True
@@ -170,8 +172,11 @@ class Conversation:
         return response.action in ("refer", "discontinue") and "missing_lab" not in codes
 
     def enter_review(self, event: EventData) -> None:
+        moving_on = event.event.name == "advance" and not self.answers.editing
         self.answers.editing = False
         if self.answers.followup:  # the record was confirmed in the record message: no review screen
+            return self.fire("confirm")
+        if moving_on and self.decided_early(self.answered_in):  # the last answer forces the outcome: no review
             return self.fire("confirm")
         self.outcome.replies.append(render.review(self.answers, self.applicable_steps()))
 
@@ -292,8 +297,11 @@ class Conversation:
                 updates = answers.pending.updates
                 answers.pending = None
                 return self.apply(step, updates)
+            retry = answers.pending.retry
             answers.pending = None
             if data == NO or answer.lower() in ("no", "n"):
+                if retry is not None:
+                    return self.fire(f"edit_{retry}")
                 return self.ask(step, "OK, please enter it again. ")
         if not answer:
             return self.ask(step, "Please answer the question. ")
@@ -301,13 +309,15 @@ class Conversation:
         if isinstance(parsed, Problem):
             return self.ask(step, parsed.message + "\n")
         if isinstance(parsed, Confirm):
-            answers.pending = Pending(step=step.name, question=parsed.question, updates=_jsonable(parsed.updates))
+            updates = _jsonable(parsed.updates)
+            answers.pending = Pending(step=step.name, question=parsed.question, updates=updates, retry=parsed.retry)
             return self.say(parsed.question, (_confirm_buttons(), NAVIGATION))
         self.apply(step, parsed)
 
     def apply(self, step: Step, updates: dict[str, Any]) -> None:
         stay = bool(updates.pop("_stay", False))
         restored = Answers.model_validate({**self.answers.model_dump(), **updates})
+        restored = reopen_dependants(self.answers, restored, step.name, updates)  # steps.DEPENDANTS
         drug_changed = restored.drug != self.answers.drug
         self.chat.answers = restored
         if stay:
@@ -466,7 +476,7 @@ class Conversation:
             return self.start()
         # The drug and the patient are answered; the record's values are offered as Keep from the weight on.
         answers = Answers(drug=record.drug, indication=record.indication, region=record.region)
-        self.chat.answers = answers.model_copy(update=_prefill(answers, record, self.env))
+        self.chat.answers = answers.model_copy(update=record_answers(record.drug, record, self.env))
         self.state = "patient"
         self.fire("advance")
 
@@ -542,7 +552,8 @@ def _confirm_buttons() -> tuple[Button, ...]:
 
 
 def _jsonable(updates: dict[str, Any]) -> dict[str, Any]:
-    return Answers.model_validate(updates).model_dump(mode="json", include=set(updates))
+    dumped = Answers.model_validate(updates).model_dump(mode="json", include=set(updates))
+    return dumped | {"_stay": True} if updates.get("_stay") else dumped  # a list answer stays open after a yes
 
 
 def _fault(exc: RequestError | ValidationError) -> tuple[str | None, str]:

@@ -18,7 +18,15 @@ from core.registry import rules_for
 from flows.parsing import with_unit
 from flows.replies import Button, Env, Reply
 from flows.state import Answers, PatientSummary
-from flows.steps import DRUG_NAMES, INDICATION_NAMES, REGION_NAMES, STEP_BY_NAME, _prefill, value
+from flows.steps import (
+    DRUG_NAMES,
+    INDICATION_NAMES,
+    REGION_NAMES,
+    STABLE_RULE_DRUGS,
+    STEP_BY_NAME,
+    record_answers,
+    value,
+)
 
 FOLLOWUP = "fu:"  # + label: start the follow-up (also on romiplostim and luspatercept dose reminders)
 FULL = "fc:"  # + label: a full consultation for the patient, the record's answers offered as Keep
@@ -87,9 +95,17 @@ def record_message(record: PatientSummary, env: Env) -> Reply:
             lines.append(f"Doses at this level: {record.doses_at_level}")
     if drug is not None:
         test = rules_for(drug).profile.deciding_test
-        recent = [lab for lab in record.labs if lab.test == test][-_RECENT:]
         name = "Platelet counts" if test == "platelets" else "Haemoglobin"
-        shown = "; ".join(f"{with_unit(Decimal(lab.value), lab.unit)} on {lab.date}" for lab in reversed(recent))
+        results = [lab for lab in record.labs if lab.test == test]
+        since = record.dose_since
+        if since is not None and drug in STABLE_RULE_DRUGS:
+            # Every count since the level began: the stable rule reads them all, and the follow-up takes
+            # this message's list as confirmed (it does not ask for the counts again).
+            results = [lab for lab in results if lab.date >= since]
+            name = f"Platelet counts since {since}"
+        else:
+            results = results[-_RECENT:]
+        shown = "; ".join(f"{with_unit(Decimal(lab.value), lab.unit)} on {lab.date}" for lab in reversed(results))
         lines.append(f"{name}: {shown or 'none recorded'}")
     if drug == "luspatercept":
         listed = "; ".join(f"{t.date} {fmt(Decimal(t.units))} u" for t in record.transfusions)
@@ -111,13 +127,14 @@ def prefill(record: PatientSummary, env: Env) -> Answers:
     """Every answer the record holds; what it lacks stays unanswered and is asked (never guessed)."""
     assert has_regimen(record)
     answers = Answers(drug=record.drug, indication=record.indication, region=record.region, followup=True)
-    answers = answers.model_copy(update=_prefill(answers, record, env))
+    answers = answers.model_copy(update=record_answers(record.drug, record, env))
     updates: dict[str, object] = {
         "status": "held" if record.on_hold else "on",
         "dose_amount": Decimal(record.dose_amount or "0"),
         "dose_since": record.dose_since,
         "doses_at_level": record.doses_at_level,
         "last_given": _last_given(record, env),
+        "counts_done": True,  # every count since `since` is listed in the record message, confirmed there
     }
     if record.weight_kg is not None:
         updates |= {"weight_kg": Decimal(record.weight_kg), "weight_date": record.weight_date}

@@ -116,6 +116,7 @@ def parse_date(
 
 _THOUSANDS = re.compile(r"(?<=\d)[ \u00a0\u202f](?=\d{3}(?!\d))")
 _LOOKS_LIKE_DATE = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{2,4})\s*$")
+_DATE_PART = re.compile(r"^[-/.]?\d{1,2}[-/.]\d{1,2}\b|^\d{4}-\d{1,2}-\d{1,2}\b")
 LARGEST = Decimal(10) ** 7  # no answer here is that large; longer numbers are refused, not computed
 
 
@@ -141,6 +142,11 @@ def parse_number(
             return Problem(f"Type the {what} as a number only, without '{match.group(2)}'.")
         return value, ""
     key = written if written in units else match.group(2).lower()
+    if key not in units and _DATE_PART.match(match.group(2)):
+        # '2026 -11-08 1' typed where one number is asked: not a unit, a date and a number
+        return Problem(
+            f"'{text.strip()}' looks like a date and a number; this question asks only for the {what}, e.g. {example}."
+        )
     if key not in units:
         known = ", ".join(sorted({SHOWN_UNIT.get(u, u) for u in units.values()}))
         return Problem(f"I don't know the unit '{match.group(2)}' for the {what}. Use one of: {known}.")

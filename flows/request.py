@@ -55,12 +55,15 @@ def build_request(answers: Answers, env: Env) -> dict[str, Any]:
     entered = {(day, value) for value, _, day in new}
     labs = [
         {"test": lab.test, "value": lab.value, "unit": lab.unit, "date": lab.date}
-        for lab in sorted(answers.history_labs, key=lambda lab: lab.date)
+        # the record's results and the counts added since `since` (the stable rule reads them all)
+        for lab in sorted([*answers.history_labs, *answers.added_labs], key=lambda lab: lab.date)
         if (lab.date, lab.value) not in entered
     ]
     labs += [{"test": test, "value": value, "unit": unit, "date": day} for value, unit, day in new]
     payload["labs"] = labs
-    payload["transfusions"] = [{"date": t.date, "units": t.units} for t in answers.transfusions]
+    # Only luspatercept reads them; a list typed before the drug was changed is not sent with another drug.
+    transfused = answers.transfusions if answers.drug == "luspatercept" else []
+    payload["transfusions"] = [{"date": t.date, "units": t.units} for t in transfused]
     if answers.baseline is not None:
         payload["baseline_rbc_units_per_12_weeks"] = answers.baseline
     if answers.procedure_date is not None:

@@ -75,6 +75,7 @@ class Pending(_Data):
     step: str
     question: str
     updates: dict[str, Any]
+    retry: str | None = None  # on "No", the question to ask again (else this step's)
 
 
 class Answers(_Data):
@@ -86,6 +87,7 @@ class Answers(_Data):
     weight_kg: Decimal | None = None
     weight_date: dt.date | None = None
     weight_date_unknown: bool = False
+    weight_from_record: bool = False  # kept from the record, with the record's weighing date
     age_years: Decimal | None = None
     adult: bool = False
     child_pugh: str | None = None
@@ -105,6 +107,8 @@ class Answers(_Data):
     previous_unit: str | None = None
     previous_date: dt.date | None = None
     previous_skipped: bool = False
+    added_labs: list[LabAnswer] = Field(default_factory=list)  # counts since `since` typed in this visit
+    counts_done: bool = False
     transfusions: list[TransfusionAnswer] = Field(default_factory=list)
     transfusions_done: bool = False
     baseline: Decimal | None = None

@@ -2,7 +2,10 @@
 
 A step's parser returns updates to the answers, a `Problem` (ask again, nothing lost) or a
 `Suggestion`-style confirmation (`Confirm`). It asks only what RULES.md needs for the drug and
-the patient's state, and offers what the patient's record already holds as a one-tap answer.
+the patient's state, and offers what the patient's record already holds as a one-tap answer,
+after the fixed options (so an option keeps its number whether or not the record adds one).
+An answer that others were given relative to (the dose, its first date, the result's date...)
+re-asks them when it changes: `DEPENDANTS`, applied by `reopen_dependants` on every answer.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from core import luspatercept, romiplostim
-from core.framework import DrugProfile
+from core import hetrombopag, luspatercept, romiplostim
+from core.framework import FRESH_DAYS, STABLE_DAYS, DrugProfile
 from core.numbers import fmt
 from core.registry import rules_for
 from core.units import PLAUSIBILITY, UNITS_BY_TEST
@@ -58,7 +61,9 @@ LB_TO_KG = Decimal("0.45359237")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._#/-]{0,23}$")
 # Two or more words of letters only (any case, hyphens and apostrophes allowed): most likely a name.
 _FULL_NAME = re.compile(r"^[^\W\d_][^\W\d_'-]*(?:['-][^\W\d_]+)*(?: +[^\W\d_][^\W\d_'-]*(?:['-][^\W\d_]+)*)+$")
-_TRANSFUSION = re.compile(r"^(.+?)\s+(\d+(?:[.,]\d+)?)\s*(?:units?|u)?$", re.IGNORECASE)
+_TRANSFUSION_UNITS = re.compile(r"^(\d+(?:[.,]\d+)?)\s*(?:units?|u)?$", re.IGNORECASE)
+# A date typed with spaces around its dashes ('2026 -11-08'): named, not guessed.
+_SPACED_DATE = re.compile(r"^\s*(\d{4})\s*-\s*(\d{1,2})\s*-\s*(\d{1,2})\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,7 @@ class Confirm:
 
     question: str
     updates: dict[str, Any]
+    retry: str | None = None  # on "No", ask this step instead (e.g. a newer count, not just its date)
 
 
 Parsed = dict[str, Any] | Problem | Confirm
@@ -126,10 +132,37 @@ def _choose(text: str, choices: dict[str, str], what: str) -> str | Problem:
 
 
 def _date_options(answers: Answers, env: Env, keep: dt.date | None = None) -> Options:
+    """Today, Yesterday, then Keep: an option that comes and goes is last, so the others keep their numbers."""
     options = [value("Today", "today"), value("Yesterday", "yesterday")]
     if keep is not None and keep not in (env.today, env.today - dt.timedelta(days=1)):
-        options.insert(0, value(f"Keep {keep}", keep.isoformat()))
+        options.append(value(f"Keep {keep}", keep.isoformat()))
     return options
+
+
+def _split_dated(
+    text: str, today: dt.date, *, what: str, example: str, then: str = "value"
+) -> tuple[dt.date, str] | Problem:
+    """'YYYY-MM-DD rest' (or 'yesterday rest'): the date and what follows it."""
+    typed = text.strip()
+    spaced = _SPACED_DATE.match(typed)
+    if spaced and " " in spaced.group(0).strip():
+        year, month, day = spaced.groups()
+        fixed = f"{year}-{int(month):02d}-{int(day):02d}"
+        return Problem(
+            f"'{typed}' has a space inside the date. Send the {what} as a date without spaces, then the "
+            f"{then}: e.g. '{fixed}{typed[spaced.end() :]}'."
+        )
+    parts = typed.split()
+    for cut in range(1, len(parts)):
+        day = parse_date(" ".join(parts[:cut]), today, what=f"{what} date")
+        if not isinstance(day, Problem):
+            return day, " ".join(parts[cut:])
+        if cut == 1 and _ISO_LIKE.match(parts[0]):
+            return day  # a date that is in the future, or not a real day: say so
+    return Problem(f"Send each {what} as a date, then the {then}: e.g. '{example}', or press Done.")
+
+
+_ISO_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _weekday(day: dt.date) -> str:
@@ -146,37 +179,13 @@ def _parse_drug(text: str, answers: Answers, env: Env) -> Parsed:
     profile = rules_for(chosen).profile
     if chosen == answers.drug:  # the same drug again (an edit): every answer still holds
         return {"drug": chosen}
-    updates: dict[str, Any] = {"drug": chosen} | _DRUG_DEPENDENT  # what was asked for the old drug no longer holds
+    # What was asked for the old drug is re-asked: DEPENDANTS["drug"], applied by `reopen_dependants`.
+    updates: dict[str, Any] = {"drug": chosen, "editing": False}
     updates["indication"] = profile.indications[0] if len(profile.indications) == 1 else None
     updates["region"] = profile.default_region if len(profile.regions) == 1 else None
+    if answers.record is not None:  # the record's results of the new drug's deciding test
+        updates |= _prefill(chosen, answers.record, env)
     return updates
-
-
-_DRUG_DEPENDENT: dict[str, Any] = {
-    "status": None,
-    "dose_amount": None,
-    "dose_since": None,
-    "last_given": None,
-    "doses_at_level": None,
-    "doses_estimated": False,
-    "lab_value": None,
-    "lab_unit": None,
-    "lab_date": None,
-    "lab_skipped": False,
-    "previous_value": None,
-    "previous_unit": None,
-    "previous_date": None,
-    "previous_skipped": False,
-    "transfusions": [],
-    "transfusions_done": False,
-    "baseline": None,
-    "baseline_skipped": False,
-    "adverse": None,
-    "child_pugh": None,
-    "child_pugh_unknown": False,
-    "procedure_date": None,
-    "editing": False,
-}
 
 
 def _parse_indication(text: str, answers: Answers, env: Env) -> Parsed:
@@ -200,7 +209,7 @@ def _parse_patient(text: str, answers: Answers, env: Env) -> Parsed:
     typed = text.strip()
     known = {label.lower(): label for label in env.patients}
     if typed.lower() in known:
-        return _prefill(answers, env.patients[known[typed.lower()]], env)
+        return record_answers(answers.drug, env.patients[known[typed.lower()]], env)
     if not _LABEL.match(typed):
         return Problem(
             "A patient label is 1 to 24 letters, digits, spaces or . _ # / - (for example RX-12 or bed 4). "
@@ -211,20 +220,28 @@ def _parse_patient(text: str, answers: Answers, env: Env) -> Parsed:
     return {"patient_label": typed, "patient_is_new": True, "history_labs": [], "record": None}
 
 
-def _prefill(answers: Answers, record: PatientSummary, env: Env) -> dict[str, Any]:
-    """What the record holds, so a follow-up visit takes a few taps."""
-    updates: dict[str, Any] = {"patient_label": record.label, "patient_is_new": False, "record": record}
-    deciding = _profile(answers).deciding_test
-    horizon = env.today - dt.timedelta(days=120)
+def record_answers(drug: str | None, record: PatientSummary, env: Env) -> dict[str, Any]:
+    """The patient chosen from the record, with what the record holds for this drug's rules."""
+    return {"patient_label": record.label, "patient_is_new": False, "record": record} | _prefill(drug, record, env)
+
+
+def _prefill(drug: str | None, record: PatientSummary, env: Env) -> dict[str, Any]:
+    """What the record holds for this drug's rules, so a follow-up visit takes a few taps."""
+    assert drug is not None
+    updates: dict[str, Any] = {}
+    deciding = rules_for(drug).profile.deciding_test
+    # Every result on record: the stable rule reads all counts since `since`, however long ago that is.
     updates["history_labs"] = [
         LabAnswer.model_validate(lab.model_dump())
         for lab in record.labs
-        if lab.test == deciding and horizon <= lab.date <= env.today
+        if lab.test == deciding and lab.date <= env.today
     ]
-    if answers.drug == "luspatercept" and record.drug == "luspatercept":
-        updates["transfusions"] = [
-            TransfusionAnswer(date=t.date, units=Decimal(t.units)) for t in record.transfusions if t.date <= env.today
-        ]
+    updates["added_labs"] = []  # counts typed for another patient do not carry over
+    updates["transfusions"] = (
+        [TransfusionAnswer(date=t.date, units=Decimal(t.units)) for t in record.transfusions if t.date <= env.today]
+        if drug == "luspatercept" and record.drug == "luspatercept"
+        else []
+    )
     return updates
 
 
@@ -240,21 +257,31 @@ _WEIGHT_UNITS = {"": "kg", "kg": "kg", "kgs": "kg", "lb": "lb", "lbs": "lb", "g"
 def _parse_weight(text: str, answers: Answers, env: Env) -> Parsed:
     record = _record(answers, env)
     if text.strip().lower() == "keep" and record is not None and record.weight_kg is not None:
-        return {"weight_kg": Decimal(record.weight_kg), "weight_date": record.weight_date}
+        # The record's weighing date goes with it, or "not known": never today's date by default.
+        return {
+            "weight_kg": Decimal(record.weight_kg),
+            "weight_date": record.weight_date,
+            "weight_date_unknown": record.weight_date is None,
+            "weight_from_record": True,
+        }
     parsed = parse_number(text, what="weight", example="72", units=_WEIGHT_UNITS)
     if isinstance(parsed, Problem):
         return parsed
     number, unit = parsed
-    kg = number if unit == "kg" else number / 1000 if unit == "g" else (number * LB_TO_KG).quantize(Decimal("0.1"))
+    kg = number if unit == "kg" else number / 1000 if unit == "g" else _pounds(number)
     bounds = PLAUSIBILITY["weight_kg"]
-    updates = {"weight_kg": kg, "weight_date": env.today, "weight_date_unknown": False}
+    # A new weight: its date is asked next (weight_date), not assumed.
+    new = {"weight_date": None, "weight_date_unknown": False, "weight_from_record": False}
+    updates = {"weight_kg": kg, **new}
+    shown = f"{fmt(kg)} kg is not possible"
     if kg > bounds.high and not bounds.implausible(kg / 1000):
-        return Confirm(
-            f"{fmt(kg)} kg is not possible; it looks like grams: {fmt(kg / 1000)} kg?",
-            {"weight_kg": kg / 1000, "weight_date": env.today},
-        )
+        return Confirm(f"{shown}; it looks like grams: {fmt(kg / 1000)} kg?", {"weight_kg": kg / 1000, **new})
+    if unit == "kg" and kg > bounds.high and not bounds.implausible(_pounds(kg)):
+        pounds = _pounds(kg)
+        return Confirm(f"{shown}; is it pounds: {fmt(kg)} lb = {fmt(pounds)} kg?", {"weight_kg": pounds, **new})
     if bounds.implausible(kg):
-        return Problem(f"A weight of {fmt(kg)} kg is not possible (1 to 350 kg). Type the weight in kg.")
+        low, high = fmt(bounds.low), fmt(bounds.high)
+        return Problem(f"A weight of {fmt(kg)} kg is not possible ({low} to {high} kg). Type the weight in kg.")
     if bounds.unusual(kg):
         return Confirm(f"A weight of {fmt(kg)} kg is unusual. Is that right?", updates)
     if unit == "lb":
@@ -262,12 +289,16 @@ def _parse_weight(text: str, answers: Answers, env: Env) -> Parsed:
     return updates
 
 
+def _pounds(number: Decimal) -> Decimal:
+    return (number * LB_TO_KG).quantize(Decimal("0.1"))
+
+
 def _weight_options(answers: Answers, env: Env) -> Options:
     record = _record(answers, env)
     if record is None or record.weight_kg is None:
         return []
-    when = f", {record.weight_date}" if record.weight_date else ""
-    return [value(f"Keep {fmt(Decimal(record.weight_kg))} kg{when}", "keep")]
+    when = str(record.weight_date) if record.weight_date else "date not known"
+    return [value(f"Keep {fmt(Decimal(record.weight_kg))} kg, {when}", "keep")]
 
 
 def _parse_age(text: str, answers: Answers, env: Env) -> Parsed:
@@ -295,24 +326,40 @@ def _age_options(answers: Answers, env: Env) -> Options:
     options = [value("Adult (18 or over)", "adult")]
     record = _record(answers, env)
     if record is not None and record.age_years is not None:
-        options.insert(0, value(f"Keep {record.age_years} years", "keep"))
+        options.append(value(f"Keep {record.age_years} years", "keep"))  # after the fixed option
     return options
 
 
+def _weight_date_shown(answers: Answers) -> str:
+    if answers.weight_date is not None:
+        return f" (weighed {answers.weight_date})"
+    return " (weighing date not known)" if answers.weight_date_unknown else ""
+
+
 def _weighed_applies(answers: Answers, env: Env) -> bool:
-    """Children on romiplostim: the weight's date decides the 12-week reassessment (RULES.md 1)."""
-    return answers.drug == "romiplostim" and answers.age_years is not None and answers.age_years < 18
+    """Every newly typed weight (adults too): its date is the user's to give, or "not known"."""
+    if answers.drug is None or not _profile(answers).weight_based:
+        return False
+    return answers.weight_kg is not None and not answers.weight_from_record
+
+
+def _weighed_question(answers: Answers, env: Env) -> str:
+    child = answers.age_years is not None and answers.age_years < romiplostim.PEDIATRIC_BELOW_YEARS
+    weeks = romiplostim.PEDIATRIC_WEIGHT_MAX_AGE_DAYS // 7
+    tail = f" In children it is reassessed every {weeks} weeks." if answers.drug == "romiplostim" and child else ""
+    return f"When was that weight measured?{tail}"
 
 
 def _parse_weighed(text: str, answers: Answers, env: Env) -> Parsed:
-    if text.strip().lower() in ("not known", "unknown"):
+    if text.strip().lower() in ("not known", "unknown", "don't know", "dont know"):
         return {"weight_date": None, "weight_date_unknown": True}
     day = parse_date(text, env.today, what="date of the weighing")
     return day if isinstance(day, Problem) else {"weight_date": day, "weight_date_unknown": False}
 
 
 def _weighed_options(answers: Answers, env: Env) -> Options:
-    return [*_date_options(answers, env, keep=answers.weight_date), value("Not known", "not known")]
+    keep = _date_options(answers, env, keep=answers.weight_date)[2:]
+    return [value("Today", "today"), value("Yesterday", "yesterday"), value("Not known", "not known"), *keep]
 
 
 def _parse_child_pugh(text: str, answers: Answers, env: Env) -> Parsed:
@@ -338,11 +385,15 @@ def _status_options(answers: Answers, env: Env) -> Options:
     else:
         options = [value("Starting now", "new"), value("On treatment", "on"), value("On hold", "held")]
     record = _same_drug_record(answers, env)
-    if record is not None:
-        state = "on hold at" if record.on_hold else "on"
-        shown = f"{fmt(Decimal(record.dose_amount or '0'))} {_profile(answers).dosing_unit}"
-        options.insert(0, value(f"As saved: {state} {shown} since {record.dose_since}", "same"))
+    if record is not None:  # last: the fixed options keep their numbers whether or not it is offered
+        options.append(value(f"As saved: {_recorded_regimen(answers, record)}", "same"))
     return options
+
+
+def _recorded_regimen(answers: Answers, record: PatientSummary) -> str:
+    state = "on hold at" if record.on_hold else "on"
+    shown = f"{fmt(Decimal(record.dose_amount or '0'))} {_profile(answers).dosing_unit}"
+    return f"{state} {shown} since {record.dose_since}"
 
 
 def _parse_status(text: str, answers: Answers, env: Env) -> Parsed:
@@ -377,6 +428,21 @@ def _parse_status(text: str, answers: Answers, env: Env) -> Parsed:
     updates: dict[str, Any] = {"status": status}
     if status == "new":
         updates |= {"dose_amount": None, "dose_since": None, "last_given": None, "doses_at_level": None}
+    recorded = None if record is None else ("held" if record.on_hold else "on")
+    if recorded is not None and status != recorded and status != answers.status:
+        # A choice the record contradicts is confirmed before it is used.
+        assert record is not None
+        asked = {
+            "new": "Start from scratch (no current dose)?",
+            "on": "Now on treatment, not on hold?",
+            "held": "Now on hold?",
+        }
+        if answers.drug == "lusutrombopag":
+            asked["new"] = "A new course, not started yet?"
+        return Confirm(
+            f"The record shows {record.label} {_recorded_regimen(answers, record)}. {asked[status]}",
+            updates,
+        )
     return updates
 
 
@@ -404,10 +470,10 @@ def _dose_options(answers: Answers, env: Env) -> Options:
     unit = _profile(answers).dosing_unit
     levels = _DOSE_LEVELS.get((answers.drug or "", answers.indication or ""), ())
     current = fmt(answers.dose_amount) if answers.dose_amount is not None else None
-    # The dose on record first, as Keep; the other levels after it (no button twice).
-    options = [value(f"{level} {unit}", level) for level in levels if level != current]
+    # Every level in the label's order, then Keep: a level keeps its number whatever the record holds.
+    options = [value(f"{level} {unit}", level) for level in levels]
     if current is not None:
-        options.insert(0, value(f"Keep {current} {unit}", current))
+        options.append(value(f"Keep {current} {unit}", current))
     return options
 
 
@@ -465,10 +531,7 @@ def _parse_since(text: str, answers: Answers, env: Env) -> Parsed:
     day = parse_date(text, env.today, what="first dose at this level")
     if isinstance(day, Problem):
         return day
-    updates: dict[str, Any] = {"dose_since": day}
-    if answers.last_given is not None and answers.last_given < day:
-        updates["last_given"] = None  # asked next; no longer consistent
-    return updates
+    return {"dose_since": day}  # what was counted from the old date is re-asked: DEPENDANTS["dose_since"]
 
 
 def _parse_last_given(text: str, answers: Answers, env: Env) -> Parsed:
@@ -479,10 +542,10 @@ def _parse_last_given(text: str, answers: Answers, env: Env) -> Parsed:
 
 
 def _last_given_options(answers: Answers, env: Env) -> Options:
-    options = _date_options(answers, env, keep=answers.last_given)
+    options = [value("Today", "today"), value("Yesterday", "yesterday")]
     if answers.dose_since is not None:
         options.append(value(f"Same as start ({answers.dose_since})", "same as start"))
-    return options
+    return options + _date_options(answers, env, keep=answers.last_given)[2:]
 
 
 def _doses_apply(answers: Answers, env: Env) -> bool:
@@ -533,7 +596,8 @@ def _lab_question(answers: Answers, env: Env) -> str:
     return "Latest pre-transfusion haemoglobin? In g/dL, e.g. 8.9 (or 89 g/L, 5.5 mmol/L)."
 
 
-def _read_lab(text: str, test: str, fields: tuple[str, str]) -> Parsed:
+def _read_value(text: str, test: str) -> tuple[Decimal, str, bool] | Problem | Suggestion:
+    """A lab value: (value, unit, unusual), a Problem, or a likely unit slip to confirm."""
     parsed = parse_number(
         text,
         what="platelet count" if test == "platelets" else "haemoglobin",
@@ -543,15 +607,23 @@ def _read_lab(text: str, test: str, fields: tuple[str, str]) -> Parsed:
     if isinstance(parsed, Problem):
         return parsed
     number, unit = parsed
-    value_field, unit_field = fields
     checked = check_lab(test, number, unit)
-    if isinstance(checked, Problem):
+    if checked is not None:
         return checked
+    return number, unit, is_unusual(test, number, unit)
+
+
+def _read_lab(text: str, test: str, fields: tuple[str, str]) -> Parsed:
+    read = _read_value(text, test)
+    if isinstance(read, Problem):
+        return read
+    value_field, unit_field = fields
     date_field = value_field.replace("_value", "_date")
-    if isinstance(checked, Suggestion):
-        return Confirm(checked.message, {value_field: checked.value, unit_field: checked.unit, date_field: None})
+    if isinstance(read, Suggestion):
+        return Confirm(read.message, {value_field: read.value, unit_field: read.unit, date_field: None})
+    number, unit, unusual = read
     updates: dict[str, Any] = {value_field: number, unit_field: unit, date_field: None}
-    if is_unusual(test, number, unit):
+    if unusual:
         return Confirm(f"{with_unit(number, unit)} is unusual. Is that right?", updates)
     return updates
 
@@ -564,9 +636,25 @@ def _parse_lab(text: str, answers: Answers, env: Env) -> Parsed:
     return parsed | {"lab_skipped": False, "lab_date": None} if isinstance(parsed, dict) else parsed
 
 
+def _test_name(answers: Answers) -> str:
+    return "count" if _deciding(answers) == "platelets" else "haemoglobin"
+
+
 def _parse_lab_date(text: str, answers: Answers, env: Env) -> Parsed:
     day = parse_date(text, env.today, what="date of the result")
-    return day if isinstance(day, Problem) else {"lab_date": day}
+    if isinstance(day, Problem):
+        return day
+    age = (env.today - day).days
+    checked = not _lab_optional(answers)  # a lusutrombopag course under way has no lab check (RULES.md 0)
+    if checked and age > FRESH_DAYS:
+        # lab.stale: said at once, not first on the card; "No" asks for a newer result.
+        return Confirm(
+            f"That {_test_name(answers)} is {age} days old: the rules need one from the last {FRESH_DAYS} days, "
+            "so the recommendation will be to repeat it. Use it anyway, or No to enter a newer one?",
+            {"lab_date": day},
+            retry="lab_value",
+        )
+    return {"lab_date": day}
 
 
 def _deciding_in_unit(answers: Answers) -> Decimal | None:
@@ -576,7 +664,18 @@ def _deciding_in_unit(answers: Answers) -> Decimal | None:
 
 
 def _recorded_in(answers: Answers, first: dt.date, last: dt.date) -> bool:
-    return any(first <= lab.date <= last for lab in answers.history_labs)
+    test = _deciding(answers)
+    return any(first <= lab.date <= last and lab.test == test for lab in answers.history_labs)
+
+
+def _week_before(day: dt.date) -> tuple[dt.date, dt.date]:
+    """The window of Q in the romiplostim reduce rule: 10 to 4 days before the deciding count."""
+    return day - dt.timedelta(days=10), day - dt.timedelta(days=4)
+
+
+def _rise_window(day: dt.date) -> tuple[dt.date, dt.date]:
+    """luspatercept.hb_rise: a haemoglobin dated in the 21 days before the latest."""
+    return day - dt.timedelta(days=luspatercept.RISE_WINDOW_DAYS), day - dt.timedelta(days=1)
 
 
 def _previous_applies(answers: Answers, env: Env) -> bool:
@@ -587,12 +686,11 @@ def _previous_applies(answers: Answers, env: Env) -> bool:
     if answers.drug == "romiplostim":
         count = _deciding_in_unit(answers)
         limits = romiplostim.THRESHOLDS[answers.region or "us"]
-        window = (day - dt.timedelta(days=10), day - dt.timedelta(days=4))
         # Only where it can decide: above the reduce threshold, not above the hold one (a hold wins).
         needed = count is not None and limits.reduce_above < count <= limits.hold_above
-        return needed and not _recorded_in(answers, *window)
+        return needed and not _recorded_in(answers, *_week_before(day))
     if answers.drug == "luspatercept":
-        return not _recorded_in(answers, day - dt.timedelta(days=21), day - dt.timedelta(days=1))
+        return not _recorded_in(answers, *_rise_window(day))
     if answers.drug == "lusutrombopag" and answers.region == "jp" and answers.dose_since is not None:
         # The Japanese day-5 stop compares a count from day 5 on with the one before the course.
         day_five = answers.dose_since + dt.timedelta(days=4)
@@ -611,18 +709,21 @@ def _previous_question(answers: Answers, env: Env) -> str:
         )
     if answers.drug == "romiplostim":
         threshold = romiplostim.THRESHOLDS[answers.region or "us"].reduce_above
+        first, last = _week_before(day)
         return (
-            f"The previous week's platelet count (taken {day - dt.timedelta(days=10)} to "
-            f"{day - dt.timedelta(days=4)})? The dose is reduced only if both are above {fmt(threshold)}."
+            f"The previous week's platelet count (taken {first} to {last})? "
+            f"The dose is reduced only if both are above {fmt(threshold)}."
         )
+    first, last = _rise_window(day)
+    # luspatercept.hb_rise reads any such value with no transfusion after it: the lowest decides.
     return (
-        f"A haemoglobin from the 3 weeks before ({day - dt.timedelta(days=21)} to "
-        f"{day - dt.timedelta(days=1)}), if there is one? It shows a rise of more than 2 g/dL."
+        f"The lowest haemoglobin from the 3 weeks before ({first} to {last}) with no transfusion after it, "
+        "if there is one? A rise of more than 2 g/dL above it reduces the dose."
     )
 
 
 def _parse_previous(text: str, answers: Answers, env: Env) -> Parsed:
-    if text.strip().lower() in ("skip", "none", "no"):
+    if text.strip().lower() in ("skip", "none", "no", "none / skip"):
         return {"previous_value": None, "previous_unit": None, "previous_date": None, "previous_skipped": True}
     parsed = _read_lab(text, _deciding(answers), ("previous_value", "previous_unit"))
     return parsed | {"previous_skipped": False, "previous_date": None} if isinstance(parsed, dict) else parsed
@@ -637,7 +738,123 @@ def _parse_previous_date(text: str, answers: Answers, env: Env) -> Parsed:
         return Problem(f"The count before the course must be dated on or before day 1 ({answers.dose_since}).")
     if day >= answers.lab_date:
         return Problem(f"The earlier result must be dated before the latest one ({answers.lab_date}).")
+    window = {"romiplostim": _week_before, "luspatercept": _rise_window}.get(answers.drug or "")
+    if window is not None:
+        first, last = window(answers.lab_date)
+        if not first <= day <= last:
+            gap = (answers.lab_date - day).days
+            rule = (
+                "the two-week rule reads only a count from 4 to 10 days before the latest"
+                if answers.drug == "romiplostim"
+                else "the rise rule reads only a haemoglobin from the 21 days before the latest"
+            )
+            return Confirm(
+                f"That result is {gap} day{'s' if gap != 1 else ''} before the latest ({answers.lab_date}): "
+                f"{rule} ({first} to {last}), so it will not count. Use it anyway, or No to enter another?",
+                {"previous_date": day},
+                retry="previous_value",
+            )
     return {"previous_date": day}
+
+
+# --- romiplostim and hetrombopag: every count since `since` (stable -> monthly monitoring) -----------
+
+
+STABLE_RULE_DRUGS = frozenset({"romiplostim", "hetrombopag"})  # monthly monitoring once "stable"
+_STABLE_DAYS = dict.fromkeys(STABLE_RULE_DRUGS, STABLE_DAYS)
+
+
+def _stable_range(answers: Answers) -> tuple[Decimal, Decimal]:
+    """The counts that show stability: romiplostim 50 to the reduce threshold; hetrombopag low to 250."""
+    if answers.drug == "romiplostim":
+        return romiplostim.LOW, romiplostim.THRESHOLDS[answers.region or "us"].reduce_above
+    return hetrombopag.LADDERS[answers.indication or "itp"].low, hetrombopag.REDUCE_ABOVE
+
+
+def _counts_apply(answers: Answers, env: Env) -> bool:
+    """Only where the counts can decide monthly monitoring (RULES.md 1 and 2, "stable").
+
+    On treatment (not on hold), at least STABLE_DAYS at the level, and the latest count fresh, in the
+    period and in the stable range (a count out of range rules monthly monitoring out, whatever the
+    others say; a stale one refers).
+    """
+    stable_days = _STABLE_DAYS.get(answers.drug or "")
+    since, day, count = answers.dose_since, answers.lab_date, _deciding_in_unit(answers)
+    if stable_days is None or answers.status != "on" or since is None or day is None or count is None:
+        return False
+    if (env.today - since).days < stable_days or day < since or (env.today - day).days > FRESH_DAYS:
+        return False
+    low, high = _stable_range(answers)
+    return low <= count <= high
+
+
+def _counts_in_period(answers: Answers, today: dt.date) -> list[tuple[dt.date, Decimal, str]]:
+    """Every count the request will carry dated from `since` to today, oldest first."""
+    assert answers.dose_since is not None
+    entered = [
+        (day, value_, unit)
+        for value_, unit, day in (
+            (answers.previous_value, answers.previous_unit, answers.previous_date),
+            (answers.lab_value, answers.lab_unit, answers.lab_date),
+        )
+        if value_ is not None and unit is not None and day is not None
+    ]
+    known = [
+        (lab.date, lab.value, lab.unit)
+        for lab in [*answers.history_labs, *answers.added_labs]
+        if lab.test == _deciding(answers)
+    ]
+    seen = {(day, value_) for day, value_, _ in entered}
+    every = [row for row in known if (row[0], row[1]) not in seen] + entered
+    return sorted((row for row in every if answers.dose_since <= row[0] <= today), key=lambda row: row[0])
+
+
+def _count_shown(count: Decimal, unit: str) -> str:
+    return fmt(count) if unit == "10^9/L" else with_unit(count, unit)
+
+
+def _counts_listed(answers: Answers, today: dt.date) -> str:
+    return ", ".join(f"{day} {_count_shown(value_, unit)}" for day, value_, unit in _counts_in_period(answers, today))
+
+
+def _counts_question(answers: Answers, env: Env) -> str:
+    low, high = _stable_range(answers)
+    listed = _counts_listed(answers, env.today)
+    return (
+        f"Platelet counts since {answers.dose_since} (the first dose at this level): {listed}. "
+        f"Counts are checked monthly instead of weekly only when enough of them since then are all "
+        f"{fmt(low)} to {fmt(high)}. Add any others as 'YYYY-MM-DD value' (one per message), or press Done."
+    )
+
+
+def _parse_count(text: str, answers: Answers, env: Env) -> Parsed:
+    if text.strip().lower() in ("done", "none", "no", "skip"):
+        return {"counts_done": True}
+    if text.strip().lower() in ("remove", "remove the ones added"):  # a slip is undone; the record's stay
+        return {"added_labs": [], "counts_done": False, "_stay": True}
+    assert answers.dose_since is not None
+    example = f"{env.today - dt.timedelta(days=14)} 80"
+    dated = _split_dated(text, env.today, what="count", example=example)
+    if isinstance(dated, Problem):
+        return dated
+    day, rest = dated
+    if day < answers.dose_since:
+        return Problem(
+            f"{day} is before {answers.dose_since}, the first dose at this level; only counts from then on are "
+            "read here. Send another, or press Done."
+        )
+    read = _read_value(rest, "platelets")
+    if isinstance(read, Problem):
+        return read
+    if isinstance(read, Suggestion):
+        added = [*answers.added_labs, LabAnswer(test="platelets", value=read.value, unit=read.unit, date=day)]
+        return Confirm(read.message, {"added_labs": added, "counts_done": False, "_stay": True})
+    number, unit, unusual = read
+    added = [*answers.added_labs, LabAnswer(test="platelets", value=number, unit=unit, date=day)]
+    updates: dict[str, Any] = {"added_labs": added, "counts_done": False, "_stay": True}
+    if unusual:
+        return Confirm(f"{with_unit(number, unit)} is unusual. Is that right?", updates)
+    return updates
 
 
 # --- luspatercept: transfusions, baseline, adverse reaction ------------------------------------
@@ -647,33 +864,69 @@ def _transfusions_apply(answers: Answers, env: Env) -> bool:
     return answers.drug == "luspatercept" and answers.status == "on"
 
 
+def _transfusion_start(answers: Answers) -> dt.date | None:
+    """From `since` (luspatercept.increase and no_response scale the units from it, RULES.md 4), and from
+    21 days before the haemoglobin (hb_high: "in the absence of transfusion") if that is earlier."""
+    starts = [answers.dose_since] if answers.dose_since is not None else []
+    if answers.lab_date is not None:
+        starts.append(answers.lab_date - dt.timedelta(days=luspatercept.TRANSFUSION_FREE_DAYS))
+    return min(starts, default=None)
+
+
+def _transfusion_period(answers: Answers, env: Env) -> dt.date:
+    start = _transfusion_start(answers)
+    return start if start is not None else env.today - dt.timedelta(days=luspatercept.TWELVE_WEEKS_DAYS)
+
+
+def _transfusions_in_period(answers: Answers, env: Env) -> list[TransfusionAnswer]:
+    first = _transfusion_period(answers, env)
+    return sorted((t for t in answers.transfusions if first <= t.date <= env.today), key=lambda t: t.date)
+
+
 def _transfusions_question(answers: Answers, env: Env) -> str:
-    listed = "; ".join(f"{t.date}: {fmt(t.units)} u" for t in answers.transfusions) or "none yet"
+    first = _transfusion_period(answers, env)
+    listed = "; ".join(f"{t.date}: {fmt(t.units)} u" for t in _transfusions_in_period(answers, env)) or "none yet"
+    reason = (
+        "the first dose at this level"
+        if first == answers.dose_since
+        else f"3 weeks before the haemoglobin; the first dose at this level was {answers.dose_since}"
+    )
     return (
-        "Red-cell transfusions in the last 12 weeks: send each as 'YYYY-MM-DD units' (e.g. "
+        f"Red-cell transfusions from {first} ({reason}) to today: send each as 'YYYY-MM-DD units' (e.g. "
         f"{env.today - dt.timedelta(days=14)} 2), then press Done. So far: {listed}."
     )
 
 
 def _transfusions_options(answers: Answers, env: Env) -> Options:
-    return [value("Done", "done")] if answers.transfusions else [value("None", "none")]
+    done = [value("Done", "done")] if _transfusions_in_period(answers, env) else [value("None", "none")]
+    typed = answers.transfusions != _recorded_transfusions(answers, env)
+    return [*done, value("Remove the ones added", "remove")] if typed else done
+
+
+def _recorded_transfusions(answers: Answers, env: Env) -> list[TransfusionAnswer]:
+    if answers.record is None or answers.record.drug != "luspatercept":
+        return []
+    return _prefill("luspatercept", answers.record, env)["transfusions"]  # type: ignore[no-any-return]
 
 
 def _parse_transfusion(text: str, answers: Answers, env: Env) -> Parsed:
     typed = text.strip().lower()
     if typed in ("none", "done", "no"):
-        if typed == "none":
-            return {"transfusions": [], "transfusions_done": True}
         return {"transfusions_done": True}
-    match = _TRANSFUSION.match(text.strip())
+    if typed in ("remove", "remove the ones added"):  # a slip is undone; the record's stay
+        return {"transfusions": _recorded_transfusions(answers, env), "transfusions_done": False, "_stay": True}
+    example = f"{env.today - dt.timedelta(days=14)} 2"
+    dated = _split_dated(text, env.today, what="transfusion", example=example, then="units")
+    if isinstance(dated, Problem):
+        return dated
+    day, rest = dated
+    match = _TRANSFUSION_UNITS.match(rest)
     if not match:
-        return Problem(
-            f"Send a transfusion as a date and units, e.g. '{env.today - dt.timedelta(days=14)} 2', or press Done."
-        )
-    day = parse_date(match.group(1), env.today, what="transfusion date")
-    if isinstance(day, Problem):
-        return day
-    units = Decimal(match.group(2).replace(",", "."))
+        return Problem(f"After the date, send the number of units, e.g. '{day} 2' (not '{rest}').")
+    first = _transfusion_period(answers, env)
+    if day < first:
+        return Problem(f"{day} is before {first}; transfusions before then are not read. Send another, or press Done.")
+    units = Decimal(match.group(1).replace(",", "."))
     if units <= 0 or units > 20:
         return Problem(f"{fmt(units)} units is not a plausible transfusion; type 1 to 20 units.")
     added = [*answers.transfusions, TransfusionAnswer(date=day, units=units)]
@@ -780,11 +1033,7 @@ STEPS: tuple[Step, ...] = (
         _fixed("Body weight in kg?"),
         _weight_options,
         _parse_weight,
-        lambda a: (
-            f"{fmt(a.weight_kg)} kg" + (f" (weighed {a.weight_date})" if a.weight_date else "")
-            if a.weight_kg is not None
-            else "-"
-        ),
+        lambda a: f"{fmt(a.weight_kg)} kg" + _weight_date_shown(a) if a.weight_kg is not None else "-",
     ),
     Step(
         "age",
@@ -805,7 +1054,7 @@ STEPS: tuple[Step, ...] = (
         "weight_date",
         "Weighed on",
         _weighed_applies,
-        _fixed("When was that weight measured? In children it is reassessed every 12 weeks."),
+        _weighed_question,
         _weighed_options,
         _parse_weighed,
         lambda a: str(a.weight_date) if a.weight_date else "not known",
@@ -874,8 +1123,8 @@ STEPS: tuple[Step, ...] = (
         _doses_apply,
         _fixed("How many doses at this level so far?"),
         lambda a, e: [
-            *([value(f"Keep {a.doses_at_level} (recorded)", str(a.doses_at_level))] if a.doses_at_level else []),
             value("Estimate from the dates", "estimate"),
+            *([value(f"Keep {a.doses_at_level} (recorded)", str(a.doses_at_level))] if a.doses_at_level else []),
         ],
         _parse_doses,
         lambda a: str(a.doses_at_level) if a.doses_at_level else "estimated from the dates",
@@ -927,6 +1176,15 @@ STEPS: tuple[Step, ...] = (
         lambda a: str(a.previous_date or "-"),
     ),
     Step(
+        "counts",
+        "Counts at this dose",
+        _counts_apply,
+        _counts_question,
+        lambda a, e: [value("Done", "done"), *([value("Remove the ones added", "remove")] if a.added_labs else [])],
+        _parse_count,
+        lambda a: _counts_listed(a, dt.date.max) if a.dose_since is not None else "-",
+    ),
+    Step(
         "transfusions",
         "Transfusions",
         _transfusions_apply,
@@ -968,8 +1226,99 @@ ANSWERED: dict[str, Callable[[Answers], bool]] = {
     "lab_date": lambda a: a.lab_date is not None,
     "previous_value": lambda a: a.previous_value is not None or a.previous_skipped,
     "previous_date": lambda a: a.previous_date is not None,
+    "counts": lambda a: a.counts_done,
     "transfusions": lambda a: a.transfusions_done,
     "baseline": lambda a: a.baseline is not None or a.baseline_skipped,
     "adverse": lambda a: a.adverse is not None,
 }
 assert set(ANSWERED) == set(STEP_BY_NAME)
+
+
+# --- answers that others derive from ---------------------------------------------------------------
+
+# What each step's answer is made of (a change to any of these is a change of the answer).
+FIELDS: dict[str, tuple[str, ...]] = {
+    "drug": ("drug",),
+    "indication": ("indication",),
+    "region": ("region",),
+    "patient": ("record",),  # another record (a renamed new patient keeps every answer)
+    "weight": ("weight_kg",),
+    "age": ("age_years", "adult"),
+    "weight_date": ("weight_date", "weight_date_unknown"),
+    "child_pugh": ("child_pugh", "child_pugh_unknown"),
+    "procedure_date": ("procedure_date",),
+    "status": ("status",),
+    "dose_amount": ("dose_amount",),
+    "dose_since": ("dose_since",),
+    "last_given": ("last_given",),
+    "doses_at_level": ("doses_at_level", "doses_estimated"),
+    "lab_value": ("lab_value", "lab_unit", "lab_skipped"),
+    "lab_date": ("lab_date",),
+    "previous_value": ("previous_value", "previous_unit", "previous_skipped"),
+    "previous_date": ("previous_date",),
+    "counts": ("added_labs",),
+    "transfusions": ("transfusions",),
+    "baseline": ("baseline", "baseline_skipped"),
+    "adverse": ("adverse",),
+}
+
+# step -> the steps whose answers were given relative to it, and are asked again when it changes
+# (transitively: a changed dose re-asks "since", which re-asks the counts and transfusions since then).
+DEPENDANTS: dict[str, tuple[str, ...]] = {
+    "drug": ("indication", "region", "child_pugh", "procedure_date", "status", "lab_value", "baseline", "adverse"),
+    "patient": ("weight", "age", "status", "counts", "transfusions"),  # what the record offered
+    "weight": ("weight_date",),
+    "status": ("dose_amount", "counts", "transfusions"),
+    "dose_amount": ("dose_since", "last_given", "doses_at_level"),  # a new level starts its own history
+    "dose_since": ("last_given", "doses_at_level", "counts", "transfusions"),
+    "last_given": ("doses_at_level",),
+    "lab_value": ("lab_date", "previous_value", "counts"),
+    "lab_date": ("previous_value", "counts", "transfusions"),
+    "previous_value": ("previous_date",),
+}
+
+# How a step is asked again: its answer cleared, except lists whose entries stay offered as they were.
+_KEEP_ENTRIES = {"counts": {"counts_done": False}, "transfusions": {"transfusions_done": False}}
+
+
+def _reopening(step: str) -> dict[str, Any]:
+    if step in _KEEP_ENTRIES:
+        return _KEEP_ENTRIES[step]
+    return {name: Answers.model_fields[name].get_default(call_default_factory=True) for name in FIELDS[step]}
+
+
+def dependants_of(step: str) -> list[str]:
+    """Every step derived from `step`, directly or through another, in the order they are asked."""
+    found: set[str] = set()
+    todo = list(DEPENDANTS.get(step, ()))
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += DEPENDANTS.get(name, ())
+    return [name for name in STEP_BY_NAME if name in found]
+
+
+def reopen_dependants(before: Answers, after: Answers, step: str, updates: dict[str, Any]) -> Answers:
+    """`after` with the dependants of `step` asked again when its answer changed.
+
+    A field the same answer set (an "As saved" status sets the dose and its dates) is kept.
+    """
+    if all(getattr(before, name) == getattr(after, name) for name in FIELDS[step]):
+        return after
+    names = dependants_of(step)
+    # Transfusions follow the result's date only where it moves their period's start (21 days before the
+    # haemoglobin, if earlier than `since`): a new value re-asks its date, which decides that.
+    period_kept = step == "lab_value" or (
+        step == "lab_date" and _transfusion_start(before) == _transfusion_start(after)
+    )
+    if "transfusions" in names and period_kept:
+        names.remove("transfusions")
+    changes: dict[str, Any] = {}
+    for name in names:
+        changes |= {field: default for field, default in _reopening(name).items() if field not in updates}
+    return after.model_copy(update=changes) if changes else after
+
+
+assert set(FIELDS) == set(STEP_BY_NAME)
+assert all(name in STEP_BY_NAME for names in DEPENDANTS.values() for name in names)

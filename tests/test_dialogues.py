@@ -73,6 +73,7 @@ steps:
   - send: RX-12
   - send: "72"
   - press: Adult (18 or over)
+  - press: Today
   - press: On treatment
   - send: "3"
   - send: 2026-11-01
@@ -148,5 +149,5 @@ async def test_show_prints_each_exchange(tmp_path: Path) -> None:
     assert shown[0] == "== bless test"
     assert shown[1:3] == ["[1] user 1001: /new", "  bot: Which drug?"]
     assert shown[3].startswith("       [Romiplostim] [Hetrombopag]")
-    assert "[13] user 1001: [✅ Get recommendation]" in shown
+    assert "[14] user 1001: [✅ Get recommendation]" in shown
     assert "       [Save to patient] [Why?] [New consultation]" in shown

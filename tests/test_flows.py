@@ -10,9 +10,9 @@ import pytest
 import transitions
 
 from core.models import DoseRequest
-from flows import consultation
+from flows import consultation, steps
 from flows.consultation import MACHINE, handle
-from flows.replies import Env, LabRecord, PatientSummary, SaveConsultation, UserInput
+from flows.replies import Env, LabRecord, PatientSummary, SaveConsultation, TransfusionRecord, UserInput
 from flows.request import build_request, step_for_field
 from flows.state import ChatState
 
@@ -25,6 +25,7 @@ ROMIPLOSTIM_VISIT = [
     "RX-12",
     "72",
     "Adult (18 or over)",
+    "Today",
     "On treatment",
     "3",
     "2026-11-01",
@@ -97,7 +98,7 @@ def test_a_bad_answer_is_explained_and_nothing_is_lost():
 
 
 def test_unit_slip_is_confirmed_and_the_pending_answer_survives_a_restart():
-    chat, _ = run([*ROMIPLOSTIM_VISIT[:10], "52000"])
+    chat, _ = run([*ROMIPLOSTIM_VISIT[:11], "52000"])
     assert chat.answers.pending is not None
     assert chat.answers.pending.question == "52000 looks like a count per µL: 52 ×10^9/L?"
     chat = ChatState.model_validate_json(chat.model_dump_json())
@@ -108,7 +109,7 @@ def test_unit_slip_is_confirmed_and_the_pending_answer_survives_a_restart():
 
 
 def test_no_to_a_slip_asks_again_and_keeps_nothing_of_it():
-    chat, _ = run([*ROMIPLOSTIM_VISIT[:10], "52000", "No, re-enter"])
+    chat, _ = run([*ROMIPLOSTIM_VISIT[:11], "52000", "No, re-enter"])
     assert chat.answers.lab_value is None
     assert chat.answers.pending is None
     assert chat.state == "lab_value"
@@ -441,6 +442,7 @@ def test_back_from_the_follow_ups_first_question_shows_the_record_again():
                 "MDS",
                 "M-H",
                 "70",
+                "Today",
                 "On treatment",
                 "1 mg/kg",
                 "2026-10-11",
@@ -457,6 +459,7 @@ def test_back_from_the_follow_ups_first_question_shows_the_record_again():
                 "MDS",
                 "M-A",
                 "70",
+                "Today",
                 "On treatment",
                 "1 mg/kg",
                 "2026-10-11",
@@ -478,7 +481,7 @@ def test_an_answer_that_decides_without_a_lab_ends_the_questions(inputs: list[st
 
 
 def test_the_questions_go_on_when_only_the_missing_lab_refers():
-    chat, texts = run(["/new", "Romiplostim", "US label", "RX-1", "72", "Adult (18 or over)", "Starting now"])
+    chat, texts = run(["/new", "Romiplostim", "US label", "RX-1", "72", "Adult (18 or over)", "Today", "Starting now"])
     assert chat.state == "lab_value"
     assert texts[-1].startswith("Latest platelet count?")
 
@@ -515,10 +518,10 @@ async def test_messages_to_a_recommendation_per_drug():
     from tests.benchmarks.count_messages import table
 
     assert await table() == {
-        "romiplostim": (13, 4),
+        "romiplostim": (14, 4),
         "hetrombopag": (11, 4),
         "lusutrombopag": (10, 4),
-        "luspatercept": (17, 5),
+        "luspatercept": (18, 5),
     }
 
 
@@ -544,7 +547,7 @@ async def test_a_follow_up_button_reads_only_the_pressing_users_record(tmp_path:
 
     storage = await open_storage(f"sqlite:///{tmp_path}/fu.db")
     service = ChatService(storage, clock=lambda: dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC))
-    for typed in [*ROMIPLOSTIM_VISIT[:9], "2026-11-22", "60", "Yesterday", "Get recommendation", "Save to patient"]:
+    for typed in [*ROMIPLOSTIM_VISIT[:10], "2026-11-22", "60", "Yesterday", "Get recommendation", "Save to patient"]:
         await service.handle("tg:1", "tg:1", text=typed)
     [mine] = await service.handle("tg:1", "tg:1", button="fu:RX-12")
     assert mine.text.startswith("New platelet count for RX-12 (romiplostim 3 mcg/kg)?")
@@ -564,12 +567,14 @@ async def test_a_follow_up_button_reads_only_the_pressing_users_record(tmp_path:
             "RX-1",
             "72",
             "Adult (18 or over)",
+            "Today",
             "On treatment",
             "3",
             "2026-11-01",
             "2026-11-10",
             "250",
             "2026-11-13",
+            "Yes, use it",  # said at once: 9 days old, the rules will ask to repeat it
         ],
         # the earlier haemoglobin, transfusions and baseline would be asked next
         [
@@ -578,6 +583,7 @@ async def test_a_follow_up_button_reads_only_the_pressing_users_record(tmp_path:
             "Beta-thalassaemia",
             "B-1",
             "60",
+            "Today",
             "On treatment",
             "1 mg/kg",
             "2026-10-11",
@@ -586,6 +592,7 @@ async def test_a_follow_up_button_reads_only_the_pressing_users_record(tmp_path:
             "None",
             "8.9",
             "2026-11-12",
+            "Yes, use it",
         ],
     ],
 )
@@ -621,3 +628,557 @@ def test_a_follow_up_on_hold_keeps_the_last_dose_before_the_hold():
     chat, _ = run(["150", "Today"], chat, env)
     assert chat.response is not None
     assert chat.response["rationale"][0]["rule"] == "romiplostim.resume"
+
+
+RECORD_RX = PatientSummary(
+    label="RX-12",
+    weight_kg="72",
+    weight_date=None,
+    age_years=None,
+    drug="romiplostim",
+    indication="itp",
+    region="us",
+    dose_amount="3",
+    dose_since=dt.date(2026, 10, 1),
+    last_given=dt.date(2026, 11, 15),
+    labs=(
+        LabRecord(test="platelets", value="62", unit="10^9/L", date=dt.date(2026, 10, 8)),
+        LabRecord(test="platelets", value="80", unit="10^9/L", date=dt.date(2026, 10, 15)),
+        LabRecord(test="platelets", value="70", unit="10^9/L", date=dt.date(2026, 9, 20)),  # before `since`
+    ),
+)
+
+
+RECORD_ENV = Env(today=TODAY, patients={"RX-12": RECORD_RX})
+
+
+def _labels(chat: ChatState, env: Env = ENV) -> list[str]:
+    _, outcome = handle(chat, UserInput(text="/help"), env)
+    return [label for label in outcome.replies[-1].button_labels() if label not in ("⬅ Back", "✖ Cancel", "? Help")]
+
+
+def test_counts_since_since_are_shown_from_the_record_in_one_message_and_sent():
+    chat, _ = run(
+        ["/new", "Romiplostim", "US label", "RX-12", "Keep 72 kg, date not known", "Adult (18 or over)"], env=RECORD_ENV
+    )
+    chat, texts = run(
+        [
+            "As saved: on 3 mcg/kg since 2026-10-01",
+            "Keep 3 mcg/kg",
+            "Keep 2026-10-01",
+            "Keep 2026-11-15",
+            "75",
+            "Yesterday",
+        ],
+        chat,
+        RECORD_ENV,
+    )
+    assert texts[-1] == (
+        "Platelet counts since 2026-10-01 (the first dose at this level): 2026-10-08 62, 2026-10-15 80, "
+        "2026-11-21 75. Counts are checked monthly instead of weekly only when enough of them since then are all "
+        "50 to 200. Add any others as 'YYYY-MM-DD value' (one per message), or press Done."
+    )
+    chat, texts = run(["2026-11-01 52000/uL"], chat, RECORD_ENV)
+    assert texts == [
+        "Platelet counts since 2026-10-01 (the first dose at this level): 2026-10-08 62, 2026-10-15 80, "
+        "2026-11-01 52000/µL, 2026-11-21 75. Counts are checked monthly instead of weekly only when enough of them "
+        "since then are all 50 to 200. Add any others as 'YYYY-MM-DD value' (one per message), or press Done."
+    ]
+    chat, texts = run(["2026-11-08 1200", "Yes, use it"], chat, RECORD_ENV)
+    assert texts[0] == "1200 ×10^9/L is unusual. Is that right?"
+    assert "2026-11-08 1200, 2026-11-21 75." in texts[1]  # confirmed, and the list stays open
+    chat, texts = run(["Done", "Get recommendation"], chat, RECORD_ENV)
+    assert chat.request is not None
+    assert [(lab["date"], lab["value"]) for lab in chat.request["labs"]] == [
+        ("2026-09-20", 70),
+        ("2026-10-08", 62),
+        ("2026-10-15", 80),
+        ("2026-11-01", 52000),
+        ("2026-11-08", 1200),
+        ("2026-11-21", 75),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("since", "count", "status"),
+    [
+        ("2026-10-26", "80", "On treatment"),  # 27 days at the level: under romiplostim.STABLE_DAYS
+        ("2026-10-01", "40", "On treatment"),  # below 50: not stable whatever the others say
+        ("2026-10-01", "190", "On hold"),  # on hold: no continue
+    ],
+)
+def test_counts_since_since_are_not_asked_where_they_cannot_matter(since: str, count: str, status: str):
+    chat, texts = run(
+        [
+            "/new",
+            "Romiplostim",
+            "US label",
+            "RX-1",
+            "72",
+            "Adult (18 or over)",
+            "Today",
+            status,
+            "3",
+            since,
+            "2026-11-15",
+            count,
+            "Yesterday",
+        ]
+    )
+    assert chat.state == "review"
+    assert not any("Platelet counts since" in text for text in texts)
+
+
+def test_hetrombopag_counts_asked_in_the_indications_range():
+    chat, texts = run(
+        ["/new", "Hetrombopag", "CIT", "H-1", "On treatment", "7.5", "2026-10-01", "Today", "120", "Today"]
+    )
+    assert texts[-1].startswith("Platelet counts since 2026-10-01 (the first dose at this level): 2026-11-22 120.")
+    assert "all 100 to 250." in texts[-1]
+    chat, texts = run(["2026-10-01 90", "Done", "Get recommendation"], chat)
+    assert chat.response is not None
+    assert chat.response["next_monitoring"]["date"] == "2026-11-29"  # 90 is under the CIT low: weekly
+
+
+def test_transfusions_are_asked_from_since_and_prefilled_from_the_record():
+    record = PatientSummary(
+        label="BT-1",
+        weight_kg="60",
+        weight_date=dt.date(2026, 11, 1),
+        drug="luspatercept",
+        indication="beta_thalassemia",
+        region="us",
+        dose_amount="1",
+        dose_since=dt.date(2026, 6, 7),
+        last_given=dt.date(2026, 11, 1),
+        doses_at_level=8,
+        baseline_rbc_units_per_12_weeks="8",
+        transfusions=(
+            TransfusionRecord(date=dt.date(2026, 5, 1), units="3"),  # before `since`: not listed
+            TransfusionRecord(date=dt.date(2026, 6, 14), units="4"),
+            TransfusionRecord(date=dt.date(2026, 7, 12), units="4"),
+        ),
+    )
+    env = Env(today=TODAY, patients={"BT-1": record})
+    chat, texts = run(
+        [
+            "/new",
+            "Luspatercept",
+            "Beta-thalassaemia",
+            "BT-1",
+            "Keep 60 kg, 2026-11-01",
+            "As saved: on 1 mg/kg since 2026-06-07",
+            "Keep 1 mg/kg",
+            "Keep 2026-06-07",
+            "Keep 2026-11-01",
+            "Keep 8 (recorded)",
+            "None",
+            "9.0",
+            "Yesterday",
+            "None / skip",
+        ],
+        env=env,
+    )
+    assert texts[-1] == (
+        "Red-cell transfusions from 2026-06-07 (the first dose at this level) to today: send each as "
+        "'YYYY-MM-DD units' (e.g. 2026-11-08 2), then press Done. So far: 2026-06-14: 4 u; 2026-07-12: 4 u."
+    )
+    assert _labels(chat, env) == ["Done"]
+
+
+def test_the_transfusion_period_starts_3_weeks_before_the_haemoglobin_when_that_is_earlier():
+    chat, texts = run(
+        [
+            "/new",
+            "Luspatercept",
+            "MDS",
+            "M-1",
+            "70",
+            "Today",
+            "On treatment",
+            "1",
+            "2026-11-15",
+            "Same as start (2026-11-15)",
+            "1",
+            "None",
+            "8.9",
+            "Yesterday",
+            "None / skip",
+        ]
+    )
+    assert texts[-1].startswith(
+        "Red-cell transfusions from 2026-10-31 (3 weeks before the haemoglobin; the first dose at this level was "
+        "2026-11-15) to today:"
+    )
+    chat, texts = run(["2026-10-20 2"], chat)
+    assert texts[0].startswith("2026-10-20 is before 2026-10-31; transfusions before then are not read.")
+
+
+def test_a_new_weight_has_its_date_asked_and_kept_weight_carries_the_records_date():
+    chat, texts = run(["/new", "Luspatercept", "MDS", "M-2", "70"])
+    assert texts[-1] == "When was that weight measured?"
+    assert _labels(chat) == ["Today", "Yesterday", "Not known"]
+    chat, _ = run(["Not known"], chat)
+    assert chat.answers.weight_date is None
+    assert chat.answers.weight_date_unknown
+    chat, texts = run(["/new", "Romiplostim", "US label", "RX-12"], env=RECORD_ENV)
+    assert _labels(chat, RECORD_ENV) == ["Keep 72 kg, date not known"]
+    chat, texts = run(["Keep 72 kg, date not known"], chat, RECORD_ENV)
+    assert texts == ["Age in years? Children's weight is reassessed every 12 weeks."]
+    chat, texts = run(["Adult (18 or over)"], chat, RECORD_ENV)
+    assert texts == ["Treatment status?"]  # no weighing question for the record's weight
+    assert build_request(chat.answers, ENV)["patient"]["weight_date"] is None
+
+
+def test_400_is_asked_as_pounds():
+    chat, texts = run(["/new", "Luspatercept", "MDS", "M-3", "400"])
+    assert texts[-1] == "400 kg is not possible; is it pounds: 400 lb = 181.4 kg?"
+    chat, texts = run(["Yes, use it"], chat)
+    assert chat.answers.weight_kg == Decimal("181.4")
+    assert texts == ["When was that weight measured?"]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "fixed", "with_record"),
+    [
+        (
+            ["/new", "Romiplostim", "US label", "RX-12", "Keep 72 kg, date not known", "Adult (18 or over)"],
+            ["Starting now", "On treatment", "On hold"],
+            ["As saved: on 3 mcg/kg since 2026-10-01"],
+        ),
+        (
+            [
+                "/new",
+                "Romiplostim",
+                "US label",
+                "RX-12",
+                "Keep 72 kg, date not known",
+                "Adult (18 or over)",
+                "As saved: on 3 mcg/kg since 2026-10-01",
+                "Keep 3 mcg/kg",
+            ],
+            ["Today", "Yesterday"],
+            ["Keep 2026-10-01"],
+        ),
+        (
+            [
+                "/new",
+                "Romiplostim",
+                "US label",
+                "RX-12",
+                "Keep 72 kg, date not known",
+                "Adult (18 or over)",
+                "As saved: on 3 mcg/kg since 2026-10-01",
+                "Keep 3 mcg/kg",
+                "Keep 2026-10-01",
+            ],
+            ["Today", "Yesterday", "Same as start (2026-10-01)"],
+            ["Keep 2026-11-15"],
+        ),
+    ],
+)
+def test_record_dependent_options_come_after_the_fixed_ones(
+    inputs: list[str], fixed: list[str], with_record: list[str]
+):
+    chat, _ = run(inputs, env=RECORD_ENV)
+    assert _labels(chat, RECORD_ENV) == [*fixed, *with_record]
+
+
+def test_dose_levels_keep_their_numbers_and_keep_comes_last():
+    record = PatientSummary(
+        label="H-9",
+        drug="hetrombopag",
+        indication="itp",
+        region="cn",
+        dose_amount="5",
+        dose_since=dt.date(2026, 11, 1),
+        last_given=dt.date(2026, 11, 21),
+    )
+    env = Env(today=TODAY, patients={"H-9": record})
+    fresh, _ = run(["/new", "Hetrombopag", "ITP", "H-8", "On treatment"])
+    saved, _ = run(["/new", "Hetrombopag", "ITP", "H-9", "As saved: on 5 mg since 2026-11-01"], env=env)
+    assert _labels(fresh) == ["2.5 mg", "3.75 mg", "5 mg", "7.5 mg"]
+    assert _labels(saved, env) == ["2.5 mg", "3.75 mg", "5 mg", "7.5 mg", "Keep 5 mg"]
+
+
+def test_a_status_the_record_contradicts_is_confirmed_first():
+    chat, _ = run(
+        ["/new", "Romiplostim", "US label", "RX-12", "Keep 72 kg, date not known", "Adult (18 or over)"], env=RECORD_ENV
+    )
+    chat, texts = run(["Starting now"], chat, RECORD_ENV)
+    assert texts == ["The record shows RX-12 on 3 mcg/kg since 2026-10-01. Start from scratch (no current dose)?"]
+    assert chat.answers.status is None
+    chat, texts = run(["Yes, use it"], chat, RECORD_ENV)
+    assert chat.answers.status == "new"
+    assert texts == ["Latest platelet count? In ×10^9/L, e.g. 32 (or 32000/µL, 32 G/L)."]
+
+
+def test_every_dependant_is_a_step_and_the_table_is_transitive():
+    assert steps.dependants_of("dose_amount") == [
+        "dose_since",
+        "last_given",
+        "doses_at_level",
+        "counts",
+        "transfusions",
+    ]
+    assert steps.dependants_of("weight") == ["weight_date"]
+    assert "dose_amount" in steps.dependants_of("drug")
+    assert steps.dependants_of("adverse") == []
+
+
+def test_editing_the_dose_re_asks_since_last_dose_and_doses_then_the_review():
+    chat, _ = run(
+        [
+            "/new",
+            "Romiplostim",
+            "US label",
+            "RX-2",
+            "72",
+            "Adult (18 or over)",
+            "Today",
+            "On treatment",
+            "9",
+            "2026-10-18",
+            "2026-11-15",
+            "30",
+            "Yesterday",
+        ]
+    )
+    chat, texts = run(["Edit dose", "10"], chat)
+    assert texts[-1] == "Date of the first dose at this level?"
+    assert chat.answers.dose_since is None
+    assert chat.answers.last_given is None
+    chat, texts = run(
+        ["2026-11-15", "Same as start (2026-11-15)", "Estimate from the dates", "Get recommendation"], chat
+    )
+    assert chat.response is not None
+    assert (chat.response["action"], chat.response["rationale"][0]["rule"]) == ("continue", "romiplostim.max_dose")
+
+
+def test_editing_a_luspatercept_dose_re_asks_its_history_and_keeps_the_transfusions_entered():
+    chat, _ = run(
+        [
+            "/new",
+            "Luspatercept",
+            "MDS",
+            "M-4",
+            "70",
+            "Today",
+            "On treatment",
+            "1",
+            "2026-10-11",
+            "2026-11-01",
+            "2",
+            "None",
+            "8.9",
+            "Yesterday",
+            "None / skip",
+            "2026-11-08 1",
+            "Done",
+        ]
+    )
+    assert chat.state == "review"
+    chat, texts = run(["Edit dose", "1.33"], chat)
+    assert texts[-1] == "Date of the first dose at this level?"
+    chat, texts = run(["2026-11-01", "Same as start (2026-11-01)"], chat)
+    assert texts[-1] == "How many doses at this level so far?"
+    chat, texts = run(["1"], chat)
+    assert texts[-1].startswith("Red-cell transfusions from 2026-10-31 (3 weeks before the haemoglobin;")
+    assert texts[-1].endswith("So far: 2026-11-08: 1 u.")  # what was entered is offered, not lost
+    chat, texts = run(["Done"], chat)
+    assert texts[-1].startswith("Please check before I calculate:")
+
+
+def test_the_same_answer_again_re_asks_nothing():
+    chat, _ = run([*ROMIPLOSTIM_VISIT])
+    chat, texts = run(["Edit dose", "3"], chat)
+    assert texts[-1].startswith("Please check before I calculate:")
+    assert chat.answers.dose_since == dt.date(2026, 11, 1)
+
+
+def test_changing_the_result_date_re_asks_the_previous_week_count():
+    chat, _ = run(
+        [
+            "/new",
+            "Romiplostim",
+            "US label",
+            "RX-3",
+            "72",
+            "Adult (18 or over)",
+            "Today",
+            "On treatment",
+            "3",
+            "2026-11-01",
+            "2026-11-15",
+            "250",
+            "Yesterday",
+            "230",
+            "2026-11-14",
+        ]
+    )
+    assert chat.state == "review"
+    chat, texts = run(["Edit latest result", "250", "Today"], chat)
+    assert texts[-1] == (
+        "The previous week's platelet count (taken 2026-11-12 to 2026-11-18)? The dose is reduced only if both are "
+        "above 200."
+    )
+
+
+def test_a_stale_count_is_said_at_once_and_yes_leads_to_a_repeat_refer():
+    chat, texts = run([*ROMIPLOSTIM_VISIT[:11], "32", "2026-11-14"])
+    assert texts[-1] == (
+        "That count is 8 days old: the rules need one from the last 7 days, so the recommendation will be to repeat "
+        "it. Use it anyway, or No to enter a newer one?"
+    )
+    chat, texts = run(["Yes, use it", "Get recommendation"], chat)
+    assert chat.response is not None
+    assert chat.response["action"] == "refer"
+    assert chat.response["rationale"][0]["rule"] == "lab.stale"
+
+
+def test_a_lusutrombopag_course_under_way_has_no_stale_question():
+    _chat, texts = run(
+        [
+            "/new",
+            "Lusutrombopag",
+            "US label",
+            "L-1",
+            "A",
+            "2026-12-01",
+            "Course started",
+            "3",
+            "2026-11-20",
+            "Yesterday",
+            "40",
+            "2026-11-10",
+        ]
+    )
+    assert not any("days old" in text for text in texts)
+
+
+@pytest.mark.parametrize(
+    ("typed", "reply"),
+    [
+        (
+            "2026 -11-08 1",
+            "'2026 -11-08 1' has a space inside the date. Send the transfusion as a date without "
+            "spaces, then the units: e.g. '2026-11-08 1'.",
+        ),
+        ("2026-11-08 two", "After the date, send the number of units, e.g. '2026-11-08 2' (not 'two')."),
+        ("2026-11-31 1", "2026-11-31 is not a real date. Write it as YYYY-MM-DD, e.g. 2026-11-22."),
+        ("lots", "Send each transfusion as a date, then the units: e.g. '2026-11-08 2', or press Done."),
+    ],
+)
+def test_a_mistyped_transfusion_line_gets_a_specific_reply(typed: str, reply: str):
+    chat, _ = run(
+        [
+            "/new",
+            "Luspatercept",
+            "MDS",
+            "M-5",
+            "70",
+            "Today",
+            "On treatment",
+            "1",
+            "2026-10-11",
+            "2026-11-01",
+            "2",
+            "None",
+            "8.9",
+            "Yesterday",
+            "None / skip",
+        ]
+    )
+    chat, texts = run([typed], chat)
+    assert texts[0].split("\n")[0] == reply
+    assert chat.answers.transfusions == []
+
+
+def test_a_changed_drug_takes_the_records_results_of_its_own_test():
+    record = RECORD_RX.model_copy(
+        update={
+            "labs": (
+                *RECORD_RX.labs,
+                LabRecord(test="hemoglobin", value="8.1", unit="g/dL", date=dt.date(2026, 11, 10)),
+            )
+        }
+    )
+    env = Env(today=TODAY, patients={"RX-12": record})
+    chat, _ = run(["/new", "Romiplostim", "US label", "RX-12"], env=env)
+    assert {lab.test for lab in chat.answers.history_labs} == {"platelets"}
+    chat, _ = run(["back", "back", "back", "Luspatercept"], chat, env)
+    assert [(lab.test, lab.date) for lab in chat.answers.history_labs] == [("hemoglobin", dt.date(2026, 11, 10))]
+
+
+def test_a_count_line_without_a_value_or_before_since_is_explained():
+    chat, _ = run(
+        [
+            "/new",
+            "Romiplostim",
+            "US label",
+            "RX-5",
+            "72",
+            "Adult (18 or over)",
+            "Today",
+            "On treatment",
+            "3",
+            "2026-10-01",
+            "2026-11-15",
+            "80",
+            "Yesterday",
+        ]
+    )
+    chat, texts = run(["2026-11-01"], chat)
+    assert texts[0].split("\n")[0] == "Send each count as a date, then the value: e.g. '2026-11-08 80', or press Done."
+    chat, texts = run(["2026-11-01 80 mmol"], chat)
+    assert texts[0].split("\n")[0].startswith("I don't know the unit 'mmol' for the platelet count.")
+    assert chat.answers.added_labs == []
+
+
+def test_counts_and_transfusions_added_by_mistake_can_be_removed():
+    chat, _ = run(
+        [
+            "/new",
+            "Romiplostim",
+            "US label",
+            "RX-6",
+            "72",
+            "Adult (18 or over)",
+            "Today",
+            "On treatment",
+            "3",
+            "2026-10-01",
+            "2026-11-15",
+            "80",
+            "Yesterday",
+            "2026-10-15 90",
+        ]
+    )
+    assert _labels(chat) == ["Done", "Remove the ones added"]
+    chat, texts = run(["Remove the ones added"], chat)
+    assert chat.answers.added_labs == []
+    assert texts[-1].startswith("Platelet counts since 2026-10-01 (the first dose at this level): 2026-11-21 80.")
+    chat, _ = run(
+        [
+            "/new",
+            "Luspatercept",
+            "MDS",
+            "M-6",
+            "70",
+            "Today",
+            "On treatment",
+            "1",
+            "2026-10-11",
+            "2026-11-01",
+            "2",
+            "None",
+            "8.9",
+            "Yesterday",
+            "None / skip",
+            "2026-11-08 1",
+        ]
+    )
+    assert _labels(chat) == ["Done", "Remove the ones added"]
+    chat, texts = run(["Remove the ones added"], chat)
+    assert chat.answers.transfusions == []
+    assert texts[-1].endswith("So far: none yet.")

@@ -18,10 +18,10 @@ from bot.terminal import choice
 from flows.replies import Reply
 
 HEMADOSE = Path(sys.executable).parent / "hemadose"
-# New consultation, Romiplostim, US label, RX-12, 72 kg, adult (typed: a digit here is an age),
+# New consultation, Romiplostim, US label, RX-12, 72 kg, adult (typed: a digit here is an age), weighed today,
 # on treatment, 3 mcg/kg since 2026-11-01,
 # last given 2026-11-15, platelets 32 yesterday, get the recommendation, save it.
-SCRIPT = "/new\n1\n1\nRX-12\n72\nadult\n2\n3\n2026-11-01\n2026-11-15\n32\n2\n1\n1\n"
+SCRIPT = "/new\n1\n1\nRX-12\n72\nadult\n1\n2\n3\n2026-11-01\n2026-11-15\n32\n2\n1\n1\n"
 
 
 def chat(tmp_path: Path, script: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -65,7 +65,7 @@ async def test_a_recorded_session_replays(tmp_path: Path):
     assert f"Dialogue written to {recorded}" in done.stdout
     result = await replay(load(recorded))
     assert result.passed, [m.report() for m in result.mismatches]
-    assert result.steps == 15  # the opening /start and 14 typed lines
+    assert result.steps == 16  # the opening /start and 15 typed lines
 
 
 def test_reminders_set_in_the_terminal_come_before_the_next_prompt(tmp_path: Path):
@@ -300,7 +300,7 @@ def test_the_default_data_directory_is_created_private(tmp_path: Path):
 
 def test_hash_n_is_a_button_in_every_question(tmp_path: Path):
     """'#2' at a date question is the button Yesterday (it was read as a date: "I could not read '#2'")."""
-    done = chat(tmp_path, "/new\n#1\n#1\nRX-12\n72\nadult\n#2\n3\n#2\n")
+    done = chat(tmp_path, "/new\n#1\n#1\nRX-12\n72\nadult\n#1\n#2\n3\n#2\n")
     assert "I could not read" not in done.stdout
     assert "> #2\nDate of the last dose given?\n" in done.stdout
     assert "[#1] Today  [#2] Yesterday  [#3] Same as start (2026-11-21)" in done.stdout
@@ -310,7 +310,7 @@ def test_hash_n_is_a_button_in_every_question(tmp_path: Path):
 
 def test_a_consultation_typed_by_labels_gives_the_same_card_as_by_numbers(tmp_path: Path):
     by_labels = (
-        "/new\nRomiplostim\nUS label\nRX-12\n72\nAdult (18 or over)\nOn treatment\n3\n2026-11-01\n2026-11-15\n32\n"
+        "/new\nRomiplostim\nUS label\nRX-12\n72\nAdult (18 or over)\nToday\nOn treatment\n3\n2026-11-01\n2026-11-15\n32\n"
         "yesterday\n✅ Get recommendation\nSave to patient\n"
     )
     (tmp_path / "labels").mkdir()

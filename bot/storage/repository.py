@@ -178,8 +178,11 @@ class Storage:
         if not patients:
             return {}
         ids = [p.id for p in patients]
-        horizon = today - dt.timedelta(days=RECORD_HORIZON_DAYS)
         regimens = {r.patient_id: r for r in await session.scalars(select(Regimen).where(Regimen.patient_id.in_(ids)))}
+        # Back to the first dose at the current level at least: the stable rule reads every count since
+        # then, and luspatercept's transfusion burden every transfusion since then (RULES.md 1, 2, 4).
+        starts = [r.since for r in regimens.values() if r.since is not None]
+        horizon = min([today - dt.timedelta(days=RECORD_HORIZON_DAYS), *starts])
         labs: dict[int, list[LabRecord]] = {}
         for lab in await session.scalars(
             select(Lab).where(Lab.patient_id.in_(ids), Lab.date >= horizon).order_by(Lab.date, Lab.id)
