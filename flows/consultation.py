@@ -443,7 +443,8 @@ class Conversation:
         self.outcome.effects.append(ScheduleReminders(label, self.chat.request, self.chat.response, at))
         self.chat.reminders_set = True
         lab = reminder_words.lab_words(self.chat.response)
-        summary = reminder_words.plan_summary(label, self.planned(at), at, self.zone_for_reminders, lab)
+        dose = reminder_words.dose_instruction(self.drug, self.chat.response)
+        summary = reminder_words.plan_summary(label, self.planned(at), at, self.zone_for_reminders, lab, dose)
         self.say(summary, (self.result_row(),))
         self.fire("leave_reminders")
 

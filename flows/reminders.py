@@ -123,12 +123,10 @@ def follow_up_button(drug: str, label: str) -> Button:
     return Button(f"Enter today's {result_words(drug)}", f"fu:{label}")
 
 
-def plan_summary(label: str, planned: list[PlannedReminder], at: dt.time, zone: str, lab: str, dose: str = "") -> str:
+def plan_summary(label: str, planned: list[PlannedReminder], at: dt.time, zone: str, lab: str, dose: str) -> str:
     """What was set up, day by day (up to the first few); `dose`: the decided administration
     instruction (`dose_instruction`), shown whole when given (RULES.md 6a)."""
     lines = [f"Reminders set for {label} at {at:%H:%M} ({zone}):"]
-    if dose:
-        lines[0] += f"\nDose: {_end(dose)}"
     words = {"dose": "dose", "heads_up": "heads-up: dose tomorrow", "lab": lab}
     for item in planned[:8]:
         what = words[item.kind]
@@ -137,6 +135,10 @@ def plan_summary(label: str, planned: list[PlannedReminder], at: dt.time, zone: 
         lines.append(f"• {_day(item.on)}: {what}")
     if len(planned) > 8:
         lines.append(f"• … and {len(planned) - 8} more")
+    if dose:
+        # RULES.md 6a: a dose that waits for a new result is shown only as the last decided one.
+        decided = any(item.kind != "lab" and item.decided for item in planned)
+        lines.append(f"{'Dose as decided' if decided else 'Last decided'}: {_end(dose)}")
     lines.append(
         "Each dose reminder has Taken / Skip / Snooze buttons; one not confirmed is sent again once. "
         "/reminders lists them (pause, change the time, stop)."

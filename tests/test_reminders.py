@@ -820,10 +820,16 @@ def test_the_plan_marks_the_decided_dose_and_the_summary_says_which_ask_for_the_
     summary = plan_summary("RX-1", awaiting, dt.time(9, 0), "UTC", "platelet count", "288 mcg (4 mcg/kg) = 0.58 mL")
     assert summary.splitlines()[:5] == [
         "Reminders set for RX-1 at 09:00 (UTC):",
-        "Dose: 288 mcg (4 mcg/kg) = 0.58 mL.",
         "• Sat 2026-11-28: heads-up: dose tomorrow (the reminder asks for the new result first)",
         "• Sun 2026-11-29: platelet count",
         "• Sun 2026-11-29: dose (the reminder asks for the new result first)",
+        "Last decided: 288 mcg (4 mcg/kg) = 0.58 mL.",
+    ]
+    summary = plan_summary("RX-1", on_time, dt.time(9, 0), "UTC", "platelet count", "288 mcg (4 mcg/kg) = 0.58 mL")
+    assert summary.splitlines()[1:4] == [
+        "• Sun 2026-11-22: dose",
+        "• Sun 2026-11-29: platelet count",
+        "Dose as decided: 288 mcg (4 mcg/kg) = 0.58 mL.",
     ]
     hetrombopag_plan = plan(
         "hetrombopag", recommend(DoseRequest.model_validate(hetrombopag())), dt.datetime(2026, 11, 22, 22), dt.time(8)

@@ -310,8 +310,8 @@ def test_hash_n_is_a_button_in_every_question(tmp_path: Path):
 
 def test_a_consultation_typed_by_labels_gives_the_same_card_as_by_numbers(tmp_path: Path):
     by_labels = (
-        "/new\nRomiplostim\nUS label\nRX-12\n72\nAdult (18 or over)\nToday\nOn treatment\n3\n2026-11-01\n2026-11-15\n32\n"
-        "yesterday\n✅ Get recommendation\nSave to patient\n"
+        "/new\nRomiplostim\nUS label\nRX-12\n72\nAdult (18 or over)\nToday\nOn treatment\n3\n2026-11-01\n"
+        "2026-11-15\n32\nyesterday\n✅ Get recommendation\nSave to patient\n"
     )
     (tmp_path / "labels").mkdir()
     (tmp_path / "numbers").mkdir()
