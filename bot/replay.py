@@ -296,8 +296,27 @@ def duration(text: str) -> dt.timedelta:
     return dt.timedelta(days=days, hours=hours, minutes=minutes)
 
 
+class _StrictLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
+    """YAML keeps the last of two equal keys silently: a second `expect:` in a step would drop the
+    first one's checks without a word, so a dialogue with a repeated key is refused."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise ValueError(f"line {key_node.start_mark.line + 1}: the key {key!r} is given twice")
+        seen.add(key)
+    mapping: dict[Any, Any] = loader.construct_mapping(node)
+    return mapping
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
 def load(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(path.read_text())
+    data: dict[str, Any] = yaml.load(path.read_text(), Loader=_StrictLoader)
     data.setdefault("title", path.stem)
     return data
 

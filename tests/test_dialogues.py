@@ -151,3 +151,11 @@ async def test_show_prints_each_exchange(tmp_path: Path) -> None:
     assert shown[3].startswith("       [Romiplostim] [Hetrombopag]")
     assert "[14] user 1001: [✅ Get recommendation]" in shown
     assert "       [Save to patient] [Why?] [New consultation]" in shown
+
+
+def test_a_dialogue_with_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    """A second `expect:` in one step would silently replace the first one's checks."""
+    path = tmp_path / "twice.yaml"
+    path.write_text("steps:\n  - send: /start\n    expect: {contains: Welcome}\n    expect: {replies: 9}\n")
+    with pytest.raises(ValueError, match="line 4: the key 'expect' is given twice"):
+        load(path)
