@@ -4,7 +4,7 @@ The clinician reads the question now open (`chat.state`, the step's name in flow
 answers it from a `Case`: the contract request, the patient's record if this is a follow-up, and which
 results are entered at this visit. A button is "pressed" by typing its label (the chat must accept every
 button by its label); values and dates are typed. It answers only what is asked, as asked: for a list
-("transfusions in the last 12 weeks") it gives the entries in the window the question names.
+("red-cell transfusions from <date> to today") it gives the entries in the period the question names.
 
 `ANSWERS` is a dispatch table keyed by step name: a new step needs one entry. A step with no entry
 fails with a message naming it; so does an answer the chat refuses (no progress) and a confirmation
@@ -22,6 +22,7 @@ from typing import Any
 
 from core.numbers import fmt
 from core.registry import rules_for
+from core.units import UNITS_BY_TEST
 from flows.consultation import _plain as plain_label  # how the chat reads a typed label
 from flows.consultation import handle
 from flows.replies import Button, Env, PatientSummary, Reply, UserInput
@@ -32,7 +33,9 @@ Request = dict[str, Any]
 # Typed units, as a clinician writes them (the contract's unit -> the text after the number).
 TYPED_UNIT = {"10^9/L": "", "10^3/uL": " 10^3/uL", "G/L": " G/L", "/uL": "/uL", "g/dL": "", "g/L": " g/L"}
 TYPED_UNIT |= {"mmol/L": " mmol/L"}
-CONFIRMABLE = ("unusual", "not a level", "outside the label")  # the prompts the clinician says yes to
+# The prompts the clinician says yes to: unusual values, doses outside the label, a result 8+ days old
+# ("That count is 9 days old ... Use it anyway"), a status the record contradicts ("The record shows ...").
+CONFIRMABLE = ("unusual", "not a level", "outside the label", "days old", "The record shows")
 MAX_MESSAGES = 120
 
 
@@ -236,14 +239,62 @@ def _lab_date(q: Question) -> str:
     return q.date(dt.date.fromisoformat(q.case.latest["date"]))
 
 
+def in_deciding_unit(lab: Request) -> Decimal:
+    return Decimal(str(lab["value"])) * UNITS_BY_TEST[lab["test"]][lab["unit"]]
+
+
+def lowest_before(case: Case) -> Request | None:
+    """Luspatercept: "the lowest haemoglobin from the 3 weeks before the latest with no transfusion after it"
+    (a transfusion dated from that result's day to the day before the latest), from the request's results."""
+    assert case.latest is not None
+    latest = dt.date.fromisoformat(case.latest["date"])
+    given = [dt.date.fromisoformat(t["date"]) for t in case.request.get("transfusions") or []]
+    found = [
+        lab
+        for lab in case.request.get("labs") or []
+        if lab["test"] == "hemoglobin"
+        and latest - dt.timedelta(days=21) <= (day := dt.date.fromisoformat(lab["date"])) < latest
+        and not any(day <= t < latest for t in given)
+    ]
+    return min(found, key=in_deciding_unit, default=None)
+
+
+def _earlier(case: Case) -> Request | None:
+    return lowest_before(case) if case.request["drug"] == "luspatercept" else case.earlier
+
+
 def _previous_value(q: Question) -> str:
-    earlier = q.case.earlier
+    earlier = _earlier(q.case)
     return q.press("v:skip") if earlier is None else typed_lab(earlier)
 
 
 def _previous_date(q: Question) -> str:
-    assert q.case.earlier is not None
-    return q.date(dt.date.fromisoformat(q.case.earlier["date"]))
+    earlier = _earlier(q.case)
+    assert earlier is not None
+    return q.date(dt.date.fromisoformat(earlier["date"]))
+
+
+def _counts(q: Question) -> str:
+    """Every count of the request dated from `since` to today that the chat does not list yet, one per
+    message, then Done. The listed ones are the chat's: the record's, those added, the earlier and latest."""
+    answers = q.chat.answers
+    since = answers.dose_since
+    assert since is not None
+    entered = [(answers.previous_date, answers.previous_value, answers.previous_unit)]
+    entered.append((answers.lab_date, answers.lab_value, answers.lab_unit))
+    listed = [
+        (day, value * UNITS_BY_TEST["platelets"][unit])
+        for day, value, unit in [*((lab.date, lab.value, lab.unit) for lab in answers.history_labs), *entered]
+        + [(lab.date, lab.value, lab.unit) for lab in answers.added_labs]
+        if day is not None and value is not None and unit is not None
+    ]
+    for lab in q.case.request.get("labs") or []:
+        day = dt.date.fromisoformat(lab["date"])
+        if lab["test"] != "platelets" or not since <= day <= q.env.today:
+            continue
+        if (day, in_deciding_unit(lab)) not in listed:
+            return f"{day.isoformat()} {typed_lab(lab)}"
+    return q.press("v:done")
 
 
 def asked_from(question: str, today: dt.date) -> dt.date | None:
@@ -305,6 +356,7 @@ ANSWERS: dict[str, Callable[[Question], str]] = {
     "lab_date": _lab_date,
     "previous_value": _previous_value,
     "previous_date": _previous_date,
+    "counts": _counts,
     "transfusions": _transfusions,
     "baseline": _baseline,
     "adverse": _adverse,

@@ -685,7 +685,8 @@ def test_the_terminal_chat_by_button_labels(drug: str, tmp_path: Path) -> None:
     assert card.text in done.stdout
 
 
-# --- disagreements found: each a minimal case the chat gets wrong (for the flow helpers) ----------------
+# --- disagreements found earlier (now fixed by the flow: each asserts the chat gives the core's decision),
+# and the ones still open (strict xfail, a minimal case the chat gets wrong) ------------------------------
 
 
 def _decisions(case: Case) -> tuple[Request, Request]:
@@ -703,17 +704,10 @@ ROMIPLOSTIM_SINCE_OCTOBER: Request = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect 'Monthly monitoring from one count': the chat asks only the latest count, the stable "
-    "rule reads every count since `since`",
-)
-def test_known_defect_counts_since_since() -> None:
-    """Romiplostim 3 mcg/kg since 2026-10-01, counts since then. The chat asks for the latest only (120, or
-    130): with a count of 260 on 2026-11-05 the core checks weekly (2026-11-29), the chat monthly (2026-12-20);
-    with three more counts in range, ruleset v1.1 (stable needs 3 counts) checks monthly, the chat weekly.
-    Both are asserted, so this fails under the v1 and the v1.1 core alike until the chat collects the counts.
-    """
+def test_fixed_counts_since_since() -> None:
+    """Was "Monthly monitoring from one count". Romiplostim 3 mcg/kg since 2026-10-01: with a count of 260 on
+    2026-11-05 the core checks weekly (2026-11-29); with three more counts in range, monthly (2026-12-20). The
+    chat now asks for every count since `since` (step `counts`), so it checks as the core does in both."""
     out_of_range = ROMIPLOSTIM_SINCE_OCTOBER | {"labs": [_platelets(260, "2026-11-05"), _platelets(120, "2026-11-21")]}
     in_range = ROMIPLOSTIM_SINCE_OCTOBER | {
         "labs": [
@@ -722,18 +716,18 @@ def test_known_defect_counts_since_since() -> None:
         + [_platelets(130, "2026-11-21")]
     }
     for request in (out_of_range, in_range):
-        chat, core = _decisions(Case(request, latest=request["labs"][-1]))
-        assert chat == core
+        transcript = consult(Case(request, latest=request["labs"][-1]))
+        assert decision(transcript.response) == decision(core_response(request))
+        assert canonical(transcript.request) == canonical(request)
+    monitoring = [decision(core_response(r))["next_monitoring"]["date"] for r in (out_of_range, in_range)]
+    assert monitoring == ["2026-11-29", "2026-12-20"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect 'Transfusions collected for 12 weeks only': transfusions since `since` decide the increase",
-)
-def test_known_defect_transfusions_since_since() -> None:
-    """Luspatercept beta-thalassaemia 1 mg/kg since 2026-06-07, baseline 8 units/12 weeks, 3 units every
-    4 weeks. Asked for the last 12 weeks the clinician gives 3 of the 6 transfusions: the chat says CONTINUE
-    (4.5 units/12 weeks, below the baseline), the core INCREASE to 1.25 mg/kg (9 units/12 weeks)."""
+def test_fixed_transfusions_since_since() -> None:
+    """Was "Transfusions collected for 12 weeks only". Luspatercept beta-thalassaemia 1 mg/kg since
+    2026-06-07, baseline 8 units/12 weeks, 3 units every 4 weeks. Asked for the last 12 weeks the clinician
+    gave 3 of the 6 transfusions and the chat said CONTINUE; asked from `since` it gives all 6, and the chat
+    says INCREASE to 1.25 mg/kg (9 units/12 weeks), as the core does."""
     days_given = ("2026-06-14", "2026-07-12", "2026-08-09", "2026-09-06", "2026-10-04", "2026-11-01")
     request: Request = {
         "drug": "luspatercept",
@@ -747,18 +741,15 @@ def test_known_defect_transfusions_since_since() -> None:
         "baseline_rbc_units_per_12_weeks": 8,
     }
     chat, core = _decisions(Case(request, latest=request["labs"][-1]))
-    assert (chat["action"], core["action"]) == ("continue", "increase")  # what it does today
+    assert (chat["action"], chat["dose"]) == ("increase", core["dose"])
     assert chat == core
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the chat asks one haemoglobin from the 3 weeks before; luspatercept.hb_rise reads every one of them",
-)
-def test_known_defect_one_earlier_haemoglobin() -> None:
-    """Luspatercept beta-thalassaemia 1 mg/kg, Hb 10.5 on 2026-11-21, 9.5 on 2026-11-14 and 8.0 on 2026-11-03,
-    no transfusions. Asked for "a haemoglobin from the 3 weeks before" the clinician gives the most recent
-    (9.5): the chat says CONTINUE; the core finds the rise of 2.5 from 8.0 and says REDUCE to 0.8 mg/kg."""
+def test_fixed_one_earlier_haemoglobin() -> None:
+    """Was "one earlier haemoglobin". Luspatercept beta-thalassaemia 1 mg/kg, Hb 10.5 on 2026-11-21, 9.5 on
+    2026-11-14 and 8.0 on 2026-11-03, no transfusions. Asked for "a haemoglobin from the 3 weeks before" the
+    clinician gave the most recent (9.5) and the chat said CONTINUE; asked for the lowest with no transfusion
+    after it, the clinician gives 8.0 and the chat, like the core, finds the rise of 2.5: REDUCE to 0.8 mg/kg."""
     labs = [_hemoglobin(8.0, "2026-11-03"), _hemoglobin(9.5, "2026-11-14"), _hemoglobin(10.5, "2026-11-21")]
     request: Request = {
         "drug": "luspatercept",
@@ -776,8 +767,10 @@ def test_known_defect_one_earlier_haemoglobin() -> None:
         "labs": labs,
         "baseline_rbc_units_per_12_weeks": 6,
     }
-    chat, core = _decisions(Case(request, latest=labs[-1], earlier=labs[1]))
-    assert (chat["action"], core["action"]) == ("continue", "decrease")
+    transcript = consult(Case(request, latest=labs[-1]))
+    assert transcript.typed[transcript.typed.index("10.5") + 2] == "8"  # the lowest, not the most recent
+    chat, core = decision(transcript.response), decision(core_response(request))
+    assert (chat["action"], chat["rule"]) == ("decrease", "luspatercept.hb_rise")
     assert chat == core
 
 
@@ -805,15 +798,11 @@ def test_known_defect_pre_procedure_count_lost() -> None:
     assert chat == core
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a follow-up sends the record's results of the last 120 days only; the stable rule reads every count "
-    "since `since`",
-)
-def test_known_defect_record_counts_older_than_120_days() -> None:
-    """Romiplostim follow-up, 3 mcg/kg since 2026-06-01; the record holds 250 on 2026-07-01, 120 and 110 in the
-    last month; today 100. The chat leaves out the count of 250 (144 days old) and checks monthly (2026-12-20);
-    the core, with it, weekly (2026-11-29) - under ruleset v1 and v1.1 alike."""
+def test_fixed_record_counts_older_than_120_days() -> None:
+    """Was "record counts older than 120 days". Romiplostim follow-up, 3 mcg/kg since 2026-06-01; the record
+    holds 250 on 2026-07-01, 120 and 110 in the last month; today 100. The chat left out the count of 250
+    (144 days old) and checked monthly; it now sends every recorded count since `since` and checks weekly
+    (2026-11-29), as the core does."""
     labs = [
         _platelets(250, "2026-07-01"),
         _platelets(120, "2026-10-25"),
@@ -841,6 +830,7 @@ def test_known_defect_record_counts_older_than_120_days() -> None:
         ),
     )
     chat, core = _decisions(Case(request, record=record, latest=labs[-1]))
+    assert chat["next_monitoring"]["date"] == "2026-11-29"
     assert chat == core
 
 
