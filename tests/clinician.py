@@ -47,14 +47,14 @@ class ClinicianStuckError(AssertionError):
 class Case:
     """What the clinician knows: the request, the record (follow-up) and the results entered today.
 
-    `request["labs"]` is the record's deciding results (oldest first), then `earlier`, then `latest`:
-    the order the chat sends them in.
+    `request["labs"]` holds the deciding results in date order, `latest` last. The record holds some of the
+    others (a follow-up); the clinician types the rest when the chat asks for them (an earlier result, the
+    counts since `since`).
     """
 
     request: Request
     record: PatientSummary | None = None
     latest: Request | None = None  # the latest deciding result, typed at this visit
-    earlier: Request | None = None  # an earlier one, typed only when the chat asks for it
     label: str = "RX-7"
     prefer_buttons: bool = True  # press "Keep 3 mg" / "Today" where a button says the answer
 
@@ -198,9 +198,10 @@ def _status(q: Question) -> str:
     dose = q.case.dose
     if dose is None:
         return q.press("v:new")
-    if q.case.record is not None and q.label_of("v:same") is not None:
+    record, held = q.case.record, bool(q.case.request.get("on_hold"))
+    if record is not None and q.label_of("v:same") is not None and record.on_hold == held:
         return q.press("v:same")  # "As saved: on 3 mcg/kg since ..."
-    return q.press("v:held" if q.case.request.get("on_hold") else "v:on")
+    return q.press("v:held" if held else "v:on")  # the record contradicts it: "The record shows ..." confirmed
 
 
 def _dose_amount(q: Question) -> str:
@@ -243,33 +244,43 @@ def in_deciding_unit(lab: Request) -> Decimal:
     return Decimal(str(lab["value"])) * UNITS_BY_TEST[lab["test"]][lab["unit"]]
 
 
-def lowest_before(case: Case) -> Request | None:
-    """Luspatercept: "the lowest haemoglobin from the 3 weeks before the latest with no transfusion after it"
-    (a transfusion dated from that result's day to the day before the latest), from the request's results."""
+def _results(case: Case, test: str) -> list[tuple[dt.date, Request]]:
+    return [(dt.date.fromisoformat(lab["date"]), lab) for lab in case.request.get("labs") or [] if lab["test"] == test]
+
+
+def earlier_result(case: Case) -> Request | None:
+    """The earlier result the chat asks for, read from the request as the question words it:
+    romiplostim "the previous week's platelet count (taken <latest - 10> to <latest - 4>)": the latest of them;
+    luspatercept "the lowest haemoglobin from the 3 weeks before ... with no transfusion after it" (none dated
+    from that result's day to the day before the latest); lusutrombopag "the platelet count from before the
+    course (on or before day 1, <since>)": the latest of them."""
     assert case.latest is not None
     latest = dt.date.fromisoformat(case.latest["date"])
-    given = [dt.date.fromisoformat(t["date"]) for t in case.request.get("transfusions") or []]
-    found = [
-        lab
-        for lab in case.request.get("labs") or []
-        if lab["test"] == "hemoglobin"
-        and latest - dt.timedelta(days=21) <= (day := dt.date.fromisoformat(lab["date"])) < latest
-        and not any(day <= t < latest for t in given)
-    ]
-    return min(found, key=in_deciding_unit, default=None)
-
-
-def _earlier(case: Case) -> Request | None:
-    return lowest_before(case) if case.request["drug"] == "luspatercept" else case.earlier
+    drug = case.request["drug"]
+    if drug == "luspatercept":
+        given = [dt.date.fromisoformat(t["date"]) for t in case.request.get("transfusions") or []]
+        found = [
+            lab
+            for day, lab in _results(case, "hemoglobin")
+            if latest - dt.timedelta(days=21) <= day < latest and not any(day <= t < latest for t in given)
+        ]
+        return min(found, key=in_deciding_unit, default=None)
+    if drug == "romiplostim":
+        first, last = latest - dt.timedelta(days=10), latest - dt.timedelta(days=4)
+    else:
+        assert case.dose is not None
+        first, last = dt.date.min, dt.date.fromisoformat(case.dose["since"])
+    dated = [(day, lab) for day, lab in _results(case, "platelets") if first <= day <= last]
+    return dated[-1][1] if dated else None  # listed in date order
 
 
 def _previous_value(q: Question) -> str:
-    earlier = _earlier(q.case)
+    earlier = earlier_result(q.case)
     return q.press("v:skip") if earlier is None else typed_lab(earlier)
 
 
 def _previous_date(q: Question) -> str:
-    earlier = _earlier(q.case)
+    earlier = earlier_result(q.case)
     assert earlier is not None
     return q.date(dt.date.fromisoformat(earlier["date"]))
 
@@ -280,12 +291,12 @@ def _counts(q: Question) -> str:
     answers = q.chat.answers
     since = answers.dose_since
     assert since is not None
-    entered = [(answers.previous_date, answers.previous_value, answers.previous_unit)]
-    entered.append((answers.lab_date, answers.lab_value, answers.lab_unit))
+    shown = [(lab.date, lab.value, lab.unit) for lab in [*answers.history_labs, *answers.added_labs]]
+    shown += [(answers.previous_date, answers.previous_value, answers.previous_unit)]
+    shown += [(answers.lab_date, answers.lab_value, answers.lab_unit)]
     listed = [
         (day, value * UNITS_BY_TEST["platelets"][unit])
-        for day, value, unit in [*((lab.date, lab.value, lab.unit) for lab in answers.history_labs), *entered]
-        + [(lab.date, lab.value, lab.unit) for lab in answers.added_labs]
+        for day, value, unit in shown
         if day is not None and value is not None and unit is not None
     ]
     for lab in q.case.request.get("labs") or []:
@@ -371,6 +382,7 @@ class Transcript:
     chat: ChatState
     typed: list[str] = field(default_factory=list)  # what the clinician sent, /new first
     texts: list[str] = field(default_factory=list)  # every reply's text
+    steps: list[str] = field(default_factory=list)  # the step each typed answer replied to
 
     @property
     def request(self) -> Request:
@@ -408,6 +420,7 @@ def consult(case: Case) -> Transcript:
             raise ClinicianStuckError(f"no recommendation after {MAX_MESSAGES} messages: {transcript.typed}")
         asked = next((r for r in reversed(outcome.replies) if r.buttons), outcome.replies[-1])
         typed = answer(Question(chat, asked, env, case))
+        transcript.steps.append(chat.state)
         before = chat
         chat, outcome = handle(chat, UserInput(text=typed), env)
         transcript.typed.append(typed)

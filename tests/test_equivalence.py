@@ -10,26 +10,26 @@ and rationale texts, sources, ruleset). Texts are left out of the decision becau
 the chat sends differently without changing what to do.
 
 Generated: only requests the chat can express, for every drug, indication and region, a new patient or a
-follow-up whose record (env.patients) holds the earlier results, the regimen and the transfusions. The chat
-asks for: the latest deciding result; an earlier one where the rules read it (romiplostim: the count 4 to 10
-days before, when the latest is between the reduce and hold thresholds; luspatercept: a haemoglobin in the
-21 days before; lusutrombopag JP: the pre-course baseline once day 5 is reached); transfusions (luspatercept
-on treatment); the baseline burden (luspatercept at the levels whose rules read it); the adverse reaction
+follow-up whose record (env.patients) holds the earlier results (back to `since` and beyond), the regimen
+(now and then out of date: on hold there and not now, or the reverse, which the chat confirms) and the
+transfusions. The clinician answers each question from the request, as the question words it: the latest
+deciding result (a stale one is confirmed, "Use it anyway"); the earlier one where asked (romiplostim: the
+latest count 4 to 10 days before; luspatercept: the lowest haemoglobin of the 21 days before with no
+transfusion after it; lusutrombopag JP: the latest count on or before day 1); the counts since `since` not
+listed yet (romiplostim, hetrombopag, step `counts`, then Done); the transfusions from the date the question
+names (`since`, or 3 weeks before the haemoglobin if earlier); the baseline burden; the adverse reaction
 (luspatercept: none, grade 1-2 sent as 2, grade 3+, grade 3+ hypersensitivity); Child-Pugh and the procedure
-date (lusutrombopag, today or later); weight (romiplostim, luspatercept), age (romiplostim: a number or
-adult) and the weighing date (romiplostim children); the dose, since, last given, doses at the level
+date (lusutrombopag, today or later); weight, age (romiplostim: a number or adult) and the weighing date
+(after every typed weight: a date or "Not known"); the dose, since, last given, doses at the level
 (romiplostim at 10 mcg/kg, luspatercept: a number no larger than the dates allow, or estimated); on hold.
+A new patient's results the chat does not ask for (counts before `since`, transfusions before the period)
+stay in the generated request: the chat claims the rules do not read them, and the decision is compared.
 So the generator leaves out: results of the other test, two results on one date, a lab listed out of date
 order, the region left to its default (the chat always sends it), a past procedure date, doses_at_level where
-it is not asked, and the cases of five chat defects, each shown by a strict xfail example below and marked
-"known defect" where the generator avoids it:
-- transfusions typed at a visit are within the last 12 weeks (test_known_defect_transfusions_since_since);
-- no count since `since` other than the ones asked (test_known_defect_counts_since_since);
-- at most one haemoglobin in the 3 weeks before the latest (test_known_defect_one_earlier_haemoglobin);
-- a lusutrombopag course has only its latest count and the JP baseline (test_known_defect_pre_procedure_count_lost);
-- a follow-up's record results are at most 120 days old (test_known_defect_record_counts_older_than_120_days).
-A new patient's weight is dated today, as the chat records it (issue 9: "Invented weighing date"; no decision
-reads an adult's weighing date).
+it is not asked, and one chat defect, shown by a strict xfail example below and avoided by the generator:
+- a lusutrombopag course has only its latest count and the JP baseline (test_known_defect_pre_procedure_count_lost).
+Four earlier defects are fixed by the flow and their examples now pass (test_fixed_*): transfusions from
+`since`, the counts since `since`, the lowest earlier haemoglobin, record counts older than 120 days.
 
 Scenarios per drug aim at each action (explicit strategies per outcome); `test_every_action_is_reached` finds
 each action of each drug in the generator and runs the chat on it, and the property test reports the mix with
@@ -67,9 +67,6 @@ DOSING_UNIT = {"romiplostim": "mcg/kg", "hetrombopag": "mg", "lusutrombopag": "m
 INTERVAL = {"romiplostim": 7, "hetrombopag": 1, "lusutrombopag": 1, "luspatercept": 21}
 DECIDING = {"romiplostim": "platelets", "hetrombopag": "platelets", "lusutrombopag": "platelets"}
 DECIDING |= {"luspatercept": "hemoglobin"}
-# known defect: the chat sends the record's results of the last 120 days only (flows/steps.py _prefill)
-HISTORY_DAYS = 120
-TRANSFUSION_WEEKS = 12  # known defect "Transfusions collected for 12 weeks only": the chat asks for these
 
 # The actions each drug's rules can give (RULES.md 1-4).
 ACTIONS = {
@@ -79,13 +76,13 @@ ACTIONS = {
     "luspatercept": ("start", "continue", "increase", "decrease", "hold", "resume", "discontinue", "refer"),
 }
 SCENARIOS = {
-    "romiplostim": ("start", "increase", "max_dose", "reduce", "continue", "hold", "held", "refer"),
-    "hetrombopag": ("start", "increase", "wait", "max_dose", "reduce", "continue", "hold", "held", "refer"),
+    "romiplostim": ("start", "increase", "max_dose", "reduce", "continue", "stable", "hold", "held", "refer"),
+    "hetrombopag": ("start", "increase", "wait", "max_dose", "reduce", "continue", "stable", "hold", "held", "refer"),
     "lusutrombopag": ("start", "not_low", "too_late", "child_pugh_c", "stale", "course", "jp_stop", "complete"),
     "luspatercept": ("start", "hb_high", "rise", "increase", "no_response", "continue", "held", "adverse", "refer"),
 }
 SETTINGS = settings(
-    max_examples=20,
+    max_examples=30,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -116,8 +113,9 @@ class Draft:
     doses_at_level: int | None = None
     latest: tuple[dt.date, Decimal] | None = None
     earlier: tuple[dt.date, Decimal] | None = None
-    history: list[tuple[dt.date, Decimal]] = field(default_factory=list)  # the record's results
-    transfusions: list[tuple[dt.date, Decimal]] = field(default_factory=list)  # typed at this visit
+    # The other results: on the record (follow-up), or typed when the chat asks for them (new patient).
+    history: list[tuple[dt.date, Decimal]] = field(default_factory=list)
+    transfusions: list[tuple[dt.date, Decimal]] = field(default_factory=list)  # typed when asked
     recorded_transfusions: list[tuple[dt.date, Decimal]] = field(default_factory=list)
     baseline: Decimal | None = None
     procedure_date: dt.date | None = None
@@ -166,14 +164,14 @@ def fresh(draw: st.DrawFn, draft: Draft, value: st.SearchStrategy[Decimal], stal
 
 @st.composite
 def series(draw: st.DrawFn, draft: Draft, value: st.SearchStrategy[Decimal], step: int = 7) -> None:
-    """A follow-up's record: up to 4 earlier results a week (or `step` days) apart before the latest."""
-    if not draft.follow_up or draft.latest is None:
+    """Up to 5 earlier results a week (or `step` days) apart before the latest, now and then months apart
+    (a record reaches back to `since` however long ago): on the record of a follow-up, typed when the chat
+    asks for them for a new patient."""
+    if draft.latest is None:
         return
     day = draft.latest[0]
-    for _ in range(draw(st.integers(0, 4))):
-        day -= days(draw(st.sampled_from([step, step, step - 1, step + 2])))
-        if day < draft.as_of - days(HISTORY_DAYS):
-            break
+    for _ in range(draw(st.integers(0, 5))):
+        day -= days(draw(st.sampled_from([step, step, step - 1, step + 2, 8 * step])))
         draft.history.insert(0, (day, draw(value)))
 
 
@@ -215,12 +213,15 @@ def romiplostim_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
             draft.amount = draw(st.sampled_from([D("0.5"), D("0.99"), D("10.01"), D(11), D(20)]))
             status = draw(st.sampled_from(["on", "held"]))
         since_days = weighted((2, st.integers(0, 35)), (2, st.integers(21, 70)), (1, st.integers(0, 200)))
+        if scenario == "stable":
+            since_days = weighted((3, st.integers(28, 70)), (1, st.integers(71, 300)))
         draw(regimen(draft, since_days, status))
     band = {
         "increase": bands["low"],
         "max_dose": bands["low"],
         "reduce": bands["high"],
         "continue": bands["mid"],
+        "stable": bands["mid"],
         "hold": bands["over"],
     }.get(scenario, any_band(bands))
     fresh(draw, draft, band, stale=kind == "stale")
@@ -230,7 +231,9 @@ def romiplostim_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
             draft.latest[0] - days(draw(st.integers(4, 10))),
             draw(weighted((3, bands["high"]), (1, bands["mid"]))),
         )
-    draw(series(draft, weighted((3, bands["mid"]), (1, any_band(bands)))))
+    # "stable" (monthly monitoring): mostly counts in range since `since`, 0 to 5 of them besides the latest
+    mostly_in_range = weighted((3 if scenario != "stable" else 8, bands["mid"]), (1, any_band(bands)))
+    draw(series(draft, mostly_in_range))
 
 
 @st.composite
@@ -253,6 +256,7 @@ def hetrombopag_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
         since_days = {
             "wait": st.integers(0, 13),
             "continue": weighted((1, st.integers(0, 27)), (2, st.integers(28, 90))),
+            "stable": weighted((3, st.integers(28, 70)), (1, st.integers(71, 300))),
         }.get(scenario, weighted((3, st.integers(14, 60)), (1, st.integers(0, 200))))
         draw(regimen(draft, since_days, status))
     band = {
@@ -261,12 +265,15 @@ def hetrombopag_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
         "wait": st.sampled_from([bands["low"], bands["high"]]).flatmap(lambda b: b),
         "reduce": bands["high"],
         "continue": bands["mid"],
+        "stable": bands["mid"],
         "hold": bands["over"],
     }.get(scenario, any_band(bands))
     if kind == "start":
         band = bands["over"]
     fresh(draw, draft, band, stale=kind == "stale")
-    draw(series(draft, weighted((3, bands["mid"]), (1, any_band(bands)))))
+    # "stable" (monthly monitoring): mostly counts in range since `since`, 0 to 5 of them besides the latest
+    mostly_in_range = weighted((3 if scenario != "stable" else 8, bands["mid"]), (1, any_band(bands)))
+    draw(series(draft, mostly_in_range))
 
 
 @st.composite
@@ -303,8 +310,8 @@ def lusutrombopag_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
     draft.procedure_date = max(
         draft.as_of, draft.since + days(draw(weighted((3, st.integers(8, 14)), (1, st.integers(3, 20)))))
     )
-    # The latest count is optional once started; known defect: the chat asks no other count of the course
-    # (but the JP baseline), so none is drawn.
+    # The latest count is optional once started. Known defect: the chat asks no other count of the course
+    # (but the JP baseline), so none is drawn (test_known_defect_pre_procedure_count_lost).
     if scenario == "jp_stop" or not draw(sometimes(3)):
         first = max(draft.since - days(2), draft.as_of - days(9))
         day = draft.as_of - days(draw(st.integers(0, (draft.as_of - first).days)))
@@ -313,10 +320,7 @@ def lusutrombopag_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
         draft.latest = (day, draw(between(50 if scenario == "jp_stop" else 30, 90)))
         baseline = (draft.since - days(draw(st.integers(0, 3))), draw(between(10, "49.9")))
         if draft.latest[0] > baseline[0]:
-            if draft.follow_up:
-                draft.history = [baseline]
-            else:
-                draft.earlier = baseline
+            draft.history = [baseline]
 
 
 @st.composite
@@ -357,24 +361,27 @@ def luspatercept_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
     assert draft.latest is not None
     if status == "on":
         day = draft.latest[0]
-        # known defect: the chat asks one earlier haemoglobin, so at most one is drawn
+        # Haemoglobins in the 3 weeks before the latest (the chat asks for the lowest with no transfusion
+        # after it; luspatercept.hb_rise reads them all); "rise" makes one of them more than 2 below it.
         if scenario == "rise" or draw(sometimes(4)):
-            rise = draw(between("2.01", 4, 2)) if scenario == "rise" else draw(between(-2, 3, 2))
-            draft.earlier = (day - days(draw(st.integers(1, 21))), max(D(4), draft.latest[1] - rise))
-        # known defect "Transfusions collected for 12 weeks only": the transfusions typed at this visit are
-        # the ones the chat asks for (the last 12 weeks, avoiding its first day).
+            rises = [draw(between("2.01", 4, 2))] if scenario == "rise" else []
+            rises += draw(st.lists(between(-2, 3, 2), min_size=0 if rises else 1, max_size=3))
+            back = draw(st.lists(st.integers(1, 21), min_size=len(rises), max_size=len(rises), unique=True))
+            draft.history += [
+                (day - days(n), max(D(4), draft.latest[1] - rise)) for n, rise in zip(back, rises, strict=True)
+            ]
+        # Transfusions at any time since the first dose at this level and up to 5 weeks before it (the chat
+        # asks from `since`, or from 3 weeks before the haemoglobin if earlier; the rest are not read).
         quiet = scenario in ("hb_high", "rise")
-        recent = st.tuples(
-            st.integers(0, TRANSFUSION_WEEKS * 7 - 1), weighted((4, st.integers(1, 3).map(D)), (1, st.just(D("1.5"))))
-        )
-        for back, units in draw(st.lists(recent, max_size=0 if quiet else 5)):
+        assert draft.since is not None
+        reach = (draft.as_of - draft.since).days + 35
+        given = st.tuples(st.integers(0, reach), weighted((4, st.integers(1, 3).map(D)), (1, st.just(D("1.5")))))
+        for back, units in draw(st.lists(given, max_size=0 if quiet else 5)):
             draft.transfusions.append((draft.as_of - days(back), units))
         if scenario in ("increase", "no_response") and not draw(sometimes(4)):
-            assert draft.since is not None
             draft.transfusions.append(
                 (draft.since + days(draw(st.integers(0, (draft.as_of - draft.since).days))), D(2))
             )
-            draft.transfusions = [t for t in draft.transfusions if t[0] > draft.as_of - days(TRANSFUSION_WEEKS * 7)]
         asks_baseline = draft.amount in ((D(1), D("1.25")) if draft.indication == "beta_thalassemia" else (D("1.75"),))
         if asks_baseline and not draw(sometimes(5)):
             draft.baseline = draw(weighted((3, st.integers(0, 12).map(D)), (1, between(0, 12))))
@@ -410,24 +417,6 @@ def lab_in_unit(draw: st.DrawFn, test: str, day: dt.date, value: Decimal) -> Req
     return {"test": test, "value": json_num(written), "unit": unit, "date": day.isoformat()}
 
 
-def _earlier_is_asked(draft: Draft) -> bool:
-    """Where the chat asks for an earlier result: where the rules read one for the action.
-
-    Elsewhere an earlier result still reaches the core through the stable-monitoring rule: known defect
-    "Monthly monitoring from one count" (test_known_defect_counts_since_since), so it is left out.
-    """
-    if draft.status != "on" or draft.latest is None:
-        return False
-    day, value = draft.latest
-    if draft.drug == "romiplostim":
-        limits = romiplostim.THRESHOLDS[draft.region]
-        return limits.reduce_above < value <= limits.hold_above
-    if draft.drug == "lusutrombopag":
-        assert draft.since is not None
-        return draft.region == "jp" and day >= draft.since + days(4)
-    return draft.drug == "luspatercept"
-
-
 @st.composite
 def assemble(draw: st.DrawFn, draft: Draft) -> Case:
     drug, test = draft.drug, DECIDING[draft.drug]
@@ -440,11 +429,8 @@ def assemble(draw: st.DrawFn, draft: Draft) -> Case:
     patient = dict(draft.patient)
     weighed: dt.date | None = None
     if "weight_kg" in patient:
-        child = drug == "romiplostim" and patient.get("age_years") is not None and patient["age_years"] < 18
-        if draft.follow_up or child:
-            weighed = draw(st.one_of(st.none(), st.integers(0, 200).map(lambda n: draft.as_of - days(n))))
-        else:  # known defect "Invented weighing date": a typed weight is recorded as weighed today
-            weighed = draft.as_of
+        # Asked after every typed weight (Today, Yesterday, Not known or a date); kept with the record's weight.
+        weighed = draw(st.one_of(st.none(), st.integers(0, 200).map(lambda n: draft.as_of - days(n))))
         if weighed is not None:
             patient["weight_date"] = weighed.isoformat()
     request["patient"] = {key: json_num(v) if isinstance(v, Decimal) else v for key, v in patient.items()}
@@ -463,15 +449,14 @@ def assemble(draw: st.DrawFn, draft: Draft) -> Case:
             dose["doses_at_level"] = draft.doses_at_level
         request["current_dose"] = dose
         request["on_hold"] = draft.status == "held"
-    taken = {entry[0] for entry in (draft.latest, draft.earlier) if entry is not None}
-    dated = {day: value for day, value in draft.history if day not in taken}  # one result a date
+    dated = dict(draft.history)
+    if draft.earlier is not None:
+        dated[draft.earlier[0]] = draft.earlier[1]
+    if draft.latest is not None:
+        dated.pop(draft.latest[0], None)  # one result a date
     history = [draw(lab_in_unit(test, day, value)) for day, value in sorted(dated.items())]
-    earlier = draw(lab_in_unit(test, *draft.earlier)) if draft.earlier and _earlier_is_asked(draft) else None
-    if draft.earlier and draft.follow_up:  # on record, not typed
-        history = sorted([*history, draw(lab_in_unit(test, *draft.earlier))], key=lambda lab: lab["date"])
-        earlier = None
     latest = draw(lab_in_unit(test, *draft.latest)) if draft.latest else None
-    request["labs"] = [*history, *([earlier] if earlier else []), *([latest] if latest else [])]
+    request["labs"] = [*history, *([latest] if latest else [])]
     transfusions = [*draft.recorded_transfusions, *draft.transfusions]
     request["transfusions"] = [{"date": day.isoformat(), "units": json_num(units)} for day, units in transfusions]
     if draft.baseline is not None:
@@ -481,6 +466,8 @@ def assemble(draw: st.DrawFn, draft: Draft) -> Case:
     if draft.adverse is not None:
         request["adverse_reaction"] = draft.adverse
     record = None
+    # Now and then the record is out of date: on hold there, given again since (or the reverse).
+    stale_status = dose is not None and drug != "lusutrombopag" and draw(sometimes(5))
     if draft.follow_up:
         record = PatientSummary(
             label="FU-3",
@@ -494,7 +481,7 @@ def assemble(draw: st.DrawFn, draft: Draft) -> Case:
             dose_since=draft.since if dose else None,
             last_given=draft.last_given if dose else None,
             doses_at_level=draft.doses_at_level,
-            on_hold=draft.status == "held",
+            on_hold=(draft.status == "held") != stale_status,
             labs=tuple(
                 LabRecord(test=lab["test"], value=number(lab["value"]), unit=lab["unit"], date=lab["date"])
                 for lab in history
@@ -503,7 +490,7 @@ def assemble(draw: st.DrawFn, draft: Draft) -> Case:
                 TransfusionRecord(date=day, units=number(units)) for day, units in draft.recorded_transfusions
             ),
         )
-    return Case(request, record, latest, earlier, label="RX-7", prefer_buttons=draw(st.booleans()))
+    return Case(request, record, latest, label="RX-7", prefer_buttons=draw(st.booleans()))
 
 
 @st.composite
@@ -588,6 +575,9 @@ def test_the_chat_reaches_the_core_decision(drug: str, scenario: str, data: st.D
     event(f"{drug}: {'follow-up' if case.record else 'new patient'}")
     same = canonical(transcript.request) == canonical(case.request)
     event("request equal: whole response compared" if same else "request differs: decision compared")
+    if "counts" in transcript.steps:
+        monthly = (expected.get("next_monitoring") or {}).get("date", "") > (case.as_of + days(14)).isoformat()
+        event(f"{drug}: counts since `since` asked, monitoring {'monthly' if monthly else 'weekly'}")
 
 
 @pytest.mark.parametrize(
