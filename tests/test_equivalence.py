@@ -544,17 +544,24 @@ def assert_same_decision(case: Case) -> tuple[Transcript, Request]:
     expected = core_response(case.request)
     transcript = consult(case)
     said = (case.request, transcript.typed)
-    asked = transcript.request.get("labs") or []
-    if len(asked) < len(case.request.get("labs") or []):
-        # The chat stopped before the results: a rule that uses no lab already decided (an early refer).
-        # Same rule and action as the core on the whole request; the rest as on the request without the
-        # results the chat did not need to ask (their warnings, e.g. unusual_value, cannot be shown).
+    if transcript.steps[-1] != "review":
+        # The chat stopped early, with no review: a rule that uses no lab already decided (a refer or a
+        # discontinue before the results), or the latest result is too old (lab.stale, nothing asked after it).
+        # Same rule and action as the core on the whole request; the rest as on the request with only the
+        # results and transfusions the chat asked (the others' warnings, e.g. unusual_value, cannot be shown).
         assert (transcript.response["action"], decision(transcript.response)["rule"]) == (
             expected["action"],
             decision(expected)["rule"],
         ), said
-        expected = core_response({**case.request, "labs": asked})
-    assert decision(transcript.response) == decision(expected), said
+        asked = {key: transcript.request.get(key) or [] for key in ("labs", "transfusions")}
+        expected = core_response(case.request | asked)
+    chat_decision, core_decision = decision(transcript.response), decision(expected)
+    if len(transcript.request.get("labs") or []) < len(case.request.get("labs") or []):
+        # A result the chat did not ask for (a count before `since`, a haemoglobin with a transfusion after
+        # it) is read by no rule, but the core still flags it if unusual: that warning cannot be shown.
+        for compared in (chat_decision, core_decision):
+            compared["warnings"] = [code for code in compared["warnings"] if code != "unusual_value"]
+    assert chat_decision == core_decision, said
     same_request = canonical(transcript.request) == canonical(case.request)
     if same_request:
         assert transcript.response == expected, said
@@ -766,8 +773,9 @@ def test_fixed_one_earlier_haemoglobin() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the chat asks one count during a lusutrombopag course; the pre-procedure warning reads every count "
-    "in the 2 days before the procedure",
+    reason="still open: during a lusutrombopag course the chat asks only the latest count (the `counts` step is "
+    "romiplostim/hetrombopag only), so a low count in the 2 days before the procedure is never sent and "
+    "pre_procedure_platelets_low is lost",
 )
 def test_known_defect_pre_procedure_count_lost() -> None:
     """Lusutrombopag US, course from 2026-11-16 (complete), procedure 2026-11-24, counts 45 on 2026-11-22 and
