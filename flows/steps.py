@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from core import hetrombopag, luspatercept, romiplostim
+from core import hetrombopag, luspatercept, lusutrombopag, romiplostim
 from core.framework import FRESH_DAYS, STABLE_DAYS, DrugProfile
 from core.numbers import fmt
 from core.registry import rules_for
@@ -771,13 +771,32 @@ def _stable_range(answers: Answers) -> tuple[Decimal, Decimal]:
     return hetrombopag.LADDERS[answers.indication or "itp"].low, hetrombopag.REDUCE_ABOVE
 
 
-def _counts_apply(answers: Answers, env: Env) -> bool:
-    """Only where the counts can decide monthly monitoring (RULES.md 1 and 2, "stable").
+def _pre_procedure_from(answers: Answers) -> dt.date | None:
+    """Lusutrombopag: the first day whose count the pre-procedure warning reads (RULES.md 3), or None."""
+    if answers.drug != "lusutrombopag" or answers.procedure_date is None:
+        return None
+    return answers.procedure_date - dt.timedelta(days=lusutrombopag.PRE_PROCEDURE_DAYS)
 
-    On treatment (not on hold), at least STABLE_DAYS at the level, and the latest count fresh, in the
-    period and in the stable range (a count out of range rules monthly monitoring out, whatever the
-    others say; a stale one refers).
+
+def _counts_from(answers: Answers) -> dt.date | None:
+    """The first date of the counts this step collects: `since` for the stable rule, or the start of
+    lusutrombopag's pre-procedure window."""
+    return _pre_procedure_from(answers) if answers.drug == "lusutrombopag" else answers.dose_since
+
+
+def _counts_apply(answers: Answers, env: Env) -> bool:
+    """Only where the counts can decide: monthly monitoring (RULES.md 1 and 2, "stable"), or
+    lusutrombopag's critical `pre_procedure_platelets_low` (RULES.md 3, every count from the
+    procedure date - 2).
+
+    Stable: on treatment (not on hold), at least STABLE_DAYS at the level, and the latest count fresh,
+    in the period and in the stable range (a count out of range rules monthly monitoring out, whatever
+    the others say; a stale one refers). Pre-procedure: a course under way once today is in the window
+    (before it, no count there can exist yet).
     """
+    window = _pre_procedure_from(answers)
+    if window is not None:
+        return answers.status == "on" and env.today >= window
     stable_days = _STABLE_DAYS.get(answers.drug or "")
     since, day, count = answers.dose_since, answers.lab_date, _deciding_in_unit(answers)
     if stable_days is None or answers.status != "on" or since is None or day is None or count is None:
@@ -789,8 +808,9 @@ def _counts_apply(answers: Answers, env: Env) -> bool:
 
 
 def _counts_in_period(answers: Answers, today: dt.date) -> list[tuple[dt.date, Decimal, str]]:
-    """Every count the request will carry dated from `since` to today, oldest first."""
-    assert answers.dose_since is not None
+    """Every count the request will carry dated from the step's first date to today, oldest first."""
+    first = _counts_from(answers)
+    assert first is not None
     entered = [
         (day, value_, unit)
         for value_, unit, day in (
@@ -806,7 +826,7 @@ def _counts_in_period(answers: Answers, today: dt.date) -> list[tuple[dt.date, D
     ]
     seen = {(day, value_) for day, value_, _ in entered}
     every = [row for row in known if (row[0], row[1]) not in seen] + entered
-    return sorted((row for row in every if answers.dose_since <= row[0] <= today), key=lambda row: row[0])
+    return sorted((row for row in every if first <= row[0] <= today), key=lambda row: row[0])
 
 
 def _count_shown(count: Decimal, unit: str) -> str:
@@ -818,8 +838,15 @@ def _counts_listed(answers: Answers, today: dt.date) -> str:
 
 
 def _counts_question(answers: Answers, env: Env) -> str:
+    listed = _counts_listed(answers, env.today) or "none yet"
+    window = _pre_procedure_from(answers)
+    if window is not None:
+        return (
+            f"Platelet counts from {window} ({lusutrombopag.PRE_PROCEDURE_DAYS} days before the procedure): "
+            f"{listed}. Any count there below {fmt(lusutrombopag.PRE_PROCEDURE_LOW)} is a critical warning. "
+            "Add any others as 'YYYY-MM-DD value' (one per message), or press Done."
+        )
     low, high = _stable_range(answers)
-    listed = _counts_listed(answers, env.today)
     return (
         f"Platelet counts since {answers.dose_since} (the first dose at this level): {listed}. "
         f"Counts are checked monthly instead of weekly only when enough of them since then are all "
@@ -832,16 +859,17 @@ def _parse_count(text: str, answers: Answers, env: Env) -> Parsed:
         return {"counts_done": True}
     if text.strip().lower() in ("remove", "remove the ones added"):  # a slip is undone; the record's stay
         return {"added_labs": [], "counts_done": False, "_stay": True}
-    assert answers.dose_since is not None
-    example = f"{env.today - dt.timedelta(days=14)} 80"
+    first = _counts_from(answers)
+    assert first is not None
+    example = f"{max(first, env.today - dt.timedelta(days=14))} 80"
     dated = _split_dated(text, env.today, what="count", example=example)
     if isinstance(dated, Problem):
         return dated
     day, rest = dated
-    if day < answers.dose_since:
+    if day < first:
+        what = "the first dose at this level" if first == answers.dose_since else "the pre-procedure window"
         return Problem(
-            f"{day} is before {answers.dose_since}, the first dose at this level; only counts from then on are "
-            "read here. Send another, or press Done."
+            f"{day} is before {first}, {what}; only counts from then on are read here. Send another, or press Done."
         )
     read = _read_value(rest, "platelets")
     if isinstance(read, Problem):
@@ -1182,7 +1210,7 @@ STEPS: tuple[Step, ...] = (
         _counts_question,
         lambda a, e: [value("Done", "done"), *([value("Remove the ones added", "remove")] if a.added_labs else [])],
         _parse_count,
-        lambda a: _counts_listed(a, dt.date.max) if a.dose_since is not None else "-",
+        lambda a: _counts_listed(a, dt.date.max) if _counts_from(a) is not None else "-",
     ),
     Step(
         "transfusions",
@@ -1266,6 +1294,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
 # (transitively: a changed dose re-asks "since", which re-asks the counts and transfusions since then).
 DEPENDANTS: dict[str, tuple[str, ...]] = {
     "drug": ("indication", "region", "child_pugh", "procedure_date", "status", "lab_value", "baseline", "adverse"),
+    "procedure_date": ("counts",),  # lusutrombopag: the pre-procedure window moves with it
     "patient": ("weight", "age", "status", "counts", "transfusions"),  # what the record offered
     "weight": ("weight_date",),
     "status": ("dose_amount", "counts", "transfusions"),

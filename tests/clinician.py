@@ -286,11 +286,12 @@ def _previous_date(q: Question) -> str:
 
 
 def _counts(q: Question) -> str:
-    """Every count of the request dated from `since` to today that the chat does not list yet, one per
-    message, then Done. The listed ones are the chat's: the record's, those added, the earlier and latest."""
+    """Every count of the request dated from the date the question names (`since`, or the start of the
+    lusutrombopag pre-procedure window) to today that the chat does not list yet, one per message, then
+    Done. The listed ones are the chat's: the record's, those added, the earlier and latest."""
     answers = q.chat.answers
-    since = answers.dose_since
-    assert since is not None
+    since = asked_from(q.reply.text, q.env.today)
+    assert since is not None, q.reply.text
     shown = [(lab.date, lab.value, lab.unit) for lab in [*answers.history_labs, *answers.added_labs]]
     shown += [(answers.previous_date, answers.previous_value, answers.previous_unit)]
     shown += [(answers.lab_date, answers.lab_value, answers.lab_unit)]

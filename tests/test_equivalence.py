@@ -26,10 +26,10 @@ A new patient's results the chat does not ask for (counts before `since`, transf
 stay in the generated request: the chat claims the rules do not read them, and the decision is compared.
 So the generator leaves out: results of the other test, two results on one date, a lab listed out of date
 order, the region left to its default (the chat always sends it), a past procedure date, doses_at_level where
-it is not asked, and one chat defect, shown by a strict xfail example below and avoided by the generator:
-- a lusutrombopag course has only its latest count and the JP baseline (test_known_defect_pre_procedure_count_lost).
-Four earlier defects are fixed by the flow and their examples now pass (test_fixed_*): transfusions from
-`since`, the counts since `since`, the lowest earlier haemoglobin, record counts older than 120 days.
+it is not asked.
+Five earlier defects are fixed by the flow and their examples now pass (test_fixed_*): transfusions from
+`since`, the counts since `since`, the lowest earlier haemoglobin, record counts older than 120 days, and
+the counts of a lusutrombopag course in the 2 days before the procedure.
 
 Scenarios per drug aim at each action (explicit strategies per outcome); `test_every_action_is_reached` finds
 each action of each drug in the generator and runs the chat on it, and the property test reports the mix with
@@ -52,7 +52,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, find, given, settings
 from hypothesis import strategies as st
 
-from core import hetrombopag, luspatercept, romiplostim
+from core import hetrombopag, luspatercept, lusutrombopag, romiplostim
 from core.contract import recommend_json
 from core.models import DoseRequest, DoseResponse
 from flows import render
@@ -310,8 +310,8 @@ def lusutrombopag_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
     draft.procedure_date = max(
         draft.as_of, draft.since + days(draw(weighted((3, st.integers(8, 14)), (1, st.integers(3, 20)))))
     )
-    # The latest count is optional once started. Known defect: the chat asks no other count of the course
-    # (but the JP baseline), so none is drawn (test_known_defect_pre_procedure_count_lost).
+    # The latest count is optional once started; other counts of the course are asked where the rules
+    # read them: the JP baseline, and every count from 2 days before the procedure (pre-procedure warning).
     if scenario == "jp_stop" or not draw(sometimes(3)):
         first = max(draft.since - days(2), draft.as_of - days(9))
         day = draft.as_of - days(draw(st.integers(0, (draft.as_of - first).days)))
@@ -321,6 +321,10 @@ def lusutrombopag_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
         baseline = (draft.since - days(draw(st.integers(0, 3))), draw(between(10, "49.9")))
         if draft.latest[0] > baseline[0]:
             draft.history = [baseline]
+        window = draft.procedure_date - days(lusutrombopag.PRE_PROCEDURE_DAYS)
+        if window < draft.latest[0] and draw(sometimes(2)):  # an earlier count in the pre-procedure window
+            day = window + days(draw(st.integers(0, (draft.latest[0] - window).days - 1)))
+            draft.history = sorted([*draft.history, (day, draw(between(20, 90)))])
 
 
 @st.composite
@@ -771,16 +775,10 @@ def test_fixed_one_earlier_haemoglobin() -> None:
     assert chat == core
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="still open: during a lusutrombopag course the chat asks only the latest count (the `counts` step is "
-    "romiplostim/hetrombopag only), so a low count in the 2 days before the procedure is never sent and "
-    "pre_procedure_platelets_low is lost",
-)
-def test_known_defect_pre_procedure_count_lost() -> None:
-    """Lusutrombopag US, course from 2026-11-16 (complete), procedure 2026-11-24, counts 45 on 2026-11-22 and
-    60 on 2026-11-23. The chat asks for the latest (60): no warning; the core gives the critical
-    `pre_procedure_platelets_low` (45 within 2 days of the procedure)."""
+def test_fixed_pre_procedure_count_lost() -> None:
+    """Was "pre-procedure count lost". Lusutrombopag US, course from 2026-11-16 (complete), procedure
+    2026-11-24, counts 45 on 2026-11-22 and 60 on 2026-11-23. The chat now asks every count from 2 days before
+    the procedure, and gives the core's critical `pre_procedure_platelets_low` (45 in that window)."""
     labs = [_platelets(45, "2026-11-22"), _platelets(60, "2026-11-23")]
     request: Request = {
         "drug": "lusutrombopag",
