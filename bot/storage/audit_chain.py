@@ -18,7 +18,8 @@ previous hash read and the insert are one step of the chain.
 
 What this does not prove: someone who can write the database can rewrite the whole chain from
 the first changed entry and the head with it. Keep the head hash that `hemadose audit verify`
-prints (or an export) somewhere else: a later verify must still show that entry unchanged.
+prints, with its entry count, somewhere else: a later export must still show that hash at that
+entry, or the entries up to it were rewritten.
 """
 
 from __future__ import annotations
