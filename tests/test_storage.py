@@ -160,8 +160,10 @@ async def test_the_embedded_sqlite_runs_in_the_event_loop_and_commits_to_disk(tm
     import sqlite3
     import threading
 
-    before = threading.active_count()
     storage = await open_storage(f"sqlite:///{tmp_path}/inloop.db")
+    # (Opening wrote the schema, a durable commit: its disk flush may have started asyncio's worker
+    # thread. Statements and chat-state commits must add none.)
+    before = threading.active_count()
     async with storage.session() as session, session.begin():
         await storage.user_id(session, "tg:7")
 
@@ -308,3 +310,33 @@ async def test_aiosqlite_urls_run_synchronous_full(tmp_path: Path):
     async with opened.session() as session:
         assert (await session.execute(text("PRAGMA synchronous"))).scalar() == 2
     await opened.close()
+
+
+async def test_the_disk_flush_leaves_the_event_loop_free(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A slow disk holds the committing update only: other work on the loop goes on meanwhile."""
+    import asyncio
+    import time
+
+    import bot.storage.inloop
+
+    opened = await open_storage(f"sqlite:///{tmp_path}/slow.db")
+    monkeypatch.setattr(bot.storage.inloop, "sync_file", lambda _path: time.sleep(0.3))
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    running = asyncio.create_task(ticker())
+    effect = consultation("RX-12", romiplostim())
+    started = time.perf_counter()
+    async with opened.session() as session, session.begin():
+        user = await opened.user_id(session, "tg:1")
+        await opened.audit(session, user, AuditRecommendation("RX-12", effect.request, effect.response))
+    waited = time.perf_counter() - started
+    running.cancel()
+    await opened.close()
+    assert waited >= 0.3  # the commit returned only once flushed
+    assert ticks >= 10  # ... and the loop ran the ticker all the while

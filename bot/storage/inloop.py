@@ -15,13 +15,14 @@ commit that wrote a clinical record (anything but the chat-state tables, see `du
 then flushed to the disk before it returns, as synchronous=FULL would (SQLite refuses to change
 that setting inside a transaction, and only at the commit is it known what the transaction
 wrote): one fdatasync of the WAL file, a few milliseconds, on recommendations, reminder answers
-and delivery claims only. So
+and delivery claims only, waited for in a worker thread (the one thing that leaves the loop). So
 that one transaction can never wait on SQLite's file lock (which would hold the loop), the engine
 keeps a single connection: a second transaction waits for the pool, asynchronously.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
@@ -144,7 +145,15 @@ class InLoopConnection:
         self._live.commit()
         if self.durable:
             self.durable = False
-            self.flush()
+            # The flush waits for the disk (milliseconds), so it runs in a worker thread: the loop
+            # serves other chats meanwhile, and this connection stays checked out until the
+            # commit is durable. A cancel arriving meanwhile waits for it (the commit is done).
+            flushed = asyncio.ensure_future(asyncio.to_thread(self.flush))
+            try:
+                await asyncio.shield(flushed)
+            except asyncio.CancelledError:
+                await flushed
+                raise
 
     def flush(self) -> None:
         """What synchronous=FULL does at a WAL commit: the WAL file's frames reach the disk (the
