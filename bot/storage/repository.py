@@ -81,7 +81,8 @@ async def open_storage(url: str) -> Storage:
     sqlite = url.startswith("sqlite")
     path = url.split("///", 1)[1] if sqlite and "///" in url else ""
     if path and path != ":memory:" and not path.startswith("file:"):
-        file = Path(path.split("?", 1)[0]).expanduser()
+        # The in-loop engine opens `path` as written; SQLAlchemy's aiosqlite dialect drops a ?query.
+        file = Path(path if url.startswith("sqlite:") else path.split("?", 1)[0]).expanduser()
         file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         create_private(file)  # before SQLite creates it 0644 (its -wal and -shm copy its mode)
     if url.startswith("sqlite:"):
