@@ -102,6 +102,35 @@ def _parser() -> argparse.ArgumentParser:
         epilog=FORMAT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    backup = commands.add_parser(
+        "backup",
+        help="a consistent copy of the SQLite database, safe while the bot runs",
+        description="Copy the SQLite database to FILE (created 0600; an existing FILE is replaced only "
+        "once the new copy is complete and checked). Safe while the bot or a chat is running. "
+        "PostgreSQL: use pg_dump (see the README).",
+    )
+    backup.add_argument("file", type=Path, metavar="FILE", help="where to write the copy")
+    backup.add_argument("--db", metavar="URL", help="database URL or SQLite file (default: as for chat)")
+    audit = commands.add_parser(
+        "audit",
+        help="check or export the audit of recommendations (a hash chain)",
+        description="The audit is a hash chain: each entry carries the previous entry's hash and its own.",
+    )
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = audit_commands.add_parser(
+        "verify",
+        help="check the chain; name the first broken entry",
+        description="Check every entry's hash and link. Exit 0: intact (the head hash is printed; keep it "
+        "elsewhere to compare later); 1: broken, the first broken entry named; 2: could not check.",
+    )
+    export = audit_commands.add_parser(
+        "export",
+        help="write the audit as JSON Lines",
+        description="Write every audit entry, in chain order, as one JSON object per line (FILE is created 0600).",
+    )
+    export.add_argument("file", nargs="?", type=Path, metavar="FILE", help="output file (default: standard output)")
+    for command in (verify, export):
+        command.add_argument("--db", metavar="URL", help="database URL or SQLite file (default: as for chat)")
     replay.add_argument("files", nargs="+", type=Path, metavar="FILE")
     replay_mode = replay.add_mutually_exclusive_group()
     replay_mode.add_argument(
@@ -202,6 +231,95 @@ async def _chat(args: argparse.Namespace) -> int:
         except asyncio.CancelledError:  # Ctrl-C while an answer was handled: asyncio's cancel lands here
             await storage.close()
     return EXIT_INTERRUPTED if ended.interrupted else EXIT_OK
+
+
+def run_backup(target: Path, db: str | None) -> int:
+    from sqlalchemy.engine import make_url
+
+    from bot.settings import sqlite_file
+    from bot.storage.backup import BackupError, backup_sqlite
+
+    settings = _settings("backup")
+    if settings is None:
+        return EXIT_INVALID
+    url, problem = settings.database(db)
+    if problem is not None:
+        print(f"hemadose backup: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    if not url.startswith("sqlite"):
+        try:
+            backend = make_url(url).get_backend_name()
+        except Exception:  # an unreadable URL: never echo it (it may carry a password)
+            backend = "not SQLite"
+        print(
+            f"hemadose backup: the database is {backend}, not SQLite; back it up with pg_dump "
+            "(e.g. pg_dump --format=custom --file FILE DBNAME; see the README).",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    source = sqlite_file(url)
+    if source is None:
+        print("hemadose backup: an in-memory database has nothing to back up", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        size = backup_sqlite(source, target)
+    except (BackupError, OSError) as exc:
+        reason = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"hemadose backup: {reason}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    print(f"Backed up {source} to {target} ({size} bytes, checked).")
+    return EXIT_OK
+
+
+async def _audit(action: str, db: str | None, target: Path | None) -> int:
+    """`audit verify` (0 intact, 1 broken, 2 could not check) and `audit export`."""
+    from bot.settings import sqlite_file
+    from bot.storage import audit_chain, open_storage
+    from bot.storage.files import open_private
+
+    name = f"audit {action}"
+    settings = _settings(name)
+    if settings is None:
+        return EXIT_INVALID
+    url, problem = settings.database(db)
+    file = sqlite_file(url)
+    if problem is None and file is not None and not file.is_file():
+        problem = f"there is no database at {file}"
+    if problem is not None:
+        print(f"hemadose {name}: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        storage = await open_storage(url)
+    except Exception as exc:
+        print(f"hemadose {name}: cannot open the database: {_reason(exc)}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        async with storage.session() as session:
+            if action == "verify":
+                verdict = await audit_chain.verify(session)
+                if verdict.problem is not None:
+                    print(f"audit chain BROKEN: {verdict.problem} ({verdict.entries} entries before it intact)")
+                    return EXIT_UNREADABLE
+                print(f"audit chain intact: {verdict.entries} entries; head {verdict.head}")
+                return EXIT_OK
+            try:
+                out = sys.stdout if target is None else open_private(target)
+            except OSError as exc:
+                print(f"hemadose {name}: cannot write {target}: {exc.strerror}", file=sys.stderr)
+                return EXIT_UNREADABLE
+            count = 0
+            try:
+                async for row in audit_chain.entries(session):
+                    out.write(audit_chain.export_line(row) + "\n")
+                    count += 1
+            finally:
+                if target is not None:
+                    out.close()
+            if target is not None:
+                print(f"{count} audit entries written to {target}", file=sys.stderr)
+            return EXIT_OK
+    finally:
+        await storage.close()
 
 
 def _interruptible(command: Callable[[], int], bye: bool = False) -> int:
@@ -349,6 +467,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _interruptible(lambda: asyncio.run(_chat(args)), bye=True)
     if args.command == "run":
         return _interruptible(run_bot)
+    if args.command == "backup":
+        return _interruptible(lambda: run_backup(args.file, args.db))
+    if args.command == "audit":
+        return _interruptible(lambda: asyncio.run(_audit(args.audit_command, args.db, getattr(args, "file", None))))
     if args.command == "replay":
         return asyncio.run(_replay(args.files, args.bless, args.show))
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects unknown commands

@@ -22,6 +22,7 @@ import yaml
 
 from bot.reminders import stored_buttons
 from bot.service import ChatService
+from bot.storage.files import write_private
 from flows.replies import Button, Reply
 
 BYE = "Bye — your consultation is saved; `hemadose chat` resumes it."
@@ -170,7 +171,7 @@ async def chat(
         if today is not None:
             dialogue["today"] = today.isoformat()
         try:
-            record.write_text(yaml.safe_dump(dialogue, allow_unicode=True, sort_keys=False))
+            write_private(record, yaml.safe_dump(dialogue, allow_unicode=True, sort_keys=False))
             stdout.write(f"Dialogue written to {record}\n")
         except OSError as exc:
             print(f"hemadose chat: could not write the dialogue to {record}: {exc.strerror}", file=sys.stderr)

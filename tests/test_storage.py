@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,6 +15,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from bot.storage import Storage, open_storage
+from bot.storage.files import write_private
+from bot.storage.inloop import durable_write
 from bot.storage.tables import Audit, Regimen
 from core import recommend
 from core.models import DoseRequest
@@ -17,6 +24,7 @@ from flows.replies import AuditRecommendation, SaveConsultation
 from tests.helpers import hemoglobin, luspatercept, platelets, romiplostim
 
 TODAY = dt.date(2026, 11, 22)
+HEMADOSE = Path(sys.executable).parent / "hemadose"
 
 
 @pytest.fixture
@@ -42,7 +50,7 @@ async def test_migrations_are_applied_once_and_reopening_keeps_data(tmp_path: Pa
     second = await open_storage(url)
     async with second.session() as session:
         version = await session.scalar(text("select version_num from alembic_version"))
-        assert version == "0002"
+        assert version == "0003"
         assert await second.user_id(session, "tg:1") == 1
     await second.close()
 
@@ -152,8 +160,10 @@ async def test_the_embedded_sqlite_runs_in_the_event_loop_and_commits_to_disk(tm
     import sqlite3
     import threading
 
-    before = threading.active_count()
     storage = await open_storage(f"sqlite:///{tmp_path}/inloop.db")
+    # (Opening wrote the schema, a durable commit: its disk flush may have started asyncio's worker
+    # thread. Statements and chat-state commits must add none.)
+    before = threading.active_count()
     async with storage.session() as session, session.begin():
         await storage.user_id(session, "tg:7")
 
@@ -169,3 +179,164 @@ async def test_the_embedded_sqlite_runs_in_the_event_loop_and_commits_to_disk(tm
     assert reader.execute("select external_id from users").fetchall() == [("tg:7",)]
     reader.close()
     await storage.close()
+
+
+# --- private files -------------------------------------------------------------------------------
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def test_the_database_and_its_wal_and_shm_are_created_private(tmp_path: Path):
+    """Under the usual umask 022 (which would give 0644) the files are 0600 as soon as they exist."""
+    previous = os.umask(0o022)
+    try:
+        folder = tmp_path / "new"
+        opened = await open_storage(f"sqlite:///{folder}/hemadose.db")
+        async with opened.session() as session, session.begin():
+            await opened.user_id(session, "tg:1")
+        files = {name: mode(folder / name) for name in ("hemadose.db", "hemadose.db-wal", "hemadose.db-shm")}
+        await opened.close()
+    finally:
+        os.umask(previous)
+    assert files == {"hemadose.db": 0o600, "hemadose.db-wal": 0o600, "hemadose.db-shm": 0o600}
+    assert mode(folder) == 0o700
+
+
+def test_chat_creates_the_database_and_the_record_private(tmp_path: Path):
+    record = tmp_path / "session.yaml"
+    done = subprocess.run(
+        [str(HEMADOSE), "chat", "--db", str(tmp_path / "chat.db"), "--record", str(record), "--today", "2026-11-22"],
+        input="/start\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        umask=0o022,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (mode(tmp_path / "chat.db"), mode(record)) == (0o600, 0o600)
+
+
+def test_an_existing_record_file_is_made_private_before_it_is_written(tmp_path: Path):
+    record = tmp_path / "old.yaml"
+    record.write_text("an older, world-readable dialogue")
+    record.chmod(0o644)
+    write_private(record, "steps: []\n")
+    assert (mode(record), record.read_text()) == (0o600, "steps: []\n")
+
+
+# --- durability ------------------------------------------------------------------------------------
+
+
+class Flushes:
+    """os.fdatasync as the storage calls it: which file, and how many audit rows another reader saw then."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, database: Path) -> None:
+        self.files: list[str] = []
+        self.audit_seen: list[int] = []
+        self._database = database
+        real = os.fdatasync
+
+        def recorded(descriptor: int) -> None:
+            inode = os.fstat(descriptor).st_ino
+            names = [p.name for p in database.parent.iterdir() if p.stat().st_ino == inode]
+            self.files.extend(names)
+            reader = sqlite3.connect(database)
+            self.audit_seen.append(reader.execute("select count(*) from audit").fetchone()[0])
+            reader.close()
+            real(descriptor)
+
+        monkeypatch.setattr(os, "fdatasync", recorded)
+
+
+async def test_a_recommendation_commit_reaches_the_disk_and_chat_state_commits_do_not_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    database = tmp_path / "durable.db"
+    opened = await open_storage(f"sqlite:///{database}")
+    flushes = Flushes(monkeypatch, database)
+    effect = consultation("RX-12", romiplostim())
+    async with opened.session() as session, session.begin():  # chat state only: synchronous=NORMAL, no flush
+        chat = await opened.open_chat(session, "tg:1", "tg:1:1")
+        await opened.save_chat(session, chat, "tg:1:1", "{}")
+    assert flushes.files == []
+    async with opened.session() as session, session.begin():  # the confirmed recommendation
+        await opened.save_chat(session, chat._replace(state="{}"), "tg:1:1", '{"state": "patient"}')
+        await opened.save_consultation(session, chat.user_id, effect)
+        await opened.audit(session, chat.user_id, AuditRecommendation("RX-12", effect.request, effect.response))
+        sync_level = (await session.execute(text("PRAGMA synchronous"))).scalar()
+    # Flushed once, the WAL file, after the commit (another reader already saw the entry).
+    assert (flushes.files, flushes.audit_seen) == (["durable.db-wal"], [1])
+    assert sync_level == 1  # NORMAL on the connection: the flush is the commit's own
+    await opened.close()
+
+
+async def test_a_delivery_claim_reaches_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from bot.reminders import _SET_STATE
+
+    database = tmp_path / "claim.db"
+    opened = await open_storage(f"sqlite:///{database}")
+    flushes = Flushes(monkeypatch, database)
+    async with opened.engine.begin() as connection:  # as Reminders._mark writes 'sending' before a send
+        await connection.execute(_SET_STATE, {"the_key": "1:dose", "state": "sending"})
+    assert flushes.files == ["claim.db-wal"]
+    await opened.close()
+
+
+@pytest.mark.parametrize(
+    ("statement", "durable"),
+    [
+        ("INSERT INTO audit (user_id) VALUES (?)", True),
+        ("UPDATE audit_head SET seq=(audit_head.seq + ?) WHERE audit_head.id = ? RETURNING seq, hash", True),
+        ("UPDATE deliveries SET state=? WHERE deliveries.key = ?", True),
+        ("DELETE FROM regimens WHERE regimens.patient_id = ?", True),
+        ("INSERT INTO labs (patient_id) VALUES (?)", True),
+        ("UPDATE occurrences SET state=?", True),
+        ("INSERT INTO conversations (chat_key) VALUES (?)", False),
+        ("INSERT OR IGNORE INTO conversations (chat_key) VALUES (?)", False),
+        ("UPDATE users SET time_zone=?", False),
+        ("SELECT audit.id FROM audit", False),
+        ("PRAGMA synchronous", False),
+    ],
+)
+def test_which_writes_are_flushed_at_commit(statement: str, durable: bool):
+    assert durable_write(statement) is durable
+
+
+async def test_aiosqlite_urls_run_synchronous_full(tmp_path: Path):
+    opened = await open_storage(f"sqlite+aiosqlite:///{tmp_path}/full.db")
+    async with opened.session() as session:
+        assert (await session.execute(text("PRAGMA synchronous"))).scalar() == 2
+    await opened.close()
+
+
+async def test_the_disk_flush_leaves_the_event_loop_free(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A slow disk holds the committing update only: other work on the loop goes on meanwhile."""
+    import asyncio
+    import time
+
+    import bot.storage.inloop
+
+    opened = await open_storage(f"sqlite:///{tmp_path}/slow.db")
+    monkeypatch.setattr(bot.storage.inloop, "sync_file", lambda _path: time.sleep(0.3))
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    running = asyncio.create_task(ticker())
+    effect = consultation("RX-12", romiplostim())
+    started = time.perf_counter()
+    async with opened.session() as session, session.begin():
+        user = await opened.user_id(session, "tg:1")
+        await opened.audit(session, user, AuditRecommendation("RX-12", effect.request, effect.response))
+    waited = time.perf_counter() - started
+    running.cancel()
+    await opened.close()
+    assert waited >= 0.3  # the commit returned only once flushed
+    assert ticks >= 10  # ... and the loop ran the ticker all the while

@@ -10,26 +10,53 @@ connection with aiosqlite's interface whose coroutines run `sqlite3` at once and
 SQLAlchemy's greenlet bridge awaits each one; nothing passes through another thread.
 
 What it costs: a statement holds the event loop while it runs. With WAL and synchronous=NORMAL a
-commit does not wait for the disk (a checkpoint, now and then, does), so that is microseconds. So
+commit does not wait for the disk (a checkpoint, now and then, does), so that is microseconds. A
+commit that wrote a clinical record (anything but the chat-state tables, see `durable_write`) is
+then flushed to the disk before it returns, as synchronous=FULL would (SQLite refuses to change
+that setting inside a transaction, and only at the commit is it known what the transaction
+wrote): one fdatasync of the WAL file, a few milliseconds, on recommendations, reminder answers
+and delivery claims only, waited for in a worker thread (the one thing that leaves the loop). So
 that one transaction can never wait on SQLite's file lock (which would hold the loop), the engine
 keeps a single connection: a second transaction waits for the pool, asynchronously.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from typing import Any, Self
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from bot.storage.files import sync_file
+
+# Tables whose writes may be lost to a power cut (the chat's place in a conversation, the user's
+# row and time zone): a commit that wrote only these stays synchronous=NORMAL. Every other table
+# (the patients' records, the audit, reminders and their deliveries) is flushed at commit.
+CHAT_STATE_TABLES = frozenset({"conversations", "users"})
+_WRITTEN_TABLE = re.compile(
+    r'\s*(?:INSERT|REPLACE|UPDATE|DELETE)\b(?:\s+OR\s+\w+)?(?:\s+INTO|\s+FROM)?\s+"?(\w+)', re.IGNORECASE
+)
+
+
+@lru_cache(maxsize=1024)
+def durable_write(sql: str) -> bool:
+    """Whether this statement writes a table whose commit must reach the disk (cached: the
+    statements are SQLAlchemy's compiled strings, the same few each time)."""
+    written = _WRITTEN_TABLE.match(sql)
+    return written is not None and written.group(1).lower() not in CHAT_STATE_TABLES
+
 
 class InLoopCursor:
     """aiosqlite's cursor interface over a `sqlite3.Cursor`."""
 
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
+    def __init__(self, cursor: sqlite3.Cursor, connection: InLoopConnection) -> None:
         self._cursor = cursor
+        self._connection = connection
 
     async def __aenter__(self) -> Self:
         return self
@@ -58,10 +85,14 @@ class InLoopCursor:
         self._cursor.arraysize = value
 
     async def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> Self:
+        if durable_write(sql):
+            self._connection.durable = True
         self._cursor.execute(sql, parameters)
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Sequence[Any] | dict[str, Any]]) -> Self:
+        if durable_write(sql):
+            self._connection.durable = True
         self._cursor.executemany(sql, parameters)
         return self
 
@@ -91,6 +122,8 @@ class InLoopConnection:
         # check_same_thread off: SQLAlchemy may close a pooled connection from its garbage
         # collector, outside the loop; every statement itself runs in the loop's thread.
         self._connection: sqlite3.Connection | None = sqlite3.connect(database, check_same_thread=False)
+        self._database = database
+        self.durable = False  # this transaction wrote a table outside CHAT_STATE_TABLES
 
     @property
     def _live(self) -> sqlite3.Connection:
@@ -103,15 +136,38 @@ class InLoopConnection:
         return self._live.isolation_level
 
     def cursor(self) -> InLoopCursor:
-        return InLoopCursor(self._live.cursor())
+        return InLoopCursor(self._live.cursor(), self)
 
     async def create_function(self, name: str, narg: int, func: Callable[..., Any], **options: Any) -> None:
         self._live.create_function(name, narg, func, **options)
 
     async def commit(self) -> None:
         self._live.commit()
+        if self.durable:
+            self.durable = False
+            # The flush waits for the disk (milliseconds), so it runs in a worker thread: the loop
+            # serves other chats meanwhile, and this connection stays checked out until the
+            # commit is durable. A cancel arriving meanwhile waits for it (the commit is done).
+            flushed = asyncio.ensure_future(asyncio.to_thread(self.flush))
+            try:
+                await asyncio.shield(flushed)
+            except asyncio.CancelledError:
+                await flushed
+                raise
+
+    def flush(self) -> None:
+        """What synchronous=FULL does at a WAL commit: the WAL file's frames reach the disk (the
+        database file itself, when it is not in WAL mode). Nothing to do in memory."""
+        if self._database in ("", ":memory:") or self._database.startswith("file:"):
+            return
+        wal = f"{self._database}-wal"
+        try:
+            sync_file(wal)
+        except FileNotFoundError:  # not in WAL mode: the commit went to the database file
+            sync_file(self._database)
 
     async def rollback(self) -> None:
+        self.durable = False
         self._live.rollback()
 
     async def close(self) -> None:

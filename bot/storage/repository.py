@@ -1,7 +1,11 @@
 """Every database read and write of the assistant. Each query is scoped to the asking user.
 
 SQLite (the embedded default) runs in WAL mode with synchronous=NORMAL: a commit survives a
-crash of the process; a power cut can lose the last moments but never corrupts the file.
+crash of the process, and a commit that wrote a patient's record, an audit entry, a reminder or a
+delivery claim is flushed to the disk before it returns (bot.storage.inloop), so it survives a
+power cut too; a chat's place in a conversation may lose its last moments. The database file
+(and so its -wal and -shm files, which SQLite creates with the database's permissions) is created
+0600. With `sqlite+aiosqlite://` every commit is synchronous=FULL.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, Table, bindparam, delete, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from bot.storage import audit_chain
+from bot.storage.files import create_private
 from bot.storage.inloop import create_inloop_engine
 from bot.storage.tables import Audit, Conversation, Dose, Lab, Patient, Regimen, Transfusion, User
 from flows.replies import AuditRecommendation, LabRecord, PatientSummary, SaveConsultation, TransfusionRecord
@@ -74,8 +80,11 @@ async def open_storage(url: str) -> Storage:
     """
     sqlite = url.startswith("sqlite")
     path = url.split("///", 1)[1] if sqlite and "///" in url else ""
-    if path and path != ":memory:":
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if path and path != ":memory:" and not path.startswith("file:"):
+        # The in-loop engine opens `path` as written; SQLAlchemy's aiosqlite dialect drops a ?query.
+        file = Path(path if url.startswith("sqlite:") else path.split("?", 1)[0]).expanduser()
+        file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        create_private(file)  # before SQLite creates it 0644 (its -wal and -shm copy its mode)
     if url.startswith("sqlite:"):
         engine = create_inloop_engine(path or ":memory:", pool_reset_on_return=None, hide_parameters=True)
     elif sqlite:
@@ -85,18 +94,23 @@ async def open_storage(url: str) -> Storage:
     else:
         engine = create_async_engine(url, hide_parameters=True)
     if sqlite:
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        full = not url.startswith("sqlite:")  # aiosqlite: no per-commit flush there, so FULL throughout
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas_full if full else _sqlite_pragmas)
     async with engine.begin() as connection:
         await connection.run_sync(_migrate)
     return Storage(engine)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, synchronous: str = "NORMAL") -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_pragmas_full(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record, "FULL")
 
 
 class Storage:
@@ -330,9 +344,17 @@ class Storage:
         await session.execute(insert(_REGIMENS).values(regimen))
 
     async def audit(self, session: AsyncSession, user_id: int, effect: AuditRecommendation) -> None:
-        entry: dict[str, Any] = {"user_id": user_id, "patient_label": effect.patient_label, "at": _now()}
-        entry |= {"ruleset": effect.response["ruleset"], "request": effect.request, "response": effect.response}
-        await session.execute(insert(_AUDIT).values(entry))
+        """The recommendation appended to the audit's hash chain (bot.storage.audit_chain), in this
+        transaction: the chain's head is locked until it commits."""
+        await audit_chain.append(
+            session,
+            user_id,
+            effect.patient_label,
+            _now(),
+            effect.response["ruleset"],
+            effect.request,
+            effect.response,
+        )
 
     async def history(
         self, session: AsyncSession, user_id: int, label: str

@@ -101,10 +101,18 @@ class Conversation(Base):
 
 
 class Audit(Base):
-    """Every recommendation given: append-only (nothing updates or deletes these rows)."""
+    """Every recommendation given: append-only (nothing updates or deletes these rows).
+
+    A hash chain (bot.storage.audit_chain): entry number `seq` (1, 2, ...) carries the previous
+    entry's hash and its own, SHA-256 over the previous hash and its content, so an edited,
+    deleted or moved entry is found by `hemadose audit verify`.
+    """
 
     __tablename__ = "audit"
-    __table_args__ = (Index("ix_audit_user_patient", "user_id", "patient_label"),)
+    __table_args__ = (
+        Index("ix_audit_user_patient", "user_id", "patient_label"),
+        Index("ix_audit_seq", "seq", unique=True),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     patient_label: Mapped[str | None] = mapped_column(String(32))
@@ -112,6 +120,9 @@ class Audit(Base):
     ruleset: Mapped[str] = mapped_column(String(32))
     request: Mapped[dict[str, object]] = mapped_column(JSON)
     response: Mapped[dict[str, object]] = mapped_column(JSON)
+    seq: Mapped[int] = mapped_column(Integer)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class Reminder(Base):
@@ -176,3 +187,17 @@ class Delivery(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     message_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class AuditHead(Base):
+    """The audit chain's head: one row (id 1), the last entry's number and hash.
+
+    A writer moves it first (UPDATE ... RETURNING), so writers of the chain queue on this row's
+    lock (PostgreSQL) or on the database's write lock (SQLite) for the rest of their transaction;
+    and a verifier can tell entries cut off the end of the chain.
+    """
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
