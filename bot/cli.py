@@ -206,7 +206,7 @@ async def _chat(args: argparse.Namespace) -> int:
             await storage.close()
         except asyncio.CancelledError:  # Ctrl-C while an answer was handled: asyncio's cancel lands here
             await storage.close()
-    return EXIT_INTERRUPTED if ended.interrupted else EXIT_OK
+    return EXIT_INTERRUPTED if ended.interrupted else EXIT_UNREADABLE if ended.unsaved else EXIT_OK
 
 
 def _interruptible(command: Callable[[], int], bye: bool = False) -> int:
