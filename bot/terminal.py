@@ -33,6 +33,9 @@ UNREADABLE = "I could not read that line: it is not {encoding} text. Nothing was
 NOT_SAVED = (
     "Not saved: {cause}. That answer was not stored; everything saved before it is kept. {fix} it again, or /quit."
 )
+REMINDERS_NOT_CHECKED = (
+    "Reminders could not be checked: {cause}. They are kept and checked again after your next answer."
+)
 log = logging.getLogger("hemadose.terminal")
 
 
@@ -199,7 +202,7 @@ async def chat(
     unsaved = 0
     interrupted = False
 
-    async def attempt(step: Callable[[], Awaitable[object]]) -> None:
+    async def attempt(step: Callable[[], Awaitable[object]], failed: str = NOT_SAVED) -> None:
         """Run one exchange; a write the storage refuses (disk full, ...) or a fault is one line, and the chat
         goes on: the update's transaction was rolled back, everything committed before it stays."""
         nonlocal unsaved
@@ -209,12 +212,12 @@ async def chat(
             unsaved += 1
             cause, fix = storage_problem(exc)
             log.debug("an answer could not be handled", exc_info=True)
-            stdout.write(NOT_SAVED.format(cause=cause, fix=fix) + "\n\n")
+            stdout.write(failed.format(cause=cause, fix=fix) + "\n\n")
 
     try:
         await attempt(lambda: exchange("/start", None))
         while True:
-            await attempt(service.reminders.run_due)
+            await attempt(service.reminders.run_due, REMINDERS_NOT_CHECKED)
             if interactive:
                 stdout.write("> ")
             try:

@@ -484,3 +484,28 @@ def test_disk_full_for_every_write_answers_each_line_and_keeps_the_consultation(
     assert stored(tmp_path, "PRAGMA integrity_check") == [("ok",)]
     again = chat(tmp_path, "")
     assert "You have a consultation under way; it continues here:\n\nWhich label's rules?" in again.stdout
+
+
+def test_disk_full_while_reminders_are_due_keeps_them_for_later(tmp_path: Path):
+    """Yesterday's injection reminder was shown and not answered; today every write fails: one line for the
+    reminders each turn, none lost: with room again, the missed dose is answered by its rule."""
+    first = chat(tmp_path, SCRIPT + "1\n1\n2\n")  # Save, Set reminders, London, 09:00: today's dose shown
+    assert "⏰ Dose reminder · patient RX-12" in first.stdout
+    next_day = ["--today", "2026-11-23"]
+    (tmp_path / "full.py").write_text(DISK_FULL)
+    command = [sys.executable, str(tmp_path / "full.py"), "chat", "--db", str(tmp_path / "chat.db"), *next_day]
+    env = os.environ | {"FAIL_WRITES": r"^\s*(INSERT|UPDATE|DELETE)"}
+    done = subprocess.run(command, input="/patients\n", capture_output=True, text=True, env=env, timeout=60)
+    not_checked = (
+        "Reminders could not be checked: the disk is full (database or disk is full). They are kept and checked "
+        "again after your next answer."
+    )
+    assert done.returncode == 1
+    assert done.stderr == ""
+    assert done.stdout.count(not_checked) == 2  # before each prompt
+    assert "⏰" not in done.stdout
+    again = subprocess.run(
+        [str(HEMADOSE), "chat", "--db", str(tmp_path / "chat.db"), *next_day], input="", capture_output=True, text=True
+    )
+    assert "⏰ Missed dose · patient RX-12 · Romiplostim · Sun 2026-11-22" in again.stdout
+    assert stored(tmp_path, "PRAGMA integrity_check") == [("ok",)]
