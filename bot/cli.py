@@ -34,6 +34,9 @@ RUN_EPILOG = """environment variables:
   HEMADOSE_DATA_DIR       data directory, created private if missing
                           (default: $XDG_DATA_HOME/hemadose, i.e. ~/.local/share/hemadose)
   HEMADOSE_TIMEZONE       default time zone for 'today' and reminders, an Area/City name (default: UTC)
+  HEMADOSE_LOG_FORMAT     text (default) or json: one JSON object per line (time, level, logger, message)
+  HEMADOSE_LOG_LEVEL      DEBUG, INFO, WARNING or ERROR (default: INFO for run, WARNING for chat);
+                          no level logs the token or what users typed
 
 example:
   TELEGRAM_BOT_TOKEN=123456:ABC... HEMADOSE_ALLOWED_USERS=111,222 hemadose run
@@ -43,7 +46,8 @@ CHAT_EPILOG = """buttons:
   where the question does not take a number (where it does, a typed 3 is the answer 3).
 
 environment variables:
-  HEMADOSE_DB_URL, HEMADOSE_DATA_DIR, HEMADOSE_TIMEZONE as for `hemadose run --help`.
+  HEMADOSE_DB_URL, HEMADOSE_DATA_DIR, HEMADOSE_TIMEZONE, HEMADOSE_LOG_FORMAT and HEMADOSE_LOG_LEVEL
+  as for `hemadose run --help`.
 """
 
 
@@ -201,6 +205,7 @@ async def _chat(args: argparse.Namespace) -> int:
     settings = _settings("chat")
     if settings is None:
         return EXIT_INVALID
+    _logging(settings, logging.WARNING)
     if args.record is not None and not args.record.expanduser().parent.is_dir():
         print(f"hemadose chat: --record: the folder {args.record.parent} does not exist", file=sys.stderr)
         return EXIT_INVALID
@@ -230,7 +235,7 @@ async def _chat(args: argparse.Namespace) -> int:
             await storage.close()
         except asyncio.CancelledError:  # Ctrl-C while an answer was handled: asyncio's cancel lands here
             await storage.close()
-    return EXIT_INTERRUPTED if ended.interrupted else EXIT_OK
+    return EXIT_INTERRUPTED if ended.interrupted else EXIT_UNREADABLE if ended.unsaved else EXIT_OK
 
 
 def run_backup(target: Path, db: str | None) -> int:
@@ -345,14 +350,14 @@ def _interruptible(command: Callable[[], int], bye: bool = False) -> int:
 def run_bot() -> int:
     from telegram.error import InvalidToken, NetworkError, TelegramError
 
+    from bot.logs import protect
     from bot.telegram_app import StartupError, build_application, serve
 
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines carry the token in the URL
     settings = _settings("run")
     if settings is None:
         return EXIT_INVALID
     token = settings.telegram_bot_token.get_secret_value().strip() if settings.telegram_bot_token else ""
+    _logging(settings, logging.INFO, token)
     if not token:
         print("hemadose run: set TELEGRAM_BOT_TOKEN (from @BotFather) in the environment.", file=sys.stderr)
         return EXIT_INVALID
@@ -385,6 +390,7 @@ def run_bot() -> int:
     serve(app, url, settings.time_zone)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_quiet_failed_start)
+    protect([token])
     try:
         app.run_polling()
     except InvalidToken:
@@ -400,6 +406,16 @@ def run_bot() -> int:
         print(f"hemadose run: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     return EXIT_OK
+
+
+def _logging(settings: Settings, default_level: int, token: str = "") -> None:
+    """Root logging for `run` and `chat`: HEMADOSE_LOG_FORMAT and HEMADOSE_LOG_LEVEL, through the filter
+    that keeps the token and message contents out of every record (bot/logs.py)."""
+    from bot.logs import configure
+
+    configure(settings.log_level or default_level, settings.log_format, [token])
+    if settings.log_level != "DEBUG":
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per Bot API call (redacted): noise
 
 
 def _quiet_failed_start(record: logging.LogRecord) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,7 +55,11 @@ ENVIRONMENT = {
     "HEMADOSE_DATA_DIR": "data directory, created private if missing (default: $XDG_DATA_HOME/hemadose, "
     "i.e. ~/.local/share/hemadose)",
     "HEMADOSE_TIMEZONE": "default time zone for 'today' and reminders, an Area/City name (default: UTC)",
+    "HEMADOSE_LOG_FORMAT": "text (default) or json: one JSON object per line (time, level, logger, message)",
+    "HEMADOSE_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default: INFO for run, WARNING for chat); "
+    "no level logs the token or what users typed",
 }
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class Settings(BaseSettings):
@@ -66,6 +71,24 @@ class Settings(BaseSettings):
     # Comma-separated Telegram user ids; `*` serves everyone (an explicit choice, logged at start).
     allowed_users: str = Field(default="", alias="HEMADOSE_ALLOWED_USERS")
     time_zone: str = Field(default="UTC", alias="HEMADOSE_TIMEZONE")
+    log_format: Literal["text", "json"] = Field(default="text", alias="HEMADOSE_LOG_FORMAT")
+    log_level: str | None = Field(default=None, alias="HEMADOSE_LOG_LEVEL")
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("text", "json"):
+            return value.strip().lower()
+        raise ValueError(f"HEMADOSE_LOG_FORMAT: '{value}' is not a log format; use text or json")
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if value.strip().upper() not in LOG_LEVELS:
+            raise ValueError(f"HEMADOSE_LOG_LEVEL: '{value}' is not a log level; use {', '.join(LOG_LEVELS)}")
+        return value.strip().upper()
 
     @field_validator("allowed_users")
     @classmethod

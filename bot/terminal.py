@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
+import logging
 import signal
 import sys
 import threading
 import unicodedata
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
@@ -27,11 +30,51 @@ from flows.replies import Button, Reply
 
 BYE = "Bye — your consultation is saved; `hemadose chat` resumes it."
 NUMERIC_HINT = "(#N picks a button; a number typed alone is your answer)"
+UNREADABLE = "I could not read that line: it is not {encoding} text. Nothing was taken from it; please type it again."
+NOT_SAVED = (
+    "Not saved: {cause}. That answer was not stored; everything saved before it is kept. {fix} it again, or /quit."
+)
+REMINDERS_NOT_CHECKED = (
+    "Reminders could not be checked: {cause}. They are kept and checked again after your next answer."
+)
+log = logging.getLogger("hemadose.terminal")
 
 
 class Ended(NamedTuple):
     handled: int  # messages handled
     interrupted: bool  # ended by Ctrl-C (the caller exits 130), not by end of input or /quit
+    unsaved: int = 0  # answers the storage refused (disk full, ...): the caller exits 1
+
+
+class UnreadableLineError(Exception):
+    """A line of standard input that is not text in its encoding (e.g. bytes \xff on a UTF-8 stdin)."""
+
+    def __init__(self, encoding: str) -> None:
+        super().__init__(encoding)
+        self.encoding = encoding
+
+
+def storage_problem(exc: BaseException) -> tuple[str, str]:
+    """Why a write failed, for one line to the user, and what to do (disk full, read-only, locked, ...)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo += [current.__cause__, current.__context__, getattr(current, "orig", None)]
+    words = " ".join(str(e) for e in seen).lower()
+    numbers = {e.errno for e in seen if isinstance(e, OSError)}
+    if "database or disk is full" in words or numbers & {errno.ENOSPC, errno.EDQUOT}:
+        return "the disk is full (database or disk is full)", "Free some space, then type"
+    if "readonly database" in words or "read-only" in words or numbers & {errno.EROFS, errno.EACCES}:
+        return "the database cannot be written (read-only)", "Check the file's permissions, then type"
+    if "database is locked" in words or "database is busy" in words:
+        return "the database is busy (locked by another process)", "Wait a moment, then type"
+    if "disk i/o error" in words or numbers & {errno.EIO}:
+        return "a disk I/O error", "Check the disk, then type"
+    return f"an unexpected error ({type(exc).__name__})", "Type"
 
 
 def show(reply: Reply, out: TextIO) -> list[Button]:
@@ -81,7 +124,7 @@ def read_line(stdin: TextIO, stdout: TextIO) -> str:
     """
     if threading.current_thread() is not threading.main_thread():
         stdout.flush()
-        return stdin.readline()
+        return _readline(stdin)
     previous = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
@@ -89,9 +132,27 @@ def read_line(stdin: TextIO, stdout: TextIO) -> str:
         if task is not None and task.cancelling():  # a Ctrl-C that came while the answer was handled
             raise KeyboardInterrupt
         stdout.flush()
-        return stdin.readline()
+        return _readline(stdin)
     finally:
         signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+def _readline(stdin: TextIO) -> str:
+    """One line, decoded here from the bytes (strictly, in stdin's encoding), so that a line that is not
+    text is refused alone: the text layer would raise for its whole buffer, the lines around it lost,
+    and a lenient stdin (surrogateescape) would pass on characters that cannot be stored or shown."""
+    encoding = stdin.encoding or "utf-8"
+    raw = getattr(stdin, "buffer", None)
+    if raw is None:  # an in-memory stream (tests): already text
+        try:
+            return stdin.readline()
+        except UnicodeDecodeError:
+            raise UnreadableLineError(encoding) from None
+    data: bytes = raw.readline()
+    try:
+        return data.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        raise UnreadableLineError(encoding) from None
 
 
 async def chat(
@@ -139,14 +200,34 @@ async def chat(
     service.reminders.chats = chat_ref
 
     handled = 0
+    unsaved = 0
     interrupted = False
+
+    async def attempt(step: Callable[[], Awaitable[object]], failed: str = NOT_SAVED) -> None:
+        """Run one exchange; a write the storage refuses (disk full, ...) or a fault is one line, and the chat
+        goes on: the update's transaction was rolled back, everything committed before it stays."""
+        nonlocal unsaved
+        try:
+            await step()
+        except Exception as exc:
+            unsaved += 1
+            cause, fix = storage_problem(exc)
+            log.debug("an answer could not be handled", exc_info=True)
+            stdout.write(failed.format(cause=cause, fix=fix) + "\n\n")
+
     try:
-        await exchange("/start", None)
+        await attempt(lambda: exchange("/start", None))
         while True:
-            await service.reminders.run_due()
+            await attempt(service.reminders.run_due, REMINDERS_NOT_CHECKED)
             if interactive:
                 stdout.write("> ")
-            line = read_line(stdin, stdout)
+            try:
+                line = read_line(stdin, stdout)
+            except UnreadableLineError as unreadable:
+                if not interactive:
+                    stdout.write("> (a line that is not text)\n")
+                stdout.write(UNREADABLE.format(encoding=unreadable.encoding.upper()) + "\n\n")
+                continue
             if not line:
                 if interactive:
                     stdout.write("\n")  # Ctrl-D leaves the cursor after the prompt
@@ -159,7 +240,7 @@ async def chat(
             if typed.lower() in ("/quit", "/exit"):
                 break
             pressed = choice(typed, buttons, numeric)
-            await exchange(None if pressed else typed, pressed)
+            await attempt(lambda: exchange(None if pressed else typed, pressed))  # noqa: B023 (awaited at once)
             handled += 1
     except (KeyboardInterrupt, asyncio.CancelledError):
         # Ctrl-C, waiting for input or while an answer was handled (asyncio cancels the task then;
@@ -177,4 +258,4 @@ async def chat(
             print(f"hemadose chat: could not write the dialogue to {record}: {exc.strerror}", file=sys.stderr)
     stdout.write(BYE + "\n")
     stdout.flush()
-    return Ended(handled, interrupted)
+    return Ended(handled, interrupted, unsaved)

@@ -387,3 +387,125 @@ def test_an_unknown_default_time_zone_is_one_line_not_a_traceback(tmp_path: Path
         "hemadose chat: HEMADOSE_TIMEZONE: 'Bad/Zone' is not a time zone I know; use an Area/City name, "
         "e.g. Europe/London\n"
     )
+
+
+# --- bytes that are not text, and a disk that is full ------------------------------------------
+UNREADABLE = "I could not read that line: it is not UTF-8 text. Nothing was taken from it; please type it again."
+
+
+def chat_bytes(tmp_path: Path, script: bytes, errors: str = "strict") -> subprocess.CompletedProcess[bytes]:
+    command = [str(HEMADOSE), "chat", "--db", str(tmp_path / "chat.db"), "--today", "2026-11-22"]
+    env = os.environ | {"PYTHONIOENCODING": f"utf-8:{errors}"}
+    return subprocess.run(command, input=script, capture_output=True, env=env, timeout=60, check=False)
+
+
+def test_a_line_that_is_not_utf8_gets_one_line_and_the_chat_goes_on(tmp_path: Path):
+    """Bytes \\xff on a strict stdin raised UnicodeDecodeError for the whole buffer (the lines around it
+    lost too); now that line alone is refused and the next ones are answered. A lenient stdin
+    (surrogateescape) is refused the same, rather than passing on characters nobody can store."""
+    for errors in ("strict", "surrogateescape"):
+        done = chat_bytes(tmp_path, b"/new\n\xff\xfe\n1\n1\nRX-\xff12\nRX-12\n", errors)
+        out = done.stdout.decode()
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == b""
+        assert "> /new\nWhich drug?\n" in out
+        assert f"> (a line that is not text)\n{UNREADABLE}\n\n> 1\nWhich label's rules?\n" in out
+        assert out.count(UNREADABLE) == 2  # "RX-\xff12" at the patient question too; the next line answers it
+        assert f"> (a line that is not text)\n{UNREADABLE}\n\n> RX-12\nBody weight in kg?\n" in out
+        (tmp_path / "chat.db").unlink()
+
+
+# What a full disk looks like to the storage: SQLite's own error, raised at the DBAPI cursor for the
+# statements FAIL_WRITES matches (SQLAlchemy wraps it as it wraps SQLITE_FULL).
+DISK_FULL = """
+import os, re, sqlite3, sys
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+FULL = re.compile(os.environ["FAIL_WRITES"], re.IGNORECASE)
+
+@event.listens_for(Engine, "before_cursor_execute")
+def full(conn, cursor, statement, parameters, context, executemany):
+    if FULL.search(statement):
+        raise sqlite3.OperationalError("database or disk is full")
+
+from bot.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+NOT_SAVED = (
+    "Not saved: the disk is full (database or disk is full). That answer was not stored; everything saved "
+    "before it is kept. Free some space, then type it again, or /quit."
+)
+
+
+def chat_on_full_disk(tmp_path: Path, script: str, fail_writes: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "full.py").write_text(DISK_FULL)
+    command = [sys.executable, str(tmp_path / "full.py"), "chat", "--db", str(tmp_path / "chat.db")]
+    env = os.environ | {"FAIL_WRITES": fail_writes}
+    return subprocess.run(
+        [*command, "--today", "2026-11-22"], input=script, capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def stored(tmp_path: Path, query: str) -> list[tuple[object, ...]]:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "chat.db") as db:
+        return db.execute(query).fetchall()
+
+
+def test_disk_full_when_saving_is_one_line_and_loses_nothing_committed(tmp_path: Path):
+    """The card was given (and audited); Save to patient finds the disk full: one line, no traceback,
+    status 1 at the end; the audit entry and the consultation are intact, and Save works once there is room."""
+    done = chat_on_full_disk(tmp_path, SCRIPT, r"^INSERT INTO patients")
+    assert done.returncode == 1
+    assert done.stderr == ""
+    assert "Dose: 288 mcg (4 mcg/kg × 72 kg) = 0.58 mL of the 500 mcg/mL solution" in done.stdout
+    assert f"> 1\n{NOT_SAVED}\n\n" in done.stdout
+    assert "Saved to RX-12" not in done.stdout
+    assert stored(tmp_path, "PRAGMA integrity_check") == [("ok",)]
+    assert stored(tmp_path, "SELECT count(*) FROM audit") == [(1,)]
+    assert stored(tmp_path, "SELECT count(*) FROM patients") == [(0,)]
+    again = chat(tmp_path, "1\n")  # room again: the consultation is still at its card; Save to patient
+    assert again.returncode == 0, again.stderr
+    assert "> 1\nSaved to RX-12: dose, result and recommendation." in again.stdout
+    assert stored(tmp_path, "SELECT count(*) FROM audit") == [(1,)]
+
+
+def test_disk_full_for_every_write_answers_each_line_and_keeps_the_consultation(tmp_path: Path):
+    first = chat(tmp_path, "/new\n1\n")  # at "Which label's rules?"
+    assert first.returncode == 0, first.stderr
+    done = chat_on_full_disk(tmp_path, "1\nRX-12\n/cancel\n", r"^\s*(INSERT|UPDATE|DELETE)")
+    assert done.returncode == 1
+    assert done.stderr == ""
+    assert done.stdout.count(NOT_SAVED) == 4  # the opening /start and the three lines
+    assert "Traceback" not in done.stdout
+    assert done.stdout.endswith(f"> /cancel\n{NOT_SAVED}\n\n{BYE}\n")
+    assert stored(tmp_path, "PRAGMA integrity_check") == [("ok",)]
+    again = chat(tmp_path, "")
+    assert "You have a consultation under way; it continues here:\n\nWhich label's rules?" in again.stdout
+
+
+def test_disk_full_while_reminders_are_due_keeps_them_for_later(tmp_path: Path):
+    """Yesterday's injection reminder was shown and not answered; today every write fails: one line for the
+    reminders each turn, none lost: with room again, the missed dose is answered by its rule."""
+    first = chat(tmp_path, SCRIPT + "1\n1\n2\n")  # Save, Set reminders, London, 09:00: today's dose shown
+    assert "⏰ Dose reminder · patient RX-12" in first.stdout
+    next_day = ["--today", "2026-11-23"]
+    (tmp_path / "full.py").write_text(DISK_FULL)
+    command = [sys.executable, str(tmp_path / "full.py"), "chat", "--db", str(tmp_path / "chat.db"), *next_day]
+    env = os.environ | {"FAIL_WRITES": r"^\s*(INSERT|UPDATE|DELETE)"}
+    done = subprocess.run(command, input="/patients\n", capture_output=True, text=True, env=env, timeout=60)
+    not_checked = (
+        "Reminders could not be checked: the disk is full (database or disk is full). They are kept and checked "
+        "again after your next answer."
+    )
+    assert done.returncode == 1
+    assert done.stderr == ""
+    assert done.stdout.count(not_checked) == 2  # before each prompt
+    assert "⏰" not in done.stdout
+    again = subprocess.run(
+        [str(HEMADOSE), "chat", "--db", str(tmp_path / "chat.db"), *next_day], input="", capture_output=True, text=True
+    )
+    assert "⏰ Missed dose · patient RX-12 · Romiplostim · Sun 2026-11-22" in again.stdout
+    assert stored(tmp_path, "PRAGMA integrity_check") == [("ok",)]
