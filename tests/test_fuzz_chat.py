@@ -219,7 +219,8 @@ def texts(rng: random.Random, others: list[str]) -> str:
     if kind < 0.7:
         return rng.choice(OTHER)
     if kind < 0.8 and others:
-        return rng.choice([f"/history {o}", f"/patients {o}", o])
+        other = rng.choice(others)
+        return rng.choice([f"/history {other}", f"/patients {other}", other])
     if kind < 0.9:
         return str(rng.randint(-(10**30), 10**30)) if rng.random() < 0.3 else f"{rng.uniform(-1e4, 1e6):.3f}"
     if kind < 0.995:
@@ -243,6 +244,9 @@ def forged(rng: random.Random, others: list[str]) -> str:
 _HUGE_ID = re.compile(r"^(oc|rm):.*\d{19,}")
 
 
+_LABEL_LIKE = re.compile(r"[a-z]{2}-\d+")
+
+
 def known_defect(text: str | None, button: str | None) -> str | None:
     """The defect an input would hit, if it is one of the known ones above."""
     if button is not None and _HUGE_ID.match(button):
@@ -253,20 +257,29 @@ def known_defect(text: str | None, button: str | None) -> str | None:
 class Harness:
     """The service over a SQLite file, the invariants checked after every update."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, users: dict[str, str] | None = None, strict: bool = True) -> None:
         self.folder = folder
         self.path = folder / "fuzz.db"
+        self.users = users or USERS
+        self.strict = strict  # raise on a broken invariant (the test) or count it (the benchmark)
         self.now = START
         self.storage: Storage | None = None
         self.service: ChatService | None = None
-        self.last: dict[str, list[Reply]] = {user: [] for user in USERS}
-        self.typed: dict[str, list[str]] = {user: [] for user in USERS}  # what each user sent (lower case)
-        self.long: dict[str, list[str]] = {user: [] for user in USERS}  # inputs over 64 characters
-        self.seen_data: list[str] = []  # every button data shown to anyone: stale presses
+        self.last: dict[str, list[Reply]] = {user: [] for user in self.users}
+        self.typed: dict[str, set[str]] = {user: set() for user in self.users}  # label-like words each user sent
+        self.long: dict[str, list[str]] = {user: [] for user in self.users}  # inputs over 64 characters
+        self.seen_data: dict[str, None] = {}  # button data shown to anyone (ordered, bounded): stale presses
         self.sent: list[tuple[str, str]] = []  # reminder deliveries (chat key, text)
         self.counts: Counter[str] = Counter()
+        self.violations: list[str] = []
         self.max_reply = 0
-        self.over_limit_echo = 0
+
+    def fail(self, problem: str) -> None:
+        if self.strict:
+            raise AssertionError(problem)
+        self.counts["invariant broken"] += 1
+        if len(self.violations) < 20:
+            self.violations.append(problem)
 
     async def open(self) -> None:
         self.storage = await open_storage(f"sqlite:///{self.path}")
@@ -289,14 +302,17 @@ class Harness:
             self.counts[f"skipped: {defect}"] += 1
             return []
         typed = text if text is not None else button or ""
-        self.typed[user].append(typed.lower())
-        if len(typed) > 64:
+        self.typed[user].update(_LABEL_LIKE.findall(typed.lower()))
+        if len(typed) > 64 and len(self.long[user]) < 50:
             self.long[user].append(typed)
         replies = await self.service.handle(user, chat_key(user), text=text, button=button)
         self.counts["messages"] += 1
         self.last[user] = replies
         for reply in replies:
-            self.seen_data += [b.data for row in reply.buttons for b in row if b.data not in self.seen_data][:5]
+            for row in reply.buttons:
+                for b in row:
+                    if len(self.seen_data) < 2000:
+                        self.seen_data[b.data] = None
         self.check(user, replies)
         return replies
 
@@ -305,7 +321,7 @@ class Harness:
 
     async def consult(self, user: str, number: int, save: bool = True, remind: bool = False) -> None:
         """A whole romiplostim consultation for one of the user's patients, saved (and reminders set)."""
-        steps = ["/new", "Romiplostim", "US label", label(user, number), "72", "Adult (18 or over)", "Today"]
+        steps = ["/new", "Romiplostim", "US label", f"{self.users[user]}-{number}", "72", "Adult (18 or over)", "Today"]
         steps += ["On treatment", "3", "2026-11-01", "2026-11-15", "32", "Yesterday", "Get recommendation"]
         steps += ["Save to patient"] if save else []
         steps += ["Set reminders", "UTC", "09:00"] if save and remind else []
@@ -316,7 +332,7 @@ class Harness:
     def saved_labels(self) -> dict[str, set[str]]:
         with sqlite3.connect(self.path) as db:
             rows = db.execute("SELECT u.external_id, p.label FROM patients p JOIN users u ON u.id = p.user_id")
-            labels: dict[str, set[str]] = {user: set() for user in USERS}
+            labels: dict[str, set[str]] = {user: set() for user in self.users}
             for owner, saved in rows:
                 labels.setdefault(owner, set()).add(saved)
             return labels
@@ -328,7 +344,7 @@ class Harness:
             for owner, labels in self.saved_labels().items()
             if owner != user
             for saved in labels
-            if not any(saved.lower() in typed for typed in self.typed[user])
+            if saved.lower() not in self.typed[user]
         ]
 
     def check(self, user: str, replies: list[Reply]) -> None:
@@ -338,9 +354,10 @@ class Harness:
             if size > TELEGRAM_LIMIT:
                 # The length limit on input (issue 10, another branch) is not in place here: a reply
                 # over the limit is tolerated only when it echoes a long input of this user.
+                self.counts["replies over 4096"] += 1
                 echoed = any(t[:64] in reply.text or t[-64:] in reply.text for t in self.long[user])
-                assert echoed, f"a reply of {size} characters that echoes nothing: {reply.text[:300]!r}"
-                self.over_limit_echo += 1
+                if not echoed:
+                    self.fail(f"a reply of {size} characters that echoes nothing: {reply.text[:300]!r}")
         shown = "\n".join(
             [r.text for r in replies] + [f"{b.label}\n{b.data}" for r in replies for row in r.buttons for b in row]
         )
@@ -350,13 +367,18 @@ class Harness:
     def no_leak(self, user: str, shown: str) -> None:
         for saved in self.foreign(user):
             pattern = rf"(?<![\w-]){re.escape(saved)}(?![\w-])"
-            assert not re.search(pattern, shown, re.IGNORECASE), f"{user} was shown {saved!r}: {shown[:500]!r}"
+            if re.search(pattern, shown, re.IGNORECASE):
+                self.fail(f"{user} was shown {saved!r}: {shown[:500]!r}")
 
     def states_valid(self) -> None:
         with sqlite3.connect(self.path) as db:
             for key, state in db.execute("SELECT chat_key, state FROM conversations"):
-                ChatState.model_validate_json(state)
-                assert key in {chat_key(user) for user in USERS}, key
+                try:
+                    ChatState.model_validate_json(state)
+                except ValueError as error:
+                    self.fail(f"the state of {key} does not validate: {error}")
+                if key not in {chat_key(user) for user in self.users}:
+                    self.fail(f"a state saved under {key}")
 
     def state_of(self, user: str) -> str:
         with sqlite3.connect(self.path) as db:
@@ -373,7 +395,7 @@ class Harness:
             return len(sent)
 
         await Reminders(self.storage, lambda: self.now, "UTC", sender=sender).run_due()
-        owners = {chat_key(user): user for user in USERS}
+        owners = {chat_key(user): user for user in self.users}
         for chat, text in sent:
             self.no_leak(owners[chat], text)
         self.sent += sent
@@ -441,7 +463,7 @@ class ChatMachine(RuleBasedStateMachine):
     @rule(user=user_refs, pick=st.integers(min_value=0, max_value=10_000))
     def stale_button(self, user: str, pick: int) -> None:
         """Button data once shown to anyone (this user earlier, or another user), pressed now."""
-        seen = self.harness.seen_data
+        seen = list(self.harness.seen_data)
         if seen:
             self.runner.run(self.harness.send(user, None, seen[pick % len(seen)]))
 
