@@ -467,7 +467,11 @@ class ChatMachine(RuleBasedStateMachine):
         if seen:
             self.runner.run(self.harness.send(user, None, seen[pick % len(seen)]))
 
-    @rule(user=user_refs, pick=st.integers(min_value=0, max_value=10_000), how=st.sampled_from(["text", "fu:", "fc:", "hi:", "v:", "/history ", "/patients "]))
+    @rule(
+        user=user_refs,
+        pick=st.integers(min_value=0, max_value=10_000),
+        how=st.sampled_from(["text", "fu:", "fc:", "hi:", "v:", "/history ", "/patients "]),
+    )
     def other_users_label(self, user: str, pick: int, how: str) -> None:
         """Another user's label typed, asked for, or forged into a button: nothing of theirs comes back."""
         other = self.others(user)[pick % 6]
@@ -478,7 +482,11 @@ class ChatMachine(RuleBasedStateMachine):
         else:
             self.runner.run(self.harness.send(user, None, how + other))
 
-    @rule(user=user_refs, pick=st.integers(min_value=1, max_value=80), action=st.sampled_from(["oc:t", "oc:s", "oc:z", "rm:p", "rm:s", "rm:r", "oc:d"]))
+    @rule(
+        user=user_refs,
+        pick=st.integers(min_value=1, max_value=80),
+        action=st.sampled_from(["oc:t", "oc:s", "oc:z", "rm:p", "rm:s", "rm:r", "oc:d"]),
+    )
     def occurrence_ids(self, user: str, pick: int, action: str) -> None:
         """Reminder buttons with any id: other users' occurrences and reminders among them."""
         data = f"{action}:{pick}:20261122" if action == "oc:d" else f"{action}:{pick}"

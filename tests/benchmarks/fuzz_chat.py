@@ -11,8 +11,8 @@ restarts, reminder messages and the time. --minutes stops early (the count reach
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import asyncio
+import datetime as dt
 import random
 import sys
 import tempfile
@@ -48,7 +48,9 @@ async def walk(messages: int, seed: int, users: int, minutes: float) -> int:
                 harness.counts["messages"] += 1
                 name = f"{type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}"
                 exceptions[name] += 1
-                first.setdefault(name, f"user {user} text={text!r:.200} button={button!r:.200}\n{traceback.format_exc()}")
+                first.setdefault(
+                    name, f"user {user} text={text!r:.200} button={button!r:.200}\n{traceback.format_exc()}"
+                )
 
         while harness.counts["messages"] < messages:
             if minutes and time.monotonic() - started > minutes * 60:
