@@ -28,6 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -35,6 +36,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from bot.reminders import Reminders
 from bot.service import ChatService
 from bot.storage import Storage, open_storage
+from flows.consultation import MACHINE
 from flows.replies import Reply
 from flows.state import ChatState
 
@@ -374,9 +376,12 @@ class Harness:
         with sqlite3.connect(self.path) as db:
             for key, state in db.execute("SELECT chat_key, state FROM conversations"):
                 try:
-                    ChatState.model_validate_json(state)
+                    parsed = ChatState.model_validate_json(state)
                 except ValueError as error:
                     self.fail(f"the state of {key} does not validate: {error}")
+                    continue
+                if parsed.state not in MACHINE.states:  # ChatState.state is a plain str
+                    self.fail(f"the state of {key} does not validate: no step {parsed.state!r}")
                 if key not in {chat_key(user) for user in self.users}:
                     self.fail(f"a state saved under {key}")
 
@@ -522,3 +527,25 @@ ChatMachine.TestCase.settings = settings(
     derandomize=True,  # the same walk on every run: a CI failure reproduces locally
 )
 TestChatFuzz = ChatMachine.TestCase
+
+
+async def test_the_invariants_can_fail(tmp_path: Path):
+    """The checks the fuzz relies on do catch a leak, an overlong reply and a broken state."""
+    harness = Harness(tmp_path)
+    await harness.open()
+    try:
+        await harness.consult("tg:101", 1)
+        assert harness.saved_labels()["tg:101"] == {"QA-1"}
+        harness.no_leak("tg:202", "Your patients: QA-10, QA-1x")  # another label, not QA-1
+        with pytest.raises(AssertionError, match="tg:202 was shown 'QA-1'"):
+            harness.no_leak("tg:202", "Your patients:\n• QA-1 (Romiplostim)")
+        await harness.send("tg:202", "/history QA-1")  # typed by this user: its echo is no leak
+        harness.no_leak("tg:202", "You have no patient labelled 'QA-1'.")
+        with pytest.raises(AssertionError, match="a reply of 4097 characters"):
+            harness.check("tg:303", [Reply("x" * 4097)])
+        with sqlite3.connect(harness.path) as db:
+            db.execute('UPDATE conversations SET state = \'{"state": "nowhere"}\'')
+        with pytest.raises(AssertionError, match="does not validate"):
+            harness.states_valid()
+    finally:
+        await harness.close()
