@@ -321,15 +321,31 @@ class Harness:
     def buttons(self, user: str) -> list[tuple[str, str]]:
         return [(b.label, b.data) for reply in self.last[user] for row in reply.buttons for b in row]
 
-    async def consult(self, user: str, number: int, save: bool = True, remind: bool = False) -> None:
-        """A whole romiplostim consultation for one of the user's patients, saved (and reminders set)."""
-        steps = ["/new", "Romiplostim", "US label", f"{self.users[user]}-{number}", "72", "Adult (18 or over)", "Today"]
-        steps += ["On treatment", "3", "2026-11-01", "2026-11-15", "32", "Yesterday", "Get recommendation"]
+    async def consult(self, user: str, number: int, save: bool = True, remind: bool = False, drug: str = "") -> None:
+        """A whole consultation (romiplostim, or luspatercept with its transfusions) for one of the user's
+        patients, saved (and reminders set)."""
+        patient = f"{self.users[user]}-{number}"
+        if drug == "luspatercept":
+            steps = ["/new", "Luspatercept", "MDS", patient, "70", "Today", "On treatment", "1 mg/kg", "2026-10-11"]
+            steps += ["2026-11-01", "2", "None", "8.9", "Yesterday", "None / skip", "2026-11-08 1", "Done"]
+        else:
+            steps = ["/new", "Romiplostim", "US label", patient, "72", "Adult (18 or over)", "Today"]
+            steps += ["On treatment", "3", "2026-11-01", "2026-11-15", "32", "Yesterday"]
+        steps += ["Get recommendation"]
         steps += ["Save to patient"] if save else []
         steps += ["Set reminders", "UTC", "09:00"] if save and remind else []
         for step in steps:
-            pressed = next((d for lab, d in self.buttons(user) if lab.casefold().endswith(step.casefold())), None)
-            await self.send(user, None if pressed else step, pressed)
+            await self.typed_or_pressed(user, step)
+
+    async def typed_or_pressed(self, user: str, step: str) -> None:
+        """The button whose label ends with `step` if the last reply has one, else `step` typed."""
+        pressed = next((d for lab, d in self.buttons(user) if lab.casefold().endswith(step.casefold())), None)
+        await self.send(user, None if pressed else step, pressed)
+
+    async def follow_up(self, user: str, number: int) -> None:
+        """The patient's record, then its follow-up (the walk goes on from the new result's question)."""
+        await self.send(user, f"/patients {self.users[user]}-{number}")
+        await self.typed_or_pressed(user, "Same regimen, new result")
 
     def saved_labels(self) -> dict[str, set[str]]:
         with sqlite3.connect(self.path) as db:
@@ -497,9 +513,13 @@ class ChatMachine(RuleBasedStateMachine):
         data = f"{action}:{pick}:20261122" if action == "oc:d" else f"{action}:{pick}"
         self.runner.run(self.harness.send(user, None, data))
 
-    @rule(user=user_refs, number=numbers, remind=st.booleans())
-    def consultation(self, user: str, number: int, remind: bool) -> None:
-        self.runner.run(self.harness.consult(user, number, remind=remind))
+    @rule(user=user_refs, number=numbers, remind=st.booleans(), drug=st.sampled_from(["romiplostim", "luspatercept"]))
+    def consultation(self, user: str, number: int, remind: bool, drug: str) -> None:
+        self.runner.run(self.harness.consult(user, number, remind=remind, drug=drug))
+
+    @rule(user=user_refs, number=numbers)
+    def follow_up(self, user: str, number: int) -> None:
+        self.runner.run(self.harness.follow_up(user, number))
 
     @rule(user=user_refs, size=st.integers(min_value=4097, max_value=5000), char=st.sampled_from("7x 9,"))
     def long_text(self, user: str, size: int, char: str) -> None:

@@ -72,8 +72,12 @@ async def walk(messages: int, seed: int, users: int, minutes: float) -> int:
             elif roll < 0.93:
                 await send(user, f"/history {people[user]}-{rng.randint(1, 3)}")
             elif roll < 0.95:
+                drug = rng.choice(["romiplostim", "luspatercept"])
                 try:
-                    await harness.consult(user, rng.randint(1, 3), remind=rng.random() < 0.5)
+                    if rng.random() < 0.3:
+                        await harness.follow_up(user, rng.randint(1, 3))
+                    else:
+                        await harness.consult(user, rng.randint(1, 3), remind=rng.random() < 0.5, drug=drug)
                 except Exception as error:
                     exceptions[f"{type(error).__name__} (in a scripted consultation)"] += 1
             elif roll < 0.955:
