@@ -4,7 +4,7 @@ The clinician reads the question now open (`chat.state`, the step's name in flow
 answers it from a `Case`: the contract request, the patient's record if this is a follow-up, and which
 results are entered at this visit. A button is "pressed" by typing its label (the chat must accept every
 button by its label); values and dates are typed. It answers only what is asked, as asked: for a list
-("transfusions in the last 12 weeks") it gives the entries in the window the question names.
+("red-cell transfusions from <date> to today") it gives the entries in the period the question names.
 
 `ANSWERS` is a dispatch table keyed by step name: a new step needs one entry. A step with no entry
 fails with a message naming it; so does an answer the chat refuses (no progress) and a confirmation
@@ -22,6 +22,7 @@ from typing import Any
 
 from core.numbers import fmt
 from core.registry import rules_for
+from core.units import UNITS_BY_TEST
 from flows.consultation import _plain as plain_label  # how the chat reads a typed label
 from flows.consultation import handle
 from flows.replies import Button, Env, PatientSummary, Reply, UserInput
@@ -32,7 +33,9 @@ Request = dict[str, Any]
 # Typed units, as a clinician writes them (the contract's unit -> the text after the number).
 TYPED_UNIT = {"10^9/L": "", "10^3/uL": " 10^3/uL", "G/L": " G/L", "/uL": "/uL", "g/dL": "", "g/L": " g/L"}
 TYPED_UNIT |= {"mmol/L": " mmol/L"}
-CONFIRMABLE = ("unusual", "not a level", "outside the label")  # the prompts the clinician says yes to
+# The prompts the clinician says yes to: unusual values, doses outside the label, a result 8+ days old
+# ("That count is 9 days old ... Use it anyway"), a status the record contradicts ("The record shows ...").
+CONFIRMABLE = ("unusual", "not a level", "outside the label", "days old", "The record shows")
 MAX_MESSAGES = 120
 
 
@@ -44,14 +47,14 @@ class ClinicianStuckError(AssertionError):
 class Case:
     """What the clinician knows: the request, the record (follow-up) and the results entered today.
 
-    `request["labs"]` is the record's deciding results (oldest first), then `earlier`, then `latest`:
-    the order the chat sends them in.
+    `request["labs"]` holds the deciding results in date order, `latest` last. The record holds some of the
+    others (a follow-up); the clinician types the rest when the chat asks for them (an earlier result, the
+    counts since `since`).
     """
 
     request: Request
     record: PatientSummary | None = None
     latest: Request | None = None  # the latest deciding result, typed at this visit
-    earlier: Request | None = None  # an earlier one, typed only when the chat asks for it
     label: str = "RX-7"
     prefer_buttons: bool = True  # press "Keep 3 mg" / "Today" where a button says the answer
 
@@ -195,9 +198,10 @@ def _status(q: Question) -> str:
     dose = q.case.dose
     if dose is None:
         return q.press("v:new")
-    if q.case.record is not None and q.label_of("v:same") is not None:
+    record, held = q.case.record, bool(q.case.request.get("on_hold"))
+    if record is not None and q.label_of("v:same") is not None and record.on_hold == held:
         return q.press("v:same")  # "As saved: on 3 mcg/kg since ..."
-    return q.press("v:held" if q.case.request.get("on_hold") else "v:on")
+    return q.press("v:held" if held else "v:on")  # the record contradicts it: "The record shows ..." confirmed
 
 
 def _dose_amount(q: Question) -> str:
@@ -236,14 +240,72 @@ def _lab_date(q: Question) -> str:
     return q.date(dt.date.fromisoformat(q.case.latest["date"]))
 
 
+def in_deciding_unit(lab: Request) -> Decimal:
+    return Decimal(str(lab["value"])) * UNITS_BY_TEST[lab["test"]][lab["unit"]]
+
+
+def _results(case: Case, test: str) -> list[tuple[dt.date, Request]]:
+    return [(dt.date.fromisoformat(lab["date"]), lab) for lab in case.request.get("labs") or [] if lab["test"] == test]
+
+
+def earlier_result(case: Case) -> Request | None:
+    """The earlier result the chat asks for, read from the request as the question words it:
+    romiplostim "the previous week's platelet count (taken <latest - 10> to <latest - 4>)": the latest of them;
+    luspatercept "the lowest haemoglobin from the 3 weeks before ... with no transfusion after it" (none dated
+    from that result's day to the day before the latest); lusutrombopag "the platelet count from before the
+    course (on or before day 1, <since>)": the latest of them."""
+    assert case.latest is not None
+    latest = dt.date.fromisoformat(case.latest["date"])
+    drug = case.request["drug"]
+    if drug == "luspatercept":
+        given = [dt.date.fromisoformat(t["date"]) for t in case.request.get("transfusions") or []]
+        found = [
+            lab
+            for day, lab in _results(case, "hemoglobin")
+            if latest - dt.timedelta(days=21) <= day < latest and not any(day <= t < latest for t in given)
+        ]
+        return min(found, key=in_deciding_unit, default=None)
+    if drug == "romiplostim":
+        first, last = latest - dt.timedelta(days=10), latest - dt.timedelta(days=4)
+    else:
+        assert case.dose is not None
+        first, last = dt.date.min, dt.date.fromisoformat(case.dose["since"])
+    dated = [(day, lab) for day, lab in _results(case, "platelets") if first <= day <= last]
+    return dated[-1][1] if dated else None  # listed in date order
+
+
 def _previous_value(q: Question) -> str:
-    earlier = q.case.earlier
+    earlier = earlier_result(q.case)
     return q.press("v:skip") if earlier is None else typed_lab(earlier)
 
 
 def _previous_date(q: Question) -> str:
-    assert q.case.earlier is not None
-    return q.date(dt.date.fromisoformat(q.case.earlier["date"]))
+    earlier = earlier_result(q.case)
+    assert earlier is not None
+    return q.date(dt.date.fromisoformat(earlier["date"]))
+
+
+def _counts(q: Question) -> str:
+    """Every count of the request dated from `since` to today that the chat does not list yet, one per
+    message, then Done. The listed ones are the chat's: the record's, those added, the earlier and latest."""
+    answers = q.chat.answers
+    since = answers.dose_since
+    assert since is not None
+    shown = [(lab.date, lab.value, lab.unit) for lab in [*answers.history_labs, *answers.added_labs]]
+    shown += [(answers.previous_date, answers.previous_value, answers.previous_unit)]
+    shown += [(answers.lab_date, answers.lab_value, answers.lab_unit)]
+    listed = [
+        (day, value * UNITS_BY_TEST["platelets"][unit])
+        for day, value, unit in shown
+        if day is not None and value is not None and unit is not None
+    ]
+    for lab in q.case.request.get("labs") or []:
+        day = dt.date.fromisoformat(lab["date"])
+        if lab["test"] != "platelets" or not since <= day <= q.env.today:
+            continue
+        if (day, in_deciding_unit(lab)) not in listed:
+            return f"{day.isoformat()} {typed_lab(lab)}"
+    return q.press("v:done")
 
 
 def asked_from(question: str, today: dt.date) -> dt.date | None:
@@ -305,6 +367,7 @@ ANSWERS: dict[str, Callable[[Question], str]] = {
     "lab_date": _lab_date,
     "previous_value": _previous_value,
     "previous_date": _previous_date,
+    "counts": _counts,
     "transfusions": _transfusions,
     "baseline": _baseline,
     "adverse": _adverse,
@@ -319,6 +382,7 @@ class Transcript:
     chat: ChatState
     typed: list[str] = field(default_factory=list)  # what the clinician sent, /new first
     texts: list[str] = field(default_factory=list)  # every reply's text
+    steps: list[str] = field(default_factory=list)  # the step each typed answer replied to
 
     @property
     def request(self) -> Request:
@@ -356,6 +420,7 @@ def consult(case: Case) -> Transcript:
             raise ClinicianStuckError(f"no recommendation after {MAX_MESSAGES} messages: {transcript.typed}")
         asked = next((r for r in reversed(outcome.replies) if r.buttons), outcome.replies[-1])
         typed = answer(Question(chat, asked, env, case))
+        transcript.steps.append(chat.state)
         before = chat
         chat, outcome = handle(chat, UserInput(text=typed), env)
         transcript.typed.append(typed)
