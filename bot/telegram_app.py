@@ -44,6 +44,7 @@ FAULT = "Something went wrong on my side. What you entered is kept: send your la
 NOT_TEXT = "I can only read text and button presses. Please type your answer."
 # A button pressed on a message sent inline (in another chat) comes with no chat to answer in:
 # the answer is the button's own pop-up (at most 200 characters).
+EDITED = "I read each answer once, as it comes, not edits: send the corrected answer as a new message."
 NO_CHAT = "This button works only in the private chat with HemaDose: open it there."
 
 
@@ -79,7 +80,9 @@ def service_of(context: ContextTypes.DEFAULT_TYPE) -> ChatService:
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    assert update.message is not None
+    if update.message is None:  # an edit of an earlier message: answers are read once, as they come
+        await context.bot.send_message(chat_of(update), EDITED)
+        return
     replies = await service_of(context).handle(user_ref(update), chat_ref(update), text=update.message.text)
     await send(update, context, replies)
 

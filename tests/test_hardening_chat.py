@@ -17,7 +17,7 @@ from bot.limits import BAD_BUTTON, CUT_NOTE, MAX_REPLY, MAX_TEXT, SLOW_DOWN, Flo
 from bot.offline import TOKEN, RecordingRequest, button_update, message_update
 from bot.service import PRIVATE_ONLY, ChatService
 from bot.storage import open_storage
-from bot.telegram_app import NO_CHAT, build_application
+from bot.telegram_app import EDITED, NO_CHAT, build_application
 from flows import parsing, steps
 from flows.reminders import parse_time
 from flows.replies import Button, Reply
@@ -259,6 +259,15 @@ async def test_an_inline_button_without_a_message_is_answered_in_its_pop_up(tmp_
     assert request.sent == []
     [(_, params)] = [call for call in request.calls if call[0] == "answerCallbackQuery"]
     assert params["text"] == NO_CHAT
+    await service.storage.close()
+
+
+async def test_an_edited_message_is_answered_not_a_traceback(tmp_path: Path):
+    update = message_update(1, 1001, 1001, "72")
+    update["edited_message"] = update.pop("message")
+    update["edited_message"]["edit_date"] = update["edited_message"]["date"]
+    request, service = await run_app(tmp_path, [update])
+    assert [m.text for m in request.sent] == [EDITED]
     await service.storage.close()
 
 
