@@ -16,11 +16,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.limits import BAD_BUTTON, fit, too_long, valid_button
 from bot.reminders import Reminders
 from bot.storage import Storage
 from bot.storage.tables import Audit, Dose, Patient, User
 from flows import followup, render
 from flows.consultation import handle as run_flow
+from flows.consultation import refuse
 from flows.reminders import known_zone
 from flows.replies import (
     AuditRecommendation,
@@ -35,6 +37,15 @@ from flows.replies import (
 from flows.state import ChatState
 
 Clock = Callable[[], dt.datetime]  # aware "now"
+PRIVATE_ONLY = "HemaDose works in private chats only: open a private chat with the bot."
+
+
+def private(chat_ref: str) -> bool:
+    """Only a private chat may carry patient data. A Telegram chat is 'tg:<chat>:<user>', and a
+    private chat's id is its user's id (groups and channels have other, negative ids); terminal chats
+    ('local:<name>') are private."""
+    parts = chat_ref.split(":")
+    return not (parts[0] == "tg" and len(parts) == 3 and parts[1] != parts[2])
 
 
 def system_clock() -> dt.datetime:
@@ -51,7 +62,32 @@ class ChatService:
     async def handle(
         self, user_ref: str, chat_ref: str, text: str | None = None, button: str | None = None
     ) -> list[Reply]:
-        """`user_ref` and `chat_ref` are opaque keys ('tg:123'); every query is scoped to the user."""
+        """`user_ref` and `chat_ref` are opaque keys ('tg:123'); every query is scoped to the user.
+
+        Bounded on the way in (an over-long message or a damaged button is refused before anything
+        reads it) and on the way out (no reply longer than Telegram takes), for every transport.
+        """
+        if not private(chat_ref):  # nothing is read, written or scheduled for a group or a channel
+            return [Reply(PRIVATE_ONLY)]
+        refusal = too_long(text) or (BAD_BUTTON if button is not None and not valid_button(button) else None)
+        if refusal is not None:
+            return fit(await self._refuse(user_ref, chat_ref, refusal))
+        return fit(await self._handle(user_ref, chat_ref, text, button))
+
+    async def _refuse(self, user_ref: str, chat_ref: str, refusal: str) -> list[Reply]:
+        """The refusal and the question now open, asked again; the chat's state is left as it was."""
+        async with self.storage.session() as session, session.begin():
+            row = await self.storage.open_chat(session, user_ref, chat_ref)
+            notice = await self.reminders.undelivered_notice(session, row.user_id)
+            today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
+            chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
+            patients = {}
+            if chat.state == "patient":  # the question's buttons: the user's patients
+                patients = await self._patients(session, row.user_id, today, chat, UserInput())
+            outcome = refuse(chat, Env(today, patients, row.time_zone, self.clock()), refusal)
+            return [*notice, *outcome.replies]
+
+    async def _handle(self, user_ref: str, chat_ref: str, text: str | None, button: str | None) -> list[Reply]:
         storage = self.storage
         async with storage.session() as session, session.begin():
             command = (text or "").strip().split(maxsplit=1)

@@ -23,8 +23,9 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
+from bot.limits import SLOW_DOWN, FloodGate
 from bot.sending import TelegramSender
-from bot.service import ChatService
+from bot.service import PRIVATE_ONLY, ChatService
 from flows.replies import Reply
 
 log = logging.getLogger("hemadose.telegram")
@@ -41,6 +42,10 @@ COMMANDS = [
 REFUSAL = "Sorry, this assistant is private to its care team. Ask its operator to add your Telegram user id."
 FAULT = "Something went wrong on my side. What you entered is kept: send your last answer again, or /help."
 NOT_TEXT = "I can only read text and button presses. Please type your answer."
+# A button pressed on a message sent inline (in another chat) comes with no chat to answer in:
+# the answer is the button's own pop-up (at most 200 characters).
+EDITED = "I read each answer once, as it comes, not edits: send the corrected answer as a new message."
+NO_CHAT = "This button works only in the private chat with HemaDose: open it there."
 
 
 def user_ref(update: Update) -> str:
@@ -75,7 +80,9 @@ def service_of(context: ContextTypes.DEFAULT_TYPE) -> ChatService:
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    assert update.message is not None
+    if update.message is None:  # an edit of an earlier message: answers are read once, as they come
+        await context.bot.send_message(chat_of(update), EDITED)
+        return
     replies = await service_of(context).handle(user_ref(update), chat_ref(update), text=update.message.text)
     await send(update, context, replies)
 
@@ -84,7 +91,8 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     assert query is not None
     await query.answer()
-    replies = await service_of(context).handle(user_ref(update), chat_ref(update), button=query.data)
+    data = query.data if isinstance(query.data, str) else ""  # a game's button has no data: refused as damaged
+    replies = await service_of(context).handle(user_ref(update), chat_ref(update), button=data)
     await send(update, context, replies)
 
 
@@ -93,10 +101,27 @@ async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await context.bot.send_message(update.effective_chat.id, NOT_TEXT)
 
 
-def access_guard(allowed: frozenset[int] | None) -> TypeHandler[Update, ContextTypes.DEFAULT_TYPE, None]:
-    """Serve only the allowed user ids (None: everyone, which `hemadose run` refuses to start with)."""
+def access_guard(
+    allowed: frozenset[int] | None, flood: FloodGate | None = None
+) -> TypeHandler[Update, ContextTypes.DEFAULT_TYPE, None]:
+    """Every update passes here first: a private chat, an allowed user id (None: everyone, which
+    `hemadose run` refuses to start with), and a pace the user is told about when it is too fast."""
+    flood = flood if flood is not None else FloodGate()
 
     async def guard(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = update.effective_chat
+        if chat is None:  # an inline message's button, an inline query: no chat to answer in
+            if update.callback_query is not None:
+                await update.callback_query.answer(NO_CHAT, show_alert=True)
+            raise ApplicationHandlerStop
+        if chat.type != chat.PRIVATE:  # a group, supergroup or channel: one line, nothing read or kept
+            if update.callback_query is not None:
+                await update.callback_query.answer()
+            try:
+                await context.bot.send_message(chat.id, PRIVATE_ONLY)
+            except TelegramError:  # a channel the bot may not post in, a group it was removed from
+                log.warning("could not answer in a chat that is not private")
+            raise ApplicationHandlerStop
         user = update.effective_user
         if allowed is None or (user is not None and user.id in allowed):
             return
@@ -107,7 +132,18 @@ def access_guard(allowed: frozenset[int] | None) -> TypeHandler[Update, ContextT
             await context.bot.send_message(update.effective_chat.id, REFUSAL)
         raise ApplicationHandlerStop
 
-    return TypeHandler(Update, guard)
+    async def checked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await guard(update, context)
+        user = update.effective_user
+        if user is not None and flood.arrived(user.id):  # the update is still handled, after the note
+            await context.bot.send_message(chat_of(update), SLOW_DOWN)
+
+    return TypeHandler(Update, checked)
+
+
+def chat_of(update: Update) -> int:
+    assert update.effective_chat is not None
+    return update.effective_chat.id
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -190,6 +226,7 @@ def build_application(
     *,
     request: BaseRequest | None = None,
     polling: bool = True,
+    flood: FloodGate | None = None,
 ) -> Application:  # type: ignore[type-arg]
     """The bot; `service` may be set later in `bot_data['service']` (e.g. opened in post_init)."""
     builder: ApplicationBuilder = Application.builder().token(token)  # type: ignore[type-arg]
@@ -201,7 +238,7 @@ def build_application(
     application = builder.build()
     if service is not None:
         application.bot_data["service"] = service
-    application.add_handler(access_guard(allowed_users), group=-1)
+    application.add_handler(access_guard(allowed_users, flood), group=-1)
     application.add_handler(MessageHandler(filters.TEXT, on_text))
     application.add_handler(CallbackQueryHandler(on_button))
     application.add_handler(MessageHandler(~filters.TEXT & ~filters.StatusUpdate.ALL, on_other))

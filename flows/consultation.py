@@ -571,3 +571,12 @@ def handle(chat: ChatState, message: UserInput, env: Env) -> tuple[ChatState, Ou
     conversation = Conversation(ChatState.model_validate_json(chat.model_dump_json()), env)
     conversation.receive(message)
     return conversation.chat, conversation.outcome
+
+
+def refuse(chat: ChatState, env: Env, message: str) -> Outcome:
+    """Say why a message was not read (too long, a damaged button), then the question now open again;
+    the chat's state is not changed (nothing entered is lost)."""
+    conversation = Conversation(ChatState.model_validate_json(chat.model_dump_json()), env)
+    conversation.say(message)
+    conversation.reask()
+    return conversation.outcome

@@ -14,7 +14,11 @@ from decimal import Decimal, InvalidOperation
 from core.numbers import fmt
 from core.units import PLAUSIBILITY, UNITS_BY_TEST
 
-_NUMBER = re.compile(r"^\s*([-+]?\d+(?:[.,]\d+)?)\s*(.*?)\s*$")
+# Every pattern here is anchored and has no two unbounded repeats that can match the same characters
+# one after the other, so a failed match is linear in the text (tests/test_hardening_chat.py). What
+# follows a number is taken whole and stripped in Python: `\s*(.*?)\s*$` retried the lazy part at
+# every space of a long message (quadratic: 100 KB took a minute).
+_NUMBER = re.compile(r"([-+]?\d+(?:[.,]\d+)?)(.*)", re.DOTALL)
 _DAYS_AGO = re.compile(r"^(\d{1,3})\s*(?:d|days?)\s*ago$")
 _IN_DAYS = re.compile(r"^in\s+(\d{1,3})\s*(?:d|days?)$")
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -127,7 +131,7 @@ def parse_number(
     if _LOOKS_LIKE_DATE.match(text):
         return Problem(f"'{text.strip()}' looks like a date; this question asks for the {what}, e.g. {example}.")
     text = _THOUSANDS.sub("", text)  # '52 000' is 52000
-    match = _NUMBER.match(text)
+    match = _NUMBER.match(text.strip())
     if not match:
         return Problem(f"I could not read '{text.strip()}' as the {what}. Type a number, e.g. {example}.")
     try:
@@ -136,20 +140,21 @@ def parse_number(
         return Problem(f"I could not read '{text.strip()}' as a number.")
     if abs(value) >= LARGEST:
         return Problem(f"{match.group(1)} is far too large for the {what}. Type it again, e.g. {example}.")
-    written = match.group(2).lower().replace(" ", "")
+    after = match.group(2).strip()
+    written = after.lower().replace(" ", "")
     if units is None:
         if written:
-            return Problem(f"Type the {what} as a number only, without '{match.group(2)}'.")
+            return Problem(f"Type the {what} as a number only, without '{after}'.")
         return value, ""
-    key = written if written in units else match.group(2).lower()
-    if key not in units and _DATE_PART.match(match.group(2)):
+    key = written if written in units else after.lower()
+    if key not in units and _DATE_PART.match(after):
         # '2026 -11-08 1' typed where one number is asked: not a unit, a date and a number
         return Problem(
             f"'{text.strip()}' looks like a date and a number; this question asks only for the {what}, e.g. {example}."
         )
     if key not in units:
         known = ", ".join(sorted({SHOWN_UNIT.get(u, u) for u in units.values()}))
-        return Problem(f"I don't know the unit '{match.group(2)}' for the {what}. Use one of: {known}.")
+        return Problem(f"I don't know the unit '{after}' for the {what}. Use one of: {known}.")
     return value, units[key]
 
 

@@ -61,7 +61,12 @@ LB_TO_KG = Decimal("0.45359237")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._#/-]{0,23}$")
 # Two or more words of letters only (any case, hyphens and apostrophes allowed): most likely a name.
 _FULL_NAME = re.compile(r"^[^\W\d_][^\W\d_'-]*(?:['-][^\W\d_]+)*(?: +[^\W\d_][^\W\d_'-]*(?:['-][^\W\d_]+)*)+$")
-_TRANSFUSION_UNITS = re.compile(r"^(\d+(?:[.,]\d+)?)\s*(?:units?|u)?$", re.IGNORECASE)
+# A label is a code with a digit (RX-12, bed 4, AB12); a run of four letters or more is most likely a
+# name ('Smith 1950', 'john.smith1'), unless it is one of the words codes are made of.
+_LONG_WORD = re.compile(r"[^\W\d_]{4,}")
+CODE_WORDS = frozenset({"room", "ward", "unit", "case", "site", "study", "trial", "patient", "subject", "cohort"})
+NO_DIGIT = "A patient label needs at least one digit, e.g. RX-12 or bed 4; no names."
+_TRANSFUSION_UNITS = re.compile(r"(\d+(?:[.,]\d+)?)(?:\s*(?:units?|u))?", re.IGNORECASE)  # whole, stripped
 # A date typed with spaces around its dashes ('2026 -11-08'): named, not guessed.
 _SPACED_DATE = re.compile(r"^\s*(\d{4})\s*-\s*(\d{1,2})\s*-\s*(\d{1,2})\b")
 
@@ -153,7 +158,9 @@ def _split_dated(
             f"{then}: e.g. '{fixed}{typed[spaced.end() :]}'."
         )
     parts = typed.split()
-    for cut in range(1, len(parts)):
+    # A date is at most DATE_WORDS words ('in 3 days', '3 days ago'): only those first cuts are tried, so
+    # a long message costs one pass (trying every cut re-read the whole message each time: quadratic).
+    for cut in range(1, min(len(parts), DATE_WORDS + 1)):
         day = parse_date(" ".join(parts[:cut]), today, what=f"{what} date")
         if not isinstance(day, Problem):
             return day, " ".join(parts[cut:])
@@ -163,6 +170,7 @@ def _split_dated(
 
 
 _ISO_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_WORDS = 3  # the most words a date parse_date reads has ('3 days ago', 'in 3 days')
 
 
 def _weekday(day: dt.date) -> str:
@@ -217,6 +225,14 @@ def _parse_patient(text: str, answers: Answers, env: Env) -> Parsed:
         )
     if _FULL_NAME.match(typed):
         return Problem(f"'{typed}' looks like a person's name. Please use a code or initials instead (e.g. RX-12).")
+    if not any(char.isdigit() for char in typed):
+        return Problem(NO_DIGIT)
+    named = next((w.group() for w in _LONG_WORD.finditer(typed) if w.group().lower() not in CODE_WORDS), None)
+    if named is not None:
+        return Problem(
+            f"'{typed}' looks like it holds a name ('{named}'). A label is a code with at most 3 letters in a row "
+            "and a digit, e.g. RX-12, AB12 or bed 4; no names."
+        )
     return {"patient_label": typed, "patient_is_new": True, "history_labs": [], "record": None}
 
 
@@ -948,7 +964,7 @@ def _parse_transfusion(text: str, answers: Answers, env: Env) -> Parsed:
     if isinstance(dated, Problem):
         return dated
     day, rest = dated
-    match = _TRANSFUSION_UNITS.match(rest)
+    match = _TRANSFUSION_UNITS.fullmatch(rest.strip())
     if not match:
         return Problem(f"After the date, send the number of units, e.g. '{day} 2' (not '{rest}').")
     first = _transfusion_period(answers, env)
@@ -1046,9 +1062,9 @@ STEPS: tuple[Step, ...] = (
         "Patient",
         _always,
         lambda a, e: (
-            "Which patient? Choose one, or type a label for a new one (a code or initials; no names needed)."
+            "Which patient? Choose one, or type a label for a new one (a code with a digit, e.g. RX-12; no names)."
             if e.patients
-            else "Type a label for the patient (a code or initials, e.g. RX-12; no names needed)."
+            else "Type a label for the patient (a code with a digit, e.g. RX-12 or bed 4; no names)."
         ),
         _patient_options,
         _parse_patient,

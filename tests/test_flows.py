@@ -142,7 +142,7 @@ def test_stale_button_is_refused_and_the_question_asked_again():
     chat, outcome = handle(chat, UserInput(button="v:hetrombopag"), ENV)
     assert [r.text for r in outcome.replies] == [
         "That button belongs to an earlier message; here is where we are:",
-        "Type a label for the patient (a code or initials, e.g. RX-12; no names needed).",
+        "Type a label for the patient (a code with a digit, e.g. RX-12 or bed 4; no names).",
     ]
 
 
@@ -431,7 +431,7 @@ def test_back_from_the_follow_ups_first_question_shows_the_record_again():
         (["/new", "Romiplostim", "US label", "INF-1", "8", "0.5", "Today", "Starting now"], "romiplostim.age"),
         (["/new", "Hetrombopag", "ITP", "H-6", "On treatment", "6", "yes", "2026-11-01", "Today"], "dose.not_a_level"),
         (
-            ["/new", "Lusutrombopag", "Japan label", "L-C", "C", "in 10 days", "Not started yet"],
+            ["/new", "Lusutrombopag", "Japan label", "L-C1", "C", "in 10 days", "Not started yet"],
             "lusutrombopag.child_pugh_c",
         ),
         (["/new", "Lusutrombopag", "US label", "L-20", "A", "in 5 days", "Not started yet"], "lusutrombopag.too_late"),
@@ -440,7 +440,7 @@ def test_back_from_the_follow_ups_first_question_shows_the_record_again():
                 "/new",
                 "Luspatercept",
                 "MDS",
-                "M-H",
+                "M-H1",
                 "70",
                 "Today",
                 "On treatment",
@@ -457,7 +457,7 @@ def test_back_from_the_follow_ups_first_question_shows_the_record_again():
                 "/new",
                 "Luspatercept",
                 "MDS",
-                "M-A",
+                "M-A1",
                 "70",
                 "Today",
                 "On treatment",

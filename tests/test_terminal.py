@@ -89,7 +89,7 @@ def test_reminders_set_in_the_terminal_come_before_the_next_prompt(tmp_path: Pat
 # "As saved: ...") are shown too.
 TYPED: dict[str, dict[str, str]] = {
     "romiplostim": {
-        "patient": "RX-R",
+        "patient": "RX-R1",
         "weight": "72",
         "dose_amount": "3",
         "dose_since": "2026-11-01",
@@ -99,16 +99,16 @@ TYPED: dict[str, dict[str, str]] = {
         "lab_date": "2026-11-21",
     },
     "hetrombopag": {
-        "patient": "RX-H",
+        "patient": "RX-H1",
         "dose_amount": "5",
         "dose_since": "2026-11-01",
         "last_given": "2026-11-21",
         "lab_value": "32000",  # asks "32 ×10^9/L?": Yes, use it
         "lab_date": "2026-11-21",
     },
-    "lusutrombopag": {"patient": "RX-L", "procedure_date": "2026-12-05", "lab_value": "40", "lab_date": "2026-11-21"},
+    "lusutrombopag": {"patient": "RX-L1", "procedure_date": "2026-12-05", "lab_value": "40", "lab_date": "2026-11-21"},
     "luspatercept": {
-        "patient": "RX-P",
+        "patient": "RX-P1",
         "weight": "72",
         "dose_amount": "1",
         "dose_since": "2026-06-01",

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, cast
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Table, bindparam, delete, event, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from bot.storage import audit_chain
@@ -50,12 +51,28 @@ _OPEN_CHAT = (
     )
     .where(_USERS.c.external_id == bindparam("external_id"))
 )
-_INSERT_CHAT = insert(_CONVERSATIONS)
 _UPDATE_CHAT = (
     update(_CONVERSATIONS)
     .where(_CONVERSATIONS.c.chat_key == bindparam("the_chat"), _CONVERSATIONS.c.user_id == bindparam("the_user"))
     .values(state=bindparam("state"), updated_at=bindparam("updated_at"))
 )
+
+
+def _or_ignore(session: AsyncSession, table: Table) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL (both spell it the same)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def _upsert_chat(session: AsyncSession) -> Any:
+    """The chat's first save, or its state replaced if another process saved it first (its own row only)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(_CONVERSATIONS)
+    return statement.on_conflict_do_update(
+        index_elements=[_CONVERSATIONS.c.chat_key],
+        set_={"state": statement.excluded.state, "updated_at": statement.excluded.updated_at},
+        where=_CONVERSATIONS.c.user_id == statement.excluded.user_id,
+    )
 
 
 def _now() -> dt.datetime:
@@ -127,9 +144,13 @@ class Storage:
         found: int | None = await session.scalar(select(_USERS.c.id).where(_USERS.c.external_id == external_id))
         if found is not None:
             return found
+        # Insert-or-ignore, then read: two processes meeting a new user at once (`hemadose chat --user`
+        # started twice) both get the one row instead of an IntegrityError in the second.
         values = {"external_id": external_id, "created_at": _now()}
-        created: int = await session.scalar(insert(_USERS).values(values).returning(_USERS.c.id))
-        return created
+        await session.execute(_or_ignore(session, _USERS).values(values))
+        created = await session.scalar(select(_USERS.c.id).where(_USERS.c.external_id == external_id))
+        assert created is not None  # inserted now, or by the other process
+        return int(created)
 
     async def load_chat(self, session: AsyncSession, chat_key: str, user_id: int) -> str | None:
         return await session.scalar(
@@ -145,9 +166,9 @@ class Storage:
 
     async def save_chat(self, session: AsyncSession, chat: ChatRow, chat_key: str, state: str) -> None:
         """One statement: the state as it is after this update."""
-        if chat.state is None:
+        if chat.state is None:  # first save; the other process's first save may have come in between
             values = {"chat_key": chat_key, "user_id": chat.user_id, "state": state, "updated_at": _now()}
-            await session.execute(_INSERT_CHAT, values)
+            await session.execute(_upsert_chat(session).values(values))
         elif state != chat.state:
             values = {"the_chat": chat_key, "the_user": chat.user_id, "state": state, "updated_at": _now()}
             await session.execute(_UPDATE_CHAT, values)
