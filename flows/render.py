@@ -54,7 +54,8 @@ SEVERITY_MARK = {"critical": "‼ CRITICAL:", "warning": "⚠", "info": "ℹ"}
 TEST_NAMES = {"platelets": "platelet count", "hemoglobin": "haemoglobin (pre-dose)"}
 _STEP_HELP = {
     "drug": f"Choose the drug to dose. Each has its own rules (RULES.md {RULES_VERSION}).",
-    "patient": "A label identifies the patient in your records only: a code or initials, never a name.",
+    "patient": "A label identifies the patient in your records only: a code with at least one digit (e.g. RX-12 or "
+    "bed 4), never a name.",
     "weight": "Actual body weight in kg (you may type lb or g: I will convert and ask you to confirm).",
     "lab_value": "Platelets in ×10^9/L (the same number as ×10^3/µL or G/L). A count per µL such as 52000 "
     "is offered as 52 ×10^9/L for you to confirm (Yes, use it) or re-enter. Haemoglobin in g/dL, g/L or mmol/L.",

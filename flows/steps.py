@@ -224,7 +224,9 @@ def _parse_patient(text: str, answers: Answers, env: Env) -> Parsed:
             "No names are needed."
         )
     if _FULL_NAME.match(typed):
-        return Problem(f"'{typed}' looks like a person's name. Please use a code or initials instead (e.g. RX-12).")
+        return Problem(
+            f"'{typed}' looks like a person's name. Please use a code with a digit instead (e.g. RX-12 or bed 4)."
+        )
     if not any(char.isdigit() for char in typed):
         return Problem(NO_DIGIT)
     named = next((w.group() for w in _LONG_WORD.finditer(typed) if w.group().lower() not in CODE_WORDS), None)
