@@ -1,0 +1,92 @@
+"""`hemadose run`: the Telegram bot with long polling, its settings checked before it goes online."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+from bot.commands.common import EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, configure_logging, reason, settings_or_none
+
+
+def run_bot() -> int:
+    from telegram.error import InvalidToken, NetworkError, TelegramError
+
+    from bot.logs import protect
+    from bot.telegram_app import StartupError, build_application, serve
+
+    settings = settings_or_none("run")
+    if settings is None:
+        return EXIT_INVALID
+    token = settings.telegram_bot_token.get_secret_value().strip() if settings.telegram_bot_token else ""
+    configure_logging(settings, logging.INFO, token)
+    if not token:
+        print("hemadose run: set TELEGRAM_BOT_TOKEN (from @BotFather) in the environment.", file=sys.stderr)
+        return EXIT_INVALID
+    if re.fullmatch(r"\d+:[A-Za-z0-9_-]+", token) is None:
+        print(
+            "hemadose run: TELEGRAM_BOT_TOKEN does not look like a bot token (digits, a colon, then letters, "
+            "e.g. 123456:ABC-DEF...); copy it again from @BotFather.",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    policy = settings.access_policy()
+    if policy == "unset":
+        print(
+            "hemadose run: refusing to start without an access policy: set HEMADOSE_ALLOWED_USERS to the "
+            "Telegram user ids to serve (comma-separated), or * to serve everyone.",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    assert not isinstance(policy, str)
+    url, problem = settings.database()
+    if problem is None and (unusable := _database_problem(url)) is not None:
+        problem = f"HEMADOSE_DB_URL: {unusable}"
+    if problem is not None:
+        print(f"hemadose run: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    if policy is None:
+        logging.warning("HEMADOSE_ALLOWED_USERS=*: serving every Telegram user")
+
+    app = build_application(token, None, policy)
+    serve(app, url, settings.time_zone)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_quiet_failed_start)
+    protect([token])
+    try:
+        app.run_polling()
+    except InvalidToken:
+        print("hemadose run: Telegram refused the token; check TELEGRAM_BOT_TOKEN (from @BotFather).", file=sys.stderr)
+        return EXIT_INVALID
+    except NetworkError as exc:  # time-outs included
+        print(f"hemadose run: cannot reach Telegram: {_hide(exc, token)}; check the network/token.", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except TelegramError as exc:
+        print(f"hemadose run: Telegram refused to start the bot: {_hide(exc, token)}.", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except StartupError as exc:
+        print(f"hemadose run: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    return EXIT_OK
+
+
+def _quiet_failed_start(record: logging.LogRecord) -> bool:
+    """Drop python-telegram-bot's traceback of a failed start-up: `run` reports it in one line."""
+    return not (record.name == "telegram.ext" and "Bootstrap Initialize Application" in record.getMessage())
+
+
+def _hide(exc: Exception, token: str) -> str:
+    """The error in one line, never with the token (a URL in an error message can carry it)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0].replace(token, "<token>")
+
+
+def _database_problem(url: str) -> str | None:
+    """Why the bot could not use this database URL (checked before going online), or None."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url).get_dialect()
+    except (ArgumentError, ValueError) as exc:
+        return f"not a database URL I can use ({reason(exc)}); e.g. sqlite:///path/hemadose.db"
+    return None
