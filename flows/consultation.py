@@ -9,45 +9,34 @@ entry, in the direction of travel, so `back` and `next` both pass over them.
 
 from __future__ import annotations
 
-import datetime as dt
 from itertools import pairwise
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from transitions import EventData, Machine
 
 from core import RequestError, recommend
-from core.errors import from_validation_error
-from core.models import DoseRequest, DoseResponse
-from core.reminders import PlannedReminder
-from core.reminders import plan as plan_reminders
+from core.models import DoseRequest
 from flows import followup, render
 from flows import reminders as reminder_words
+from flows.conversation_parts import CHANGE_REMINDERS, NAVIGATION, NEW, NO, YES
 from flows.parsing import Problem
 from flows.replies import (
-    AuditRecommendation,
     Button,
     Env,
     Outcome,
     Reply,
-    SaveConsultation,
-    ScheduleReminders,
-    SetTimeZone,
     UserInput,
     rows,
 )
-from flows.request import build_request, step_for_field
+from flows.request import build_request
+from flows.result_screen import ResultScreen
+from flows.setup_reminders import REMINDER_STATES, ReminderSetup
 from flows.state import Answers, ChatState, Pending
 from flows.steps import ANSWERED, NUMERIC_STEPS, STEP_BY_NAME, STEPS, Confirm, Step, record_answers, reopen_dependants
 
 STEP_NAMES = [step.name for step in STEPS]
-REMINDER_STATES = ("reminder_zone", "reminder_time")
 STATES = ["idle", *STEP_NAMES, "review", "result", *REMINDER_STATES]
-NAVIGATION = (Button("⬅ Back", "back"), Button("✖ Cancel", "cancel"), Button("? Help", "help"))
-NEW = Button("New consultation", "new")
-CHANGE_REMINDERS = Button("Change reminders", "reminders")  # the service answers it as /reminders
-YES, NO = "v:yes", "v:no"
 # Steps from here on collect results (labs, transfusions, baseline): every fact the rules that use no
 # lab read is asked before them, so entering this part is where those rules can already decide.
 LAB_PART = STEP_NAMES.index("lab_value")
@@ -92,8 +81,9 @@ def _build_machine() -> Machine:
 MACHINE = _build_machine()
 
 
-class Conversation:
-    """One chat's state for the length of one update; the shared machine's model."""
+class Conversation(ResultScreen, ReminderSetup):
+    """One chat's state for the length of one update; the shared machine's model. The recommendation
+    screen (`ResultScreen`) and the reminder questions (`ReminderSetup`) are parts in their own modules."""
 
     def __init__(self, chat: ChatState, env: Env) -> None:
         self.chat = chat
@@ -179,34 +169,6 @@ class Conversation:
         if moving_on and self.decided_early(self.answered_in):  # the last answer forces the outcome: no review
             return self.fire("confirm")
         self.outcome.replies.append(render.review(self.answers, self.applicable_steps()))
-
-    def enter_result(self, event: EventData) -> None:
-        if event.transition is not None and event.transition.source in REMINDER_STATES:
-            # Back from setting reminders: the recommendation stands (it is above), not computed again.
-            if event.event.name == "retreat":
-                self.say("Back to the recommendation; no reminders set.", (self.result_row(),))
-            return
-        try:
-            payload = build_request(self.answers, self.env)
-            request = DoseRequest.model_validate(payload)
-            response = recommend(request)
-        except (RequestError, ValidationError) as exc:
-            field, message = _fault(exc)
-            step = step_for_field(field)
-            # In the chat's words: no contract field names ('as_of' is today's date here).
-            detail = message.split(": ", 1)[-1].replace("as_of", "today")
-            self.say(f"{STEP_BY_NAME[step].title}: {detail}. Please give it again:")
-            self.answers.editing = True
-            self.fire(f"edit_{step}")
-            return
-        self.chat.request = request.model_dump(mode="json", exclude_defaults=True)
-        self.chat.response = response.model_dump(mode="json")
-        self.chat.saved = False
-        self.chat.reminders_set = False
-        self.outcome.effects.append(
-            AuditRecommendation(self.answers.patient_label, self.chat.request, self.chat.response)
-        )
-        self.outcome.replies.append(render.recommendation(response, self.answers, self.env))
 
     # --- asking and answering -------------------------------------------------------------------
 
@@ -336,118 +298,6 @@ class Conversation:
         self.say("Press Get recommendation, or Edit next to an answer to change it.")
         self.reask()
 
-    def on_result(self, data: str | None, text: str) -> None:
-        if data == "why" or text.lower() in ("why", "why?"):
-            assert self.chat.response is not None
-            why = render.why(self.chat.response, self.chat.saved)
-            return self.outcome.replies.append(Reply(why.text, (self.result_row(),)))
-        if data == "reminders":  # typed "Change reminders" (the button itself is answered by the service)
-            return self.say("Type /reminders to see and change the reminders.", (self.result_row(),))
-        if data == "remind" or text.lower() in ("remind", "reminders", "set reminders"):
-            if self.chat.reminders_set:
-                return self.say(
-                    "Reminders are already set for this recommendation; /reminders shows and changes them.",
-                    (self.result_row(),),
-                )
-            return self.on_remind()
-        if data == "save" or text.lower() == "save":
-            if self.chat.saved:
-                return self.say(f"Already saved to {self.answers.patient_label}.", (self.result_row(),))
-            assert self.chat.request is not None
-            assert self.chat.response is not None
-            label = self.answers.patient_label
-            assert label is not None
-            self.outcome.effects.append(SaveConsultation(label, self.chat.request, self.chat.response))
-            self.chat.saved = True
-            return self.say(f"Saved to {label}: dose, result and recommendation.", (self.result_row(),))
-        choices = "Save to patient" if not self.chat.saved else "Set reminders" if not self.chat.reminders_set else ""
-        self.say(f"Press {choices + ', ' if choices else ''}Why? or New consultation.", (self.result_row(),))
-
-    def result_row(self) -> tuple[Button, ...]:
-        """The recommendation's buttons now: Set reminders is not offered again once they are set."""
-        buttons = render.result_buttons(self.chat.saved)
-        if self.chat.reminders_set:
-            return tuple(CHANGE_REMINDERS if button.data == "remind" else button for button in buttons)
-        return buttons
-
-    def card(self) -> Reply:
-        """The recommendation again, from the stored response, with the buttons it has now."""
-        assert self.chat.response is not None
-        shown = render.recommendation(DoseResponse.model_validate(self.chat.response), self.answers, self.env)
-        return Reply(shown.text, (self.result_row(),))
-
-    # --- reminders after a saved recommendation ---------------------------------------------------
-
-    @property
-    def drug(self) -> str:
-        return self.answers.drug or ""
-
-    def with_navigation(self, reply: Reply, prefix: str = "") -> Reply:
-        return Reply(prefix + reply.text, (*reply.buttons, NAVIGATION))
-
-    @property
-    def zone_for_reminders(self) -> str:
-        return self.chat.reminder_zone or self.env.time_zone or "UTC"
-
-    def planned(self, at: dt.time = dt.time(0)) -> list[PlannedReminder]:
-        assert self.chat.response is not None
-        response = DoseResponse.model_validate(self.chat.response)
-        zone = self.zone_for_reminders
-        now = (
-            self.env.now.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
-            if self.env.now is not None
-            else dt.datetime.combine(self.env.today, dt.time(0))
-        )
-        drug = response.ruleset.split("/")[0]
-        return plan_reminders(drug, response, now, at)  # type: ignore[arg-type]
-
-    def on_remind(self) -> None:
-        if not self.chat.saved:
-            return self.say(
-                "Reminders belong to a patient's record: press Save to patient first.",
-                (render.result_buttons(False),),
-            )
-        if not self.planned():
-            return self.say(
-                "This recommendation sets no dose or test date to remind of (a referral, or nothing due).",
-                (render.result_buttons(True),),
-            )
-        self.chat.reminder_zone = self.env.time_zone or self.chat.reminder_zone
-        self.fire("ask_time" if self.chat.reminder_zone else "ask_zone")
-
-    def enter_reminder_zone(self, event: EventData) -> None:
-        self.outcome.replies.append(self.with_navigation(reminder_words.zone_question()))
-
-    def enter_reminder_time(self, event: EventData) -> None:
-        self.outcome.replies.append(self.with_navigation(reminder_words.time_question(self.drug)))
-
-    def on_reminder_answer(self, answer: str) -> None:
-        if not answer:
-            return self.reask()
-        if self.state == "reminder_zone":
-            zone = reminder_words.known_zone(answer)
-            if zone is None:
-                problem = f"'{answer}' is not a time zone I know. Use an Area/City name, e.g. Europe/London.\n"
-                return self.outcome.replies.append(self.with_navigation(reminder_words.zone_question(), problem))
-            self.chat.reminder_zone = zone
-            self.outcome.effects.append(SetTimeZone(zone))
-            return self.fire("ask_time")
-        at = reminder_words.parse_time(answer)
-        if isinstance(at, Problem):
-            question = reminder_words.time_question(self.drug)
-            return self.outcome.replies.append(self.with_navigation(question, at.message + "\n"))
-        assert self.chat.request is not None
-        assert self.chat.response is not None
-        label = self.answers.patient_label
-        assert label is not None
-        self.outcome.effects.append(ScheduleReminders(label, self.chat.request, self.chat.response, at))
-        self.chat.reminders_set = True
-        lab = reminder_words.lab_words(self.chat.response)
-        dose = reminder_words.dose_instruction(self.drug, self.chat.response)
-        summary = reminder_words.plan_summary(label, self.planned(at), at, self.zone_for_reminders, lab, dose)
-        self.say(summary, (self.result_row(),))
-        self.fire("leave_reminders")
-
     # --- controls -------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -555,12 +405,6 @@ def _confirm_buttons() -> tuple[Button, ...]:
 def _jsonable(updates: dict[str, Any]) -> dict[str, Any]:
     dumped = Answers.model_validate(updates).model_dump(mode="json", include=set(updates))
     return dumped | {"_stay": True} if updates.get("_stay") else dumped  # a list answer stays open after a yes
-
-
-def _fault(exc: RequestError | ValidationError) -> tuple[str | None, str]:
-    """The contract's field and message for a request the core refused."""
-    error = from_validation_error(exc) if isinstance(exc, ValidationError) else exc
-    return error.field, error.message
 
 
 def handle(chat: ChatState, message: UserInput, env: Env) -> tuple[ChatState, Outcome]:
