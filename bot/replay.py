@@ -2,7 +2,7 @@
 
 The file format (step kinds, expectation keys, the recommendation card rule) is `FORMAT` in
 bot/dialogue_format.py, printed by `hemadose replay --help`. `--bless` writes the actual cards into
-a file (`bless`); `--show` prints each exchange (`show`).
+a file (`bless`); `--show` prints each exchange (`show`); both live in bot/replay_files.py.
 """
 
 from __future__ import annotations
