@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from core.numbers import fmt
@@ -30,7 +29,6 @@ from flows.names import ADVERSE_NAMES as ADVERSE_NAMES
 from flows.names import DRUG_NAMES as DRUG_NAMES
 from flows.names import INDICATION_NAMES as INDICATION_NAMES
 from flows.names import REGION_NAMES as REGION_NAMES
-from flows.parsing import SHOWN_UNIT
 from flows.replies import Env
 from flows.state import Answers
 
@@ -47,7 +45,7 @@ class Step:
     parse: Callable[[str, Answers, Env], Parsed]
     shown: Callable[[Answers], str]  # the review line
     answered: Callable[[Answers], bool]  # has its answer (an edit that makes a new step apply asks it first)
-    numeric: bool = False  # the reply offers a number keyboard
+    numeric: bool = False  # the question takes a typed number (Reply.numeric)
 
 
 # --- the steps, in order -------------------------------------------------------------------------
@@ -67,12 +65,6 @@ def _fixed(text: str) -> Callable[[Answers, Env], str]:
 
 def _date_or(keep: Callable[[Answers], dt.date | None]) -> Callable[[Answers, Env], Options]:
     return lambda answers, env: date_options(answers, env, keep=keep(answers))
-
-
-def _lab_line(value_: Decimal | None, unit: str | None, day: dt.date | None) -> str:
-    if value_ is None or unit is None:
-        return "skipped"
-    return f"{fmt(value_)} {SHOWN_UNIT[unit]}" + (f" on {day}" if day else "")
 
 
 STEPS: tuple[Step, ...] = (
@@ -255,7 +247,7 @@ STEPS: tuple[Step, ...] = (
         labs.lab_question,
         lambda a, e: [value("Skip", "skip")] if labs.lab_optional(a) else [],
         labs.parse_lab,
-        lambda a: _lab_line(a.lab_value, a.lab_unit, a.lab_date),
+        lambda a: labs.lab_line(a.lab_value, a.lab_unit, a.lab_date),
         lambda a: a.lab_value is not None or a.lab_skipped,
         numeric=True,
     ),
@@ -276,7 +268,7 @@ STEPS: tuple[Step, ...] = (
         labs.previous_question,
         lambda a, e: [value("None / skip", "skip")],
         labs.parse_previous,
-        lambda a: _lab_line(a.previous_value, a.previous_unit, a.previous_date),
+        lambda a: labs.lab_line(a.previous_value, a.previous_unit, a.previous_date),
         lambda a: a.previous_value is not None or a.previous_skipped,
         numeric=True,
     ),

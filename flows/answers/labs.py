@@ -11,7 +11,17 @@ from core.framework import FRESH_DAYS, STABLE_DAYS
 from core.numbers import fmt
 from core.units import UNITS_BY_TEST
 from flows.answers.common import Confirm, Parsed, profile_of, split_dated
-from flows.parsing import LAB_UNITS, Problem, Suggestion, check_lab, is_unusual, parse_date, parse_number, with_unit
+from flows.parsing import (
+    LAB_UNITS,
+    SHOWN_UNIT,
+    Problem,
+    Suggestion,
+    check_lab,
+    is_unusual,
+    parse_date,
+    parse_number,
+    with_unit,
+)
 from flows.replies import Env
 from flows.state import Answers, LabAnswer
 
@@ -22,6 +32,13 @@ def deciding_test_of(answers: Answers) -> str:
 
 def lab_optional(answers: Answers) -> bool:
     return answers.drug == "lusutrombopag" and answers.status == "on"
+
+
+def lab_line(value_: Decimal | None, unit: str | None, day: dt.date | None) -> str:
+    """A result's review line."""
+    if value_ is None or unit is None:
+        return "skipped"
+    return f"{fmt(value_)} {SHOWN_UNIT[unit]}" + (f" on {day}" if day else "")
 
 
 def lab_question(answers: Answers, env: Env) -> str:
