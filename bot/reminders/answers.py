@@ -33,7 +33,7 @@ class Answers(Schedule):
                 day = None
         numbered = len(parts) > 2 and parts[2].isascii() and parts[2].isdigit()
         if not numbered or len(parts) not in (3, 4) or (len(parts) == 4) != (day is not None):
-            return [Reply("I did not understand that button. /reminders lists your reminders.")]
+            return [Reply(words.NOT_UNDERSTOOD)]
         return await self.acknowledge(session, user_id, parts[1], int(parts[2]), zone, day)
 
     async def acknowledge(
@@ -57,16 +57,16 @@ class Answers(Schedule):
             )
         ).first()
         if found is None:
-            return [Reply("That reminder is not one of yours, or no longer exists. /reminders lists yours.")]
+            return [Reply(words.NOT_YOURS)]
         occurrence, reminder, label = found
         now = self.now()
         today = local(now, zone).date()
         drug: Drug = reminder.drug  # type: ignore[assignment]
         on, state = occurrence.on_date, occurrence.state
         if action not in words.ACTIONS["dose"] | words.ACTIONS["lab"] or (action == words.ON_DAY) != (day is not None):
-            return [Reply("I did not understand that button. /reminders lists your reminders.")]
+            return [Reply(words.NOT_UNDERSTOOD)]
         if action not in words.ACTIONS.get(occurrence.kind, frozenset()):
-            return [Reply(self._not_its_kind(occurrence, reminder, label))]
+            return [Reply(words.not_its_kind(occurrence.kind, label, reminder.lab_text, occurrence.on_date))]
         if state == "cancelled":
             return [Reply(f"That reminder for {label} was stopped; nothing recorded.")]
         if action == words.NOTED:
@@ -139,20 +139,6 @@ class Answers(Schedule):
             return [on]
         days = [on + dt.timedelta(days=n) for n in range((today - on).days + 1)]
         return days if len(days) <= 7 else [on, *days[-6:]]
-
-    @staticmethod
-    def _not_its_kind(occurrence: Occurrence, reminder: Reminder, label: str) -> str:
-        on = f"{occurrence.on_date:%a %Y-%m-%d}"
-        if occurrence.kind == "lab":
-            what = (
-                f"the blood-test reminder for {label} ({reminder.lab_text} due {on}); "
-                "a dose is confirmed on its dose reminder"
-            )
-        elif occurrence.kind == "heads_up":
-            what = f"a heads-up for {label}; the dose is confirmed on its dose reminder"
-        else:
-            what = f"the dose reminder for {label} of {on}; a blood test is noted on its own reminder"
-        return f"That button does not belong to this reminder: it is {what}. Nothing recorded."
 
     async def _taken(
         self,

@@ -59,7 +59,7 @@ class Manage(Schedule):
                 (toggle, Button(f"Time {label}", f"rm:t:{reminder.id}"), Button(f"Stop {label}", f"rm:x:{reminder.id}"))
             )
         if len(lines) == 1:
-            return Reply("You have no reminders. Set them with Set reminders after saving a recommendation.")
+            return Reply(words.NO_REMINDERS)
         return Reply("\n".join(lines), tuple(buttons))
 
     async def manage(self, session: AsyncSession, user_id: int, data: str, zone: str) -> Reply:
@@ -75,7 +75,7 @@ class Manage(Schedule):
             )
         ).first()
         if found is None:
-            return Reply("That reminder is not one of yours, or no longer exists. /reminders lists yours.")
+            return Reply(words.NOT_YOURS)
         reminder, label = found
         if reminder.status == "stopped":
             return Reply(f"The reminders for {label} are stopped. Set new ones after a consultation.")
@@ -115,4 +115,4 @@ class Manage(Schedule):
             for occurrence in await session.scalars(pending.where(Occurrence.state == "scheduled")):
                 self._move(occurrence, reminder, zone, now)
             return Reply(f"Reminders for {label} now at {reminder.local_time} ({zone}).")
-        return Reply("I did not understand that reminder button. /reminders lists yours.")
+        return Reply(words.NOT_UNDERSTOOD_MANAGE)
