@@ -37,6 +37,10 @@ TAKEN, SKIP, SNOOZE, NOTED, GIVEN, ON_DAY, YES, NO = "t", "s", "z", "n", "g", "d
 ACTIONS = {"dose": frozenset({TAKEN, SKIP, SNOOZE, GIVEN, ON_DAY, YES, NO}), "lab": frozenset({NOTED})}
 RESULT_WORDS = {"platelets": "platelet count", "hemoglobin": "haemoglobin"}
 PAUSED_NOTICE = "Your reminders were paused because messages could not be delivered; /reminders to resume."
+NOT_UNDERSTOOD = "I did not understand that button. /reminders lists your reminders."
+NOT_UNDERSTOOD_MANAGE = "I did not understand that reminder button. /reminders lists yours."
+NOT_YOURS = "That reminder is not one of yours, or no longer exists. /reminders lists yours."
+NO_REMINDERS = "You have no reminders. Set them with Set reminders after saving a recommendation."
 
 
 @cache
@@ -272,3 +276,15 @@ def day_question(occurrence_id: int, drug: str, label: str, scheduled: dt.date, 
         f"{name} for {label}, the dose of {_day(scheduled)}: on which day was it {verb}?",
         rows(buttons, 2),
     )
+
+
+def not_its_kind(kind: str, label: str, lab_text: str, day: dt.date) -> str:
+    """A button pressed on a reminder of another kind (a forged or stale button): what that reminder is."""
+    on = f"{day:%a %Y-%m-%d}"
+    if kind == "lab":
+        what = f"the blood-test reminder for {label} ({lab_text} due {on}); a dose is confirmed on its dose reminder"
+    elif kind == "heads_up":
+        what = f"a heads-up for {label}; the dose is confirmed on its dose reminder"
+    else:
+        what = f"the dose reminder for {label} of {on}; a blood test is noted on its own reminder"
+    return f"That button does not belong to this reminder: it is {what}. Nothing recorded."
