@@ -211,7 +211,8 @@ def test_hemadose_run_at_debug_logs_no_token(tmp_path: Path, log_format: str):
     assert done.returncode == 1
     assert SECRET not in done.stderr + done.stdout
     assert "Set Bot API URL: https://api.telegram.org/bot<token>" in done.stderr
-    assert done.stderr.splitlines()[-1].startswith("hemadose run: cannot reach Telegram: httpx.ConnectError")
+    # The failed call's class may differ under load (a refused connect, or a time-out): the one line is what counts.
+    assert done.stderr.splitlines()[-1].startswith("hemadose run: cannot reach Telegram: ")
     if log_format == "json":
         logged = [line for line in done.stderr.splitlines() if line.startswith("{")]
         assert len(logged) > 5
