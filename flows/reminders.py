@@ -1,6 +1,6 @@
 """Reminders in words: setting them up after a saved recommendation, and the messages they send.
 
-Pure and transport-agnostic like the rest of `flows/`: the scheduler (bot/reminders.py) decides
+Pure and transport-agnostic like the rest of `flows/`: the scheduler (bot/reminders/) decides
 when; this module says what. Button data is short (`oc:<action>:<occurrence id>[:<YYYYMMDD>]`),
 under Telegram's 64 bytes; `fu:<label>` starts a follow-up consultation for the patient.
 
