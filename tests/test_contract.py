@@ -9,7 +9,7 @@ import pytest
 
 from core import DoseRequest, RequestError, decide_json, recommend, recommend_json, recommend_lines
 from core.models import DoseResponse, ErrorResponse
-from tests.benchmarks.bench_core import make_request
+from tests.generated_requests import make_request
 from tests.helpers import platelets, romiplostim
 
 GENERATED = [json.dumps(make_request(random.Random(seed))) for seed in range(600)]
