@@ -515,7 +515,7 @@ def test_set_reminders_is_not_offered_again_once_set():
 
 
 async def test_messages_to_a_recommendation_per_drug():
-    from tests.benchmarks.count_messages import table
+    from tests.message_counts import table
 
     assert await table() == {
         "romiplostim": (14, 4),
