@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 from pathlib import Path
 
@@ -219,9 +220,41 @@ def test_a_field_the_core_refuses_leads_back_to_its_question(field: str | None, 
     assert step_for_field(field) == step
 
 
-def test_every_step_has_a_state_and_the_machine_knows_them():
-    assert set(consultation.STATES) >= {step.name for step in consultation.STEPS}
-    assert set(MACHINE.states) == set(consultation.STATES)
+QUESTIONS = [
+    "drug", "indication", "region", "patient", "weight", "age", "weight_date", "child_pugh", "procedure_date",
+    "status", "dose_amount", "dose_since", "last_given", "doses_at_level", "adverse", "lab_value", "lab_date",
+    "previous_value", "previous_date", "counts", "transfusions", "baseline",
+]  # fmt: skip
+
+
+def _destinations(trigger: str, source: str) -> list[str]:
+    return [t.dest for t in MACHINE.get_transitions(trigger=trigger, source=source)]
+
+
+def test_the_machine_has_the_questions_in_order_each_entered_and_linked():
+    """Written out, not derived from STEPS: a question dropped, added or reordered fails here."""
+    assert [step.name for step in consultation.STEPS] == QUESTIONS
+    assert list(MACHINE.states) == ["idle", *QUESTIONS, "review", "result", "reminder_zone", "reminder_time"]
+    entering = {name: [getattr(c, "__name__", c) for c in state.on_enter] for name, state in MACHINE.states.items()}
+    assert entering == {
+        "idle": [],
+        **{question: ["enter_step"] for question in QUESTIONS},
+        "review": ["enter_review"],
+        "result": ["enter_result"],
+        "reminder_zone": ["enter_reminder_zone"],
+        "reminder_time": ["enter_reminder_time"],
+    }
+    assert _destinations("start", "idle") == ["drug"]
+    for earlier, later in itertools.pairwise(QUESTIONS):
+        assert _destinations("advance", earlier) == [later], earlier
+        assert _destinations("retreat", later) == [earlier], later
+    assert _destinations("advance", "baseline") == ["review"]
+    assert _destinations("finish_edit", "baseline") == ["review"]
+    assert _destinations("confirm", "review") == ["result"]
+    for question in QUESTIONS:
+        assert _destinations(f"edit_{question}", "review") == [question]
+        assert _destinations(f"edit_{question}", "result") == [question]
+        assert _destinations("decide", question) == ["result"]
 
 
 # --- follow-up "Same regimen, new result", early refer, the result state ---------------------------
