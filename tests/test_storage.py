@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from bot.storage import Storage, open_storage
+from bot.storage import Storage, audit_chain, open_storage
 from bot.storage.files import write_private
 from bot.storage.inloop import durable_write
 from bot.storage.tables import Audit, Regimen
@@ -142,17 +142,57 @@ async def test_saving_twice_does_not_duplicate_results_or_doses(storage: Storage
 
 
 async def test_every_recommendation_is_audited_append_only(storage: Storage):
-    effect = consultation("RX-12", romiplostim())
+    """Later saves and audits change no earlier entry, and an edited or deleted entry breaks the chain."""
+    first = consultation("RX-12", romiplostim())
+    later = consultation("RX-30", luspatercept())
+    audit = Audit.__table__
+
+    async def all_rows() -> list[tuple[object, ...]]:
+        async with storage.session() as session:
+            return [tuple(row) for row in await session.execute(select(audit).order_by(audit.c.id))]
+
+    async def verdict() -> audit_chain.Verdict:
+        async with storage.session() as session:
+            return await audit_chain.verify(session)
+
     async with storage.session() as session, session.begin():
         user = await storage.user_id(session, "tg:1")
+        await storage.save_consultation(session, user, first)
         for _ in range(3):
-            await storage.audit(session, user, AuditRecommendation("RX-12", effect.request, effect.response))
-    async with storage.session() as session:
-        rows = list(await session.scalars(select(Audit)))
-    assert len(rows) == 3
-    assert {row.ruleset for row in rows} == {"romiplostim/us"}
+            await storage.audit(session, user, AuditRecommendation("RX-12", first.request, first.response))
+    before = await all_rows()
+    async with storage.session() as session, session.begin():
+        await storage.save_consultation(session, user, first)  # the record updated
+        await storage.save_consultation(session, user, later)
+        for _ in range(2):
+            await storage.audit(session, user, AuditRecommendation("RX-30", later.request, later.response))
+    after = await all_rows()
+    assert len(before) == 3
+    assert after[:3] == before  # every column of every earlier entry unchanged
+    rows = await _audits(storage)
+    assert [row.ruleset for row in rows] == ["romiplostim/us"] * 3 + ["luspatercept/us"] * 2
     assert rows[0].request["current_dose"]["amount"] == 3
     assert rows[0].response["action"] == "increase"
+    assert await verdict() == audit_chain.Verdict(5, rows[-1].hash)
+
+    async with storage.session() as session, session.begin():
+        await session.execute(
+            text("update audit set response = json_set(response, '$.action', 'decrease') where id = 2")
+        )
+    assert (await verdict()).problem == "audit entry id 2 (#2): its content does not match its hash (edited)"
+    async with storage.session() as session, session.begin():
+        await session.execute(
+            text("update audit set response = json_set(response, '$.action', 'increase') where id = 2")
+        )
+    assert (await verdict()).intact
+    async with storage.session() as session, session.begin():
+        await session.execute(text("delete from audit where id = 4"))
+    assert (await verdict()).problem == "audit entry #4 missing (deleted): the next entry is id 5 (#5)"
+
+
+async def _audits(storage: Storage) -> list[Audit]:
+    async with storage.session() as session:
+        return list(await session.scalars(select(Audit).order_by(Audit.id)))
 
 
 async def test_the_embedded_sqlite_runs_in_the_event_loop_and_commits_to_disk(tmp_path: Path):
