@@ -85,21 +85,54 @@ def test_run_refuses_a_database_url_it_cannot_use_before_going_online():
 
 
 async def test_the_bot_delivers_reminders_through_its_job_queue(tmp_path: Path):
+    """The job start_reminders adds sends a due reminder through the Application's bot, word for word."""
+    import datetime as dt
+
     from bot.sending import TelegramSender
     from bot.service import ChatService
     from bot.storage import open_storage
     from bot.telegram_app import REMINDER_TICK_SECONDS, start_reminders
+    from tests.helpers import dose, hetrombopag, platelets, save_with_reminders
 
+    now = dt.datetime(2026, 11, 22, 7, 59, tzinfo=dt.UTC)
     storage = await open_storage(f"sqlite:///{tmp_path}/bot.db")
-    service = ChatService(storage)
-    app = build_application(TOKEN, service, frozenset({1001}), request=RecordingRequest(), polling=False)
+    service = ChatService(storage, "UTC", clock=lambda: now)
+    request = RecordingRequest()
+    app = build_application(TOKEN, service, frozenset({1001}), request=request, polling=False)
     start_reminders(app, service)
     [job] = app.job_queue.get_jobs_by_name("reminders")  # type: ignore[union-attr]
     assert job.trigger.interval.total_seconds() == REMINDER_TICK_SECONDS
     assert isinstance(service.reminders.sender, TelegramSender)
     assert service.reminders.sender.limits is True
     assert service.reminders.chats == "tg:"  # the terminal's reminders are never sent to Telegram
-    await storage.close()
+    daily = hetrombopag(current_dose=dose(5, "mg", "2026-11-01", "2026-11-21"), labs=[platelets(80, "2026-11-21")])
+    await save_with_reminders(service, 1001, "H1", daily, "08:00", "UTC")
+    await app.initialize()
+    try:
+        await job.run(app)  # one tick before 08:00: nothing due
+        assert request.sent == []
+        now = dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
+        await job.run(app)
+        await job.run(app)  # sent once, not again on the next tick
+    finally:
+        await app.shutdown()
+        await storage.close()
+    assert [(m.chat_id, m.text, m.buttons) for m in request.sent] == [
+        (
+            1001,
+            "Dose reminder · patient H1\n"
+            "Take Hetrombopag today, Sun 2026-11-22: 5 mg by mouth once daily; take on an empty stomach, with no "
+            "food for 2 hours after; dairy products and mineral supplements at least 2 hours after the dose.\n"
+            "Confirm when it is done. Never take or give two doses to make up for one.",
+            [
+                [
+                    {"callback_data": "oc:t:1", "text": "Taken"},
+                    {"callback_data": "oc:s:1", "text": "Skip"},
+                    {"callback_data": "oc:z:1", "text": "Snooze 1 h"},
+                ]
+            ],
+        )
+    ]
 
 
 def test_run_without_network_fails_in_one_line_and_closes_nothing_it_did_not_open(tmp_path: Path):
