@@ -26,6 +26,7 @@ class RequestError(ValueError):
         self.field = field
 
     def to_response(self) -> ErrorResponse:
+        """The contract's error JSON for this refusal, so every caller reports it the same way."""
         return ErrorResponse(error=ErrorBody(code=self.code, message=self.message, field=self.field))
 
 

@@ -60,6 +60,7 @@ class DrugProfile:
 
     @property
     def default_region(self) -> str:
+        """The region used when a request names none: the first listed."""
         return self.regions[0]
 
 
@@ -145,6 +146,7 @@ class Context:
 
     @property
     def days_at_level(self) -> int:
+        """Days since the current dose began (`since`): rules that wait at a level count from it."""
         dose = self.request.current_dose
         assert dose is not None
         return (self.as_of - dose.since).days
@@ -219,6 +221,7 @@ class Dispensing:
 
 
 def refer(rule: str, text: str, *warnings: str, monitor_on: dt.date | None = None) -> Decision:
+    """A `refer` decision: where the rules are silent or unsafe the clinician decides, never a guessed dose."""
     return Decision("refer", rule, text, warnings=warnings, monitor_on=monitor_on)
 
 
@@ -267,10 +270,12 @@ def check_deciding_lab(ctx: Context) -> Decision | None:
 
 
 def describe_count(result: Result) -> str:
+    """A platelet result as reason texts quote it, with its date, so the reader sees what was used."""
     return f"platelets {fmt(result.value)} x10^9/L on {result.date.isoformat()}"
 
 
 def describe_hb(result: Result) -> str:
+    """A haemoglobin result as reason texts quote it, with its date, so the reader sees what was used."""
     return f"haemoglobin {fmt(result.value)} g/dL on {result.date.isoformat()}"
 
 

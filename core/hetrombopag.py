@@ -43,6 +43,8 @@ PROFILE = DrugProfile(
 
 @dataclass(frozen=True, slots=True)
 class Ladder:
+    """One indication's dose levels and the steps between them (RULES.md section 2), as data the rules read."""
+
     start: Decimal
     levels: tuple[Decimal, ...]
     up: dict[Decimal, Decimal]  # current level -> the level an increase goes to
@@ -51,6 +53,7 @@ class Ladder:
 
     @property
     def maximum(self) -> Decimal:
+        """The highest level: a low count there continues at it with a `max_dose` warning (`hetrombopag.max_dose`)."""
         return max(self.levels)
 
 
@@ -86,6 +89,7 @@ _SEED = "hetrombopag dose-modification guide, protocol-derived"
 
 
 def source(rule: str, region: str) -> str:
+    """The document a rule id comes from, so each rationale names its source (NMPA label or the guide)."""
     if rule.startswith("lab.") or rule in ("dose.missed", "value.unusual"):
         return CONVENTIONS_SOURCE
     if rule == "hetrombopag.start":
@@ -96,6 +100,9 @@ def source(rule: str, region: str) -> str:
 
 
 def decide(ctx: Context) -> Decision:
+    """The action for one request (RULES.md section 2), with the rule id that decided it.
+
+    Each branch names its rule id; a dose not on the ladder or no fresh count refers first."""
     request = ctx.request
     ladder = LADDERS[request.indication]
     dose = request.current_dose
@@ -194,10 +201,12 @@ def monitoring(ctx: Context, decision: Decision, next_dose: dt.date | None) -> d
 
 
 def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> list[Modifier]:
+    """None for hetrombopag: the rules add no situational warning to its decision."""
     return []
 
 
 def standing_warnings(ctx: Context, decision: Decision) -> tuple[str, ...]:
+    """Warnings every answer carries; `protocol_derived` unless the decision rests on the label alone."""
     label_only = (
         (decision.action == "start" and ctx.request.indication == "itp")
         or decision.rule.startswith("lab.")

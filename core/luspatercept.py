@@ -46,14 +46,18 @@ _D = Decimal
 
 @dataclass(frozen=True, slots=True)
 class Ladder:
+    """One indication's dose levels (mg/kg) and the levels an increase may start from (RULES.md section 4)."""
+
     levels: tuple[Decimal, ...]  # lowest first; the last is the maximum
     increase_from: tuple[Decimal, ...]
 
     @property
     def maximum(self) -> Decimal:
+        """The highest level: no increase beyond it."""
         return self.levels[-1]
 
     def up(self, level: Decimal) -> Decimal:
+        """One level higher; callers check `increase_from` first, so there always is one."""
         return self.levels[self.levels.index(level) + 1]
 
     def down(self, level: Decimal) -> Decimal | None:
@@ -90,6 +94,7 @@ _SOURCES = {
 
 
 def source(rule: str, region: str) -> str:
+    """The document a rule id comes from (the US PI section, or the conventions), for the rationale."""
     if rule.startswith("lab.") or rule in ("dose.late", "value.unusual"):
         return CONVENTIONS_SOURCE
     if rule == "dose.not_a_level":
@@ -98,6 +103,9 @@ def source(rule: str, region: str) -> str:
 
 
 def decide(ctx: Context) -> Decision:
+    """The action for one request (RULES.md section 4), judged from haemoglobin and transfusions.
+
+    An adverse reaction is judged first (discontinue or refer), then the level, the fresh result and the rules."""
     request = ctx.request
     ladder = LADDERS[request.indication]
     dose = request.current_dose
@@ -255,10 +263,12 @@ def monitoring(ctx: Context, decision: Decision, next_dose: dt.date | None) -> d
 
 
 def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> list[Modifier]:
+    """None for luspatercept: the rules add no situational warning to its decision."""
     return []
 
 
 def standing_warnings(ctx: Context, decision: Decision) -> tuple[str, ...]:
+    """Label warnings every answer carries; beta-thalassaemia adds extramedullary haematopoiesis."""
     common = ("embryo_fetal_toxicity", "hypertension", "label_update_pending", "thrombosis_risk")
     if ctx.request.indication == "beta_thalassemia":
         return (*common, "extramedullary_hematopoiesis")

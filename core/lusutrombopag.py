@@ -60,6 +60,7 @@ _SOURCES = {
 
 
 def source(rule: str, region: str) -> str:
+    """The document a rule id comes from, by region (US PI or Japan PI), for the rationale."""
     if rule.startswith("lab.") or rule in ("dose.missed", "value.unusual"):
         return CONVENTIONS_SOURCE
     table = _SOURCES[region]
@@ -67,6 +68,9 @@ def source(rule: str, region: str) -> str:
 
 
 def decide(ctx: Context) -> Decision:
+    """The action for one request (RULES.md section 3): a 7-day course timed by the procedure.
+
+    A course under way is judged by `_started`; before it, Child-Pugh C (JP), timing and the count decide."""
     request = ctx.request
     procedure = request.procedure_date
     assert procedure is not None  # required by validation
@@ -187,6 +191,7 @@ def monitoring(ctx: Context, decision: Decision, next_dose: dt.date | None) -> d
 
 
 def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> list[Modifier]:
+    """Situational warnings: procedure outside the label's window, a low count near it, Child-Pugh C (US)."""
     request = ctx.request
     procedure = request.procedure_date
     assert procedure is not None
@@ -229,6 +234,7 @@ def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> li
 
 
 def standing_warnings(ctx: Context, decision: Decision) -> tuple[str, ...]:
+    """Label warnings every lusutrombopag answer carries."""
     return ("lactation", "portal_vein_thrombosis")
 
 

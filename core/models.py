@@ -120,6 +120,8 @@ class _Request(BaseModel):
 
 
 class Patient(_Request):
+    """What the rules read about the patient; each field only where a drug's rules need it."""
+
     weight_kg: JsonNumber | None = None
     age_years: JsonNumber | None = None
     weight_date: IsoDate | None = None
@@ -127,6 +129,8 @@ class Patient(_Request):
 
 
 class CurrentDose(_Request):
+    """The dose being given: the level, since when, and the last given day that times the next."""
+
     amount: JsonNumber = Field(gt=0)
     unit: DoseUnit
     since: IsoDate
@@ -135,6 +139,8 @@ class CurrentDose(_Request):
 
 
 class Lab(_Request):
+    """One lab result in the unit as entered; the core converts it to the deciding unit."""
+
     test: LabTest
     value: JsonNumber
     unit: LabUnit
@@ -149,11 +155,15 @@ class Lab(_Request):
 
 
 class Transfusion(_Request):
+    """One red-cell transfusion: luspatercept's rules count them over windows."""
+
     date: IsoDate
     units: JsonNumber = Field(gt=0)
 
 
 class AdverseReaction(_Request):
+    """The current adverse reaction: luspatercept judges it before any dose rule (discontinue or refer)."""
+
     grade: WholeNumber = Field(ge=1, le=4)
     hypersensitivity: JsonBool = False
 
@@ -197,28 +207,38 @@ class _Response(BaseModel):
 
 
 class Amount(_Response):
+    """A quantity with its unit, so a number never travels without it."""
+
     amount: Number
     unit: str
 
 
 class Vial(_Response):
+    """Vials of one size to dispense for the dose."""
+
     size: Number
     unit: str
     count: int
 
 
 class Monitoring(_Response):
+    """When to test next and which tests."""
+
     date: dt.date
     tests: list[LabTest]
 
 
 class Warning(_Response):
+    """One warning of a response: a stable code for programs, a severity, and the text for people."""
+
     code: str
     severity: Severity
     message: str
 
 
 class Rationale(_Response):
+    """Why: the rule id, its source document and the reason text; every decision carries one."""
+
     rule: str
     source: str
     text: str
@@ -242,10 +262,14 @@ class DoseResponse(_Response):
 
 
 class ErrorBody(_Response):
+    """The contract's error: a code, a message and the field at fault (if one)."""
+
     code: ErrorCode
     message: str
     field: str | None
 
 
 class ErrorResponse(_Response):
+    """The contract's answer to a request the core refuses."""
+
     error: ErrorBody

@@ -10,6 +10,7 @@ HUNDREDTH = Decimal("0.01")
 
 
 def round_half_up(value: Decimal, step: Decimal) -> Decimal:
+    """Rounded to `step`, halves up (RULES.md section 0): not Python's default banker's rounding."""
     return value.quantize(step, rounding=ROUND_HALF_UP)
 
 

@@ -12,4 +12,5 @@ REGISTRY: dict[str, DrugRules] = {
 
 
 def rules_for(drug: str) -> DrugRules:
+    """The rules of a drug by name: the one lookup the engine, flows and reminders use."""
     return REGISTRY[drug]

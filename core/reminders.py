@@ -29,6 +29,8 @@ RESULT_FIRST = frozenset({"romiplostim", "luspatercept"})
 
 
 class PlannedReminder(NamedTuple):
+    """One reminder of the plan: what kind, for which local day, and whether its dose is already decided."""
+
     kind: ReminderKind
     on: dt.date  # the local day it is for (a heads-up: the day before the dose)
     dose_on: dt.date | None = None  # the dose day a heads-up announces

@@ -59,6 +59,8 @@ _TEN_DAYS = days(10)
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
+    """One region's platelet thresholds (RULES.md section 1): the US and EU labels differ."""
+
     reduce_above: Decimal  # for 2 consecutive weeks
     hold_above: Decimal
     resume_below: Decimal
@@ -83,6 +85,7 @@ _RULE_SECTION = {
 
 
 def source(rule: str, region: str) -> str:
+    """The label section a rule id comes from (US PI or EU SmPC), for the rationale."""
     if rule.startswith("lab.") or rule in ("dose.late", "value.unusual"):
         return CONVENTIONS_SOURCE
     if rule == "dose.not_a_level":
@@ -91,6 +94,9 @@ def source(rule: str, region: str) -> str:
 
 
 def decide(ctx: Context) -> Decision:
+    """The action for one request (RULES.md section 1), with the rule id that decided it.
+
+    Age and the dose's range refer first; then the fresh count against the region's thresholds."""
     request = ctx.request
     age = request.patient.age_years
     if age is not None and age < MIN_AGE_YEARS:
@@ -200,6 +206,7 @@ def monitoring(ctx: Context, decision: Decision, next_dose: dt.date | None) -> d
 
 
 def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> list[Modifier]:
+    """A child's weight undated or older than 12 weeks: reassess it, since the dose is per kg."""
     patient = ctx.request.patient
     if patient.age_years is None or patient.age_years >= PEDIATRIC_BELOW_YEARS:
         return []
@@ -217,6 +224,7 @@ def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> li
 
 
 def standing_warnings(ctx: Context, decision: Decision) -> tuple[str, ...]:
+    """The label warning every romiplostim answer carries."""
     return ("thrombosis_risk",)
 
 

@@ -36,9 +36,11 @@ class Bounds:
     is_usual: Callable[[Decimal], bool] = lambda value: True
 
     def implausible(self, value: Decimal) -> bool:
+        """Outside [low, high]: likely a slip (wrong unit or digit), refused as `implausible_value`."""
         return value < self.low or value > self.high
 
     def unusual(self, value: Decimal) -> bool:
+        """Accepted but flagged `unusual_value`: possible, yet worth a second look."""
         return not self.is_usual(value)
 
 

@@ -71,6 +71,7 @@ def shape_fault(field: str, value: Any, earlier: dict[str, Any]) -> tuple[str, s
 
 
 def unit_fault(test: str, unit: str) -> str | None:
+    """Why `unit` does not fit `test` (listing the units that do), or None: a wrong unit would misread the value."""
     if unit in UNITS_BY_TEST[test]:
         return None
     return f"'{unit}' is not a unit for {test}; expected one of {', '.join(UNITS_BY_TEST[test])}"

@@ -104,6 +104,7 @@ DRUG_MESSAGES: Final[dict[tuple[str, str], str]] = {
 
 
 def severity(code: str) -> Severity:
+    """A warning code's severity: critical, warning or info (the contract's ranking)."""
     if code in CRITICAL:
         return "critical"
     if code in WARNING:
@@ -117,6 +118,7 @@ def sort_key(code: str) -> tuple[int, str]:
 
 
 def message(drug: str, code: str) -> str:
+    """The text of a warning code, in the drug's own wording where its label says more."""
     return DRUG_MESSAGES.get((drug, code)) or MESSAGES[code]
 
 
