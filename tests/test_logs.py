@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import urllib.parse
@@ -48,6 +49,15 @@ def root_logging() -> Iterator[None]:
     for handler in handlers:
         root.addHandler(handler)
     root.setLevel(level)
+
+
+def without_times(logged: str, log_format: str) -> str:
+    """The log without its timestamps: a time's milliseconds can read as the patient's value (",417")."""
+    if log_format == "json":
+        return "\n".join(
+            json.dumps({k: v for k, v in json.loads(line).items() if k != "time"}) for line in logged.splitlines()
+        )
+    return re.sub(r"(?m)^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ", "", logged)
 
 
 def assert_clean(text: str) -> None:
@@ -127,7 +137,7 @@ async def test_debug_logs_of_telegram_and_httpx_carry_no_token_and_no_patient_da
     assert any(LABEL in text for text in answered)
     assert any(VALUE in text for text in answered)
     assert all(f"/bot{FAKE_TOKEN}/" in url for url in urls)
-    assert_clean(logged)
+    assert_clean(without_times(logged, log_format))
     lines = logged.splitlines()
     if log_format == "json":
         entries = [json.loads(line) for line in lines]
@@ -165,7 +175,7 @@ def test_the_filter_cleans_exceptions_and_token_shaped_strings_in_any_logger(roo
     logging.getLogger("elsewhere").warning("another bot: bot5550001:OtherSecret_xyz, alone 5550001:%s", "K" * 35)
     logging.getLogger("telegram.ext.Updater").debug("Update: %s", {"text": f"{LABEL} {VALUE}", "chat": 1})
     logged = out.getvalue()
-    assert_clean(logged)
+    assert_clean(without_times(logged, "text"))
     assert "OtherSecret_xyz" not in logged
     assert "K" * 35 not in logged
     assert "RuntimeError: POST https://api.telegram.org/bot<token>/getMe failed" in logged
