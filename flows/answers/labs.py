@@ -213,7 +213,6 @@ def parse_previous_date(text: str, answers: Answers, env: Env) -> Parsed:
 
 
 STABLE_RULE_DRUGS = frozenset({"romiplostim", "hetrombopag"})  # monthly monitoring once "stable"
-_STABLE_DAYS = dict.fromkeys(STABLE_RULE_DRUGS, STABLE_DAYS)
 
 
 def _stable_range(answers: Answers) -> tuple[Decimal, Decimal]:
@@ -249,11 +248,10 @@ def counts_apply(answers: Answers, env: Env) -> bool:
     window = _pre_procedure_from(answers)
     if window is not None:
         return answers.status == "on" and env.today >= window
-    stable_days = _STABLE_DAYS.get(answers.drug or "")
     since, day, count = answers.dose_since, answers.lab_date, deciding_in_unit(answers)
-    if stable_days is None or answers.status != "on" or since is None or day is None or count is None:
+    if answers.drug not in STABLE_RULE_DRUGS or answers.status != "on" or since is None or day is None or count is None:
         return False
-    if (env.today - since).days < stable_days or day < since or (env.today - day).days > FRESH_DAYS:
+    if (env.today - since).days < STABLE_DAYS or day < since or (env.today - day).days > FRESH_DAYS:
         return False
     low, high = _stable_range(answers)
     return low <= count <= high
