@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.limits import BAD_BUTTON, fit, too_long, valid_button
 from bot.reminders import Reminders
 from bot.storage import Storage
-from bot.storage.tables import Audit, Dose, Patient, User
+from bot.storage.tables import Audit, Dose, PatientRow, User
 from flows import followup, render
 from flows.consultation import handle as run_flow
 from flows.consultation import refuse
@@ -232,10 +232,10 @@ class ChatService:
         then = dt.date.fromisoformat(str(current["last_given"]))
         later = await session.scalar(
             select(func.count(Dose.id))
-            .join(Patient, Patient.id == Dose.patient_id)
+            .join(PatientRow, PatientRow.id == Dose.patient_id)
             .where(
-                Patient.user_id == user_id,
-                Patient.label == label,
+                PatientRow.user_id == user_id,
+                PatientRow.label == label,
                 Dose.drug == record.drug,
                 Dose.status == "given",
                 Dose.amount == record.dose_amount,

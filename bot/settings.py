@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 from pathlib import Path
 from typing import Literal
@@ -60,6 +61,15 @@ ENVIRONMENT = {
     "no level logs the token or what users typed",
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class NoPolicy(enum.Enum):
+    """HEMADOSE_ALLOWED_USERS is empty: no access policy, and `hemadose run` refuses to start.
+
+    A one-member enum rather than a string, so that the type says which of "nobody decided" and
+    "everyone" (None) a caller holds."""
+
+    UNSET = "unset"
 
 
 class Settings(BaseSettings):
@@ -139,11 +149,11 @@ class Settings(BaseSettings):
             return self.database_url, f"cannot create the data directory {self.data_dir}: {exc.strerror}"
         return self.database_url, None
 
-    def access_policy(self) -> frozenset[int] | str | None:
-        """The allowed ids; None for everyone ('*'); the string 'unset' when there is no policy."""
+    def access_policy(self) -> frozenset[int] | Literal[NoPolicy.UNSET] | None:
+        """The allowed ids; None for everyone ('*'); `NoPolicy.UNSET` when there is no policy."""
         parts = [p for p in self.allowed_users.replace(" ", "").split(",") if p]
         if not parts:
-            return "unset"
+            return NoPolicy.UNSET
         if "*" in parts:
             return None
         return frozenset(int(p) for p in parts)

@@ -228,8 +228,10 @@ class Monitoring(_Response):
     tests: list[LabTest]
 
 
-class Warning(_Response):
-    """One warning of a response: a stable code for programs, a severity, and the text for people."""
+class SafetyWarning(_Response):
+    """One warning of a response: a stable code for programs, a severity, and the text for people.
+
+    Named so as not to shadow the builtin `Warning`; the JSON field is still `warnings`."""
 
     code: str
     severity: Severity
@@ -256,7 +258,7 @@ class DoseResponse(_Response):
     next_dose_date: dt.date | None
     schedule: list[dt.date]
     next_monitoring: Monitoring | None
-    warnings: list[Warning]
+    warnings: list[SafetyWarning]
     rationale: list[Rationale] = Field(min_length=1)
     ruleset: str
 

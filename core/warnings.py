@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache, lru_cache
 from typing import Final
 
-from core.models import Severity, Warning
+from core.models import SafetyWarning, Severity
 
 CRITICAL: Final = frozenset({"platelets_high", "pre_procedure_platelets_low"})
 WARNING: Final = frozenset(
@@ -123,18 +123,18 @@ def message(drug: str, code: str) -> str:
 
 
 @cache
-def warning(drug: str, code: str) -> Warning:
+def warning(drug: str, code: str) -> SafetyWarning:
     """The warning entry of a response; immutable, so built once per drug and code."""
-    return Warning(code=code, severity=severity(code), message=message(drug, code))
+    return SafetyWarning(code=code, severity=severity(code), message=message(drug, code))
 
 
-def ordered_warnings(drug: str, codes: set[str]) -> tuple[Warning, ...]:
+def ordered_warnings(drug: str, codes: set[str]) -> tuple[SafetyWarning, ...]:
     """Each code once, in the contract's order."""
     return _ordered(drug, frozenset(codes))
 
 
 @lru_cache(maxsize=4096)
-def _ordered(drug: str, codes: frozenset[str]) -> tuple[Warning, ...]:
+def _ordered(drug: str, codes: frozenset[str]) -> tuple[SafetyWarning, ...]:
     # A response's codes come from a small fixed set, so the ordered entries are built once per set.
     return tuple(warning(drug, code) for code in sorted(codes, key=_ORDER.__getitem__))
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from transitions import EventData
 
-from core.models import DoseResponse
+from core.models import DoseResponse, Drug
 from core.reminders import PlannedReminder
 from core.reminders import plan as plan_reminders
 from flows import reminders as reminder_words
@@ -46,8 +46,9 @@ class ReminderSetup:
             if self.env.now is not None
             else dt.datetime.combine(self.env.today, dt.time(0))
         )
-        drug = response.ruleset.split("/")[0]
-        return plan_reminders(drug, response, now, at)  # type: ignore[arg-type]
+        assert self.chat.request is not None  # kept beside the response
+        drug: Drug = self.chat.request["drug"]
+        return plan_reminders(drug, response, now, at)
 
     def on_remind(self: Talk) -> None:
         if not self.chat.saved:

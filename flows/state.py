@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.models import Drug
+
 
 class _Data(BaseModel):
     # Unknown keys are ignored so that a state saved by an older release still restores.
@@ -50,7 +52,7 @@ class PatientSummary(_Data):
     weight_date: dt.date | None = None
     age_years: str | None = None
     child_pugh: str | None = None
-    drug: str | None = None
+    drug: Drug | None = None
     indication: str | None = None
     region: str | None = None
     dose_amount: str | None = None
@@ -79,7 +81,7 @@ class Pending(_Data):
 
 
 class Answers(_Data):
-    drug: str | None = None
+    drug: Drug | None = None
     indication: str | None = None
     region: str | None = None
     patient_label: str | None = None

@@ -210,11 +210,11 @@ async def test_in_a_group_every_update_gets_one_line_and_nothing_is_read_or_kept
     assert [(m.chat_id, m.text) for m in request.sent] == [(-4242, PRIVATE_ONLY), (-4242, PRIVATE_ONLY)]
     from sqlalchemy import func, select
 
-    from bot.storage.tables import Conversation, User
+    from bot.storage.tables import ConversationRow, User
 
     async with service.storage.session() as session:
         assert await session.scalar(select(func.count(User.id))) == 0
-        assert await session.scalar(select(func.count()).select_from(Conversation)) == 0
+        assert await session.scalar(select(func.count()).select_from(ConversationRow)) == 0
     await service.storage.close()
 
 

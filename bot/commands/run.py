@@ -7,6 +7,7 @@ import re
 import sys
 
 from bot.commands.common import EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, configure_logging, reason, settings_or_none
+from bot.settings import NoPolicy
 
 
 def run_bot() -> int:
@@ -31,14 +32,13 @@ def run_bot() -> int:
         )
         return EXIT_INVALID
     policy = settings.access_policy()
-    if policy == "unset":
+    if policy is NoPolicy.UNSET:
         print(
             "hemadose run: refusing to start without an access policy: set HEMADOSE_ALLOWED_USERS to the "
             "Telegram user ids to serve (comma-separated), or * to serve everyone.",
             file=sys.stderr,
         )
         return EXIT_INVALID
-    assert not isinstance(policy, str)
     url, problem = settings.database()
     if problem is None and (unusable := _database_problem(url)) is not None:
         problem = f"HEMADOSE_DB_URL: {unusable}"

@@ -8,9 +8,9 @@ import datetime as dt
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.reminders.base import ACTIVE_STATES, SNOOZE, local
+from bot.reminders.base import ACTIVE_STATES, SNOOZE, OccurrenceState, local
 from bot.reminders.schedule import Schedule
-from bot.storage.tables import Dose, Occurrence, Patient, Regimen, Reminder
+from bot.storage.tables import Dose, Occurrence, PatientRow, Regimen, Reminder
 from core.missed import missed_dose_guidance
 from core.models import Drug
 from core.reminders import INJECTED, following_dose
@@ -50,9 +50,9 @@ class Answers(Schedule):
         reminder's kind (a forged or stale button) changes nothing."""
         found = (
             await session.execute(
-                select(Occurrence, Reminder, Patient.label)
+                select(Occurrence, Reminder, PatientRow.label)
                 .join(Reminder, Reminder.id == Occurrence.reminder_id)
-                .join(Patient, Patient.id == Reminder.patient_id)
+                .join(PatientRow, PatientRow.id == Reminder.patient_id)
                 .where(Occurrence.id == occurrence_id, Reminder.user_id == user_id)
             )
         ).first()
@@ -61,22 +61,22 @@ class Answers(Schedule):
         occurrence, reminder, label = found
         now = self.now()
         today = local(now, zone).date()
-        drug: Drug = reminder.drug  # type: ignore[assignment]
+        drug = reminder.drug
         on, state = occurrence.on_date, occurrence.state
         if action not in words.ACTIONS["dose"] | words.ACTIONS["lab"] or (action == words.ON_DAY) != (day is not None):
             return [Reply(words.NOT_UNDERSTOOD)]
         if action not in words.ACTIONS.get(occurrence.kind, frozenset()):
             return [Reply(words.not_its_kind(occurrence.kind, label, reminder.lab_text, occurrence.on_date))]
-        if state == "cancelled":
+        if state == OccurrenceState.CANCELLED:
             return [Reply(f"That reminder for {label} was stopped; nothing recorded.")]
         if action == words.NOTED:
-            occurrence.state, occurrence.next_at, occurrence.acted_at = "done", None, now
+            occurrence.state, occurrence.next_at, occurrence.acted_at = OccurrenceState.DONE, None, now
             return [Reply(f"Noted: {reminder.lab_text} for {label} on {on:%a %Y-%m-%d}.")]
-        if state == "taken" or (state == "skipped" and action != words.GIVEN):
+        if state == OccurrenceState.TAKEN or (state == OccurrenceState.SKIPPED and action != words.GIVEN):
             return [Reply(f"Already recorded for {label}: dose of {on} {state}.")]
-        if state == "unknown":  # RULES.md 6: never declared missed without the user's No
+        if state == OccurrenceState.UNKNOWN:  # RULES.md 6: never declared missed without the user's No
             if action in (words.NO, words.SKIP):
-                occurrence.state, occurrence.acted_at = "missed", now
+                occurrence.state, occurrence.acted_at = OccurrenceState.MISSED, now
                 self._record(session, reminder, on, "missed", now)
                 return [await self._guidance(session, occurrence, reminder, label, today)]
             if action == words.YES:
@@ -89,25 +89,25 @@ class Answers(Schedule):
         if action == words.SNOOZE:
             if reminder.status != "active":
                 return [Reply(f"The reminders for {label} are {reminder.status}; nothing to snooze.")]
-            if state == "missed":
+            if state == OccurrenceState.MISSED:
                 return [Reply(f"That dose is already recorded as missed; see the guidance above for {label}.")]
             again = now + SNOOZE
             if occurrence.deadline_at is not None and again >= occurrence.deadline_at:
                 by = local(occurrence.deadline_at, zone)
                 return [Reply(f"Too late to snooze: confirm the dose before {by:%H:%M}, or it is recorded as missed.")]
-            occurrence.state, occurrence.next_at = "snoozed", again
+            occurrence.state, occurrence.next_at = OccurrenceState.SNOOZED, again
             return [Reply(f"Snoozed: I will remind you again at {local(again, zone):%H:%M}.")]
         if action == words.SKIP:
-            if state == "missed":
+            if state == OccurrenceState.MISSED:
                 return [Reply(f"That dose is already recorded as missed for {label}.")]
-            occurrence.state, occurrence.next_at, occurrence.acted_at = "skipped", None, now
+            occurrence.state, occurrence.next_at, occurrence.acted_at = OccurrenceState.SKIPPED, None, now
             self._record(session, reminder, on, "skipped", now)
             following = following_dose(drug, on, None)
             if following is not None:
                 await self._add_dose(session, reminder, following, zone, now)
             return [await self._guidance(session, occurrence, reminder, label, today, skipped=True)]
         if action == words.GIVEN:  # from the missed- or skipped-dose message: given today
-            if state not in ("missed", "skipped"):
+            if state not in (OccurrenceState.MISSED, OccurrenceState.SKIPPED):
                 return [Reply(f"The dose of {on} for {label} is not recorded as missed; confirm it with Taken.")]
             guidance = missed_dose_guidance(drug, on, today)
             if not guidance.give_missed_dose:
@@ -156,7 +156,7 @@ class Answers(Schedule):
         `confirmed_late`: the user says it was taken (Taken, Yes, a chosen day), so a missed record
         of its day is removed (RULES.md 6: taken late is not missed). Given late after the
         missed-dose guidance ('Given today'), the missed record stays beside the late dose."""
-        drug: Drug = reminder.drug  # type: ignore[assignment]
+        drug = reminder.drug
         name = DRUG_NAMES.get(drug, drug)
         on = occurrence.on_date
         today = local(now, zone).date()
@@ -170,8 +170,12 @@ class Answers(Schedule):
                 Dose.status == "given",
             )
         )
-        moved_on = occurrence.state in ("missed", "skipped", "unknown")  # the schedule moved on then
-        occurrence.state, occurrence.next_at, occurrence.acted_at = "taken", None, now
+        moved_on = occurrence.state in (
+            OccurrenceState.MISSED,
+            OccurrenceState.SKIPPED,
+            OccurrenceState.UNKNOWN,
+        )  # the schedule moved on then
+        occurrence.state, occurrence.next_at, occurrence.acted_at = OccurrenceState.TAKEN, None, now
         if already:
             if not moved_on:  # the schedule goes on from this day
                 following = following_dose(drug, on, None)
@@ -216,7 +220,7 @@ class Answers(Schedule):
                     Occurrence.state.in_(ACTIVE_STATES),
                     Occurrence.on_date > on,
                 )
-                .values(state="cancelled", next_at=None)
+                .values(state=OccurrenceState.CANCELLED, next_at=None)
             )
         if following is not None and (not moved_on or drug != "hetrombopag"):
             added = await self._add_dose(session, reminder, following, zone, now)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Protocol, cast
 from zoneinfo import ZoneInfo
 
@@ -14,9 +15,8 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage import Storage
-from bot.storage.tables import Delivery, Dose, Occurrence, Patient, Reminder
+from bot.storage.tables import Delivery, Dose, Occurrence, PatientRow, Reminder
 from core.missed import missed_dose_guidance
-from core.models import Drug
 from flows import reminders as words
 from flows.replies import Reply
 
@@ -28,8 +28,25 @@ SNOOZE = dt.timedelta(hours=1)
 LATE_AFTER = dt.timedelta(minutes=15)  # sent later than this after its time: it says it is late
 RETRY_AFTER = dt.timedelta(minutes=1)  # a send that failed (after the sender's own retries) is tried again
 GIVE_UP_AFTER = 20  # failed rounds of a delivery before it is marked failed (about a day with back-off)
-ACTIVE_STATES = ("scheduled", "sent", "snoozed")
-ANSWERED_STATES = ("taken", "skipped", "missed", "unknown")
+
+
+class OccurrenceState(StrEnum):
+    """Where one reminder day stands (`Occurrence.state`). A StrEnum: the values are the strings stored
+    in the plain String column, so rows written before the enum read the same."""
+
+    SCHEDULED = "scheduled"  # not yet sent
+    SENT = "sent"  # sent, not yet answered
+    SNOOZED = "snoozed"  # the user asked to be reminded again later
+    TAKEN = "taken"
+    SKIPPED = "skipped"
+    MISSED = "missed"  # reached the user; the deadline passed without Taken
+    UNKNOWN = "unknown"  # never reached the user before the deadline (RULES.md 6 "unconfirmed")
+    DONE = "done"  # a heads-up sent, a lab reminder noted: nothing left to do
+    CANCELLED = "cancelled"  # stopped, replaced, or dropped while paused
+
+
+ACTIVE_STATES = (OccurrenceState.SCHEDULED, OccurrenceState.SENT, OccurrenceState.SNOOZED)
+ANSWERED_STATES = (OccurrenceState.TAKEN, OccurrenceState.SKIPPED, OccurrenceState.MISSED, OccurrenceState.UNKNOWN)
 REMINDER_PURPOSES = ("r", "a", "z")  # the reminder itself (first, again, after a snooze): not 'm' or 'u'
 
 
@@ -49,7 +66,7 @@ class Sender(Protocol):
 
 
 _DELIVERIES, _OCCURRENCES, _REMINDERS, _PATIENTS = (
-    cast(Table, model.__table__) for model in (Delivery, Occurrence, Reminder, Patient)
+    cast(Table, model.__table__) for model in (Delivery, Occurrence, Reminder, PatientRow)
 )
 
 
@@ -104,7 +121,7 @@ class ReminderBase:
         skipped: bool = False,
     ) -> Reply:
         """The drug's missed-dose rule for this dose (a lusutrombopag course's last day ends it)."""
-        drug: Drug = reminder.drug  # type: ignore[assignment]
+        drug = reminder.drug
         last = False
         if drug == "lusutrombopag":
             later = await session.scalar(
@@ -114,7 +131,7 @@ class ReminderBase:
                     Occurrence.reminder_id == reminder.id,
                     Occurrence.kind == "dose",
                     Occurrence.on_date > occurrence.on_date,
-                    Occurrence.state != "cancelled",
+                    Occurrence.state != OccurrenceState.CANCELLED,
                 )
             )
             last = not later

@@ -7,9 +7,9 @@ import datetime as dt
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.reminders.base import ACTIVE_STATES, local
+from bot.reminders.base import ACTIVE_STATES, OccurrenceState, local
 from bot.reminders.schedule import Schedule
-from bot.storage.tables import Occurrence, Patient, Reminder
+from bot.storage.tables import Occurrence, PatientRow, Reminder
 from core.reminders import RESULT_FIRST
 from flows import reminders as words
 from flows.replies import Button, Reply
@@ -22,10 +22,10 @@ class Manage(Schedule):
     async def listing(self, session: AsyncSession, user_id: int, zone: str) -> Reply:
         rows = (
             await session.execute(
-                select(Reminder, Patient.label)
-                .join(Patient, Patient.id == Reminder.patient_id)
+                select(Reminder, PatientRow.label)
+                .join(PatientRow, PatientRow.id == Reminder.patient_id)
                 .where(Reminder.user_id == user_id, Reminder.status != "stopped")
-                .order_by(Patient.label)
+                .order_by(PatientRow.label)
             )
         ).all()
         lines, buttons = [f"Your reminders ({zone}):"], []
@@ -69,8 +69,8 @@ class Manage(Schedule):
         action, reminder_id = parts[1], int(parts[2]) if numbered else -1
         found = (
             await session.execute(
-                select(Reminder, Patient.label)
-                .join(Patient, Patient.id == Reminder.patient_id)
+                select(Reminder, PatientRow.label)
+                .join(PatientRow, PatientRow.id == Reminder.patient_id)
                 .where(Reminder.id == reminder_id, Reminder.user_id == user_id)
             )
         ).first()
@@ -112,7 +112,7 @@ class Manage(Schedule):
         if action == "a" and len(hhmm) == 4 and hhmm.isascii() and hhmm.isdigit() and hhmm < "2400" and hhmm[2] < "6":
             at = dt.time(int(hhmm[:2]), int(hhmm[2:]))
             reminder.local_time = at.strftime("%H:%M")
-            for occurrence in await session.scalars(pending.where(Occurrence.state == "scheduled")):
+            for occurrence in await session.scalars(pending.where(Occurrence.state == OccurrenceState.SCHEDULED)):
                 self._move(occurrence, reminder, zone, now)
             return Reply(f"Reminders for {label} now at {reminder.local_time} ({zone}).")
         return Reply(words.NOT_UNDERSTOOD_MANAGE)

@@ -28,7 +28,7 @@ from bot.reminders.base import (
     local,
 )
 from bot.reminders.schedule import Schedule
-from bot.storage.tables import Delivery, Occurrence, Patient, Reminder, User
+from bot.storage.tables import Delivery, Occurrence, PatientRow, Reminder, User
 from core.reminders import following_dose
 from flows import reminders as words
 from flows.replies import Button, Reply
@@ -101,10 +101,10 @@ class Outbox(Schedule):
         async with self.storage.session() as session, session.begin():
             rows = (
                 await session.execute(
-                    select(Occurrence, Reminder, User.time_zone, Patient.label)
+                    select(Occurrence, Reminder, User.time_zone, PatientRow.label)
                     .join(Reminder, Reminder.id == Occurrence.reminder_id)
                     .join(User, User.id == Reminder.user_id)
-                    .join(Patient, Patient.id == Reminder.patient_id)
+                    .join(PatientRow, PatientRow.id == Reminder.patient_id)
                     .where(Occurrence.next_at <= now, self._ours(Reminder.chat_key))
                     .order_by(Occurrence.next_at)
                     .limit(self.batch)
@@ -253,7 +253,7 @@ class Outbox(Schedule):
         self, session: AsyncSession, occurrence: Occurrence, reminder: Reminder, state: str, zone: str, now: dt.datetime
     ) -> None:
         occurrence.state, occurrence.next_at, occurrence.acted_at = state, None, now
-        following = following_dose(reminder.drug, occurrence.on_date, None)  # type: ignore[arg-type]
+        following = following_dose(reminder.drug, occurrence.on_date, None)
         if following is not None:  # not fresh: after downtime, each passed day gets its own message
             await self._add_dose(session, reminder, following, zone, now)
 

@@ -9,7 +9,16 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.reminders.base import _OCCURRENCES, _PATIENTS, _REMINDERS, ACTIVE_STATES, ReminderBase, local, utc_at
+from bot.reminders.base import (
+    _OCCURRENCES,
+    _PATIENTS,
+    _REMINDERS,
+    ACTIVE_STATES,
+    OccurrenceState,
+    ReminderBase,
+    local,
+    utc_at,
+)
 from bot.storage.tables import Occurrence, Reminder
 from core.models import DoseResponse, Drug
 from core.reminders import INJECTED, RESULT_FIRST, following_dose, missed_after
@@ -71,7 +80,7 @@ class Schedule(ReminderBase):
         due = max(utc_at(on, at, zone), now) if fresh else utc_at(on, at, zone)
         deadline = None
         if kind == "dose":
-            day, by = missed_after(reminder.drug, on, at)  # type: ignore[arg-type]
+            day, by = missed_after(reminder.drug, on, at)
             deadline = utc_at(day, by, zone)
         return Occurrence(
             reminder_id=reminder.id,
@@ -80,7 +89,7 @@ class Schedule(ReminderBase):
             dose_on=(on + dt.timedelta(days=1) if kind == "heads_up" else on) if decided and kind != "lab" else None,
             due_at=due,
             deadline_at=deadline,
-            state="scheduled",
+            state=OccurrenceState.SCHEDULED,
             sends=0,
             next_at=due,
         )
@@ -96,7 +105,7 @@ class Schedule(ReminderBase):
         """
         if reminder.status == "stopped":
             return None
-        drug: Drug = reminder.drug  # type: ignore[assignment]
+        drug = reminder.drug
         open_dose = await session.scalar(
             select(Occurrence)
             .where(
@@ -138,7 +147,7 @@ class Schedule(ReminderBase):
         await session.execute(
             update(_OCCURRENCES)
             .where(_OCCURRENCES.c.reminder_id.in_(ids), _OCCURRENCES.c.state.in_(ACTIVE_STATES))
-            .values(state="cancelled", next_at=None)
+            .values(state=OccurrenceState.CANCELLED, next_at=None)
         )
         await session.execute(update(_REMINDERS).where(_REMINDERS.c.patient_id == patient_id).values(status="stopped"))
 
@@ -148,7 +157,7 @@ class Schedule(ReminderBase):
         rows = await session.execute(
             select(Occurrence, Reminder)
             .join(Reminder, Reminder.id == Occurrence.reminder_id)
-            .where(Reminder.user_id == user_id, Occurrence.state == "scheduled")
+            .where(Reminder.user_id == user_id, Occurrence.state == OccurrenceState.SCHEDULED)
         )
         for occurrence, reminder in rows:
             self._move(occurrence, reminder, zone, now)
@@ -169,18 +178,18 @@ class Schedule(ReminderBase):
     ) -> None:
         """Back on: a day that passed while paused is dropped (with its successor scheduled), else it is due."""
         if occurrence.due_at >= now or (occurrence.deadline_at is not None and occurrence.deadline_at > now):
-            if occurrence.state in ("scheduled", "snoozed"):
+            if occurrence.state in (OccurrenceState.SCHEDULED, OccurrenceState.SNOOZED):
                 # Still open: due now at the latest, and not "late" (the user paused it; no downtime).
-                if occurrence.state == "scheduled":
+                if occurrence.state == OccurrenceState.SCHEDULED:
                     occurrence.due_at = max(occurrence.due_at, now)
                 occurrence.next_at = max(occurrence.due_at, now)
             else:
                 occurrence.next_at = occurrence.deadline_at
             return
-        occurrence.state, occurrence.next_at = "cancelled", None
+        occurrence.state, occurrence.next_at = OccurrenceState.CANCELLED, None
         if occurrence.kind == "dose":
             today = local(now, zone).date()
-            day = following_dose(reminder.drug, occurrence.on_date, None)  # type: ignore[arg-type]
+            day = following_dose(reminder.drug, occurrence.on_date, None)
             if day is None and reminder.drug == "luspatercept":
                 day = today  # still owed (section 6: as soon as possible): reminded today
             if day is not None:

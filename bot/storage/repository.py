@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.storage import audit_chain
 from bot.storage.files import create_private
 from bot.storage.inloop import create_inloop_engine
-from bot.storage.tables import Audit, Conversation, Dose, Lab, Patient, Regimen, Transfusion, User
+from bot.storage.tables import Audit, ConversationRow, Dose, LabRow, PatientRow, Regimen, TransfusionRow, User
 from flows.replies import AuditRecommendation, LabRecord, PatientSummary, SaveConsultation, TransfusionRecord
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -41,7 +41,8 @@ class ChatRow(NamedTuple):
 # The statements of every update, built once on the Core tables: building and caching an ORM
 # statement per call cost more than running it.
 _USERS, _CONVERSATIONS, _PATIENTS, _REGIMENS, _DOSES, _LABS, _TRANSFUSIONS, _AUDIT = (
-    cast(Table, model.__table__) for model in (User, Conversation, Patient, Regimen, Dose, Lab, Transfusion, Audit)
+    cast(Table, model.__table__)
+    for model in (User, ConversationRow, PatientRow, Regimen, Dose, LabRow, TransfusionRow, Audit)
 )
 _OPEN_CHAT = (
     select(_USERS.c.id, _USERS.c.time_zone, _CONVERSATIONS.c.state)
@@ -154,7 +155,9 @@ class Storage:
 
     async def load_chat(self, session: AsyncSession, chat_key: str, user_id: int) -> str | None:
         return await session.scalar(
-            select(Conversation.state).where(Conversation.chat_key == chat_key, Conversation.user_id == user_id)
+            select(ConversationRow.state).where(
+                ConversationRow.chat_key == chat_key, ConversationRow.user_id == user_id
+            )
         )
 
     async def open_chat(self, session: AsyncSession, external_id: str, chat_key: str) -> ChatRow:
@@ -175,27 +178,27 @@ class Storage:
 
     # --- patients ------------------------------------------------------------------------------
 
-    async def _patient(self, session: AsyncSession, user_id: int, label: str) -> Patient | None:
-        return await session.scalar(select(Patient).where(Patient.user_id == user_id, Patient.label == label))
+    async def _patient(self, session: AsyncSession, user_id: int, label: str) -> PatientRow | None:
+        return await session.scalar(select(PatientRow).where(PatientRow.user_id == user_id, PatientRow.label == label))
 
-    async def _patient_by_label(self, session: AsyncSession, user_id: int, label: str) -> Patient | None:
+    async def _patient_by_label(self, session: AsyncSession, user_id: int, label: str) -> PatientRow | None:
         """As typed: the exact label, else the one label that matches ignoring case (as the chat does)."""
         exact = await self._patient(session, user_id, label)
         if exact is not None:
             return exact
         found = list(
             await session.scalars(
-                select(Patient).where(Patient.user_id == user_id, func.lower(Patient.label) == label.lower())
+                select(PatientRow).where(PatientRow.user_id == user_id, func.lower(PatientRow.label) == label.lower())
             )
         )
         return found[0] if len(found) == 1 else None
 
     async def patient_labels(self, session: AsyncSession, user_id: int) -> list[tuple[str, str | None]]:
         rows = await session.execute(
-            select(Patient.label, Regimen.drug)
-            .outerjoin(Regimen, Regimen.patient_id == Patient.id)
-            .where(Patient.user_id == user_id)
-            .order_by(Patient.label)
+            select(PatientRow.label, Regimen.drug)
+            .outerjoin(Regimen, Regimen.patient_id == PatientRow.id)
+            .where(PatientRow.user_id == user_id)
+            .order_by(PatientRow.label)
         )
         return [(label, drug) for label, drug in rows]
 
@@ -203,12 +206,12 @@ class Storage:
         self, session: AsyncSession, user_id: int, today: dt.date, labels: Iterable[str] | None = None
     ) -> dict[str, PatientSummary]:
         """The user's patients as the flow pre-fills them: all of them, or only `labels`."""
-        query = select(Patient).where(Patient.user_id == user_id)
+        query = select(PatientRow).where(PatientRow.user_id == user_id)
         if labels is not None:
             wanted = list(labels)
             if not wanted:
                 return {}
-            query = query.where(Patient.label.in_(wanted))
+            query = query.where(PatientRow.label.in_(wanted))
         patients = list(await session.scalars(query))
         if not patients:
             return {}
@@ -220,14 +223,14 @@ class Storage:
         horizon = min([today - dt.timedelta(days=RECORD_HORIZON_DAYS), *starts])
         labs: dict[int, list[LabRecord]] = {}
         for lab in await session.scalars(
-            select(Lab).where(Lab.patient_id.in_(ids), Lab.date >= horizon).order_by(Lab.date, Lab.id)
+            select(LabRow).where(LabRow.patient_id.in_(ids), LabRow.date >= horizon).order_by(LabRow.date, LabRow.id)
         ):
             labs.setdefault(lab.patient_id, []).append(
                 LabRecord(test=lab.test, value=lab.value, unit=lab.unit, date=lab.date)
             )
         transfusions: dict[int, list[TransfusionRecord]] = {}
         for row in await session.scalars(
-            select(Transfusion).where(Transfusion.patient_id.in_(ids), Transfusion.date >= horizon)
+            select(TransfusionRow).where(TransfusionRow.patient_id.in_(ids), TransfusionRow.date >= horizon)
         ):
             transfusions.setdefault(row.patient_id, []).append(TransfusionRecord(date=row.date, units=row.units))
         last_given: dict[tuple[int, str], dt.date] = {}
@@ -392,9 +395,9 @@ class Storage:
         events: list[tuple[dt.date, int, int, str]] = []
         for dose in await session.scalars(select(Dose).where(Dose.patient_id == patient.id)):
             events.append((dose.given_on, 0, dose.id, f"dose {dose.status}: {dose.drug} {dose.amount} {dose.unit}"))
-        for lab in await session.scalars(select(Lab).where(Lab.patient_id == patient.id)):
+        for lab in await session.scalars(select(LabRow).where(LabRow.patient_id == patient.id)):
             events.append((lab.date, 1, lab.id, f"{lab.test} {lab.value} {lab.unit}"))
-        for row in await session.scalars(select(Transfusion).where(Transfusion.patient_id == patient.id)):
+        for row in await session.scalars(select(TransfusionRow).where(TransfusionRow.patient_id == patient.id)):
             events.append((row.date, 1, row.id, f"transfusion {row.units} units"))
         for entry in await session.scalars(
             select(Audit).where(Audit.user_id == user_id, Audit.patient_label == label).order_by(Audit.id)

@@ -7,9 +7,12 @@ import datetime as dt
 from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from core.models import Drug
+
 
 class Base(DeclarativeBase):
-    pass
+    """The tables; a class is named `...Row` where core or flows has a model of the same thing
+    (`PatientRow` is the stored patient, `core.models.Patient` a request's)."""
 
 
 class User(Base):
@@ -22,7 +25,7 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 
-class Patient(Base):
+class PatientRow(Base):
     """A patient of one user, known by the label that user chose."""
 
     __tablename__ = "patients"
@@ -44,7 +47,7 @@ class Regimen(Base):
     __tablename__ = "regimens"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), unique=True)
-    drug: Mapped[str] = mapped_column(String(32))
+    drug: Mapped[Drug] = mapped_column(String(32))
     indication: Mapped[str] = mapped_column(String(32))
     region: Mapped[str] = mapped_column(String(8))
     dose_amount: Mapped[str | None] = mapped_column(String(16))
@@ -61,7 +64,7 @@ class Dose(Base):
     __table_args__ = (UniqueConstraint("patient_id", "drug", "given_on", "status"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
-    drug: Mapped[str] = mapped_column(String(32))
+    drug: Mapped[Drug] = mapped_column(String(32))
     amount: Mapped[str] = mapped_column(String(16))
     unit: Mapped[str] = mapped_column(String(8))
     given_on: Mapped[dt.date] = mapped_column(Date)
@@ -69,7 +72,9 @@ class Dose(Base):
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 
-class Lab(Base):
+class LabRow(Base):
+    """A lab result of a patient, as entered (value and unit kept as typed)."""
+
     __tablename__ = "labs"
     __table_args__ = (UniqueConstraint("patient_id", "test", "date", "value", "unit"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -81,7 +86,9 @@ class Lab(Base):
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 
-class Transfusion(Base):
+class TransfusionRow(Base):
+    """A red-cell transfusion of a patient (luspatercept's rules count them)."""
+
     __tablename__ = "transfusions"
     __table_args__ = (UniqueConstraint("patient_id", "date", "units"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -90,7 +97,7 @@ class Transfusion(Base):
     units: Mapped[str] = mapped_column(String(8))
 
 
-class Conversation(Base):
+class ConversationRow(Base):
     """A chat's conversation state, saved after every update (flows.state.ChatState as JSON)."""
 
     __tablename__ = "conversations"
@@ -133,7 +140,7 @@ class Reminder(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
     chat_key: Mapped[str] = mapped_column(String(64))  # the transport's chat to send to ('tg:<chat>:<user>')
-    drug: Mapped[str] = mapped_column(String(32))
+    drug: Mapped[Drug] = mapped_column(String(32))
     dose_amount: Mapped[str | None] = mapped_column(String(16))
     dose_unit: Mapped[str | None] = mapped_column(String(8))
     dose_text: Mapped[str] = mapped_column(Text)  # "210 mcg (3 mcg/kg) = 0.42 mL"
@@ -158,7 +165,8 @@ class Occurrence(Base):
     dose_on: Mapped[dt.date | None] = mapped_column(Date)  # a heads-up's dose day
     due_at: Mapped[dt.datetime] = mapped_column(DateTime)  # UTC
     deadline_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # UTC; doses only
-    # scheduled | sent | snoozed | taken | skipped | missed | done | cancelled | failed
+    # bot.reminders.base.OccurrenceState: scheduled | sent | snoozed | taken | skipped | missed | unknown | done
+    # | cancelled (a plain string column: the enum's values are what is stored)
     state: Mapped[str] = mapped_column(String(10), default="scheduled")
     sends: Mapped[int] = mapped_column(Integer, default=0)  # reminders sent (first + the one re-send)
     next_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)

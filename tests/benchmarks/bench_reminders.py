@@ -34,7 +34,7 @@ from sqlalchemy import insert, select
 from bot.reminders import Reminders
 from bot.replay import Harness
 from bot.sending import TelegramSender
-from bot.storage.tables import Occurrence, Patient, Reminder, User
+from bot.storage.tables import Occurrence, PatientRow, Reminder, User
 
 NOW = dt.datetime(2026, 11, 22, 9, 0)
 PER_USER = 10  # reminders (patients) per user
@@ -53,7 +53,7 @@ async def fill(harness: Harness, scheduled: int, due: int) -> None:
         rows: list[dict[str, Any]] = []
         for r in range(1, reminders + 1):
             rows.append({"id": r, "user_id": (r - 1) // PER_USER + 1, "label": f"P{r}", "created_at": NOW})
-        await connection.execute(insert(Patient), rows)
+        await connection.execute(insert(PatientRow), rows)
         await connection.execute(
             insert(Reminder),
             [
