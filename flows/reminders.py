@@ -15,10 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from functools import cache
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from core.missed import MissedDoseGuidance
+from core.models import DoseResponse
 from core.reminders import INJECTED, RESULT_FIRST, PlannedReminder
 from flows.administration import administration
 from flows.parsing import Problem
@@ -96,18 +96,19 @@ def time_question(drug: str, prefix: str = "") -> Reply:
     return Reply(f"{prefix}At what local time should I remind you of {what}? e.g. 08:00", rows(buttons, 3))
 
 
-def lab_words(response: dict[str, Any]) -> str:
-    monitoring = response.get("next_monitoring") or {}
-    return " and ".join(TEST_WORDS.get(test, test) for test in monitoring.get("tests", [])) or "blood test"
+def lab_words(response: DoseResponse) -> str:
+    """The tests the decision set a date for, in words ('platelet count')."""
+    tests = response.next_monitoring.tests if response.next_monitoring is not None else []
+    return " and ".join(TEST_WORDS.get(test, test) for test in tests) or "blood test"
 
 
 def _day(day: dt.date) -> str:
     return f"{day:%a} {day.isoformat()}"
 
 
-def dose_instruction(drug: str, response: dict[str, Any]) -> str:
+def dose_instruction(drug: str, response: DoseResponse) -> str:
     """The decided dose as every reminder restates it: the whole administration instruction."""
-    return administration(drug, response)
+    return administration(drug, response.model_dump(mode="json"))
 
 
 def _end(text: str) -> str:

@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.models import DoseRequest, DoseResponse, Drug
 from flows.state import LabRecord, PatientSummary, TransfusionRecord
 
 __all__ = ["LabRecord", "PatientSummary", "TransfusionRecord"]
@@ -55,22 +56,33 @@ class Env:
     now: dt.datetime | None = None  # the instant of this update (aware), for the reminders' plan
 
 
+def request_json(request: DoseRequest) -> dict[str, Any]:
+    """A request as the chat keeps it and the audit stores it: the contract's JSON, defaults left out."""
+    return request.model_dump(mode="json", exclude_defaults=True)
+
+
+def response_json(response: DoseResponse) -> dict[str, Any]:
+    """A response as the chat keeps it and the audit stores it: the contract's JSON."""
+    return response.model_dump(mode="json")
+
+
 @dataclass(frozen=True, slots=True)
 class SaveConsultation:
     """Persist the consultation to the patient's record (weight, regimen, doses, labs)."""
 
     patient_label: str
-    request: dict[str, Any]
-    response: dict[str, Any]
+    request: DoseRequest
+    response: DoseResponse
 
 
 @dataclass(frozen=True, slots=True)
 class AuditRecommendation:
-    """Append the recommendation to the audit: every one, saved or not."""
+    """Append the recommendation to the audit: every one, saved or not (stored as `request_json`,
+    `response_json`)."""
 
     patient_label: str | None
-    request: dict[str, Any]
-    response: dict[str, Any]
+    request: DoseRequest
+    response: DoseResponse
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +95,8 @@ class ScheduleReminders:
     """Set the patient's reminders from the saved recommendation (replacing earlier ones)."""
 
     patient_label: str
-    request: dict[str, Any]
-    response: dict[str, Any]
+    drug: Drug
+    response: DoseResponse
     local_time: dt.time
 
 

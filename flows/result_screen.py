@@ -14,7 +14,7 @@ from core.errors import from_validation_error
 from core.models import DoseRequest, DoseResponse
 from flows import render
 from flows.conversation_parts import CHANGE_REMINDERS, Talk
-from flows.replies import AuditRecommendation, Button, Reply, SaveConsultation
+from flows.replies import AuditRecommendation, Button, Reply, SaveConsultation, request_json, response_json
 from flows.request import build_request, step_for_field
 from flows.setup_reminders import REMINDER_STATES
 from flows.steps import STEP_BY_NAME
@@ -42,13 +42,11 @@ class ResultScreen:
             self.answers.editing = True
             self.fire(f"edit_{step}")
             return
-        self.chat.request = request.model_dump(mode="json", exclude_defaults=True)
-        self.chat.response = response.model_dump(mode="json")
+        self.chat.request = request_json(request)
+        self.chat.response = response_json(response)
         self.chat.saved = False
         self.chat.reminders_set = False
-        self.outcome.effects.append(
-            AuditRecommendation(self.answers.patient_label, self.chat.request, self.chat.response)
-        )
+        self.outcome.effects.append(AuditRecommendation(self.answers.patient_label, request, response))
         self.outcome.replies.append(render.recommendation(response, self.answers, self.env))
 
     def on_result(self: Talk, data: str | None, text: str) -> None:
@@ -68,11 +66,9 @@ class ResultScreen:
         if data == "save" or text.lower() == "save":
             if self.chat.saved:
                 return self.say(f"Already saved to {self.answers.patient_label}.", (self.result_row(),))
-            assert self.chat.request is not None
-            assert self.chat.response is not None
             label = self.answers.patient_label
             assert label is not None
-            self.outcome.effects.append(SaveConsultation(label, self.chat.request, self.chat.response))
+            self.outcome.effects.append(SaveConsultation(label, self.chat.dose_request(), self.chat.dose_response()))
             self.chat.saved = True
             return self.say(f"Saved to {label}: dose, result and recommendation.", (self.result_row(),))
         choices = "Save to patient" if not self.chat.saved else "Set reminders" if not self.chat.reminders_set else ""

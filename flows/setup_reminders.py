@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 from transitions import EventData
 
-from core.models import DoseResponse, Drug
 from core.reminders import PlannedReminder
 from core.reminders import plan as plan_reminders
 from flows import reminders as reminder_words
@@ -38,17 +37,14 @@ class ReminderSetup:
         return self.chat.reminder_zone or self.env.time_zone or "UTC"
 
     def planned(self: Talk, at: dt.time = dt.time(0)) -> list[PlannedReminder]:
-        assert self.chat.response is not None
-        response = DoseResponse.model_validate(self.chat.response)
+        response = self.chat.dose_response()
         zone = self.zone_for_reminders
         now = (
             self.env.now.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
             if self.env.now is not None
             else dt.datetime.combine(self.env.today, dt.time(0))
         )
-        assert self.chat.request is not None  # kept beside the response
-        drug: Drug = self.chat.request["drug"]
-        return plan_reminders(drug, response, now, at)
+        return plan_reminders(self.chat.dose_request().drug, response, now, at)
 
     def on_remind(self: Talk) -> None:
         if not self.chat.saved:
@@ -85,14 +81,13 @@ class ReminderSetup:
         if isinstance(at, Problem):
             question = reminder_words.time_question(self.drug)
             return self.outcome.replies.append(self.with_navigation(question, at.message + "\n"))
-        assert self.chat.request is not None
-        assert self.chat.response is not None
         label = self.answers.patient_label
         assert label is not None
-        self.outcome.effects.append(ScheduleReminders(label, self.chat.request, self.chat.response, at))
+        response = self.chat.dose_response()
+        self.outcome.effects.append(ScheduleReminders(label, self.chat.dose_request().drug, response, at))
         self.chat.reminders_set = True
-        lab = reminder_words.lab_words(self.chat.response)
-        dose = reminder_words.dose_instruction(self.drug, self.chat.response)
+        lab = reminder_words.lab_words(response)
+        dose = reminder_words.dose_instruction(self.drug, response)
         summary = reminder_words.plan_summary(label, self.planned(at), at, self.zone_for_reminders, lab, dose)
         self.say(summary, (self.result_row(),))
         self.fire("leave_reminders")

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.models import Drug
+from core.models import DoseRequest, DoseResponse, Drug
 
 
 class _Data(BaseModel):
@@ -137,3 +137,13 @@ class ChatState(_Data):
     reminders_set: bool = False  # reminders were set from this recommendation (not offered again)
     reminder_zone: str | None = None  # the zone reminders are being set in
     offered_record: str | None = None  # the patient whose record message (/patients LABEL) was shown last
+
+    def dose_request(self) -> DoseRequest:
+        """The last recommendation's request as the core's model (kept as JSON between updates)."""
+        assert self.request is not None, "asked only once a recommendation was given"
+        return DoseRequest.model_validate(self.request)
+
+    def dose_response(self) -> DoseResponse:
+        """The last recommendation as the core's model (kept as JSON between updates)."""
+        assert self.response is not None, "asked only once a recommendation was given"
+        return DoseResponse.model_validate(self.response)

@@ -114,17 +114,15 @@ async def save_with_reminders(
 
     from core import recommend
     from core.models import DoseRequest
-    from flows.replies import SaveConsultation, ScheduleReminders
+    from flows.replies import SaveConsultation, ScheduleReminders, response_json
 
     parsed = DoseRequest.model_validate(request)
-    response = recommend(parsed).model_dump(mode="json")
-    saved = parsed.model_dump(mode="json", exclude_defaults=True)
+    response = recommend(parsed)
     storage = service.storage
     async with storage.session() as session, session.begin():
         user_id = await storage.user_id(session, f"tg:{user}")
-        await storage.save_consultation(session, user_id, SaveConsultation(label, saved, response))
+        await storage.save_consultation(session, user_id, SaveConsultation(label, parsed, response))
         await service._set_zone(session, user_id, zone)
-        effect = ScheduleReminders(label, saved, response, dt.time.fromisoformat(at))
+        effect = ScheduleReminders(label, parsed.drug, response, dt.time.fromisoformat(at))
         await service.reminders.schedule(session, user_id, chat_key or f"tg:{user}:{user}", effect, zone)
-    response_dict: dict[str, Any] = response
-    return response_dict
+    return response_json(response)

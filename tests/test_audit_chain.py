@@ -191,14 +191,17 @@ import asyncio, sys
 sys.path.insert(0, {root!r})
 from bot.storage import open_storage
 from flows.replies import AuditRecommendation
+from tests.test_storage import consultation
+from tests.helpers import romiplostim
 
 async def main(who):
+    effect = consultation("P" + who, romiplostim())
     storage = await open_storage({url!r})
     async with storage.session() as session, session.begin():
         user = await storage.user_id(session, "tg:" + who)
     for number in range(20):
         async with storage.session() as session, session.begin():
-            entry = AuditRecommendation("P" + who, {{"n": number}}, {{"ruleset": "romiplostim/us"}})
+            entry = AuditRecommendation("P" + who, effect.request, effect.response)
             await storage.audit(session, user, entry)
     await storage.close()
 

@@ -36,8 +36,7 @@ async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
 
 def consultation(label: str, request: dict) -> SaveConsultation:  # type: ignore[type-arg]
     parsed = DoseRequest.model_validate(request)
-    response = recommend(parsed).model_dump(mode="json")
-    return SaveConsultation(label, parsed.model_dump(mode="json", exclude_defaults=True), response)
+    return SaveConsultation(label, parsed, recommend(parsed))
 
 
 @pytest.mark.parametrize("driver", ["sqlite", "sqlite+aiosqlite"])

@@ -20,7 +20,6 @@ from bot.reminders.base import (
     utc_at,
 )
 from bot.storage.tables import Occurrence, Reminder
-from core.models import DoseResponse, Drug
 from core.reminders import INJECTED, RESULT_FIRST, following_dose, missed_after
 from core.reminders import plan as plan_reminders
 from flows import reminders as words
@@ -39,8 +38,7 @@ class Schedule(ReminderBase):
         )
         assert patient_id is not None, "reminders are offered only after the consultation is saved"
         await self._stop_patient(session, patient_id)
-        response = DoseResponse.model_validate(effect.response)
-        drug: Drug = effect.request["drug"]
+        response, drug = effect.response, effect.drug
         now = self.now()
         at = effect.local_time
         reminder = Reminder(
@@ -50,8 +48,8 @@ class Schedule(ReminderBase):
             drug=drug,
             dose_amount=format(Decimal(str(response.dose.amount)).normalize(), "f") if response.dose else None,
             dose_unit=response.dose.unit if response.dose else None,
-            dose_text=words.dose_instruction(drug, effect.response),
-            lab_text=words.lab_words(effect.response),
+            dose_text=words.dose_instruction(drug, response),
+            lab_text=words.lab_words(response),
             local_time=at.strftime("%H:%M"),
             status="active",
             created_at=now,

@@ -26,7 +26,16 @@ from bot.storage import audit_chain
 from bot.storage.files import create_private
 from bot.storage.inloop import create_inloop_engine
 from bot.storage.tables import Audit, ConversationRow, Dose, LabRow, PatientRow, Regimen, TransfusionRow, User
-from flows.replies import AuditRecommendation, LabRecord, PatientSummary, SaveConsultation, TransfusionRecord
+from core.models import DoseRequest, DoseResponse
+from flows.replies import (
+    AuditRecommendation,
+    LabRecord,
+    PatientSummary,
+    SaveConsultation,
+    TransfusionRecord,
+    request_json,
+    response_json,
+)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 RECORD_HORIZON_DAYS = 120  # how far back a follow-up visit pre-fills results and transfusions
@@ -277,17 +286,17 @@ class Storage:
         more than the statements (about half of the update's time).
         """
         request, response = effect.request, effect.response
-        facts = request.get("patient") or {}
+        facts = request.patient
         known_facts: dict[str, Any] = {}
-        if facts.get("weight_kg") is not None:
-            known_facts["weight_kg"] = _text(facts["weight_kg"])
-            known_facts["weight_date"] = _date(facts.get("weight_date"))
-        if facts.get("age_years") is not None:
-            known_facts["age_years"] = _text(facts["age_years"])
-        if facts.get("child_pugh") is not None:
-            known_facts["child_pugh"] = facts["child_pugh"]
-        if request.get("baseline_rbc_units_per_12_weeks") is not None:
-            known_facts["baseline_rbc_units_per_12_weeks"] = _text(request["baseline_rbc_units_per_12_weeks"])
+        if facts.weight_kg is not None:
+            known_facts["weight_kg"] = _text(facts.weight_kg)
+            known_facts["weight_date"] = facts.weight_date
+        if facts.age_years is not None:
+            known_facts["age_years"] = _text(facts.age_years)
+        if facts.child_pugh is not None:
+            known_facts["child_pugh"] = facts.child_pugh
+        if request.baseline_rbc_units_per_12_weeks is not None:
+            known_facts["baseline_rbc_units_per_12_weeks"] = _text(request.baseline_rbc_units_per_12_weeks)
         patient_id = await session.scalar(
             select(_PATIENTS.c.id).where(_PATIENTS.c.user_id == user_id, _PATIENTS.c.label == effect.patient_label)
         )
@@ -297,46 +306,44 @@ class Storage:
         elif known_facts:
             await session.execute(update(_PATIENTS).where(_PATIENTS.c.id == patient_id).values(known_facts))
         await self._save_regimen(session, patient_id, request, response)
-        current = request.get("current_dose")
+        current = request.current_dose
         if current is not None:
-            given_on = dt.date.fromisoformat(current["last_given"])
+            given_on = current.last_given
             recorded = await session.scalar(
                 select(_DOSES.c.id).where(
                     _DOSES.c.patient_id == patient_id,
-                    _DOSES.c.drug == request["drug"],
+                    _DOSES.c.drug == request.drug,
                     _DOSES.c.status == "given",
                     _DOSES.c.given_on == given_on,
                 )
             )
             if recorded is None:
-                dose = {"patient_id": patient_id, "drug": request["drug"], "amount": _text(current["amount"])}
-                dose |= {"unit": current["unit"], "given_on": given_on, "status": "given", "recorded_at": _now()}
+                dose = {"patient_id": patient_id, "drug": request.drug, "amount": _text(current.amount)}
+                dose |= {"unit": current.unit, "given_on": given_on, "status": "given", "recorded_at": _now()}
                 await session.execute(insert(_DOSES).values(dose))
         # Results and transfusions already on record are not added twice (one read per table).
-        labs = request.get("labs", [])
-        if labs:
+        if request.labs:
             lab_rows = await session.execute(
                 select(_LABS.c.test, _LABS.c.date, _LABS.c.value, _LABS.c.unit).where(_LABS.c.patient_id == patient_id)
             )
             known_labs = {tuple(row) for row in lab_rows}
             new_labs = []
-            for lab in labs:
-                key = (lab["test"], dt.date.fromisoformat(lab["date"]), _text(lab["value"]), lab["unit"])
+            for lab in request.labs:
+                key = (lab.test, lab.date, _text(lab.value), lab.unit)
                 if key not in known_labs:
                     known_labs.add(key)
                     new_labs.append(dict(zip(("test", "date", "value", "unit"), key, strict=True)))
             if new_labs:
                 common = {"patient_id": patient_id, "recorded_at": _now()}
                 await session.execute(insert(_LABS), [lab | common for lab in new_labs])
-        transfusions = request.get("transfusions", [])
-        if transfusions:
+        if request.transfusions:
             rows = await session.execute(
                 select(_TRANSFUSIONS.c.date, _TRANSFUSIONS.c.units).where(_TRANSFUSIONS.c.patient_id == patient_id)
             )
             known = {(row[0], row[1]) for row in rows}
             new_transfusions = []
-            for transfusion in transfusions:
-                key2 = (dt.date.fromisoformat(transfusion["date"]), _text(transfusion["units"]))
+            for transfusion in request.transfusions:
+                key2 = (transfusion.date, _text(transfusion.units))
                 if key2 not in known:
                     known.add(key2)
                     new_transfusions.append({"patient_id": patient_id, "date": key2[0], "units": key2[1]})
@@ -344,27 +351,29 @@ class Storage:
                 await session.execute(insert(_TRANSFUSIONS), new_transfusions)
 
     async def _save_regimen(
-        self, session: AsyncSession, patient_id: int, request: dict[str, Any], response: dict[str, Any]
+        self, session: AsyncSession, patient_id: int, request: DoseRequest, response: DoseResponse
     ) -> None:
         """The treatment from now on: the recommended dose from its date, a hold, or none after a stop."""
-        action = response["action"]
+        action = response.action
         await session.execute(delete(_REGIMENS).where(_REGIMENS.c.patient_id == patient_id))
         if action in ("discontinue", "complete"):
             return
-        current = request.get("current_dose") or {}
-        amount, since, on_hold = current.get("amount"), current.get("since"), bool(request.get("on_hold"))
+        current = request.current_dose
+        amount: Decimal | int | float | None = current.amount if current else None
+        since, on_hold = (current.since if current else None), request.on_hold
         if action in ("start", "increase", "decrease", "resume"):
-            amount, since, on_hold = response["dose"]["amount"], response["next_dose_date"], False
+            assert response.dose is not None, "a dose-giving action carries its dose"
+            amount, since, on_hold = response.dose.amount, response.next_dose_date, False
         elif action == "continue":
             on_hold = False
         elif action == "hold":
             on_hold = True
         elif amount is None:  # a refer before any start: nothing to record as treatment
             return
-        unit = response["dose"]["unit"] if response.get("dose") else current.get("unit", "")
-        regimen = {"patient_id": patient_id, "drug": request["drug"], "indication": request["indication"]}
-        regimen |= {"region": response["ruleset"].split("/")[1], "dose_amount": _text(amount), "dose_unit": unit}
-        regimen |= {"since": _date(since), "on_hold": on_hold, "updated_at": _now()}
+        unit = response.dose.unit if response.dose else current.unit if current else ""
+        regimen: dict[str, Any] = {"patient_id": patient_id, "drug": request.drug, "indication": request.indication}
+        regimen |= {"region": response.ruleset.split("/")[1], "dose_amount": _text(amount), "dose_unit": unit}
+        regimen |= {"since": since, "on_hold": on_hold, "updated_at": _now()}
         await session.execute(insert(_REGIMENS).values(regimen))
 
     async def audit(self, session: AsyncSession, user_id: int, effect: AuditRecommendation) -> None:
@@ -375,9 +384,9 @@ class Storage:
             user_id,
             effect.patient_label,
             _now(),
-            effect.response["ruleset"],
-            effect.request,
-            effect.response,
+            effect.response.ruleset,
+            request_json(effect.request),
+            response_json(effect.response),
         )
 
     async def history(
@@ -413,11 +422,11 @@ class Storage:
 
 
 def _text(value: Any) -> str:
-    """Numbers are kept as their decimal text: exact, and the same on SQLite and PostgreSQL."""
+    """Numbers are kept as their decimal text: exact, and the same on SQLite and PostgreSQL.
+
+    A request's Decimal is read as the request's JSON number first (`request_json`), so the text is
+    the one stored before the effects carried models (an int where whole, else a float)."""
+    if isinstance(value, Decimal):
+        integral = value.to_integral_value()
+        value = int(integral) if value == integral else float(value)
     return format(Decimal(str(value)).normalize(), "f")
-
-
-def _date(value: Any) -> dt.date | None:
-    if value is None or isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value))
