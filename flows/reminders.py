@@ -1,8 +1,8 @@
 """Reminders in words: setting them up after a saved recommendation, and the messages they send.
 
 Pure and transport-agnostic like the rest of `flows/`: the scheduler (bot/reminders/) decides
-when; this module says what. Button data is short (`oc:<action>:<occurrence id>[:<YYYYMMDD>]`),
-under Telegram's 64 bytes; `fu:<label>` starts a follow-up consultation for the patient.
+when; this module says what. Button data is written by `flows.buttons` (`OccurrenceAnswer`:
+`oc:<action>:<occurrence id>[:<YYYYMMDD>]`; `RecordButton` FOLLOWUP: a follow-up consultation).
 
 RULES.md 6a: a dose reminder repeats the decision's whole administration instruction
 (`flows.administration`); a romiplostim or luspatercept dose after the decided one asks for the new
@@ -21,6 +21,7 @@ from core.missed import MissedDoseGuidance
 from core.models import DoseResponse
 from core.reminders import INJECTED, RESULT_FIRST, PlannedReminder
 from flows.administration import administration
+from flows.buttons import AnswerAction, Choice, OccurrenceAnswer, RecordButton, RecordKind
 from flows.parsing import Problem
 from flows.replies import Button, Reply, rows
 from flows.steps import DRUG_NAMES
@@ -32,9 +33,13 @@ MAY_REPEAT = "(This may repeat a message sent just before the assistant restarte
 
 # Taken, Skip, Snooze, Noted, given late (after a missed dose), taken on a day (a late Taken), and the
 # Yes / No of an unconfirmed dose (RULES.md 6).
-TAKEN, SKIP, SNOOZE, NOTED, GIVEN, ON_DAY, YES, NO = "t", "s", "z", "n", "g", "d", "y", "x"
+TAKEN, SKIP, SNOOZE, NOTED = AnswerAction.TAKEN, AnswerAction.SKIP, AnswerAction.SNOOZE, AnswerAction.NOTED
+GIVEN, ON_DAY, YES, NO = AnswerAction.GIVEN, AnswerAction.ON_DAY, AnswerAction.YES, AnswerAction.NO
 # What each kind of reminder may be answered with; anything else is refused (a forged or stale button).
-ACTIONS = {"dose": frozenset({TAKEN, SKIP, SNOOZE, GIVEN, ON_DAY, YES, NO}), "lab": frozenset({NOTED})}
+ACTIONS: dict[str, frozenset[AnswerAction]] = {
+    "dose": frozenset({TAKEN, SKIP, SNOOZE, GIVEN, ON_DAY, YES, NO}),
+    "lab": frozenset({NOTED}),
+}
 RESULT_WORDS = {"platelets": "platelet count", "hemoglobin": "haemoglobin"}
 PAUSED_NOTICE = "Your reminders were paused because messages could not be delivered; /reminders to resume."
 NOT_UNDERSTOOD = "I did not understand that button. /reminders lists your reminders."
@@ -82,7 +87,7 @@ def parse_time(text: str) -> dt.time | Problem:
 
 
 def zone_question(prefix: str = "") -> Reply:
-    buttons = [Button(zone, f"v:{zone}") for zone in ZONE_CHOICES]
+    buttons = [Button(zone, Choice(zone).encode()) for zone in ZONE_CHOICES]
     return Reply(
         f"{prefix}Reminders come at local times. Which time zone are you in? "
         "Pick one or type its Area/City name, e.g. Europe/Paris.",
@@ -92,7 +97,7 @@ def zone_question(prefix: str = "") -> Reply:
 
 def time_question(drug: str, prefix: str = "") -> Reply:
     what = "each daily dose" if drug not in INJECTED else "the injection day and the blood test"
-    buttons = [Button(choice, f"v:{choice}") for choice in TIME_CHOICES]
+    buttons = [Button(choice, Choice(choice).encode()) for choice in TIME_CHOICES]
     return Reply(f"{prefix}At what local time should I remind you of {what}? e.g. 08:00", rows(buttons, 3))
 
 
@@ -127,7 +132,7 @@ def result_words(drug: str) -> str:
 
 def follow_up_button(drug: str, label: str) -> Button:
     """Into a follow-up consultation ('same regimen, new result') for the patient."""
-    return Button(f"Enter today's {result_words(drug)}", f"fu:{label}")
+    return Button(f"Enter today's {result_words(drug)}", RecordButton(RecordKind.FOLLOWUP, label).encode())
 
 
 def plan_summary(label: str, planned: list[PlannedReminder], at: dt.time, zone: str, lab: str, dose: str) -> str:
@@ -192,12 +197,12 @@ def reminder_message(
         return Reply(
             f"{head}Blood test · patient {label}\n{lab_text[:1].upper()}{lab_text[1:]} due {_day(on)}, "
             "the date the recommendation set.",
-            ((Button("Noted", f"oc:{NOTED}:{occurrence_id}"),),),
+            ((Button("Noted", OccurrenceAnswer(NOTED, occurrence_id).encode()),),),
         )
     answers = (
-        Button("Taken", f"oc:{TAKEN}:{occurrence_id}"),
-        Button("Skip", f"oc:{SKIP}:{occurrence_id}"),
-        Button("Snooze 1 h", f"oc:{SNOOZE}:{occurrence_id}"),
+        Button("Taken", OccurrenceAnswer(TAKEN, occurrence_id).encode()),
+        Button("Skip", OccurrenceAnswer(SKIP, occurrence_id).encode()),
+        Button("Snooze 1 h", OccurrenceAnswer(SNOOZE, occurrence_id).encode()),
     )
     if awaits:
         return Reply(
@@ -236,7 +241,7 @@ def missed_message(
         elif dose_text:
             lines.append(f"Its dose depends on a new {result_words(drug)}. Last decided: {_end(dose_text)}")
         verb = "Taken today" if drug not in INJECTED else "Given today"
-        buttons = ((Button(verb, f"oc:{GIVEN}:{occurrence_id}"),),)
+        buttons = ((Button(verb, OccurrenceAnswer(GIVEN, occurrence_id).encode()),),)
         if not decided and drug in RESULT_FIRST:
             buttons = ((follow_up_button(drug, label),), *buttons)
     lines.append(f"Rule: {guidance.rule} · {guidance.source}")
@@ -254,8 +259,8 @@ def unconfirmed_message(occurrence_id: int, drug: str, label: str, day: dt.date,
         f"or the message failed). Was the dose of {_day(day)} {verb}?",
         (
             (
-                Button(f"Yes, {verb} on {_day(day)}", f"oc:{YES}:{occurrence_id}"),
-                Button(f"No, not {verb}", f"oc:{NO}:{occurrence_id}"),
+                Button(f"Yes, {verb} on {_day(day)}", OccurrenceAnswer(YES, occurrence_id).encode()),
+                Button(f"No, not {verb}", OccurrenceAnswer(NO, occurrence_id).encode()),
             ),
         ),
     )
@@ -269,7 +274,7 @@ def day_question(occurrence_id: int, drug: str, label: str, scheduled: dt.date, 
     buttons = [
         Button(
             f"{verb.capitalize()} today, {_day(day)}" if day == today else f"{verb.capitalize()} on {_day(day)}",
-            f"oc:{ON_DAY}:{occurrence_id}:{day:%Y%m%d}",
+            OccurrenceAnswer(ON_DAY, occurrence_id, day).encode(),
         )
         for day in days
     ]

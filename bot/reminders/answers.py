@@ -15,6 +15,7 @@ from core.missed import missed_dose_guidance
 from core.models import Drug
 from core.reminders import INJECTED, following_dose
 from flows import reminders as words
+from flows.buttons import AnswerAction, occurrence_answer
 from flows.replies import Reply
 from flows.steps import DRUG_NAMES
 
@@ -23,24 +24,17 @@ class Answers(Schedule):
     """A reminder's buttons: what each records, and what the schedule does next."""
 
     async def answer(self, session: AsyncSession, user_id: int, data: str, zone: str) -> list[Reply]:
-        """A reminder's button, `oc:<action>:<occurrence>` or `oc:d:<occurrence>:<YYYYMMDD>`."""
-        parts = data.split(":")
-        day: dt.date | None = None
-        if len(parts) == 4 and len(parts[3]) == 8 and parts[3].isascii() and parts[3].isdigit():
-            try:
-                day = dt.date(int(parts[3][:4]), int(parts[3][4:6]), int(parts[3][6:]))
-            except ValueError:
-                day = None
-        numbered = len(parts) > 2 and parts[2].isascii() and parts[2].isdigit()
-        if not numbered or len(parts) not in (3, 4) or (len(parts) == 4) != (day is not None):
+        """A reminder's button (`flows.buttons.OccurrenceAnswer`); one that does not decode changes nothing."""
+        found = occurrence_answer(data)
+        if found is None:
             return [Reply(words.NOT_UNDERSTOOD)]
-        return await self.acknowledge(session, user_id, parts[1], int(parts[2]), zone, day)
+        return await self.acknowledge(session, user_id, found.action, found.occurrence_id, zone, found.day)
 
     async def acknowledge(
         self,
         session: AsyncSession,
         user_id: int,
-        action: str,
+        action: AnswerAction,
         occurrence_id: int,
         zone: str,
         day: dt.date | None = None,

@@ -12,6 +12,7 @@ from bot.reminders.schedule import Schedule
 from bot.storage.tables import Occurrence, PatientRow, Reminder
 from core.reminders import RESULT_FIRST
 from flows import reminders as words
+from flows.buttons import ManageAction, ReminderAction, reminder_action
 from flows.replies import Button, Reply
 from flows.steps import DRUG_NAMES
 
@@ -51,22 +52,23 @@ class Manage(Schedule):
             )
             lines.append(f"• {label} · {name} {dose} · {reminder.local_time} · {reminder.status} · {shown}")
             toggle = (
-                Button(f"Resume {label}", f"rm:r:{reminder.id}")
+                Button(f"Resume {label}", ReminderAction(ManageAction.RESUME, reminder.id).encode())
                 if reminder.status == "paused"
-                else (Button(f"Pause {label}", f"rm:p:{reminder.id}"))
+                else (Button(f"Pause {label}", ReminderAction(ManageAction.PAUSE, reminder.id).encode()))
             )
-            buttons.append(
-                (toggle, Button(f"Time {label}", f"rm:t:{reminder.id}"), Button(f"Stop {label}", f"rm:x:{reminder.id}"))
-            )
+            ask_time = Button(f"Time {label}", ReminderAction(ManageAction.ASK_TIME, reminder.id).encode())
+            stop = Button(f"Stop {label}", ReminderAction(ManageAction.STOP, reminder.id).encode())
+            buttons.append((toggle, ask_time, stop))
         if len(lines) == 1:
             return Reply(words.NO_REMINDERS)
         return Reply("\n".join(lines), tuple(buttons))
 
     async def manage(self, session: AsyncSession, user_id: int, data: str, zone: str) -> Reply:
-        """rm:<p|r|x|t>:<id> and rm:a:<id>:<HHMM> (pause, resume, stop, ask the time, set the time)."""
-        parts = data.split(":")
-        numbered = len(parts) > 2 and parts[2].isascii() and parts[2].isdigit()
-        action, reminder_id = parts[1], int(parts[2]) if numbered else -1
+        """A /reminders button (`flows.buttons.ReminderAction`): pause, resume, stop, ask the time, set the time."""
+        pressed = reminder_action(data)
+        if pressed is None:
+            return Reply(words.NOT_UNDERSTOOD_MANAGE)
+        action, reminder_id = pressed.action, pressed.reminder_id
         found = (
             await session.execute(
                 select(Reminder, PatientRow.label)
@@ -81,7 +83,7 @@ class Manage(Schedule):
             return Reply(f"The reminders for {label} are stopped. Set new ones after a consultation.")
         now = self.now()
         pending = select(Occurrence).where(Occurrence.reminder_id == reminder.id, Occurrence.state.in_(ACTIVE_STATES))
-        if action == "p":
+        if action is ManageAction.PAUSE:
             reminder.status = "paused"
             await session.execute(
                 update(Occurrence)
@@ -89,7 +91,7 @@ class Manage(Schedule):
                 .values(next_at=None)
             )
             return Reply(f"Reminders for {label} paused. /reminders to resume them.")
-        if action == "r":
+        if action is ManageAction.RESUME:
             if reminder.status not in ("paused", "blocked"):
                 return Reply(f"The reminders for {label} are already on.")
             reminder.status = "active"
@@ -99,20 +101,23 @@ class Manage(Schedule):
                 f"Reminders for {label} resumed. Days that passed while paused are not reminded; "
                 "a dose still open today is."
             )
-        if action == "x":
+        if action is ManageAction.STOP:
             await self._stop_patient(session, reminder.patient_id)
             return Reply(f"Reminders for {label} stopped.")
-        if action == "t":
-            choices = [Button(choice, f"rm:a:{reminder.id}:{choice.replace(':', '')}") for choice in words.TIME_CHOICES]
+        if action is ManageAction.ASK_TIME:
+            choices = [
+                Button(
+                    choice, ReminderAction(ManageAction.SET_TIME, reminder.id, dt.time.fromisoformat(choice)).encode()
+                )
+                for choice in words.TIME_CHOICES
+            ]
             return Reply(
                 f"New local time for {label}'s reminders ({zone})?",
                 tuple(tuple(choices[i : i + 3]) for i in range(0, len(choices), 3)),
             )
-        hhmm = parts[3] if len(parts) == 4 else ""
-        if action == "a" and len(hhmm) == 4 and hhmm.isascii() and hhmm.isdigit() and hhmm < "2400" and hhmm[2] < "6":
-            at = dt.time(int(hhmm[:2]), int(hhmm[2:]))
-            reminder.local_time = at.strftime("%H:%M")
-            for occurrence in await session.scalars(pending.where(Occurrence.state == OccurrenceState.SCHEDULED)):
-                self._move(occurrence, reminder, zone, now)
-            return Reply(f"Reminders for {label} now at {reminder.local_time} ({zone}).")
-        return Reply(words.NOT_UNDERSTOOD_MANAGE)
+        if pressed.at is None:  # SET_TIME always carries its time (flows.buttons)
+            return Reply(words.NOT_UNDERSTOOD_MANAGE)
+        reminder.local_time = pressed.at.strftime("%H:%M")
+        for occurrence in await session.scalars(pending.where(Occurrence.state == OccurrenceState.SCHEDULED)):
+            self._move(occurrence, reminder, zone, now)
+        return Reply(f"Reminders for {label} now at {reminder.local_time} ({zone}).")

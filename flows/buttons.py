@@ -1,0 +1,233 @@
+"""Button data: the one place that writes and reads what a button carries back (Telegram's callback data).
+
+Each kind is a small frozen dataclass with `encode()`; `decode()` reads any datum back into one of
+them, or None for anything this assistant never sends (forged, damaged, from an older release), so
+a caller answers "I did not understand that button" and never raises. The formats, all under
+Telegram's 64 bytes:
+
+- `v:<value>`                       `Choice`: an answer to the question on screen (a value, a zone, a time)
+- `fu:<label>`, `fc:<label>`, `hi:<label>`   `RecordButton`: a patient's follow-up, full consultation, history
+- `oc:<action>:<occurrence>[:<YYYYMMDD>]`   `OccurrenceAnswer`: an answer to a reminder (the day: a late Taken)
+- `rm:<action>:<reminder>[:<HHMM>]`         `ReminderAction`: /reminders' pause, resume, stop, time, set time
+- `edit:<step>`                     `Edit`: a review screen's Edit button
+- a bare word (`back`, `why`, ...)   `Word`: navigation and the recommendation's buttons
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
+
+MAX_BYTES = 64  # Telegram's limit for callback data
+MAX_ID_DIGITS = 18  # a database id: 18 digits fit any 64-bit integer column
+
+
+class AnswerAction(StrEnum):
+    """What a reminder's button answers (RULES.md 6): the letters are the stored button data."""
+
+    TAKEN = "t"
+    SKIP = "s"
+    SNOOZE = "z"
+    NOTED = "n"  # a blood-test reminder
+    GIVEN = "g"  # given today, after the missed-dose guidance
+    ON_DAY = "d"  # a late Taken: taken on the day it carries
+    YES = "y"  # an unconfirmed dose: taken after all
+    NO = "x"  # an unconfirmed dose: not taken
+
+
+class ManageAction(StrEnum):
+    """The /reminders buttons of one reminder."""
+
+    PAUSE = "p"
+    RESUME = "r"
+    STOP = "x"
+    ASK_TIME = "t"  # which new time? (the choices are `SET_TIME` buttons)
+    SET_TIME = "a"  # carries the new local time
+
+
+class RecordKind(StrEnum):
+    """The buttons of a patient's record message (and the follow-up button of a dose reminder)."""
+
+    FOLLOWUP = "fu"  # same regimen, new result
+    FULL = "fc"  # a full consultation, the record's answers offered as Keep
+    HISTORY = "hi"
+
+
+class Word(StrEnum):
+    """Buttons that carry a bare word: navigation and the recommendation screen."""
+
+    BACK = "back"
+    CANCEL = "cancel"
+    HELP = "help"
+    NEW = "new"
+    CONFIRM = "confirm"
+    WHY = "why"
+    SAVE = "save"
+    REMIND = "remind"
+    REMINDERS = "reminders"  # answered by the service as /reminders
+    PATIENTS = "patients"
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _member(kind: type[_E], text: str) -> _E | None:
+    try:
+        return kind(text)
+    except ValueError:
+        return None
+
+
+def _fits(data: str) -> bool:
+    return len(data.encode("utf-8", "surrogatepass")) <= MAX_BYTES and data.isprintable()
+
+
+def _number(text: str) -> int | None:
+    """A database id as written in button data: ASCII digits only (no sign, no '1.5', no '١')."""
+    if not text or len(text) > MAX_ID_DIGITS or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """An answer to the question on screen, as if typed."""
+
+    value: str
+
+    def encode(self) -> str:
+        return f"v:{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordButton:
+    kind: RecordKind
+    label: str  # the patient's label
+
+    def encode(self) -> str:
+        return f"{self.kind}:{self.label}"
+
+
+@dataclass(frozen=True, slots=True)
+class OccurrenceAnswer:
+    action: AnswerAction
+    occurrence_id: int
+    day: dt.date | None = None  # ON_DAY only: the day it was taken
+
+    def __post_init__(self) -> None:
+        if (self.action is AnswerAction.ON_DAY) != (self.day is not None):
+            raise ValueError("a day goes with ON_DAY and only with it")
+
+    def encode(self) -> str:
+        tail = f":{self.day:%Y%m%d}" if self.day is not None else ""
+        return f"oc:{self.action}:{self.occurrence_id}{tail}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderAction:
+    action: ManageAction
+    reminder_id: int
+    at: dt.time | None = None  # SET_TIME only: the new local time (whole minutes)
+
+    def __post_init__(self) -> None:
+        if (self.action is ManageAction.SET_TIME) != (self.at is not None):
+            raise ValueError("a time goes with SET_TIME and only with it")
+
+    def encode(self) -> str:
+        tail = f":{self.at:%H%M}" if self.at is not None else ""
+        return f"rm:{self.action}:{self.reminder_id}{tail}"
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    step: str  # a step's name (flows.steps)
+
+    def encode(self) -> str:
+        return f"edit:{self.step}"
+
+
+ButtonData = Choice | RecordButton | OccurrenceAnswer | ReminderAction | Edit | Word
+
+
+def _day(text: str) -> dt.date | None:
+    if len(text) != 8 or not (text.isascii() and text.isdigit()):
+        return None
+    try:
+        return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
+def _time(text: str) -> dt.time | None:
+    if len(text) != 4 or not (text.isascii() and text.isdigit()):
+        return None
+    hour, minute = int(text[:2]), int(text[2:])
+    return dt.time(hour, minute) if hour < 24 and minute < 60 else None
+
+
+def _occurrence(parts: list[str]) -> OccurrenceAnswer | None:
+    if len(parts) not in (2, 3):
+        return None
+    action, number = _member(AnswerAction, parts[0]), _number(parts[1])
+    day = _day(parts[2]) if len(parts) == 3 else None
+    if (
+        action is None
+        or number is None
+        or (len(parts) == 3 and day is None)
+        or (action is AnswerAction.ON_DAY) != (day is not None)
+    ):
+        return None
+    return OccurrenceAnswer(action, number, day)
+
+
+def _reminder(parts: list[str]) -> ReminderAction | None:
+    if len(parts) not in (2, 3):
+        return None
+    action, number = _member(ManageAction, parts[0]), _number(parts[1])
+    at = _time(parts[2]) if len(parts) == 3 else None
+    if (
+        action is None
+        or number is None
+        or (len(parts) == 3 and at is None)
+        or (action is ManageAction.SET_TIME) != (at is not None)
+    ):
+        return None
+    return ReminderAction(action, number, at)
+
+
+def decode(data: str | None) -> ButtonData | None:
+    """The button a datum stands for; None if it is not one this assistant sends. Never raises."""
+    if not data or not _fits(data):
+        return None
+    word = _member(Word, data)
+    if word is not None:
+        return word
+    prefix, colon, rest = data.partition(":")
+    if not colon:
+        return None
+    if prefix == "v":
+        return Choice(rest)
+    kind = _member(RecordKind, prefix)
+    if kind is not None:
+        return RecordButton(kind, rest) if rest else None
+    if prefix == "oc":
+        return _occurrence(rest.split(":"))
+    if prefix == "rm":
+        return _reminder(rest.split(":"))
+    if prefix == "edit":
+        return Edit(rest) if rest else None
+    return None
+
+
+def occurrence_answer(data: str | None) -> OccurrenceAnswer | None:
+    """`decode` for a reminder's answer only."""
+    found = decode(data)
+    return found if isinstance(found, OccurrenceAnswer) else None
+
+
+def reminder_action(data: str | None) -> ReminderAction | None:
+    """`decode` for a /reminders button only."""
+    found = decode(data)
+    return found if isinstance(found, ReminderAction) else None
