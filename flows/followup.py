@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from core.numbers import fmt
 from core.registry import rules_for
+from flows.buttons import RecordButton, RecordKind
 from flows.parsing import with_unit
 from flows.replies import Button, Env, Reply
 from flows.state import Answers, PatientSummary
@@ -28,9 +29,10 @@ from flows.steps import (
     value,
 )
 
-FOLLOWUP = "fu:"  # + label: start the follow-up (also on romiplostim and luspatercept dose reminders)
-FULL = "fc:"  # + label: a full consultation for the patient, the record's answers offered as Keep
-HISTORY = "hi:"  # + label: the patient's history
+# The prefixes of flows.buttons.RecordButton data ('fu:' + label), for the callers that still match them.
+FOLLOWUP = f"{RecordKind.FOLLOWUP}:"  # start the follow-up (also on romiplostim and luspatercept dose reminders)
+FULL = f"{RecordKind.FULL}:"  # a full consultation for the patient, the record's answers offered as Keep
+HISTORY = f"{RecordKind.HISTORY}:"  # the patient's history
 SAME_REGIMEN = "Same regimen, new result"
 _ACTION = {"decrease": "REDUCE", "hold": "HOLD", "complete": "COURSE COMPLETE"}
 _RECENT = 4  # deciding results shown in the record message
@@ -49,11 +51,14 @@ def has_regimen(record: PatientSummary) -> bool:
 
 
 def record_buttons(record: PatientSummary) -> tuple[tuple[Button, ...], ...]:
-    first = (Button(SAME_REGIMEN, FOLLOWUP + record.label),) if has_regimen(record) else ()
+    def data(kind: RecordKind) -> str:
+        return RecordButton(kind, record.label).encode()
+
+    first = (Button(SAME_REGIMEN, data(RecordKind.FOLLOWUP)),) if has_regimen(record) else ()
     return (
         *((first,) if first else ()),
-        (Button("Full consultation", FULL + record.label),),
-        (Button("History", HISTORY + record.label),),
+        (Button("Full consultation", data(RecordKind.FULL)),),
+        (Button("History", data(RecordKind.HISTORY)),),
     )
 
 
@@ -254,9 +259,14 @@ def translate(step: str, answer: str) -> str:
 def typed_button(text: str, label: str) -> str | None:
     """The data of a record message's button typed by its label (as the chat reads typed labels)."""
     typed = " ".join(text.lower().split())
-    labels = {SAME_REGIMEN.lower(): FOLLOWUP, "same regimen": FOLLOWUP, "full consultation": FULL, "history": HISTORY}
-    prefix = labels.get(typed)
-    return prefix + label if prefix is not None else None
+    kinds = {
+        SAME_REGIMEN.lower(): RecordKind.FOLLOWUP,
+        "same regimen": RecordKind.FOLLOWUP,
+        "full consultation": RecordKind.FULL,
+        "history": RecordKind.HISTORY,
+    }
+    kind = kinds.get(typed)
+    return RecordButton(kind, label).encode() if kind is not None else None
 
 
 def unknown(label: str) -> str:

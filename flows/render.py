@@ -17,6 +17,7 @@ from core.models import DoseRequest, DoseResponse
 from core.numbers import fmt
 from core.registry import rules_for
 from flows.administration import administration
+from flows.buttons import Edit, Word
 from flows.replies import Button, Env, Reply, rows
 from flows.request import build_request
 from flows.state import Answers
@@ -86,18 +87,20 @@ def review(answers: Answers, steps: Sequence[Step]) -> Reply:
     shown = [step for step in steps if step.name not in _SHOWN_WITH_VALUE]
     lines = ["Please check before I calculate:"]
     lines += [f"• {step.title}: {step.shown(answers)}" for step in shown]
-    edits = [Button(f"Edit {step.title.lower()}", f"edit:{step.name}") for step in shown]
+    edits = [Button(f"Edit {step.title.lower()}", Edit(step.name).encode()) for step in shown]
     buttons = (
-        (Button("✅ Get recommendation", "confirm"),),
+        (Button("✅ Get recommendation", Word.CONFIRM.value),),
         *rows(edits, 3),
-        (Button("⬅ Back", "back"), Button("✖ Cancel", "cancel")),
+        (Button("⬅ Back", Word.BACK.value), Button("✖ Cancel", Word.CANCEL.value)),
     )
     return Reply("\n".join(lines), buttons)
 
 
 def result_buttons(saved: bool) -> tuple[Button, ...]:
-    why, new = Button("Why?", "why"), Button("New consultation", "new")
-    return (Button("Set reminders", "remind"), why, new) if saved else (Button("Save to patient", "save"), why, new)
+    why, new = Button("Why?", Word.WHY.value), Button("New consultation", Word.NEW.value)
+    if saved:
+        return (Button("Set reminders", Word.REMIND.value), why, new)
+    return (Button("Save to patient", Word.SAVE.value), why, new)
 
 
 def _amount(value: Any) -> str:
@@ -372,12 +375,12 @@ def patients(labels: Sequence[tuple[str, str | None]]) -> Reply:
     if not labels:
         return Reply(
             "You have no saved patients yet. A patient is saved with Save to patient after a recommendation.",
-            ((Button("New consultation", "new"),),),
+            ((Button("New consultation", Word.NEW.value),),),
         )
     lines = ["Your patients:"]
     lines += [f"• {label}" + (f" ({DRUG_NAMES.get(drug, drug)})" if drug else "") for label, drug in labels]
     lines.append("Type /history LABEL to see one patient's record.")
-    return Reply("\n".join(lines), ((Button("New consultation", "new"),),))
+    return Reply("\n".join(lines), ((Button("New consultation", Word.NEW.value),),))
 
 
 def history(label: str, events: Sequence[tuple[dt.date, str]]) -> Reply:

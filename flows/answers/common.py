@@ -10,6 +10,7 @@ from typing import Any
 
 from core.framework import DrugProfile
 from core.registry import rules_for
+from flows.buttons import Choice
 from flows.parsing import Problem, parse_date
 from flows.replies import Button, Env, PatientSummary
 from flows.state import Answers
@@ -32,7 +33,7 @@ Options = list[Button]
 
 
 def value(label: str, data: str) -> Button:
-    return Button(label, f"v:{data}")
+    return Button(label, Choice(data).encode())
 
 
 def profile_of(answers: Answers) -> DrugProfile:
