@@ -131,12 +131,13 @@ def decide(ctx: Context) -> Decision:
             if resumed not in ladder.levels:
                 return refer(
                     "hetrombopag.resume",
-                    f"{seen}, below {fmt(RESUME_BELOW)}: {fmt(current)} mg minus 2.5 mg is not a level.",
+                    f"{seen}, below {fmt(RESUME_BELOW)}: {fmt(current)} mg minus {fmt(RESUME_STEP)} mg is not a level.",
                 )
             return Decision(
                 "resume",
                 "hetrombopag.resume",
-                f"{seen}, below {fmt(RESUME_BELOW)}: resume at {fmt(resumed)} mg (pre-hold {fmt(current)} minus 2.5).",
+                f"{seen}, below {fmt(RESUME_BELOW)}: resume at {fmt(resumed)} mg "
+                f"(pre-hold {fmt(current)} minus {fmt(RESUME_STEP)}).",
                 dose=resumed,
             )
         return Decision("hold", "hetrombopag.still_held", f"{seen}, not below {fmt(RESUME_BELOW)}: keep holding.")

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from core.numbers import fmt
 from core.registry import rules_for
+from flows.answers.patient import ADULT_FROM
 from flows.parsing import with_unit
 from flows.replies import Button, Env, Reply
 from flows.state import Answers, PatientSummary
@@ -142,7 +143,7 @@ def prefill(record: PatientSummary, env: Env) -> Answers:
         updates["weight_date_unknown"] = record.weight_date is None
     if record.age_years is not None:
         age = Decimal(record.age_years)
-        updates |= {"age_years": age, "adult": age >= 18}
+        updates |= {"age_years": age, "adult": age >= ADULT_FROM}
     else:
         # RULES.md 8: a missing age is read as adult (the chat saves no age for "Adult (18 or over)").
         updates["adult"] = True
