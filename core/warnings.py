@@ -70,7 +70,8 @@ MESSAGES: Final[dict[str, str]] = {
     "late_dose": "The scheduled dose date has passed: give the dose today.",
     "missed_doses": "Doses appear to have been missed since the last one given.",
     "pediatric_weight_reassess": (
-        "In children the weight is reassessed every 12 weeks: weigh the patient and confirm the dose."
+        f"In children the weight is reassessed every {romiplostim.PEDIATRIC_WEIGHT_MAX_AGE_DAYS // 7} weeks: weigh the "
+        "patient and confirm the dose."
     ),
     "dilution_required": (
         f"Dose under {fmt(_ROMIPLOSTIM_PACKAGING.dilute_below)} {romiplostim.PROFILE.total_unit}: dilute the "

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from core.numbers import fmt
 from core.registry import rules_for
+from flows.answers.luspatercept import BASELINE_WEEKS
 from flows.answers.patient import ADULT_FROM
 from flows.parsing import with_unit
 from flows.replies import Button, Env, Reply
@@ -113,7 +114,7 @@ def record_message(record: PatientSummary, env: Env) -> Reply:
         lines.append(f"Transfusions: {listed or 'none recorded'}")
         if record.baseline_rbc_units_per_12_weeks is not None:
             baseline = fmt(Decimal(record.baseline_rbc_units_per_12_weeks))
-            lines.append(f"Baseline burden: {baseline} units / 12 weeks")
+            lines.append(f"Baseline burden: {baseline} units / {BASELINE_WEEKS} weeks")
     if record.last_action is not None:
         action = _ACTION.get(record.last_action, record.last_action.upper())
         dose = f" {record.last_dose}" if record.last_dose else ""

@@ -14,7 +14,8 @@ A number equal to a clinical one is flagged where it can only be a rule:
   `timedelta(...)` / `days(...)`, the argument of `Decimal(...)` (`Decimal("1.75")`), or a value of a
   mapping keyed by drug name (`{"romiplostim": 7, ...}`, a profile retyped); other uses
   (`rows(buttons, 3)`, an index, a slice, a retry count, hours and minutes) are layout, not rules;
-- text: a number in a string or f-string ("below 50", "21 days"), but not in docstrings or regular
+- text: a number in a string or f-string ("below 50", "21 days"; "12 weeks" where 84 days is a clinical
+  span, counted in weeks), but not in docstrings or regular
   expressions (a string given to `re`, or one holding `\\d`), nor as part of a date, a time, a power or a
   code ("2026-11-22", "08:00", "10^9", "RX-12").
 Examples in prompts (an example count "e.g. 32", an example date 14 days back) are allowed one by
@@ -94,6 +95,7 @@ class Hit(NamedTuple):
 
 
 # Numbers in text, except inside dates (2026-11-22), times (08:00), powers (10^9) and codes (RX-12, oc:t:5).
+_WEEKS = re.compile(r"(?<![\w.])(\d+) weeks?\b")
 _NUMBER = re.compile(r"(?<![\w.^/:-])(\d+(?:\.\d+)?)(?![\w^]|\.\d|[:/-]\d)")
 
 
@@ -195,6 +197,9 @@ def scan(path: Path, root: Path = ROOT) -> list[Hit]:
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in not_text:
             for match in _NUMBER.finditer(node.value):
                 flag(node, scope, Decimal(match.group(1)), "text", node.value)
+            for match in _WEEKS.finditer(node.value):  # "every 12 weeks": a span of days, said in weeks
+                if Decimal(match.group(1)) * 7 in CLINICAL:
+                    hits.append(Hit(relative, node.lineno, scope, match.group(1), "weeks", node.value))
     return hits
 
 
@@ -254,6 +259,12 @@ ALLOWED: tuple[Allowed, ...] = (
     Allowed(
         "core/warnings.py",
         "MESSAGES",
+        "2",
+        "romiplostim's label: after stopping, counts weekly for at least 2 weeks; quoted only here (its one source)",
+    ),
+    Allowed(
+        "core/warnings.py",
+        "MESSAGES",
         "28",
         "lusutrombopag's label: no breastfeeding for 28 days after the last dose; quoted only here (its one source)",
     ),
@@ -306,7 +317,7 @@ def test_the_scan_finds_a_retyped_threshold(tmp_path: Path):
         "    rows(count, 3)  # layout: not flagged\n"
         "    if age >= 18:\n"
         "        return day - dt.timedelta(days=21)\n"
-        "    return Decimal('1.75'), f'below {count} and 50 x10^9/L on 2026-11-22 at 08:00, RX-12'\n"
+        "    return Decimal('1.75'), f'below {count} and 50 x10^9/L on 2026-11-22 at 08:00, RX-12, 12 weeks'\n"
     )
     hits = [(h.line, h.function, h.number, h.what) for h in scan(tmp_path / "flows" / "x.py", tmp_path)]
     assert hits == [
@@ -315,4 +326,39 @@ def test_the_scan_finds_a_retyped_threshold(tmp_path: Path):
         (8, "f", "21", "timedelta"),
         (9, "f", "1.75", "Decimal"),
         (9, "f", "50", "text"),
+        (9, "f", "12", "weeks"),
     ]
+
+
+# --- the words that now read core's numbers say what they said -------------------------------------
+
+
+def test_the_questions_quote_cores_windows_and_thresholds():
+    """Texts no dialogue reaches, pinned whole: the numbers in them are now formatted from core."""
+    from flows.answers import labs
+    from flows.replies import Env
+    from flows.state import Answers
+
+    env = Env(today=dt.date(2026, 11, 22))
+    course = Answers(
+        drug="lusutrombopag",
+        region="jp",
+        indication="cld_procedure",
+        status="on",
+        dose_since=dt.date(2026, 11, 18),
+        lab_date=dt.date(2026, 11, 22),
+    )
+    assert labs.previous_question(course, env) == (
+        "The platelet count from before the course (on or before day 1, 2026-11-18)? The course stops early "
+        "when a count from day 5 on is 50 or more and at least 20 above it."
+    )
+    hb = Answers(
+        drug="luspatercept", indication="mds", status="on", dose_since=dt.date(2026, 10, 1), lab_date=env.today
+    )
+    confirm = labs.parse_previous_date("2026-10-01", hb, env)
+    assert isinstance(confirm, labs.Confirm)
+    assert confirm.question == (
+        "That result is 52 days before the latest (2026-11-22): the rise rule reads only a haemoglobin from the "
+        "21 days before the latest (2026-11-01 to 2026-11-21), so it will not count. Use it anyway, or No to "
+        "enter another?"
+    )

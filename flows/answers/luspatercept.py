@@ -15,6 +15,7 @@ from flows.parsing import Problem, parse_number
 from flows.replies import Env
 from flows.state import Answers, TransfusionAnswer
 
+BASELINE_WEEKS = luspatercept.TWELVE_WEEKS_DAYS // 7  # the baseline burden's period (RULES.md 4)
 _TRANSFUSION_UNITS = re.compile(r"(\d+(?:[.,]\d+)?)(?:\s*(?:units?|u))?", re.IGNORECASE)  # whole, stripped
 
 
@@ -113,7 +114,7 @@ def parse_baseline(text: str, answers: Answers, env: Env) -> Parsed:
     if isinstance(parsed, Problem):
         return parsed
     if parsed[0] < 0 or parsed[0] > 100:
-        return Problem("Type the red-cell units given in the 12 weeks before the first dose (0 to 100).")
+        return Problem(f"Type the red-cell units given in the {BASELINE_WEEKS} weeks before the first dose (0 to 100).")
     return {"baseline": parsed[0], "baseline_skipped": False}
 
 

@@ -25,8 +25,9 @@ _FULL_NAME = re.compile(r"^[^\W\d_][^\W\d_'-]*(?:['-][^\W\d_]+)*(?: +[^\W\d_][^\
 _LONG_WORD = re.compile(r"[^\W\d_]{4,}")
 CODE_WORDS = frozenset({"room", "ward", "unit", "case", "site", "study", "trial", "patient", "subject", "cohort"})
 NO_DIGIT = "A patient label needs at least one digit, e.g. RX-12 or bed 4; no names."
-# The age question is romiplostim's: a child is under its pediatric age (weight reassessed every 12 weeks).
+# The age question is romiplostim's: a child is under its pediatric age, and their weight is reassessed.
 ADULT_FROM = romiplostim.PEDIATRIC_BELOW_YEARS
+CHILD_WEIGHT_WEEKS = romiplostim.PEDIATRIC_WEIGHT_MAX_AGE_DAYS // 7
 ADULT = f"Adult ({fmt(ADULT_FROM)} or over)"
 
 
@@ -216,8 +217,11 @@ def weighed_applies(answers: Answers, env: Env) -> bool:
 
 def weighed_question(answers: Answers, env: Env) -> str:
     child = answers.age_years is not None and answers.age_years < romiplostim.PEDIATRIC_BELOW_YEARS
-    weeks = romiplostim.PEDIATRIC_WEIGHT_MAX_AGE_DAYS // 7
-    tail = f" In children it is reassessed every {weeks} weeks." if answers.drug == "romiplostim" and child else ""
+    tail = (
+        f" In children it is reassessed every {CHILD_WEIGHT_WEEKS} weeks."
+        if answers.drug == "romiplostim" and child
+        else ""
+    )
     return f"When was that weight measured?{tail}"
 
 
