@@ -93,9 +93,11 @@ def source(rule: str, region: str) -> str:
     if rule.startswith("lab.") or rule in ("dose.missed", "value.unusual"):
         return CONVENTIONS_SOURCE
     if rule == "hetrombopag.start":
-        return f"{_LABEL} (ITP start 2.5 mg); {_SEED} (CIT start 7.5 mg)"
+        return (
+            f"{_LABEL} (ITP start {fmt(LADDERS['itp'].start)} mg); {_SEED} (CIT start {fmt(LADDERS['cit'].start)} mg)"
+        )
     if rule in ("hetrombopag.max_dose", "dose.not_a_level"):
-        return f"{_LABEL} (ITP maximum 7.5 mg); {_SEED}"
+        return f"{_LABEL} (ITP maximum {fmt(LADDERS['itp'].maximum)} mg); {_SEED}"
     return _SEED
 
 

@@ -298,6 +298,19 @@ def test_no_clinical_number_is_retyped_outside_core():
     assert unexplained == [], f"clinical numbers retyped outside core (read them from core):\n{shown}"
 
 
+def test_the_drug_modules_reason_texts_format_their_constants():
+    """Inside the drug modules' functions (reason texts, sources) a number is formatted from the
+    module's constant, never typed: "below {fmt(LOW)}", not "below 50". Their module-level constants
+    are where the numbers are defined, and are not read here."""
+    typed = [
+        hit
+        for module in DRUG_MODULES
+        for hit in scan(ROOT / "core" / f"{module.PROFILE.drug}.py")
+        if hit.what in ("text", "weeks") and hit.function and not hit.function.lstrip("_").isupper()
+    ]
+    assert typed == []
+
+
 def test_every_allowance_is_still_needed():
     hits = all_hits()
     stale = [entry for entry in ALLOWED if not any(_allowed(hit) == entry for hit in hits)]
