@@ -9,6 +9,8 @@ behind a function-level import. `from core import romiplostim` is an edge to `co
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -165,3 +167,18 @@ def test_no_file_in_flows_or_bot_is_over_the_size_limit():
     }
     assert len(lines) >= 30
     assert {name: count for name, count in lines.items() if count > MAX_LINES} == {}
+
+
+def test_the_request_model_has_its_drug_checks_however_core_is_imported():
+    """models no longer imports validation; validation installs the drug checks. A process that imports
+    only `core.models` still gets them (importing any `core` module runs `core/__init__`, which does)."""
+    script = (
+        "from pydantic import ValidationError\n"
+        "from core.models import DoseRequest\n"
+        "try:\n"
+        "    DoseRequest.model_validate({'drug': 'romiplostim', 'indication': 'mds', 'as_of': '2026-11-22'})\n"
+        "except ValidationError as e:\n"
+        "    print(e.errors()[0]['ctx']['message'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout == "'mds' is not an indication of romiplostim; expected one of itp\n"
