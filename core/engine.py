@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from core.errors import RequestError
-from core.framework import ONE_DAY, Context, Decision, Dispensing, DrugRules, Modifier, Packaging, days
+from core.framework import DOSE_ACTIONS, ONE_DAY, Context, Decision, Dispensing, DrugRules, Modifier, Packaging, days
 from core.models import DoseRequest, DoseResponse
 from core.numbers import HUNDREDTH, TENTH, fmt, json_number, round_half_up
 from core.registry import REGISTRY, rules_for
@@ -38,7 +38,6 @@ MODIFIER_ORDER = (
 )
 _MODIFIER_RANK = {rule: rank for rank, rule in enumerate(MODIFIER_ORDER)}
 _INTERVALS = {rules.profile.interval_days: days(rules.profile.interval_days) for rules in REGISTRY.values()}
-_DOSE_GIVEN = frozenset({"start", "continue", "increase", "decrease", "resume"})
 
 
 def validate(request: DoseRequest) -> Context:
@@ -77,7 +76,7 @@ def _build(ctx: Context, rules: DrugRules, decision: Decision) -> dict[str, Any]
     vials: list[dict[str, Any]] = []
     schedule: list[dt.date] = []
     if decision.dose is not None:
-        assert decision.action in _DOSE_GIVEN, decision
+        assert decision.action in DOSE_ACTIONS, decision
         weight = ctx.request.patient.weight_kg if profile.weight_based else None
         dispensing = dispense(profile.packaging, decision.dose, weight)
         next_dose, timing = _next_dose_date(ctx, decision)

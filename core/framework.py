@@ -29,6 +29,9 @@ FRESH_DAYS = 7
 _FRESH = days(FRESH_DAYS)
 
 CONVENTIONS_SOURCE = "HemaDose ruleset v1.1, section 0 (conventions)"
+# The actions whose decision gives a dose (a level for the next administration): the engine checks
+# the decision carries one, and the reminders plan dose days for them.
+DOSE_ACTIONS: frozenset[Action] = frozenset({"start", "continue", "increase", "decrease", "resume"})
 PLATELETS_BOUNDS = (PLAUSIBILITY["platelets"].low, PLAUSIBILITY["platelets"].high)
 HEMOGLOBIN_BOUNDS = (PLAUSIBILITY["hemoglobin"].low, PLAUSIBILITY["hemoglobin"].high)
 
@@ -62,6 +65,11 @@ class DrugProfile:
     def default_region(self) -> str:
         """The region used when a request names none: the first listed."""
         return self.regions[0]
+
+    @property
+    def injected(self) -> bool:
+        """Given by injection (it has packaging: vials, a concentration); else tablets by mouth."""
+        return self.packaging is not None
 
 
 class Result(NamedTuple):

@@ -93,9 +93,11 @@ def source(rule: str, region: str) -> str:
     if rule.startswith("lab.") or rule in ("dose.missed", "value.unusual"):
         return CONVENTIONS_SOURCE
     if rule == "hetrombopag.start":
-        return f"{_LABEL} (ITP start 2.5 mg); {_SEED} (CIT start 7.5 mg)"
+        return (
+            f"{_LABEL} (ITP start {fmt(LADDERS['itp'].start)} mg); {_SEED} (CIT start {fmt(LADDERS['cit'].start)} mg)"
+        )
     if rule in ("hetrombopag.max_dose", "dose.not_a_level"):
-        return f"{_LABEL} (ITP maximum 7.5 mg); {_SEED}"
+        return f"{_LABEL} (ITP maximum {fmt(LADDERS['itp'].maximum)} mg); {_SEED}"
     return _SEED
 
 
@@ -131,12 +133,13 @@ def decide(ctx: Context) -> Decision:
             if resumed not in ladder.levels:
                 return refer(
                     "hetrombopag.resume",
-                    f"{seen}, below {fmt(RESUME_BELOW)}: {fmt(current)} mg minus 2.5 mg is not a level.",
+                    f"{seen}, below {fmt(RESUME_BELOW)}: {fmt(current)} mg minus {fmt(RESUME_STEP)} mg is not a level.",
                 )
             return Decision(
                 "resume",
                 "hetrombopag.resume",
-                f"{seen}, below {fmt(RESUME_BELOW)}: resume at {fmt(resumed)} mg (pre-hold {fmt(current)} minus 2.5).",
+                f"{seen}, below {fmt(RESUME_BELOW)}: resume at {fmt(resumed)} mg "
+                f"(pre-hold {fmt(current)} minus {fmt(RESUME_STEP)}).",
                 dose=resumed,
             )
         return Decision("hold", "hetrombopag.still_held", f"{seen}, not below {fmt(RESUME_BELOW)}: keep holding.")

@@ -134,8 +134,11 @@ def decide(ctx: Context) -> Decision:
 
     if dose is None:
         if hb.value >= HOLD_AT_OR_ABOVE:
-            return refer("luspatercept.start", f"Not started: {seen}, 11.5 or more.")
-        return Decision("start", "luspatercept.start", f"Start at 1 mg/kg every 3 weeks ({seen}).", dose=START)
+            return refer("luspatercept.start", f"Not started: {seen}, {HOLD_AT_OR_ABOVE} or more.")
+        weeks = PROFILE.interval_days // 7
+        return Decision(
+            "start", "luspatercept.start", f"Start at {fmt(START)} mg/kg every {weeks} weeks ({seen}).", dose=START
+        )
 
     current = dose.amount
     if request.on_hold:
@@ -143,16 +146,17 @@ def decide(ctx: Context) -> Decision:
             return Decision(
                 "resume",
                 "luspatercept.resume",
-                f"{seen}, 11.0 or less: resume at the pre-hold {fmt(current)} mg/kg.",
+                f"{seen}, {RESUME_AT_OR_BELOW} or less: resume at the pre-hold {fmt(current)} mg/kg.",
                 dose=current,
             )
-        return Decision("hold", "luspatercept.still_held", f"{seen}, above 11.0: keep holding.")
+        return Decision("hold", "luspatercept.still_held", f"{seen}, above {RESUME_AT_OR_BELOW}: keep holding.")
 
     if hb.value >= HOLD_AT_OR_ABOVE and not _transfused(ctx, hb.date - days(TRANSFUSION_FREE_DAYS), hb.date):
         return Decision(
             "hold",
             "luspatercept.hb_high",
-            f"{seen}, 11.5 or more with no transfusion in the 21 days before: interrupt the dose.",
+            f"{seen}, {HOLD_AT_OR_ABOVE} or more with no transfusion in the {TRANSFUSION_FREE_DAYS} days before: "
+            "interrupt the dose.",
         )
     earlier = _rise_from(ctx, hb)
     if earlier is not None:

@@ -90,7 +90,7 @@ def decide(ctx: Context) -> Decision:
         return refer(
             "lusutrombopag.too_late",
             f"The procedure on {procedure} is less than {latest_start} days away: too late to start a "
-            f"7-day course ({earliest} to {latest_start} days before).",
+            f"{COURSE_DAYS}-day course ({earliest} to {latest_start} days before).",
             "procedure_window",
         )
     count = deciding_or_refer(ctx)
@@ -100,7 +100,7 @@ def decide(ctx: Context) -> Decision:
     if count.value >= NOT_LOW:
         return refer(
             "lusutrombopag.not_low",
-            f"{seen}, not below {fmt(NOT_LOW)}: studied only below 50, not to normalise counts.",
+            f"{seen}, not below {fmt(NOT_LOW)}: studied only below {fmt(NOT_LOW)}, not to normalise counts.",
             "platelets_not_low",
         )
     first = max(ctx.as_of, procedure - days(earliest))
@@ -108,7 +108,7 @@ def decide(ctx: Context) -> Decision:
     return Decision(
         "start",
         "lusutrombopag.start",
-        f"{seen}: start 3 mg once daily for 7 days, {schedule[0]} to {schedule[-1]}, "
+        f"{seen}: start {fmt(DOSE)} mg once daily for {COURSE_DAYS} days, {schedule[0]} to {schedule[-1]}, "
         f"before the procedure on {procedure}.",
         dose=DOSE,
         next_dose_date=first,
@@ -121,7 +121,9 @@ def _started(ctx: Context, day_one: dt.date, amount: Decimal) -> Decision:
     request = ctx.request
     if amount != DOSE:
         return refer(
-            "dose.not_a_level", f"Current dose {fmt(amount)} mg: the only level is 3 mg.", "dose_outside_label"
+            "dose.not_a_level",
+            f"Current dose {fmt(amount)} mg: the only level is {fmt(DOSE)} mg.",
+            "dose_outside_label",
         )
     dose = request.current_dose
     assert dose is not None
@@ -132,7 +134,7 @@ def _started(ctx: Context, day_one: dt.date, amount: Decimal) -> Decision:
         return Decision(
             "complete",
             "lusutrombopag.complete",
-            f"Day {day} of the course that began {day_one}: the 7-day course is complete.",
+            f"Day {day} of the course that began {day_one}: the {COURSE_DAYS}-day course is complete.",
         )
     if request.patient.child_pugh == "C" and ctx.region == "jp":
         # `lusutrombopag.child_pugh_c` (v1.1), after `lusutrombopag.complete`: JP refers; the US
@@ -155,7 +157,8 @@ def _started(ctx: Context, day_one: dt.date, amount: Decimal) -> Decision:
             return Decision(
                 "discontinue",
                 "lusutrombopag.jp_stop",
-                f"Day {day}: {describe_count(recent)}, at least 50 and {fmt(recent.value - baseline.value)} "
+                f"Day {day}: {describe_count(recent)}, at least {fmt(NOT_LOW)} and "
+                f"{fmt(recent.value - baseline.value)} "
                 f"above the baseline {fmt(baseline.value)} on {baseline.date}: target reached, stop the course.",
             )
     next_date = as_of + days(1) if dose.last_given == as_of else as_of
@@ -163,7 +166,7 @@ def _started(ctx: Context, day_one: dt.date, amount: Decimal) -> Decision:
     return Decision(
         "continue",
         "lusutrombopag.continue",
-        f"Day {day} of 7: continue 3 mg daily to {last_day}.",
+        f"Day {day} of {COURSE_DAYS}: continue {fmt(DOSE)} mg daily to {last_day}.",
         dose=DOSE,
         schedule=schedule,
     )
@@ -205,7 +208,7 @@ def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> li
                 Modifier(
                     "lusutrombopag.window",
                     "procedure_window",
-                    f"The procedure on {procedure} is {gap} days after day 7; "
+                    f"The procedure on {procedure} is {gap} days after day {COURSE_DAYS}; "
                     f"the label has it {low} to {high} days after.",
                 )
             )
@@ -216,7 +219,8 @@ def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> li
             Modifier(
                 "lusutrombopag.pre_procedure",
                 "pre_procedure_platelets_low",
-                f"{describe_count(lows[-1])}, within 2 days of the procedure and below 50: "
+                f"{describe_count(lows[-1])}, within {PRE_PROCEDURE_DAYS} days of the procedure and below "
+                f"{fmt(PRE_PROCEDURE_LOW)}: "
                 "the clinician decides (the trials transfused).",
             )
         )

@@ -12,12 +12,17 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
+from core import luspatercept, lusutrombopag, romiplostim
 from core.models import Drug
 
 MissedAction = Literal["take_today", "skip", "give_as_soon_as_possible", "contact_team"]
 
 SOURCE = "HemaDose ruleset v1.1, section 6"
 ONE_DAY = dt.timedelta(days=1)
+# Given late, the next dose counts from the day it is given: one interval of the drug's profile
+# (romiplostim: never two injections less than a week apart; luspatercept: at least 21 days).
+_ROMIPLOSTIM_DAYS = romiplostim.PROFILE.interval_days
+_LUSPATERCEPT_DAYS = luspatercept.PROFILE.interval_days
 
 
 class _Row(NamedTuple):
@@ -55,16 +60,17 @@ SECTION_6: dict[Drug, _Row] = {
         True,
         True,
         "Do not double the next one; contact the treating team to give it as soon as possible. "
-        "Given late, the next injection is 7 days after the day it is given.",
-        7,  # section 6, romiplostim given late: never two injections less than a week apart
+        f"Given late, the next injection is {_ROMIPLOSTIM_DAYS} days after the day it is given.",
+        _ROMIPLOSTIM_DAYS,  # section 6, romiplostim given late: never two injections less than a week apart
     ),
     "luspatercept": _Row(
         "Reblozyl US PI 2.3, missed dose",
         "give_as_soon_as_possible",
         True,
         False,
-        "Give it as soon as possible, then keep at least 21 days to the next dose; later dates move accordingly.",
-        21,
+        f"Give it as soon as possible, then keep at least {_LUSPATERCEPT_DAYS} days to the next dose; "
+        "later dates move accordingly.",
+        _LUSPATERCEPT_DAYS,
     ),
 }
 
@@ -77,8 +83,9 @@ _PASSED_LAST_DAY = (
     "The dose of {day} is not made up: it was the course's last day, so the course has ended one day "
     "short. Tell the treating team before the procedure."
 )
-_LAST_DAY = "Take it as soon as possible today; it is the course's last day (day 7), so the course then ends. " + (
-    "Never two doses in one day."
+_LAST_DAY = (
+    f"Take it as soon as possible today; it is the course's last day (day {lusutrombopag.COURSE_DAYS}), so the "
+    "course then ends. Never two doses in one day."
 )
 
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+from collections.abc import Callable
 from decimal import Decimal
-from functools import cache
-from types import ModuleType
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -26,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from core.units import unit_fault
 
 Drug = Literal["romiplostim", "hetrombopag", "lusutrombopag", "luspatercept"]
 Indication = Literal["itp", "cit", "cld_procedure", "beta_thalassemia", "mds"]
@@ -91,12 +92,22 @@ def _json_bool(value: Any) -> Any:
     return value
 
 
-@cache
-def _checks() -> ModuleType:
-    """core.validation, imported on first use: it needs the drug registry, which needs these models."""
-    from core import validation
+# The drug-dependent checks of a request (core.validation.shape_fault) need the drug registry, which
+# needs these models: core.validation installs them here when it is imported (every `import core`
+# does), so that the import graph of `core` has no cycle. (field, value, fields before it) -> fault.
+ShapeCheck = Callable[[str, Any, dict[str, Any]], "tuple[str, str] | None"]
+_SHAPE_CHECK: list[ShapeCheck] = []
 
-    return validation
+
+def install_shape_check(check: ShapeCheck) -> None:
+    """Wire the drug-dependent checks into `DoseRequest` (done once, by core.validation on import)."""
+    _SHAPE_CHECK[:] = [check]
+
+
+def _shape_fault(field: str, value: Any, earlier: dict[str, Any]) -> tuple[str, str] | None:
+    if not _SHAPE_CHECK:  # never validate a request without its drug's checks
+        raise RuntimeError("core.validation has not installed the drug checks: import core, not core.models alone")
+    return _SHAPE_CHECK[0](field, value, earlier)
 
 
 def _null_means_empty(value: Any) -> Any:
@@ -148,7 +159,7 @@ class Lab(_Request):
 
     @model_validator(mode="after")
     def _unit_fits_test(self) -> Lab:
-        message = _checks().unit_fault(self.test, self.unit)
+        message = unit_fault(self.test, self.unit)
         if message is not None:
             raise PydanticCustomError("drug_shape", "{message}", {"message": message, "subfield": "unit"})
         return self
@@ -196,7 +207,7 @@ class DoseRequest(_Request):
     @classmethod
     def _fits_the_drug(cls, value: Any, info: ValidationInfo) -> Any:
         """Faults that depend on the drug, checked here so they rank with the others in field order."""
-        fault = _checks().shape_fault(info.field_name or "", value, info.data)
+        fault = _shape_fault(info.field_name or "", value, info.data)
         if fault is not None:
             raise PydanticCustomError("drug_shape", "{message}", {"message": fault[1], "field": fault[0]})
         return value

@@ -14,15 +14,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal, NamedTuple
 
+from core.framework import DOSE_ACTIONS
 from core.models import DoseResponse, Drug
+from core.registry import REGISTRY
 
 ReminderKind = Literal["dose", "heads_up", "lab"]
 
 ONE_DAY = dt.timedelta(days=1)
-INTERVAL = {"romiplostim": 7, "hetrombopag": 1, "luspatercept": 21}  # days; lusutrombopag: its course
-INJECTED = frozenset({"romiplostim", "luspatercept"})
+# Days from one dose to the next, from the drug profiles; lusutrombopag: its course, planned at once.
+INTERVAL = {drug: rules.profile.interval_days for drug, rules in REGISTRY.items() if drug != "lusutrombopag"}
+INJECTED = frozenset(drug for drug, rules in REGISTRY.items() if rules.profile.injected)
 EVENING = dt.time(21, 0)  # a daily tablet not confirmed by then is missed
-DOSE_ACTIONS = frozenset({"start", "increase", "decrease", "continue", "resume"})
 # RULES.md 6a: each dose is decided on a new result (romiplostim: the weekly count; luspatercept: the
 # pre-dose haemoglobin). Hetrombopag and a lusutrombopag course: the decided daily dose stands.
 RESULT_FIRST = frozenset({"romiplostim", "luspatercept"})

@@ -53,8 +53,8 @@ PEDIATRIC_BELOW_YEARS = Decimal(18)
 PEDIATRIC_WEIGHT_MAX_AGE_DAYS = 84  # weight reassessed every 12 weeks in children
 NO_RESPONSE_DOSES = 4
 # "2 consecutive weeks": Q is the latest count dated 4 to 10 days before the deciding count.
-_FOUR_DAYS = days(4)
-_TEN_DAYS = days(10)
+WEEK_BEFORE_DAYS = (4, 10)  # (nearest, farthest) days before the deciding count
+_NEAREST, _FARTHEST = days(WEEK_BEFORE_DAYS[0]), days(WEEK_BEFORE_DAYS[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +100,14 @@ def decide(ctx: Context) -> Decision:
     request = ctx.request
     age = request.patient.age_years
     if age is not None and age < MIN_AGE_YEARS:
-        return refer("romiplostim.age", f"Age {fmt(age)} years: romiplostim is not approved below 1 year.")
+        return refer(
+            "romiplostim.age", f"Age {fmt(age)} years: romiplostim is not approved below {fmt(MIN_AGE_YEARS)} year."
+        )
     dose = request.current_dose
     if dose is not None and not (LOWEST <= dose.amount <= HIGHEST):
         return refer(
             "dose.not_a_level",
-            f"Current dose {fmt(dose.amount)} mcg/kg is outside the label's 1 to 10 mcg/kg.",
+            f"Current dose {fmt(dose.amount)} mcg/kg is outside the label's {fmt(LOWEST)} to {fmt(HIGHEST)} mcg/kg.",
             "dose_outside_label",
         )
     count = deciding_or_refer(ctx)
@@ -125,7 +127,11 @@ def decide(ctx: Context) -> Decision:
             )
         warnings = ("platelets_not_low",) if count.value >= LOW else ()
         return Decision(
-            "start", "romiplostim.start", f"Start at 1 mcg/kg once weekly ({seen}).", dose=START, warnings=warnings
+            "start",
+            "romiplostim.start",
+            f"Start at {fmt(START)} mcg/kg once weekly ({seen}).",
+            dose=START,
+            warnings=warnings,
         )
 
     current = dose.amount
@@ -135,14 +141,14 @@ def decide(ctx: Context) -> Decision:
             if resumed < LOWEST:
                 return refer(
                     "romiplostim.resume",
-                    f"{seen}, below {fmt(limits.resume_below)}: resuming 1 mcg/kg below the pre-hold "
-                    f"{fmt(current)} mcg/kg would be under 1 mcg/kg.",
+                    f"{seen}, below {fmt(limits.resume_below)}: resuming {fmt(STEP)} mcg/kg below the pre-hold "
+                    f"{fmt(current)} mcg/kg would be under {fmt(LOWEST)} mcg/kg.",
                 )
             return Decision(
                 "resume",
                 "romiplostim.resume",
                 f"{seen}, below {fmt(limits.resume_below)}: resume at {fmt(resumed)} mcg/kg "
-                f"(pre-hold {fmt(current)} minus 1).",
+                f"(pre-hold {fmt(current)} minus {fmt(STEP)}).",
                 dose=resumed,
             )
         return Decision(
@@ -163,13 +169,13 @@ def decide(ctx: Context) -> Decision:
                 return Decision(
                     "discontinue",
                     "romiplostim.no_response",
-                    f"{seen}, below 50 after {doses} weekly doses at 10 mcg/kg: discontinue.",
+                    f"{seen}, below {fmt(LOW)} after {doses} weekly doses at {fmt(HIGHEST)} mcg/kg: discontinue.",
                     warnings=("no_response", "rebound_thrombocytopenia"),
                 )
             return Decision(
                 "continue",
                 "romiplostim.max_dose",
-                f"{seen}, below 50 at the maximum 10 mcg/kg ({doses} doses so far): continue.",
+                f"{seen}, below {fmt(LOW)} at the maximum {fmt(HIGHEST)} mcg/kg ({doses} doses so far): continue.",
                 dose=HIGHEST,
                 warnings=("max_dose",),
             )
@@ -177,7 +183,7 @@ def decide(ctx: Context) -> Decision:
         return Decision(
             "increase",
             "romiplostim.increase",
-            f"{seen}, below 50: increase from {fmt(current)} to {fmt(raised)} mcg/kg.",
+            f"{seen}, below {fmt(LOW)}: increase from {fmt(current)} to {fmt(raised)} mcg/kg.",
             dose=raised,
         )
     previous = _week_before(ctx, count)
@@ -188,14 +194,25 @@ def decide(ctx: Context) -> Decision:
             "for 2 consecutive weeks"
         )
         if lowered < LOWEST:
-            return refer("romiplostim.reduce", f"{text}; reducing {fmt(current)} mcg/kg by 1 would be under 1 mcg/kg.")
+            return refer(
+                "romiplostim.reduce",
+                f"{text}; reducing {fmt(current)} mcg/kg by {fmt(STEP)} would be under {fmt(LOWEST)} mcg/kg.",
+            )
         return Decision("decrease", "romiplostim.reduce", f"{text}: reduce to {fmt(lowered)} mcg/kg.", dose=lowered)
     return Decision("continue", "romiplostim.continue", f"{seen}: continue at {fmt(current)} mcg/kg.", dose=current)
 
 
+def week_before(day: dt.date) -> tuple[dt.date, dt.date]:
+    """The dates of Q in the 2-consecutive-weeks rule, (first, last): 10 to 4 days before `day`.
+
+    The one window the rule, the chat's question and its check of an entered date all use."""
+    return day - _FARTHEST, day - _NEAREST
+
+
 def _week_before(ctx: Context, count: Result) -> Result | None:
     """Q of the 2-consecutive-weeks rule: the latest count dated 4 to 10 days before `count`."""
-    return latest(ctx.platelets, on_or_after=count.date - _TEN_DAYS, on_or_before=count.date - _FOUR_DAYS)
+    first, last = week_before(count.date)
+    return latest(ctx.platelets, on_or_after=first, on_or_before=last)
 
 
 def monitoring(ctx: Context, decision: Decision, next_dose: dt.date | None) -> dt.date | None:
@@ -213,12 +230,13 @@ def modifiers(ctx: Context, decision: Decision, next_dose: dt.date | None) -> li
     weighed = patient.weight_date
     if weighed is not None and (ctx.as_of - weighed).days <= PEDIATRIC_WEIGHT_MAX_AGE_DAYS:
         return []
-    when = "has no date" if weighed is None else f"is from {weighed}, more than 12 weeks ago"
+    weeks = PEDIATRIC_WEIGHT_MAX_AGE_DAYS // 7
+    when = "has no date" if weighed is None else f"is from {weighed}, more than {weeks} weeks ago"
     return [
         Modifier(
             "romiplostim.pediatric_weight",
             "pediatric_weight_reassess",
-            f"Age {fmt(patient.age_years)}: the weight {when}; reassess it every 12 weeks.",
+            f"Age {fmt(patient.age_years)}: the weight {when}; reassess it every {weeks} weeks.",
         )
     ]
 

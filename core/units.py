@@ -55,3 +55,10 @@ PLAUSIBILITY: dict[str, Bounds] = {
     "weight_kg": Bounds(_D(1), _D(350), is_usual=lambda v: v >= _THREE),
     "age_years": Bounds(_D(0), _D(120)),
 }
+
+
+def unit_fault(test: str, unit: str) -> str | None:
+    """Why `unit` does not fit `test` (listing the units that do), or None: a wrong unit would misread the value."""
+    if unit in UNITS_BY_TEST[test]:
+        return None
+    return f"'{unit}' is not a unit for {test}; expected one of {', '.join(UNITS_BY_TEST[test])}"

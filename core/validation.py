@@ -11,13 +11,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from core.errors import RequestError
+from core.models import Lab, install_shape_check
 from core.numbers import fmt
 from core.registry import rules_for
 from core.units import PLAUSIBILITY, UNITS_BY_TEST
 
 if TYPE_CHECKING:
     from core.framework import Context
-    from core.models import Lab
 
 
 def shape_fault(field: str, value: Any, earlier: dict[str, Any]) -> tuple[str, str] | None:
@@ -68,13 +68,6 @@ def shape_fault(field: str, value: Any, earlier: dict[str, Any]) -> tuple[str, s
     if field == "procedure_date" and value is None and drug == "lusutrombopag":
         return "procedure_date", "required for lusutrombopag, which is timed by the procedure"
     return None
-
-
-def unit_fault(test: str, unit: str) -> str | None:
-    """Why `unit` does not fit `test` (listing the units that do), or None: a wrong unit would misread the value."""
-    if unit in UNITS_BY_TEST[test]:
-        return None
-    return f"'{unit}' is not a unit for {test}; expected one of {', '.join(UNITS_BY_TEST[test])}"
 
 
 def check_plausibility(ctx: Context) -> None:
@@ -134,3 +127,6 @@ def _age_message(age: Decimal) -> str:
         return stated
     in_years = (age / 12).quantize(Decimal("0.1"))
     return f"{stated}; did you mean {fmt(in_years)} years ({fmt(age)} months)?"
+
+
+install_shape_check(shape_fault)  # here, where the registry is at hand: models cannot import it (a cycle)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from functools import cache, lru_cache
 from typing import Final
 
+from core import hetrombopag, luspatercept, lusutrombopag, romiplostim
+from core.framework import FRESH_DAYS
 from core.models import SafetyWarning, Severity
+from core.numbers import fmt
 
 CRITICAL: Final = frozenset({"platelets_high", "pre_procedure_platelets_low"})
 WARNING: Final = frozenset(
@@ -27,6 +30,17 @@ WARNING: Final = frozenset(
 )
 _SEVERITY_RANK: Final = {"critical": 0, "warning": 1, "info": 2}
 
+# The numbers the messages quote, read from the drug modules (one source: issue 11).
+_ROMIPLOSTIM_PACKAGING = romiplostim.PROFILE.packaging
+_LUSPATERCEPT_PACKAGING = luspatercept.PROFILE.packaging
+assert _ROMIPLOSTIM_PACKAGING is not None  # both injected
+assert _LUSPATERCEPT_PACKAGING is not None
+assert _ROMIPLOSTIM_PACKAGING.dilute_below is not None
+assert _ROMIPLOSTIM_PACKAGING.diluted_concentration_per_ml is not None
+assert _LUSPATERCEPT_PACKAGING.max_ml_per_injection is not None
+_US_START, _JP_START = lusutrombopag.START_WINDOW["us"], lusutrombopag.START_WINDOW["jp"]  # (earliest, latest)
+_AFTER_LAST_DOSE = lusutrombopag.PROCEDURE_AFTER_LAST_DOSE
+
 MESSAGES: Final[dict[str, str]] = {
     "thrombosis_risk": (
         "Thrombotic and thromboembolic complications can occur; portal vein thrombosis has been "
@@ -39,7 +53,8 @@ MESSAGES: Final[dict[str, str]] = {
     "platelets_high": "Platelet count is above the hold threshold: do not give the dose.",
     "platelets_not_low": ("Platelet count is not low: treatment is for low counts only, never to normalise them."),
     "pre_procedure_platelets_low": (
-        "Platelet count before the procedure is below 50 x10^9/L; in the trials such patients were "
+        f"Platelet count before the procedure is below {fmt(lusutrombopag.PRE_PROCEDURE_LOW)} x10^9/L; in the "
+        "trials such patients were "
         "transfused. The treating clinician decides."
     ),
     "max_dose": "Already at the maximum dose; it cannot be increased further.",
@@ -48,20 +63,25 @@ MESSAGES: Final[dict[str, str]] = {
         "After stopping, platelets may fall below the pre-treatment level: check counts weekly for at least 2 weeks."
     ),
     "missing_lab": "No result of the deciding test: a new one is needed before deciding.",
-    "stale_lab": "The latest deciding result is more than 7 days old: repeat it before deciding.",
+    "stale_lab": f"The latest deciding result is more than {FRESH_DAYS} days old: repeat it before deciding.",
     "missing_input": "An input the rules need is missing; the clinician must decide.",
     "dose_outside_label": "The current dose is not a level of this drug's label.",
     "unusual_value": "A value is unusual: confirm it was entered correctly.",
     "late_dose": "The scheduled dose date has passed: give the dose today.",
     "missed_doses": "Doses appear to have been missed since the last one given.",
     "pediatric_weight_reassess": (
-        "In children the weight is reassessed every 12 weeks: weigh the patient and confirm the dose."
+        f"In children the weight is reassessed every {romiplostim.PEDIATRIC_WEIGHT_MAX_AGE_DAYS // 7} weeks: weigh the "
+        "patient and confirm the dose."
     ),
     "dilution_required": (
-        "Dose under 23 mcg: dilute the reconstituted solution to 125 mcg/mL with preservative-free "
+        f"Dose under {fmt(_ROMIPLOSTIM_PACKAGING.dilute_below)} {romiplostim.PROFILE.total_unit}: dilute the "
+        f"reconstituted solution to {fmt(_ROMIPLOSTIM_PACKAGING.diluted_concentration_per_ml)} "
+        f"{romiplostim.PROFILE.total_unit}/mL with preservative-free "
         "0.9% sodium chloride before measuring the volume."
     ),
-    "split_injection": "Volume above 1.2 mL: split it between injection sites.",
+    "split_injection": (
+        f"Volume above {fmt(_LUSPATERCEPT_PACKAGING.max_ml_per_injection)} mL: split it between injection sites."
+    ),
     "hypertension": "Hypertension can occur: check blood pressure before every dose.",
     "embryo_fetal_toxicity": (
         "Can harm an unborn baby: effective contraception during treatment and for 3 months after "
@@ -81,11 +101,14 @@ MESSAGES: Final[dict[str, str]] = {
         "Japanese label."
     ),
     "procedure_window": (
-        "The timing does not fit the label: start 8 to 14 days before the procedure (13 in Japan) "
-        "and do the procedure 2 to 8 days after the last dose."
+        f"The timing does not fit the label: start {_US_START[1]} to {_US_START[0]} days before the procedure "
+        f"({_JP_START[0]} in Japan) and do the procedure {_AFTER_LAST_DOSE[0]} to {_AFTER_LAST_DOSE[1]} days "
+        "after the last dose."
     ),
     "protocol_derived": ("These thresholds come from a protocol-derived guide, not from the drug's label."),
-    "cit_target_reached": "Platelet target for chemotherapy (100 x10^9/L or more) is reached.",
+    "cit_target_reached": (
+        f"Platelet target for chemotherapy ({fmt(hetrombopag.CIT_TARGET)} x10^9/L or more) is reached."
+    ),
     "label_update_pending": (
         "The label's dosing sections were revised (2/2026); re-check this recommendation against "
         "the current label before use."

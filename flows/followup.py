@@ -15,6 +15,8 @@ from decimal import Decimal
 
 from core.numbers import fmt
 from core.registry import rules_for
+from flows.answers.luspatercept import BASELINE_WEEKS
+from flows.answers.patient import ADULT_FROM
 from flows.buttons import RecordButton, RecordKind
 from flows.parsing import with_unit
 from flows.replies import Button, Env, Reply
@@ -117,7 +119,7 @@ def record_message(record: PatientSummary, env: Env) -> Reply:
         lines.append(f"Transfusions: {listed or 'none recorded'}")
         if record.baseline_rbc_units_per_12_weeks is not None:
             baseline = fmt(Decimal(record.baseline_rbc_units_per_12_weeks))
-            lines.append(f"Baseline burden: {baseline} units / 12 weeks")
+            lines.append(f"Baseline burden: {baseline} units / {BASELINE_WEEKS} weeks")
     if record.last_action is not None:
         action = _ACTION.get(record.last_action, record.last_action.upper())
         dose = f" {record.last_dose}" if record.last_dose else ""
@@ -147,7 +149,7 @@ def prefill(record: PatientSummary, env: Env) -> Answers:
         updates["weight_date_unknown"] = record.weight_date is None
     if record.age_years is not None:
         age = Decimal(record.age_years)
-        updates |= {"age_years": age, "adult": age >= 18}
+        updates |= {"age_years": age, "adult": age >= ADULT_FROM}
     else:
         # RULES.md 8: a missing age is read as adult (the chat saves no age for "Adult (18 or over)").
         updates["adult"] = True

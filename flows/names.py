@@ -1,5 +1,7 @@
 """The names people see for drugs, indications, labels and adverse-reaction grades."""
 
+from core.luspatercept import SEVERE_GRADE
+
 DRUG_NAMES = {
     "romiplostim": "Romiplostim",
     "hetrombopag": "Hetrombopag",
@@ -16,7 +18,7 @@ INDICATION_NAMES = {
 REGION_NAMES = {"us": "US label", "eu": "EU label", "jp": "Japan label", "cn": "China label"}
 ADVERSE_NAMES = {
     "none": "None",
-    "mild": "Grade 1-2",
-    "severe": "Grade 3 or more",
-    "hypersensitivity": "Grade 3+ hypersensitivity",
+    "mild": f"Grade 1-{SEVERE_GRADE - 1}",
+    "severe": f"Grade {SEVERE_GRADE} or more",  # luspatercept's severe grade (RULES.md 4)
+    "hypersensitivity": f"Grade {SEVERE_GRADE}+ hypersensitivity",
 }

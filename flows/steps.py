@@ -127,7 +127,7 @@ STEPS: tuple[Step, ...] = (
         "age",
         "Age",
         lambda a, e: a.drug == "romiplostim",
-        _fixed("Age in years? Children's weight is reassessed every 12 weeks."),
+        _fixed(f"Age in years? Children's weight is reassessed every {patient.CHILD_WEIGHT_WEEKS} weeks."),
         patient.age_options,
         patient.parse_age,
         lambda a: (
@@ -306,10 +306,15 @@ STEPS: tuple[Step, ...] = (
         "baseline",
         "Baseline burden",
         luspatercept.baseline_applies,
-        _fixed("Red-cell units transfused in the 12 weeks before the first dose (baseline burden)?"),
+        _fixed(
+            f"Red-cell units transfused in the {luspatercept.BASELINE_WEEKS} weeks before the first dose "
+            "(baseline burden)?"
+        ),
         lambda a, e: [value("Unknown / skip", "skip")],
         luspatercept.parse_baseline,
-        lambda a: f"{fmt(a.baseline)} units / 12 weeks" if a.baseline is not None else "unknown",
+        lambda a: (
+            f"{fmt(a.baseline)} units / {luspatercept.BASELINE_WEEKS} weeks" if a.baseline is not None else "unknown"
+        ),
         lambda a: a.baseline is not None or a.baseline_skipped,
         numeric=True,
     ),
@@ -395,7 +400,7 @@ def reopen_dependants(before: Answers, after: Answers, step: str, updates: dict[
     if all(getattr(before, name) == getattr(after, name) for name in FIELDS[step]):
         return after
     names = dependants_of(step)
-    # Transfusions follow the result's date only where it moves their period's start (21 days before the
+    # Transfusions follow the result's date only where it moves their period's start (TRANSFUSION_FREE_DAYS before the
     # haemoglobin, if earlier than `since`): a new value re-asks its date, which decides that.
     period_kept = step == "lab_value" or (
         step == "lab_date" and luspatercept.transfusion_start(before) == luspatercept.transfusion_start(after)

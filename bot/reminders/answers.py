@@ -13,7 +13,7 @@ from bot.reminders.schedule import Schedule
 from bot.storage.tables import Dose, Occurrence, PatientRow, Regimen, Reminder
 from core.missed import missed_dose_guidance
 from core.models import Drug
-from core.reminders import INJECTED, following_dose
+from core.reminders import INJECTED, INTERVAL, following_dose
 from flows import reminders as words
 from flows.buttons import AnswerAction, occurrence_answer
 from flows.replies import Reply
@@ -225,7 +225,7 @@ class Answers(Schedule):
                 if reminder.status != "active":
                     lines.append("(Reminders are paused: it comes once they are resumed.)")
             if drug == "luspatercept":
-                lines.append("At least 21 days between doses (RULES.md section 6).")
+                lines.append(f"At least {INTERVAL[drug]} days between doses (RULES.md section 6).")
         return [Reply("\n".join(lines))]
 
     async def _amount(self, session: AsyncSession, reminder: Reminder, occurrence: Occurrence) -> tuple[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from core import luspatercept, romiplostim
+from core import hetrombopag, luspatercept, lusutrombopag, romiplostim
 from core.numbers import fmt
 from flows.answers.common import Confirm, Options, Parsed, date_options, profile_of, same_drug_record, value
 from flows.names import DRUG_NAMES
@@ -92,13 +92,14 @@ def dose_question(answers: Answers, env: Env) -> str:
 
 
 DOSE_EXAMPLE = {"romiplostim": "3", "hetrombopag": "5", "lusutrombopag": "3", "luspatercept": "1"}
-_DOSE_LEVELS = {
-    ("hetrombopag", "itp"): ("2.5", "3.75", "5", "7.5"),
-    ("hetrombopag", "cit"): ("2.5", "5", "7.5", "10", "12.5", "15"),
-    ("lusutrombopag", "cld_procedure"): ("3",),
-    ("luspatercept", "beta_thalassemia"): ("0.6", "0.8", "1", "1.25"),
-    ("luspatercept", "mds"): ("0.6", "0.8", "1", "1.33", "1.75"),
+# The label's levels by (drug, indication), lowest first, as the core's ladders hold them; romiplostim's
+# are a range (LOWEST to HIGHEST), typed rather than offered.
+_LEVELS: dict[tuple[str, str], tuple[Decimal, ...]] = {
+    **{("hetrombopag", key): ladder.levels for key, ladder in hetrombopag.LADDERS.items()},
+    **{("lusutrombopag", key): (lusutrombopag.DOSE,) for key in lusutrombopag.PROFILE.indications},
+    **{("luspatercept", key): ladder.levels for key, ladder in luspatercept.LADDERS.items()},
 }
+_DOSE_LEVELS = {key: tuple(fmt(level) for level in levels) for key, levels in _LEVELS.items()}
 
 
 def dose_options(answers: Answers, env: Env) -> Options:
@@ -150,7 +151,7 @@ def _outside_label(answers: Answers, amount: Decimal) -> str | None:
     if drug == "romiplostim":
         if romiplostim.LOWEST <= amount <= romiplostim.HIGHEST:
             return None
-        where = "outside the label's 1 to 10 mcg/kg"
+        where = f"outside the label's {fmt(romiplostim.LOWEST)} to {fmt(romiplostim.HIGHEST)} mcg/kg"
     else:
         levels = _DOSE_LEVELS.get((drug, answers.indication or ""), ())
         if amount in {Decimal(level) for level in levels}:

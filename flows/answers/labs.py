@@ -121,8 +121,8 @@ def _recorded_in(answers: Answers, first: dt.date, last: dt.date) -> bool:
 
 
 def _week_before(day: dt.date) -> tuple[dt.date, dt.date]:
-    """The window of Q in the romiplostim reduce rule: 10 to 4 days before the deciding count."""
-    return day - dt.timedelta(days=10), day - dt.timedelta(days=4)
+    """The window of Q in the romiplostim reduce rule: 10 to 4 days before the deciding count (the core's)."""
+    return romiplostim.week_before(day)
 
 
 def _rise_window(day: dt.date) -> tuple[dt.date, dt.date]:
@@ -145,7 +145,7 @@ def previous_applies(answers: Answers, env: Env) -> bool:
         return not _recorded_in(answers, *_rise_window(day))
     if answers.drug == "lusutrombopag" and answers.region == "jp" and answers.dose_since is not None:
         # The Japanese day-5 stop compares a count from day 5 on with the one before the course.
-        day_five = answers.dose_since + dt.timedelta(days=4)
+        day_five = answers.dose_since + dt.timedelta(days=lusutrombopag.JP_STOP_DAY - 1)
         before_course = any(lab.date <= answers.dose_since for lab in answers.history_labs)
         return day >= day_five and not before_course
     return False
@@ -157,7 +157,8 @@ def previous_question(answers: Answers, env: Env) -> str:
     if answers.drug == "lusutrombopag":
         return (
             f"The platelet count from before the course (on or before day 1, {answers.dose_since})? The course "
-            "stops early when a count from day 5 on is 50 or more and at least 20 above it."
+            f"stops early when a count from day {lusutrombopag.JP_STOP_DAY} on is {fmt(lusutrombopag.NOT_LOW)} or "
+            f"more and at least {fmt(lusutrombopag.JP_STOP_RISE)} above it."
         )
     if answers.drug == "romiplostim":
         threshold = romiplostim.THRESHOLDS[answers.region or "us"].reduce_above
@@ -168,9 +169,10 @@ def previous_question(answers: Answers, env: Env) -> str:
         )
     first, last = _rise_window(day)
     # luspatercept.hb_rise reads any such value with no transfusion after it: the lowest decides.
+    weeks = luspatercept.RISE_WINDOW_DAYS // 7
     return (
-        f"The lowest haemoglobin from the 3 weeks before ({first} to {last}) with no transfusion after it, "
-        "if there is one? A rise of more than 2 g/dL above it reduces the dose."
+        f"The lowest haemoglobin from the {weeks} weeks before ({first} to {last}) with no transfusion after it, "
+        f"if there is one? A rise of more than {fmt(luspatercept.RISE_ABOVE)} g/dL above it reduces the dose."
     )
 
 
@@ -195,10 +197,12 @@ def parse_previous_date(text: str, answers: Answers, env: Env) -> Parsed:
         first, last = window(answers.lab_date)
         if not first <= day <= last:
             gap = (answers.lab_date - day).days
+            nearest, farthest = romiplostim.WEEK_BEFORE_DAYS
             rule = (
-                "the two-week rule reads only a count from 4 to 10 days before the latest"
+                f"the two-week rule reads only a count from {nearest} to {farthest} days before the latest"
                 if answers.drug == "romiplostim"
-                else "the rise rule reads only a haemoglobin from the 21 days before the latest"
+                else f"the rise rule reads only a haemoglobin from the {luspatercept.RISE_WINDOW_DAYS} days before "
+                "the latest"
             )
             return Confirm(
                 f"That result is {gap} day{'s' if gap != 1 else ''} before the latest ({answers.lab_date}): "

@@ -15,6 +15,7 @@ from flows.parsing import Problem, parse_number
 from flows.replies import Env
 from flows.state import Answers, TransfusionAnswer
 
+BASELINE_WEEKS = luspatercept.TWELVE_WEEKS_DAYS // 7  # the baseline burden's period (RULES.md 4)
 _TRANSFUSION_UNITS = re.compile(r"(\d+(?:[.,]\d+)?)(?:\s*(?:units?|u))?", re.IGNORECASE)  # whole, stripped
 
 
@@ -47,7 +48,8 @@ def transfusions_question(answers: Answers, env: Env) -> str:
     reason = (
         "the first dose at this level"
         if first == answers.dose_since
-        else f"3 weeks before the haemoglobin; the first dose at this level was {answers.dose_since}"
+        else f"{luspatercept.TRANSFUSION_FREE_DAYS // 7} weeks before the haemoglobin; the first dose at this level "
+        f"was {answers.dose_since}"
     )
     return (
         f"Red-cell transfusions from {first} ({reason}) to today: send each as 'YYYY-MM-DD units' (e.g. "
@@ -94,10 +96,13 @@ def parse_transfusion(text: str, answers: Answers, env: Env) -> Parsed:
 def baseline_applies(answers: Answers, env: Env) -> bool:
     if answers.drug != "luspatercept" or answers.status != "on" or answers.dose_amount is None:
         return False
+    # Where luspatercept.increase or no_response reads the baseline burden (RULES.md 4): beta-thalassaemia at
+    # a level an increase starts from and at the maximum; MDS (whose increase reads transfusion-free) at the maximum.
     dose = answers.dose_amount
     if answers.indication == "beta_thalassemia":
-        return dose in (Decimal(1), Decimal("1.25"))
-    return dose == Decimal("1.75")
+        ladder = luspatercept.LADDERS["beta_thalassemia"]
+        return dose in (*ladder.increase_from, ladder.maximum)
+    return dose == luspatercept.LADDERS["mds"].maximum
 
 
 def parse_baseline(text: str, answers: Answers, env: Env) -> Parsed:
@@ -109,7 +114,7 @@ def parse_baseline(text: str, answers: Answers, env: Env) -> Parsed:
     if isinstance(parsed, Problem):
         return parsed
     if parsed[0] < 0 or parsed[0] > 100:
-        return Problem("Type the red-cell units given in the 12 weeks before the first dose (0 to 100).")
+        return Problem(f"Type the red-cell units given in the {BASELINE_WEEKS} weeks before the first dose (0 to 100).")
     return {"baseline": parsed[0], "baseline_skipped": False}
 
 

@@ -25,6 +25,10 @@ _FULL_NAME = re.compile(r"^[^\W\d_][^\W\d_'-]*(?:['-][^\W\d_]+)*(?: +[^\W\d_][^\
 _LONG_WORD = re.compile(r"[^\W\d_]{4,}")
 CODE_WORDS = frozenset({"room", "ward", "unit", "case", "site", "study", "trial", "patient", "subject", "cohort"})
 NO_DIGIT = "A patient label needs at least one digit, e.g. RX-12 or bed 4; no names."
+# The age question is romiplostim's: a child is under its pediatric age, and their weight is reassessed.
+ADULT_FROM = romiplostim.PEDIATRIC_BELOW_YEARS
+CHILD_WEIGHT_WEEKS = romiplostim.PEDIATRIC_WEIGHT_MAX_AGE_DAYS // 7
+ADULT = f"Adult ({fmt(ADULT_FROM)} or over)"
 
 
 # --- drug, indication, region ------------------------------------------------------------------
@@ -171,7 +175,7 @@ def weight_options(answers: Answers, env: Env) -> Options:
 
 def parse_age(text: str, answers: Answers, env: Env) -> Parsed:
     typed = text.strip().lower()
-    if typed in ("adult", "adult (18 or over)", "18+"):
+    if typed in ("adult", ADULT.lower(), f"{fmt(ADULT_FROM)}+"):
         return {"age_years": None, "adult": True}
     record = record_of(answers, env)
     if typed == "keep" and record is not None and record.age_years is not None:
@@ -180,18 +184,18 @@ def parse_age(text: str, answers: Answers, env: Env) -> Parsed:
     if isinstance(parsed, Problem):
         return parsed
     age = parsed[0]
-    if age > 120:
+    if age > PLAUSIBILITY["age_years"].high:
         return Confirm(
             f"{fmt(age)} years is not possible; is it months, {fmt((age / 12).quantize(Decimal('0.1')))} years?",
             {"age_years": (age / 12).quantize(Decimal("0.1")), "adult": False},
         )
     if age < 0:
         return Problem("The age cannot be negative.")
-    return {"age_years": age, "adult": age >= 18}
+    return {"age_years": age, "adult": age >= ADULT_FROM}
 
 
 def age_options(answers: Answers, env: Env) -> Options:
-    options = [value("Adult (18 or over)", "adult")]
+    options = [value(ADULT, "adult")]
     record = record_of(answers, env)
     if record is not None and record.age_years is not None:
         options.append(value(f"Keep {record.age_years} years", "keep"))  # after the fixed option
@@ -213,8 +217,11 @@ def weighed_applies(answers: Answers, env: Env) -> bool:
 
 def weighed_question(answers: Answers, env: Env) -> str:
     child = answers.age_years is not None and answers.age_years < romiplostim.PEDIATRIC_BELOW_YEARS
-    weeks = romiplostim.PEDIATRIC_WEIGHT_MAX_AGE_DAYS // 7
-    tail = f" In children it is reassessed every {weeks} weeks." if answers.drug == "romiplostim" and child else ""
+    tail = (
+        f" In children it is reassessed every {CHILD_WEIGHT_WEEKS} weeks."
+        if answers.drug == "romiplostim" and child
+        else ""
+    )
     return f"When was that weight measured?{tail}"
 
 
