@@ -3,7 +3,8 @@
     python tests/benchmarks/bench_startup.py [--runs 7] [--source DIR]
 
 Each figure is the median (and the minimum) of `--runs` fresh processes, measured in interleaved
-rounds so that a noisy moment of the machine touches every figure alike:
+rounds so that a noisy moment of the machine touches every figure alike, with the processes' CPU
+time beside (on a machine shared with other work, wall time is partly waiting for a core):
 
 - `python -c pass`: the interpreter alone;
 - `import pydantic` and `import core.contract`: the floor of `recommend` (the core needs pydantic);
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import select
 import statistics
 import subprocess
@@ -48,16 +50,25 @@ def _env(source: Path | None, data: Path) -> dict[str, str]:
     return env
 
 
-def _timed(command: list[str], env: dict[str, str], stdin: str = "") -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(command: list[str], env: dict[str, str], stdin: str = "") -> tuple[float, float]:
+    """Wall seconds of the whole process, and its CPU seconds."""
+    cpu = _children_cpu()
     start = time.perf_counter()
     subprocess.run(command, input=stdin, env=env, cwd=env["XDG_DATA_HOME"], capture_output=True, text=True, check=True)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _children_cpu() - cpu
 
 
-def _to_first_prompt(command: list[str], env: dict[str, str]) -> float:
-    """Seconds from the start of the process to its first `> ` on a terminal; then /quit."""
+def _to_first_prompt(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Seconds from the start of the process to its first `> ` on a terminal, then /quit; and the
+    process's CPU seconds (to its end: the /quit and closing included)."""
     import pty
 
+    cpu = _children_cpu()
     master, slave = pty.openpty()
     start = time.perf_counter()
     process = subprocess.Popen(
@@ -86,7 +97,8 @@ def _to_first_prompt(command: list[str], env: dict[str, str]) -> float:
         if process.poll() is None:
             process.kill()
         os.close(master)
-    return elapsed
+    assert elapsed is not None
+    return elapsed, _children_cpu() - cpu
 
 
 def _top_imports(command: list[str], env: dict[str, str], stdin: str, count: int) -> list[tuple[int, str]]:
@@ -130,7 +142,7 @@ def main() -> None:
         subprocess.run(prepare, input=b"/quit\n", env=env, cwd=env["XDG_DATA_HOME"], capture_output=True, check=True)
         fresh = iter(range(10**6))
 
-        figures: dict[str, tuple[Callable[[], float], str]] = {
+        figures: dict[str, tuple[Callable[[], tuple[float, float]], str]] = {
             "python -c pass": (lambda: _timed([PYTHON, "-c", "pass"], env), ""),
             "python -c 'import pydantic'": (lambda: _timed([PYTHON, "-c", "import pydantic"], env), ""),
             "floor: import core.contract": (lambda: _timed([PYTHON, "-c", "import core.contract"], env), ""),
@@ -158,14 +170,18 @@ def main() -> None:
                 f"{args.before}",
             )
         times: dict[str, list[float]] = {name: [] for name in figures}
+        cpu: dict[str, list[float]] = {name: [] for name in figures}
         for _ in range(args.runs):  # interleaved rounds
             for name, (measure, _goal) in figures.items():
-                times[name].append(measure())
+                wall, used = measure()
+                times[name].append(wall)
+                cpu[name].append(used)
 
-        print(f"start-up, {args.runs} processes each (median, min), code: {args.source or ROOT}")
+        print(f"start-up, {args.runs} processes each: wall median (min), CPU median; code: {args.source or ROOT}")
         for name, (_measure, goal) in figures.items():
             median, least = statistics.median(times[name]) * 1000, min(times[name]) * 1000
-            print(f"  {name:<50} {median:7.1f} ms  (min {least:6.1f})  {goal}")
+            used = statistics.median(cpu[name]) * 1000
+            print(f"  {name:<50} {median:7.1f} ms  (min {least:6.1f})  CPU {used:6.1f} ms  {goal}")
         for title, command, stdin in (
             ("hemadose recommend", [PYTHON, "-c", CLI, "recommend", str(request)], ""),
             ("hemadose chat (db at head, stdin /quit)", [*chat, str(at_head)], "/quit\n"),
