@@ -16,8 +16,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Table, bindparam, delete, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -25,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.storage import audit_chain
 from bot.storage.files import create_private
 from bot.storage.inloop import create_inloop_engine
+from bot.storage.schema import MIGRATIONS as MIGRATIONS  # where the tests find the migrations
+from bot.storage.schema import upgrade_to_head
 from bot.storage.tables import Audit, ConversationRow, Dose, LabRow, PatientRow, Regimen, TransfusionRow, User
 from core.models import DoseRequest, DoseResponse
 from flows.replies import (
@@ -37,7 +37,6 @@ from flows.replies import (
     response_json,
 )
 
-MIGRATIONS = Path(__file__).with_name("migrations")
 RECORD_HORIZON_DAYS = 120  # how far back a follow-up visit pre-fills results and transfusions
 
 
@@ -90,10 +89,7 @@ def _now() -> dt.datetime:
 
 
 def _migrate(connection: Connection) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    upgrade_to_head(connection)  # Alembic is imported only when the schema is not at head
 
 
 async def open_storage(url: str) -> Storage:
