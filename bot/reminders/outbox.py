@@ -16,10 +16,11 @@ one on. What another replica left (a crash, a stop) is taken by one conditional 
 lease has expired: portable to SQLite and PostgreSQL (FOR UPDATE SKIP LOCKED may come later).
 
 Writes are grouped, not one per message: the heads of the chat queues are marked 'sending' up to
-CHUNK at a time just before the first of them is handed over, and confirmations are written CHUNK
-at a time (and at the end of the run). After a crash, the rows still 'sending' (at most a chunk and
-the unwritten confirmations) are re-sent, once their lease expired, with the may-repeat note; rows
-still 'queued' were never handed over and go without it.
+CHUNK at a time just before the first of them is handed over; confirmations ride along with those
+marks, or are written CHUNK at a time, or CONFIRM_WITHIN seconds after the first one waiting, and at
+the end of the run. After a crash, the rows still 'sending' (per chat at most the message in
+flight and the one before it, unconfirmed) are re-sent, once their lease expired, with the
+may-repeat note; rows still 'queued' were never handed over and go without it.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ log = logging.getLogger("hemadose.reminders")
 
 CONCURRENCY = 16  # sends in flight at once: 30/s at a 150 ms round trip needs 4.5; room for slower ones
 CHUNK = 32  # 'sending' marks and 'sent' confirmations are written this many at a time
+CONFIRM_WITHIN = 0.25  # seconds: a confirmation waits no longer than this for others to join it
 LEASE = dt.timedelta(seconds=30)  # how long claimed rows stay this replica's; renewed every third of it
 _IN_HAND = (DeliveryState.QUEUED, DeliveryState.SENDING)
 _D = _DELIVERIES.c
@@ -181,10 +183,17 @@ class Outbox(Schedule):
             .order_by(Occurrence.next_at)
             .limit(self.batch)
         )
-        async with self.storage.session() as session:
-            ids = list(await session.scalars(due))
-        if not ids:
-            return []
+        while True:  # until something is claimed that has a message, or nothing is due
+            async with self.storage.session() as session:
+                ids = list(await session.scalars(due))
+            if not ids:
+                return []
+            keys = await self._claim(ids, now)
+            if keys:
+                return keys
+
+    async def _claim(self, ids: Sequence[int], now: dt.datetime) -> list[str]:
+        """Those of `ids` still due, claimed, moved on and their messages written (one transaction)."""
         async with self.storage.session() as session, session.begin():
             # The claim: a write first, so that on SQLite this transaction holds the write lock before
             # it reads, and on PostgreSQL each row is locked and its condition re-checked after a
@@ -536,6 +545,7 @@ class _Run:
         self.in_flight = 0
         self.most_in_flight = 0  # for tests and the benchmark: the concurrency reached
         self.group: asyncio.TaskGroup | None = None
+        self.flush_soon: asyncio.Task[None] | None = None
 
     async def run(self) -> int:
         outbox = self.outbox
@@ -556,8 +566,10 @@ class _Run:
                         await self._changed()
                 finally:
                     renewing.cancel()
-        except BaseExceptionGroup as errors:  # one cause is raised as itself (a caller catches it by type)
-            failure = errors.exceptions[0] if len(errors.exceptions) == 1 else errors
+                    if self.flush_soon is not None:
+                        self.flush_soon.cancel()  # the last flush, below, writes what it held
+        except BaseExceptionGroup as errors:  # one kind of fault is raised as itself (callers catch it by type)
+            failure = errors.exceptions[0] if len({type(e) for e in errors.exceptions}) == 1 else errors
         except BaseException as error:
             failure = error
         if failure is None or isinstance(failure, asyncio.CancelledError):
@@ -655,6 +667,14 @@ class _Run:
         self.delivered += 1
         if len(self.confirmed) >= CHUNK:
             await self._flush()
+        elif self.flush_soon is None and self.group is not None:
+            self.flush_soon = self.group.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        """Bounds how long an accepted message stays unconfirmed (what a crash would repeat, noted)."""
+        await asyncio.sleep(CONFIRM_WITHIN)
+        self.flush_soon = None
+        await asyncio.shield(self._flush())
 
     async def _flush(self) -> None:
         async with self.writing:
