@@ -286,3 +286,33 @@ async def test_a_dead_replicas_rows_wait_for_its_lease_then_go_out_once_the_send
     finally:
         await first.close()
         await second.close()
+
+
+async def test_rows_taken_over_after_a_lease_expired_are_not_sent_by_their_first_owner(tmp_path: Path):
+    """A replica stalled past its lease (its first send hangs): another takes the rows it still
+    held and sends them; the first one, resuming, sends none of them (each message once)."""
+    url = f"sqlite:///{tmp_path}/stalled.db"
+    first, second = await open_storage(url), await open_storage(url)
+    try:
+        await seed(first, {1: 5})  # one chat: the stalled replica marks one message at a time
+        log: list[tuple[str, str, str]] = []
+        later = NOW + LEASE + dt.timedelta(seconds=1)
+        other = Reminders(second, lambda: later, "UTC", sender=Recorder("other", log))
+
+        async def stalls(chat_key: str, text: str, buttons: Any, /) -> int:
+            log.append(("stalled", chat_key, text))
+            if len(log) == 1:  # its lease runs out meanwhile: the other replica takes what it held
+                assert await other.run_due() == 5
+            return len(log)
+
+        stalled = Reminders(first, lambda: NOW, "UTC", sender=stalls)
+        assert await stalled.run_due() == 1  # the one it had handed over; the other four are not its own now
+        assert [name for name, *_ in log] == ["stalled"] + ["other"] * 5
+        taken = [text for name, _, text in log if name == "other"]
+        # The message in flight when the lease ran out goes again, noted; the rest once, plainly.
+        assert [patient(text) for text in taken] == [f"P{n}" for n in range(1, 6)]
+        assert [text.startswith(MAY_REPEAT) for text in taken] == [True, False, False, False, False]
+        assert await states(first) == {"sent": 5}
+    finally:
+        await first.close()
+        await second.close()

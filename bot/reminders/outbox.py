@@ -112,6 +112,7 @@ class _Item:
     attempts: int
     note: bool  # it may have reached the user already (taken over from 'sending'): sent with the note
     marked: bool  # written 'sending'
+    ours: bool = True  # False: its lease expired and another replica took it; not sent here
 
 
 class Outbox(Schedule):
@@ -633,10 +634,10 @@ class _Run:
         """Written 'sending' before it is handed over, with the other chats' next messages (up to CHUNK
         in one statement) and the confirmations waiting. False: it is no longer this outbox's."""
         if item.marked:
-            return True
+            return item.ours
         async with self.writing:
             if item.marked:
-                return True
+                return item.ours
             heads = (queue[0] for queue in self.queues.values() if queue and queue[0] is not item)
             chunk = [item, *islice((head for head in heads if not head.marked), CHUNK - 1)]
             confirmed, self.confirmed = self.confirmed, []
@@ -645,8 +646,8 @@ class _Run:
                 head.marked = True
                 if head.key not in kept:
                     log.warning("delivery %s was taken over by another replica; not sent here", head.key)
-                    head.key = ""  # not ours: never sent or confirmed here
-        return bool(item.key)
+                    head.ours = False
+        return item.ours
 
     async def _send(self, item: _Item) -> None:
         sender = self.outbox.sender
