@@ -8,7 +8,8 @@ coming year), of which `--due` are due now. Prints:
 - the time to find the due ones (the scheduler's own query, one batch, and all of them), against a
   database with a tenth as many scheduled;
 - sends per second for the due reminders through the real python-telegram-bot Application and
-  the offline Bot API, rate limits off (each claimed, sent and confirmed in the database);
+  the offline Bot API, rate limits off (each claimed, sent and confirmed in the database; the
+  sequential outbox did 167/s here, the concurrent one 781/s, on the 2-core test machine);
 - the Python heap at its peak during that run, for both database sizes: it must not grow with the
   number of occurrences scheduled (only what is due is ever loaded);
 - sends per second at Telegram's pace (`TelegramSender` with its limits on: 30/s overall, 1/s per
