@@ -3,14 +3,19 @@
 A chat's state is plain data (`ChatState`). For each update a `Conversation` is built around it,
 the shared machine's events are fired for it, and the changed data is handed back to be saved.
 Nothing is bound to the conversation object (no `add_model`), so taking part costs a chat
-microseconds and no memory once the update is done. Steps a drug does not need are skipped on
-entry, in the direction of travel, so `back` and `next` both pass over them.
+microseconds and no memory once the update is done.
+
+The states are `State` (flows/conversation_parts.py). Questions a drug does not need are never
+entered: every move between questions is a ladder of transitions conditional on `asks_<step>`
+(`Step.applies`, and in a follow-up "not answered by the record"), so `back` and `next` both pass
+over them. What each state does with input, which buttons it shows and how it asks again is one
+row of `SCREENS`. `python -m flows.diagram` draws the machine (docs/consultation.md).
 """
 
 from __future__ import annotations
 
-from itertools import pairwise
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from transitions import EventData, Machine
@@ -19,7 +24,7 @@ from core import RequestError, recommend
 from core.models import DoseRequest
 from flows import followup, render
 from flows import reminders as reminder_words
-from flows.conversation_parts import CHANGE_REMINDERS, NAVIGATION, NEW, NO, YES
+from flows.conversation_parts import CHANGE_REMINDERS, NAVIGATION, NEW, NO, REMINDER_STATES, YES, State
 from flows.parsing import Problem
 from flows.replies import (
     Button,
@@ -31,50 +36,90 @@ from flows.replies import (
 )
 from flows.request import build_request
 from flows.result_screen import ResultScreen
-from flows.setup_reminders import REMINDER_STATES, ReminderSetup
+from flows.setup_reminders import ReminderSetup
 from flows.state import Answers, ChatState, Pending
 from flows.steps import ANSWERED, NUMERIC_STEPS, STEP_BY_NAME, STEPS, Confirm, Step, record_answers, reopen_dependants
 
 STEP_NAMES = [step.name for step in STEPS]
-STATES = ["idle", *STEP_NAMES, "review", "result", *REMINDER_STATES]
+QUESTIONS = [State(name) for name in STEP_NAMES]  # a step without a State fails here, at import
+STATES = list(State)
+if [State.idle, *QUESTIONS, State.review, State.result, *REMINDER_STATES] != STATES:
+    raise ImportError("flows.conversation_parts.State must list the questions in the order of flows.steps.STEPS")
 # Steps from here on collect results (labs, transfusions, baseline): every fact the rules that use no
 # lab read is asked before them, so entering this part is where those rules can already decide.
 LAB_PART = STEP_NAMES.index("lab_value")
 AFTER_RESULT = STEP_NAMES.index("lab_date") + 1  # the deciding result and its date are in
 
 
+def asks(step: Step) -> Callable[[EventData], bool]:
+    """The condition of entering `step`'s question: it applies to this drug and patient
+    (`Step.applies`), and in a follow-up the record does not already answer it (unless this
+    follow-up asked it)."""
+
+    def condition(event: EventData) -> bool:
+        talk = event.model
+        assert isinstance(talk, Conversation)
+        answers = talk.answers
+        from_record = answers.followup and ANSWERED[step.name](answers) and step.name not in answers.followup_asked
+        return step.applies(answers, talk.env) and not from_record
+
+    condition.__name__ = condition.__qualname__ = f"asks_{step.name}"
+    return condition
+
+
+ASKS = {State(step.name): asks(step) for step in STEPS}
+
+
 def _build_machine() -> Machine:
+    """The consultation's states and transitions. Moving between questions is a ladder of conditional
+    transitions: an event goes to the first question in its direction whose `asks_<step>` condition
+    holds (transitions tries a trigger's transitions in the order they were added), so a question the
+    drug does not need is never entered; past the last question comes the review."""
     entering = {
-        "review": "enter_review",
-        "result": "enter_result",
-        "reminder_zone": "enter_reminder_zone",
-        "reminder_time": "enter_reminder_time",
-    } | dict.fromkeys(STEP_NAMES, "enter_step")
+        State.review: "enter_review",
+        State.result: "enter_result",
+        State.reminder_zone: "enter_reminder_zone",
+        State.reminder_time: "enter_reminder_time",
+    } | dict.fromkeys(QUESTIONS, "enter_step")
     machine = Machine(
         model=None,
-        states=[{"name": name, "on_enter": entering[name]} if name in entering else name for name in STATES],
-        initial="idle",
-        queued=True,  # a skip fired while entering a step runs after that entry completes
+        states=[{"name": state, "on_enter": entering[state]} if state in entering else state for state in STATES],
+        initial=State.idle,
+        # One queue for every chat (the machine is shared): a `decide` or `confirm` fired while entering
+        # a state runs after that entry completes. Safe only while the flow is synchronous: no callback
+        # may await (or run in another thread), or another chat's events could interleave on the queue
+        # (docs/architecture.md, decision 2).
+        queued=True,
         send_event=True,
         auto_transitions=False,
     )
-    machine.add_transition("start", "*", STEP_NAMES[0])
-    machine.add_transition("cancel", "*", "idle")
-    steps: list[Any] = list(STEP_NAMES)  # transitions' stubs want a list of str | Enum | State
-    machine.add_transition("finish_edit", steps, "review")
-    for earlier, later in pairwise([*STEP_NAMES, "review"]):
-        machine.add_transition("advance", earlier, later)
-        machine.add_transition("retreat", later, earlier)
-    machine.add_transition("retreat", STEP_NAMES[0], STEP_NAMES[0])  # at the first question, ask it again
-    machine.add_transition("retreat", "result", "review")
-    machine.add_transition("confirm", "review", "result")
-    machine.add_transition("decide", steps, "result")  # an answer already forces the outcome (a refer)
-    for step in STEP_NAMES:
-        machine.add_transition(f"edit_{step}", ["review", "result", *steps], step)
-    machine.add_transition("ask_zone", "result", "reminder_zone")
-    machine.add_transition("ask_time", ["result", "reminder_zone"], "reminder_time")
-    machine.add_transition("leave_reminders", list(REMINDER_STATES), "result")
-    machine.add_transition("retreat", list(REMINDER_STATES), "result")
+    steps: list[Any] = list(QUESTIONS)  # transitions' stubs want a list of str | Enum | State
+
+    def ladder(trigger: str, source: Any, questions: list[State], last: State, **after: Any) -> None:
+        for question in questions:
+            machine.add_transition(trigger, source, question, conditions=[ASKS[question]])
+        machine.add_transition(trigger, source, last, **after)
+
+    ladder("start", "*", QUESTIONS, State.review)  # a follow-up's record may answer the first questions
+    machine.add_transition("cancel", "*", State.idle)
+    machine.add_transition("finish_edit", steps, State.review)
+    for index, source in enumerate([*QUESTIONS, State.review]):
+        if source != State.review:
+            ladder("advance", source, QUESTIONS[index + 1 :], State.review)
+        # Back: the previous question asked; at the first question, it again. None before (a follow-up,
+        # its first questions answered by the record): the record's message again, nothing entered kept.
+        earlier = QUESTIONS[index - 1 :: -1] if index else QUESTIONS[:1]
+        ladder("retreat", source, earlier, State.idle, after="show_record")
+    machine.add_transition("retreat", State.result, State.review)
+    machine.add_transition("confirm", State.review, State.result)
+    machine.add_transition("decide", steps, State.result)  # an answer already forces the outcome (a refer)
+    for index, question in enumerate(QUESTIONS):
+        # An edit asks its question, or (where it no longer applies) the next one that does.
+        ladder(f"edit_{question}", [State.review, State.result, *steps], QUESTIONS[index:], State.review)
+    machine.add_transition("ask_zone", State.result, State.reminder_zone)
+    machine.add_transition("ask_time", [State.result, State.reminder_zone], State.reminder_time)
+    machine.add_transition("leave_reminders", list(REMINDER_STATES), State.result)
+    machine.add_transition("retreat", list(REMINDER_STATES), State.result)
     return machine
 
 
@@ -94,12 +139,12 @@ class Conversation(ResultScreen, ReminderSetup):
         self.answered_in = chat.state
 
     @property
-    def state(self) -> str:
-        return self.chat.state
+    def state(self) -> State:
+        return State(self.chat.state)
 
     @state.setter
-    def state(self, value: str) -> None:
-        self.chat.state = value
+    def state(self, value: State) -> None:
+        self.chat.state = State(value).value  # saved as plain data
 
     @property
     def answers(self) -> Answers:
@@ -113,21 +158,18 @@ class Conversation(ResultScreen, ReminderSetup):
 
     # --- callbacks of the machine ---------------------------------------------------------------
 
+    def moving_on(self, event: EventData) -> bool:
+        """Whether this entry goes on past an answer (not back, not to an edited question): an edit
+        whose question no longer applies goes on to the next that does, as if answered."""
+        name = event.event.name
+        passed_edit = name.startswith("edit_") and name != f"edit_{self.state.value}"
+        return (name in ("advance", "start") or passed_edit) and not self.answers.editing
+
     def enter_step(self, event: EventData) -> None:
-        step = STEP_BY_NAME[self.state]
-        answers = self.answers
-        direction = event.event.name if event.event.name in ("advance", "retreat") else "advance"
-        # A follow-up passes over what the record answered (and this follow-up has not asked).
-        from_record = answers.followup and ANSWERED[step.name](answers) and step.name not in answers.followup_asked
-        if not step.applies(answers, self.env) or from_record:
-            if direction == "retreat" and answers.followup and self.state == STEP_NAMES[0]:
-                return self.back_to_record()
-            self.fire(direction)
-            return
-        moving_on = event.event.name in ("advance", "start") and not answers.editing
-        if moving_on and self.decided_early(self.answered_in):
+        # Only questions that apply are entered (the transitions' `asks_<step>` conditions).
+        if self.moving_on(event) and self.decided_early(self.answered_in):
             return self.fire("decide")
-        self.ask(step)
+        self.ask(STEP_BY_NAME[self.state])
 
     def decided_early(self, source: str) -> bool:
         """Whether an answer already forces the outcome, so that no later question can change it."""
@@ -162,7 +204,7 @@ class Conversation(ResultScreen, ReminderSetup):
         return response.action in ("refer", "discontinue") and "missing_lab" not in codes
 
     def enter_review(self, event: EventData) -> None:
-        moving_on = event.event.name == "advance" and not self.answers.editing
+        moving_on = self.moving_on(event)
         self.answers.editing = False
         if self.answers.followup:  # the record was confirmed in the record message: no review screen
             return self.fire("confirm")
@@ -189,24 +231,30 @@ class Conversation(ResultScreen, ReminderSetup):
 
     def current_buttons(self) -> list[Button]:
         """The buttons of the question now on screen (typed labels count as presses)."""
-        answers = self.answers
-        if answers.pending is not None:
+        if self.answers.pending is not None:
             return [*_confirm_buttons(), *NAVIGATION]
-        if self.state in STEP_BY_NAME:
-            step = self.state
-            shown = followup.options(step, answers, self.env) if answers.followup else None
-            return [*(shown or STEP_BY_NAME[step].options(answers, self.env)), *NAVIGATION]
-        if self.state == "review":
-            return [button for row in render.review(answers, self.applicable_steps()).buttons for button in row]
-        if self.state == "result":
-            # Save stays valid (a second press says so); Set reminders says to save first.
-            buttons = [*render.result_buttons(saved=False), *render.result_buttons(saved=True), CHANGE_REMINDERS]
-            return list(dict.fromkeys(buttons))
-        if self.state == "reminder_zone":
-            return [b for row in reminder_words.zone_question().buttons for b in row] + [*NAVIGATION]
-        if self.state == "reminder_time":
-            drug = self.answers.drug or ""
-            return [b for row in reminder_words.time_question(drug).buttons for b in row] + [*NAVIGATION]
+        return SCREENS[self.state].buttons(self)
+
+    def step_buttons(self) -> list[Button]:
+        shown = followup.options(self.state, self.answers, self.env) if self.answers.followup else None
+        return [*(shown or STEP_BY_NAME[self.state].options(self.answers, self.env)), *NAVIGATION]
+
+    def review_buttons(self) -> list[Button]:
+        return [button for row in render.review(self.answers, self.applicable_steps()).buttons for button in row]
+
+    def result_buttons(self) -> list[Button]:
+        # Save stays valid (a second press says so); Set reminders says to save first.
+        buttons = [*render.result_buttons(saved=False), *render.result_buttons(saved=True), CHANGE_REMINDERS]
+        return list(dict.fromkeys(buttons))
+
+    def zone_buttons(self) -> list[Button]:
+        return [b for row in reminder_words.zone_question().buttons for b in row] + [*NAVIGATION]
+
+    def time_buttons(self) -> list[Button]:
+        drug = self.answers.drug or ""
+        return [b for row in reminder_words.time_question(drug).buttons for b in row] + [*NAVIGATION]
+
+    def idle_buttons(self) -> list[Button]:
         return [NEW]
 
     def receive(self, message: UserInput) -> None:
@@ -222,7 +270,7 @@ class Conversation(ResultScreen, ReminderSetup):
             return self.open_record(data[: len(followup.FULL)], data[len(followup.FULL) :])  # in any state
         if command in ("/cancel",) or data == "cancel" or word == "cancel":
             return self.cancel()
-        if command == "/new" or (data == "new" and self.state in ("idle", "result", "review")):
+        if command == "/new" or (data == "new" and self.state in (State.idle, State.result, State.review)):
             return self.start()  # a New button from an older message does not end a consultation under way
         if command == "/start":
             return self.welcome()
@@ -236,14 +284,15 @@ class Conversation(ResultScreen, ReminderSetup):
         if data is not None and data not in {b.data for b in self.current_buttons()}:
             self.say("That button belongs to an earlier message; here is where we are:")
             return self.reask()
-        if self.state == "idle":
-            return self.say("To dose a patient, start a new consultation.", ((NEW,),))
-        if self.state == "review":
-            return self.on_review(data, text)
-        if self.state == "result":
-            return self.on_result(data, text)
-        if self.state in REMINDER_STATES:
-            return self.on_reminder_answer(data.removeprefix("v:") if data is not None else text)
+        SCREENS[self.state].answer(self, data, text)
+
+    def on_idle(self, data: str | None, text: str) -> None:
+        self.say("To dose a patient, start a new consultation.", ((NEW,),))
+
+    def on_reminder_input(self, data: str | None, text: str) -> None:
+        self.on_reminder_answer(data.removeprefix("v:") if data is not None else text)
+
+    def on_step_input(self, data: str | None, text: str) -> None:
         answer = data.removeprefix("v:") if data is not None else text
         if self.answers.followup:
             answer = followup.translate(self.state, answer)
@@ -311,36 +360,35 @@ class Conversation(ResultScreen, ReminderSetup):
         record = followup.find(label, self.env)
         if record is None:
             self.say(followup.unknown(label))
-            return None if self.state == "idle" else self.reask()
+            return None if self.state == State.idle else self.reask()
         if kind == followup.FOLLOWUP and not followup.has_regimen(record):
             full = Button("Full consultation", followup.FULL + record.label)
             return self.say(followup.no_regimen(record.label), ((full, NEW),))
-        if self.state in STEP_BY_NAME or self.state == "review":
+        if self.state in STEP_BY_NAME or self.state == State.review:
             self.say("The consultation under way is closed; nothing from it was saved.")
         self.chat.request = self.chat.response = None
         self.chat.saved = self.chat.reminders_set = False
         if kind == followup.FOLLOWUP:
             self.chat.answers = followup.prefill(record, self.env)
-            self.state = "idle"
+            self.state = State.idle
             return self.fire("start")
         if record.drug is None:
             return self.start()
         # The drug and the patient are answered; the record's values are offered as Keep from the weight on.
         answers = Answers(drug=record.drug, indication=record.indication, region=record.region)
         self.chat.answers = answers.model_copy(update=record_answers(record.drug, record, self.env))
-        self.state = "patient"
+        self.state = State.patient
         self.fire("advance")
 
-    def back_to_record(self) -> None:
-        """Back from the follow-up's first question: the record message again (nothing was entered)."""
+    def show_record(self, event: EventData) -> None:
+        """Back from the follow-up's first question (now idle): the record message again (nothing was entered)."""
         record = self.answers.record
         self.chat.answers = Answers()
-        self.fire("cancel")
         if record is not None:
             self.outcome.replies.append(followup.record_message(record, self.env))
 
     def cancel(self) -> None:
-        if self.state == "idle":
+        if self.state == State.idle:
             return self.say("Nothing to cancel.", ((NEW,),))
         if self.state in REMINDER_STATES:
             self.say("No reminders set; the saved recommendation is kept.", (self.result_row(),))
@@ -350,21 +398,21 @@ class Conversation(ResultScreen, ReminderSetup):
         self.say("Consultation cancelled; nothing was saved from it.", ((NEW,),))
 
     def back(self) -> None:
-        if self.state == "idle":
+        if self.state == State.idle:
             return self.say("There is no consultation under way.", ((NEW,),))
         self.answers.pending = None
         self.answers.editing = False
-        if self.state == "result" and self.answers.followup and self.answers.followup_asked:
+        if self.state == State.result and self.answers.followup and self.answers.followup_asked:
             # A follow-up has no review screen: Back returns to its last question.
             return self.fire(f"edit_{self.answers.followup_asked[-1]}")
         self.fire("retreat")
 
     def welcome(self) -> None:
         self.say(render.WELCOME, ((NEW, Button("My patients", "patients")),))
-        if self.state == "result" and self.chat.response is not None:
+        if self.state == State.result and self.chat.response is not None:
             self.say("Your last recommendation:")
             self.reask()
-        elif self.state != "idle":
+        elif self.state != State.idle:
             self.say("You have a consultation under way; it continues here:")
             self.reask()
 
@@ -374,23 +422,52 @@ class Conversation(ResultScreen, ReminderSetup):
 
     def reask(self) -> None:
         """Show the question now open again (nothing entered is lost)."""
-        answers = self.answers
-        if answers.pending is not None:
-            return self.say(answers.pending.question, (_confirm_buttons(), NAVIGATION))
-        if self.state in STEP_BY_NAME:
-            return self.ask(STEP_BY_NAME[self.state])
-        if self.state == "review":
-            return self.outcome.replies.append(render.review(answers, self.applicable_steps()))
-        if self.state == "result":
-            if self.chat.response is None:
-                return self.say("Start a new consultation when you are ready.", ((NEW,),))
-            # Shown again whole: at the start of a new session nothing of it is above.
-            return self.outcome.replies.append(self.card())
-        if self.state == "reminder_zone":
-            return self.outcome.replies.append(self.with_navigation(reminder_words.zone_question()))
-        if self.state == "reminder_time":
-            return self.outcome.replies.append(self.with_navigation(reminder_words.time_question(self.drug)))
+        if self.answers.pending is not None:
+            return self.say(self.answers.pending.question, (_confirm_buttons(), NAVIGATION))
+        SCREENS[self.state].reask(self)
+
+    def reask_step(self) -> None:
+        self.ask(STEP_BY_NAME[self.state])
+
+    def show_review(self) -> None:
+        self.outcome.replies.append(render.review(self.answers, self.applicable_steps()))
+
+    def show_result(self) -> None:
+        if self.chat.response is None:
+            return self.say("Start a new consultation when you are ready.", ((NEW,),))
+        # Shown again whole: at the start of a new session nothing of it is above.
+        self.outcome.replies.append(self.card())
+
+    def reask_zone(self) -> None:
+        self.outcome.replies.append(self.with_navigation(reminder_words.zone_question()))
+
+    def reask_time(self) -> None:
+        self.outcome.replies.append(self.with_navigation(reminder_words.time_question(self.drug)))
+
+    def reask_idle(self) -> None:
         self.say("Start a new consultation when you are ready.", ((NEW,),))
+
+
+class Screen(NamedTuple):
+    """What a state does with input: its answer, the buttons now valid on screen, and how its
+    question is shown again. One row per state (`SCREENS`), looked up by `Conversation`."""
+
+    answer: Callable[[Conversation, str | None, str], None]
+    buttons: Callable[[Conversation], list[Button]]
+    reask: Callable[[Conversation], None]
+
+
+QUESTION = Screen(Conversation.on_step_input, Conversation.step_buttons, Conversation.reask_step)
+SCREENS: dict[State, Screen] = {
+    State.idle: Screen(Conversation.on_idle, Conversation.idle_buttons, Conversation.reask_idle),
+    **dict.fromkeys(QUESTIONS, QUESTION),
+    State.review: Screen(Conversation.on_review, Conversation.review_buttons, Conversation.show_review),
+    State.result: Screen(Conversation.on_result, Conversation.result_buttons, Conversation.show_result),
+    State.reminder_zone: Screen(Conversation.on_reminder_input, Conversation.zone_buttons, Conversation.reask_zone),
+    State.reminder_time: Screen(Conversation.on_reminder_input, Conversation.time_buttons, Conversation.reask_time),
+}
+if set(SCREENS) != set(State):
+    raise ImportError("every state needs its row in SCREENS")
 
 
 def _plain(label: str) -> str:
