@@ -36,6 +36,7 @@ from flows.replies import (
 )
 from flows.request import build_request
 from flows.result_screen import ResultScreen
+from flows.routes import ROUTES, Owner, Routed, route
 from flows.setup_reminders import ReminderSetup
 from flows.state import Answers, ChatState, Pending
 from flows.steps import ANSWERED, NUMERIC_STEPS, STEP_BY_NAME, STEPS, Confirm, Step, record_answers, reopen_dependants
@@ -130,10 +131,14 @@ class Conversation(ResultScreen, ReminderSetup):
     """One chat's state for the length of one update; the shared machine's model. The recommendation
     screen (`ResultScreen`) and the reminder questions (`ReminderSetup`) are parts in their own modules."""
 
-    def __init__(self, chat: ChatState, env: Env) -> None:
+    def __init__(self, chat: ChatState, env: Env, patients_known: bool = True) -> None:
         self.chat = chat
         self.env = env
         self.outcome = Outcome()
+        # False: `env.patients` was not loaded for this update (the adapter loads the user's patients only
+        # for the patient question); entering it then leaves a place for it in `patient_question_at`.
+        self.patients_known = patients_known
+        self.patient_question_at: int | None = None
         # The question this update answered: steps skipped on the way on do not count as answered, so
         # "did this answer cross the results" is judged from here, not from the last skipped step.
         self.answered_in = chat.state
@@ -169,6 +174,10 @@ class Conversation(ResultScreen, ReminderSetup):
         # Only questions that apply are entered (the transitions' `asks_<step>` conditions).
         if self.moving_on(event) and self.decided_early(self.answered_in):
             return self.fire("decide")
+        if self.state == State.patient and not self.patients_known:
+            # Asked once the adapter has the user's patients (`ask_patient`); this update ends here.
+            self.patient_question_at = len(self.outcome.replies)
+            return None
         self.ask(STEP_BY_NAME[self.state])
 
     def decided_early(self, source: str) -> bool:
@@ -263,28 +272,31 @@ class Conversation(ResultScreen, ReminderSetup):
         if data is None and text and not text.startswith("/"):
             typed = _plain(text)
             data = next((b.data for b in self.current_buttons() if _plain(b.label) == typed), None)
-        # '/new@hemadose_bot' in group chats is /new
-        command = text.split()[0].split("@")[0].lower() if text.startswith("/") else None
-        word = text.lower() if data is None else None
-        if data is not None and data.startswith((followup.FOLLOWUP, followup.FULL)):
-            return self.open_record(data[: len(followup.FULL)], data[len(followup.FULL) :])  # in any state
-        if command in ("/cancel",) or data == "cancel" or word == "cancel":
-            return self.cancel()
-        if command == "/new" or (data == "new" and self.state in (State.idle, State.result, State.review)):
-            return self.start()  # a New button from an older message does not end a consultation under way
-        if command == "/start":
-            return self.welcome()
-        if command == "/help" or data == "help" or word == "help":
-            return self.help()
-        if command == "/back" or data == "back" or word == "back":
-            return self.back()
-        if command is not None:
-            self.say(f"I don't know the command {command}. " + render.COMMANDS_LINE)
+        routed = route(text if data is None else None, data)  # the one routing table (flows/routes.py)
+        if routed.route is not None and routed.route.owner == Owner.FLOW and CONTROLS[routed.route.name](self, routed):
+            return None
+        if routed.command is not None:  # not one of the consultation's (the service answers its own first)
+            self.say(f"I don't know the command {routed.command}. " + render.COMMANDS_LINE)
             return self.reask()
         if data is not None and data not in {b.data for b in self.current_buttons()}:
             self.say("That button belongs to an earlier message; here is where we are:")
             return self.reask()
         SCREENS[self.state].answer(self, data, text)
+
+    # --- the consultation's routes (flows/routes.py): True when the input was theirs -------------------
+
+    def on_record_button(self, routed: Routed) -> bool:
+        assert routed.data is not None
+        self.open_record(routed.data[: len(followup.FULL)], routed.argument)  # in any state
+        return True
+
+    def on_new(self, routed: Routed) -> bool:
+        if routed.command is None and self.state not in (State.idle, State.result, State.review):
+            return False  # a New button from an older message does not end a consultation under way
+        self.start()
+        return True
+
+    # --- the states' answers (SCREENS) ----------------------------------------------------------
 
     def on_idle(self, data: str | None, text: str) -> None:
         self.say("To dose a patient, start a new consultation.", ((NEW,),))
@@ -470,6 +482,26 @@ if set(SCREENS) != set(State):
     raise ImportError("every state needs its row in SCREENS")
 
 
+def _taking(control: Callable[[Conversation], None]) -> Callable[[Conversation, Routed], bool]:
+    def handler(conversation: Conversation, routed: Routed) -> bool:
+        control(conversation)
+        return True
+
+    return handler
+
+
+CONTROLS: dict[str, Callable[[Conversation, Routed], bool]] = {
+    "record": Conversation.on_record_button,
+    "new": Conversation.on_new,
+    "cancel": _taking(Conversation.cancel),
+    "start": _taking(Conversation.welcome),
+    "help": _taking(Conversation.help),
+    "back": _taking(Conversation.back),
+}
+if set(CONTROLS) != {r.name for r in ROUTES if r.owner == Owner.FLOW}:
+    raise ImportError("every route the consultation owns needs its handler in CONTROLS")
+
+
 def _plain(label: str) -> str:
     """A label as people type it: no leading symbols, case or extra spaces ('✅ Get it' ~ 'get it')."""
     return " ".join(label.lstrip("⬅✖?✅ ").lower().split())
@@ -484,14 +516,41 @@ def _jsonable(updates: dict[str, Any]) -> dict[str, Any]:
     return dumped | {"_stay": True} if updates.get("_stay") else dumped  # a list answer stays open after a yes
 
 
-def handle(chat: ChatState, message: UserInput, env: Env) -> tuple[ChatState, Outcome]:
-    """One update: the chat's state after it, the replies to send and the effects to persist."""
+class Run(NamedTuple):
+    """One update's result: the chat's state after it, the replies and effects, and where the patient
+    question goes once the user's patients are known (None: not asked, or asked already)."""
+
+    chat: ChatState
+    outcome: Outcome
+    patient_question_at: int | None = None
+
+
+def run(chat: ChatState, message: UserInput, env: Env, *, patients_known: bool = True) -> Run:
+    """One update. With `patients_known=False` the flow does not read `env.patients`'s absence as "no
+    patients": an update that reaches the patient question returns its place, for `ask_patient`."""
     # The flow changes its copy in place. A deep copy through JSON (in pydantic's Rust core; the
     # round trip every saved state makes between updates anyway) costs a fraction of copy.deepcopy,
     # which took 40% of the flow's time.
-    conversation = Conversation(ChatState.model_validate_json(chat.model_dump_json()), env)
+    conversation = Conversation(ChatState.model_validate_json(chat.model_dump_json()), env, patients_known)
     conversation.receive(message)
-    return conversation.chat, conversation.outcome
+    return Run(conversation.chat, conversation.outcome, conversation.patient_question_at)
+
+
+def ask_patient(done: Run, env: Env) -> Outcome:
+    """The patient question of a `run` that reached it, asked with the user's patients (`env.patients`)
+    in its place: the request the flow made, fulfilled without running the update again."""
+    if done.patient_question_at is None:
+        return done.outcome
+    conversation = Conversation(done.chat, env)
+    conversation.ask(STEP_BY_NAME[State.patient])
+    done.outcome.replies[done.patient_question_at : done.patient_question_at] = conversation.outcome.replies
+    return done.outcome
+
+
+def handle(chat: ChatState, message: UserInput, env: Env) -> tuple[ChatState, Outcome]:
+    """One update with the user's patients known: the chat's state after it, the replies and effects."""
+    done = run(chat, message, env)
+    return done.chat, done.outcome
 
 
 def refuse(chat: ChatState, env: Env, message: str) -> Outcome:
