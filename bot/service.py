@@ -112,8 +112,9 @@ class ChatService:
                 return [*notice, *await answer(self, session, row, chat_ref, chat, today, routed)]
             # The record is read while a patient is being chosen; the consultation keeps a copy.
             message = UserInput(text=text, button=button)
-            at_patient = chat.state == "patient"
-            patients = await self._patients(session, row.user_id, today, chat, message) if at_patient else {}
+            patients = (
+                await self._patients(session, row.user_id, today, chat, message) if chat.state == "patient" else {}
+            )
             if routed.route is not None and routed.route.name == "record":
                 # A follow-up (or a full consultation) for one patient: their record, nobody else's.
                 record = await self._record(session, row.user_id, routed.argument, today)
@@ -121,7 +122,7 @@ class ChatService:
             now = self.clock()
             # One run. Where it reaches the patient question, the flow leaves that question's place and
             # the user's patients are read for it then (`ask_patient`), not for every update.
-            done = run_flow(chat, message, Env(today, patients, row.time_zone, now), patients_known=at_patient)
+            done = run_flow(chat, message, Env(today, patients, row.time_zone, now))
             outcome = done.outcome
             if done.patient_question_at is not None:
                 patients = await self._patients(session, row.user_id, today, done.chat, message)

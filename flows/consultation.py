@@ -131,13 +131,11 @@ class Conversation(ResultScreen, ReminderSetup):
     """One chat's state for the length of one update; the shared machine's model. The recommendation
     screen (`ResultScreen`) and the reminder questions (`ReminderSetup`) are parts in their own modules."""
 
-    def __init__(self, chat: ChatState, env: Env, patients_known: bool = True) -> None:
+    def __init__(self, chat: ChatState, env: Env) -> None:
         self.chat = chat
         self.env = env
         self.outcome = Outcome()
-        # False: `env.patients` was not loaded for this update (the adapter loads the user's patients only
-        # for the patient question); entering it then leaves a place for it in `patient_question_at`.
-        self.patients_known = patients_known
+        # Where the patient question goes when it was entered without the user's patients (`run`).
         self.patient_question_at: int | None = None
         # The question this update answered: steps skipped on the way on do not count as answered, so
         # "did this answer cross the results" is judged from here, not from the last skipped step.
@@ -174,8 +172,8 @@ class Conversation(ResultScreen, ReminderSetup):
         # Only questions that apply are entered (the transitions' `asks_<step>` conditions).
         if self.moving_on(event) and self.decided_early(self.answered_in):
             return self.fire("decide")
-        if self.state == State.patient and not self.patients_known:
-            # Asked once the adapter has the user's patients (`ask_patient`); this update ends here.
+        if self.state == State.patient and not self.env.patients:
+            # The adapter reads the user's patients only for this question: asked once it has (`ask_patient`).
             self.patient_question_at = len(self.outcome.replies)
             return None
         self.ask(STEP_BY_NAME[self.state])
@@ -525,13 +523,13 @@ class Run(NamedTuple):
     patient_question_at: int | None = None
 
 
-def run(chat: ChatState, message: UserInput, env: Env, *, patients_known: bool = True) -> Run:
-    """One update. With `patients_known=False` the flow does not read `env.patients`'s absence as "no
-    patients": an update that reaches the patient question returns its place, for `ask_patient`."""
+def run(chat: ChatState, message: UserInput, env: Env) -> Run:
+    """One update. An update that reaches the patient question with no patients in `env` (the adapter
+    reads them only for that question) returns the question's place, for `ask_patient`."""
     # The flow changes its copy in place. A deep copy through JSON (in pydantic's Rust core; the
     # round trip every saved state makes between updates anyway) costs a fraction of copy.deepcopy,
     # which took 40% of the flow's time.
-    conversation = Conversation(ChatState.model_validate_json(chat.model_dump_json()), env, patients_known)
+    conversation = Conversation(ChatState.model_validate_json(chat.model_dump_json()), env)
     conversation.receive(message)
     return Run(conversation.chat, conversation.outcome, conversation.patient_question_at)
 
@@ -548,9 +546,9 @@ def ask_patient(done: Run, env: Env) -> Outcome:
 
 
 def handle(chat: ChatState, message: UserInput, env: Env) -> tuple[ChatState, Outcome]:
-    """One update with the user's patients known: the chat's state after it, the replies and effects."""
+    """One update with `env.patients` all the user's patients: the chat's state after it, the replies and effects."""
     done = run(chat, message, env)
-    return done.chat, done.outcome
+    return done.chat, ask_patient(done, env)
 
 
 def refuse(chat: ChatState, env: Env, message: str) -> Outcome:
