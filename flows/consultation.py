@@ -44,6 +44,7 @@ from flows.steps import ANSWERED, NUMERIC_STEPS, STEP_BY_NAME, STEPS, Confirm, S
 STEP_NAMES = [step.name for step in STEPS]
 QUESTIONS = [State(name) for name in STEP_NAMES]  # a step without a State fails here, at import
 STATES = list(State)
+_STATE_OF = {state.value: state for state in State}
 if [State.idle, *QUESTIONS, State.review, State.result, *REMINDER_STATES] != STATES:
     raise ImportError("flows.conversation_parts.State must list the questions in the order of flows.steps.STEPS")
 # Steps from here on collect results (labs, transfusions, baseline): every fact the rules that use no
@@ -143,11 +144,11 @@ class Conversation(ResultScreen, ReminderSetup):
 
     @property
     def state(self) -> State:
-        return State(self.chat.state)
+        return _STATE_OF[self.chat.state]  # a dict lookup: State(...) costs several times more, per access
 
     @state.setter
     def state(self, value: State) -> None:
-        self.chat.state = State(value).value  # saved as plain data
+        self.chat.state = value.value  # saved as plain data
 
     @property
     def answers(self) -> Answers:
