@@ -24,6 +24,7 @@ from bot.storage.tables import Audit, Dose, Patient, User
 from flows import followup, render
 from flows.consultation import ask_patient, refuse
 from flows.consultation import run as run_flow
+from flows.conversation_parts import State
 from flows.reminders import known_zone
 from flows.replies import (
     AuditRecommendation,
@@ -88,7 +89,7 @@ class ChatService:
             today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
             chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
             patients = {}
-            if chat.state == "patient":  # the question's buttons: the user's patients
+            if chat.state == State.patient:  # the question's buttons: the user's patients
                 patients = await self._patients(session, row.user_id, today, chat, UserInput())
             outcome = refuse(chat, Env(today, patients, row.time_zone, self.clock()), refusal)
             return [*notice, *outcome.replies]
@@ -113,7 +114,7 @@ class ChatService:
             # The record is read while a patient is being chosen; the consultation keeps a copy.
             message = UserInput(text=text, button=button)
             patients = (
-                await self._patients(session, row.user_id, today, chat, message) if chat.state == "patient" else {}
+                await self._patients(session, row.user_id, today, chat, message) if chat.state == State.patient else {}
             )
             if routed.route is not None and routed.route.name == "record":
                 # A follow-up (or a full consultation) for one patient: their record, nobody else's.
@@ -187,7 +188,7 @@ class ChatService:
         labels = [label for label, _ in await self.storage.patient_labels(session, user_id)]
         button = message.button or ""
         picked = button.removeprefix("v:") if button else (message.text or "").strip()
-        chosen = [label for label in labels if label.lower() == picked.lower()] if chat.state == "patient" else []
+        chosen = [label for label in labels if label.lower() == picked.lower()] if chat.state == State.patient else []
         records = await self.storage.summaries(session, user_id, today, labels=chosen) if chosen else {}
         return {label: records.get(label) or PatientSummary(label=label) for label in labels}
 

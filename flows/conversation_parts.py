@@ -1,5 +1,6 @@
-"""What the parts of a `Conversation` share: the buttons every screen offers, and `Talk`, what the
-parts (flows/result_screen.py, flows/setup_reminders.py) may use of the conversation they belong to.
+"""What the parts of a `Conversation` share: the buttons every screen offers, the machine's states
+(`State`), and `Talk`, what the parts (flows/result_screen.py, flows/setup_reminders.py) may use of
+the conversation they belong to.
 """
 
 from __future__ import annotations
