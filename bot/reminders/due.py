@@ -107,7 +107,7 @@ class Due(Schedule):
             reminder.dose_text,
             reminder.lab_text,
             occurrence.on_date,
-            decided=occurrence.dose_on is not None,
+            decided=occurrence.dose_decided,
             again=again,
             late_since=late_since,
         )
