@@ -227,9 +227,13 @@ def build_application(
     request: BaseRequest | None = None,
     polling: bool = True,
     flood: FloodGate | None = None,
+    base_url: str | None = None,
 ) -> Application:  # type: ignore[type-arg]
-    """The bot; `service` may be set later in `bot_data['service']` (e.g. opened in post_init)."""
+    """The bot; `service` may be set later in `bot_data['service']` (e.g. opened in post_init).
+    `base_url`: the Bot API server (HEMADOSE_TELEGRAM_BASE_URL), e.g. https://api.telegram.org."""
     builder: ApplicationBuilder = Application.builder().token(token)  # type: ignore[type-arg]
+    if base_url is not None:
+        builder = builder.base_url(f"{base_url}/bot").base_file_url(f"{base_url}/file/bot")
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     if not polling:

@@ -48,7 +48,7 @@ def run_bot() -> int:
     if policy is None:
         logging.warning("HEMADOSE_ALLOWED_USERS=*: serving every Telegram user")
 
-    app = build_application(token, None, policy)
+    app = build_application(token, None, policy, base_url=settings.telegram_base_url)
     serve(app, url, settings.time_zone)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_quiet_failed_start)
