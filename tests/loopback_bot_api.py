@@ -89,6 +89,7 @@ class LoopbackBotApi:
         self.webhook_url = ""
         self.commands: list[dict[str, Any]] = []
         self._updates: list[dict[str, Any]] = []
+        self.pushed: list[dict[str, Any]] = []  # every update the test queued
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
         self._faults: dict[str, list[_Planned]] = {}
@@ -134,6 +135,7 @@ class LoopbackBotApi:
         with self._changed:
             update.setdefault("update_id", next(self._update_ids))
             self._updates.append(update)
+            self.pushed.append(update)
             self._changed.notify_all()
         return update
 
