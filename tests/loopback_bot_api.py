@@ -97,10 +97,13 @@ class LoopbackBotApi:
         self._chat_sent_at: dict[int, float] = {}
         self._changed = threading.Condition()
         self._closing = False
+        self.clock = time.monotonic  # a test may stop it, to make the rate limits exact
         self.polls = 0  # getUpdates requests that arrived (a long poll is recorded only when it returns)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="loopback-bot-api", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="loopback-bot-api", daemon=True
+        )
 
     # -- life -----------------------------------------------------------------------------------
     @property
@@ -133,7 +136,8 @@ class LoopbackBotApi:
     def push(self, update: dict[str, Any]) -> dict[str, Any]:
         """Queue an update (its update_id is given if it has none) for the next getUpdates."""
         with self._changed:
-            update.setdefault("update_id", next(self._update_ids))
+            if "update_id" not in update:
+                update["update_id"] = next(self._update_ids)
             self._updates.append(update)
             self.pushed.append(update)
             self._changed.notify_all()
@@ -342,7 +346,7 @@ def _handler(api: LoopbackBotApi) -> type[BaseHTTPRequestHandler]:
             self.do_POST()
 
         def do_POST(self) -> None:
-            now = time.monotonic()
+            now = api.clock()
             parts = self.path.split("?", 1)
             path = parts[0].strip("/").split("/")
             length = int(self.headers.get("Content-Length") or 0)
