@@ -203,3 +203,27 @@ def test_a_failed_poll_is_retried(api: LoopbackBotApi, tmp_path: Path, fault: Fa
         assert [(call.method, code) for call, code in api.refused] == [("getUpdates", int(fault == "502") * 502)]
     finally:
         assert running.stop() == 0
+
+
+def run_once(env: dict[str, str], folder: Path) -> subprocess.CompletedProcess[str]:
+    base = {key: value for key, value in os.environ.items() if not key.startswith(("HEMADOSE_", "TELEGRAM_"))}
+    base |= {"HEMADOSE_ALLOWED_USERS": str(USER), "HEMADOSE_DATA_DIR": str(folder)}
+    return subprocess.run([str(HEMADOSE), "run"], env=base | env, capture_output=True, text=True, timeout=30)
+
+
+def test_a_token_the_bot_api_refuses_stops_the_start_with_one_line(api: LoopbackBotApi, tmp_path: Path):
+    done = run_once({"TELEGRAM_BOT_TOKEN": "123456:WRONG", "HEMADOSE_TELEGRAM_BASE_URL": api.base_url}, tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        "hemadose run: Telegram refused the token; check TELEGRAM_BOT_TOKEN (from @BotFather)."
+    )
+    assert api.calls == []
+
+
+def test_a_base_url_that_is_not_http_is_refused_before_going_online(tmp_path: Path):
+    done = run_once({"TELEGRAM_BOT_TOKEN": TOKEN, "HEMADOSE_TELEGRAM_BASE_URL": "api.telegram.org"}, tmp_path)
+    assert done.returncode == 2
+    assert (
+        "HEMADOSE_TELEGRAM_BASE_URL: 'api.telegram.org' is not an http(s) address; e.g. https://api.telegram.org"
+        in (done.stderr)
+    )
