@@ -6,7 +6,8 @@ through python-telegram-bot's own httpx transport, so time-outs, dropped connect
 status codes are the real thing. Standard library only (`ThreadingHTTPServer` in a thread).
 
 - Updates are queued by the test (`push`) and handed out by `getUpdates` (long polling: `offset`
-  confirms, `timeout` waits), or, once `setWebhook` is set, by nobody (getUpdates answers 409).
+  confirms, `timeout` waits); once `setWebhook` is set, getUpdates answers 409 and the test posts
+  each update to the webhook (`deliver`, with the secret token header).
 - Every accepted call is recorded (`calls`: method, params, time, result); calls refused by a limit
   or a fault are in `refused`; unknown methods in `unknown` (answered 404, as Telegram does).
 - Telegram's limits (`limits=True`, switchable per test): text over 4,096 characters (captions
@@ -25,7 +26,9 @@ import json
 import math
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -87,6 +90,7 @@ class LoopbackBotApi:
         self.refused: list[tuple[Call, int]] = []  # (call, HTTP status)
         self.unknown: list[Call] = []
         self.webhook_url = ""
+        self.webhook_secret = ""
         self.commands: list[dict[str, Any]] = []
         self._updates: list[dict[str, Any]] = []
         self.pushed: list[dict[str, Any]] = []  # every update the test queued
@@ -152,6 +156,27 @@ class LoopbackBotApi:
         rows = message.get("reply_markup", {}).get("inline_keyboard", [])
         data = next(b["callback_data"] for row in rows for b in row if b["text"] == label)
         return self.push(button_update(next(self._update_ids), user_id, message, data))
+
+    def deliver(self, update: dict[str, Any], timeout: float = 10.0) -> int:
+        """Post an update to the webhook set by `setWebhook`, as Telegram does (with its secret token
+        header when one was set); the HTTP status the bot answered (0: no answer)."""
+        with self._changed:
+            url, secret = self.webhook_url, self.webhook_secret
+            if "update_id" not in update:
+                update["update_id"] = next(self._update_ids)
+            self.pushed.append(update)
+        assert url, "no webhook set: the bot polls (use push)"
+        headers = {"Content-Type": "application/json"}
+        if secret:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+        request = urllib.request.Request(url, json.dumps(update).encode(), headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+        except (urllib.error.URLError, OSError):
+            return 0
 
     def fail(self, method: str, kind: Fault, times: int = 1, *, retry_after: int = 1, seconds: float = 6.0) -> None:
         """The next `times` calls of `method` get `kind`: 429 (with retry_after), 502, a time-out
@@ -258,6 +283,7 @@ class LoopbackBotApi:
             return BOT_USER
         if method in ("setWebhook", "deleteWebhook"):
             self.webhook_url = str(params.get("url", "")) if method == "setWebhook" else ""
+            self.webhook_secret = str(params.get("secret_token", "")) if method == "setWebhook" else ""
             if method == "deleteWebhook" and str(params.get("drop_pending_updates", "")).lower() == "true":
                 self._updates.clear()
             return True

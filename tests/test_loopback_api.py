@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -14,7 +17,7 @@ from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Conflict, EndPointNotFound, InvalidToken, NetworkError, RetryAfter, TimedOut
 from telegram.request import HTTPXRequest
 
-from bot.offline import BOT_USER, TOKEN
+from bot.offline import BOT_USER, TOKEN, message_update
 from tests.loopback_bot_api import LoopbackBotApi
 
 CHAT = 1001
@@ -210,3 +213,27 @@ def test_plain_http_and_json_bodies_are_read_too(api: LoopbackBotApi):
             "parameters": {"retry_after": 1},
         },
     )
+
+
+def test_updates_are_posted_to_the_webhook_with_its_secret_token(api: LoopbackBotApi):
+    received: list[tuple[str | None, dict[str, object]]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.headers.get("X-Telegram-Bot-Api-Secret-Token"), json.loads(body)))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Receiver) as receiver:
+        threading.Thread(target=receiver.handle_request, daemon=True).start()
+        url = f"{api.base_url}/bot{TOKEN}"
+        webhook = f"http://127.0.0.1:{receiver.server_address[1]}/telegram"
+        httpx.post(f"{url}/setWebhook", data={"url": webhook, "secret_token": "s3cret"})
+        assert api.deliver(message_update(5, CHAT, CHAT, "/start")) == 200
+    assert received == [("s3cret", message_update(5, CHAT, CHAT, "/start"))]
+    assert api.pushed == [message_update(5, CHAT, CHAT, "/start")]
