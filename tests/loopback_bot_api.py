@@ -438,7 +438,7 @@ def _handler(api: LoopbackBotApi) -> type[BaseHTTPRequestHandler]:
                 for part in message.iter_parts():
                     name = part.get_param("name", header="content-disposition")
                     payload = part.get_payload(decode=True) or b""
-                    if not isinstance(name, str):
+                    if not isinstance(name, str) or not isinstance(payload, bytes):
                         continue
                     filename = part.get_filename()
                     if filename is not None:
