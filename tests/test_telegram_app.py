@@ -233,7 +233,7 @@ def test_run_with_a_token_telegram_refuses_fails_in_one_line(
 
     real = bot.telegram_app.build_application
 
-    def refused(token: str, service: object, allowed: frozenset[int] | None) -> object:
+    def refused(token: str, service: object, allowed: frozenset[int] | None, **options: object) -> object:
         return real(token, None, allowed, request=RefusingRequest())
 
     monkeypatch.setattr(bot.telegram_app, "build_application", refused)
