@@ -34,7 +34,7 @@ from bot.storage import open_storage  # noqa: E402
 async def loop(
     db: str, now: dt.datetime, sends: Path, until_idle: bool, batch: int, pause: float, lease: float, go: Path | None
 ) -> None:
-    storage = await open_storage(f"sqlite:///{db}")
+    storage = await open_storage(db if "://" in str(db) else f"sqlite:///{db}")  # a file, or a database URL
     descriptor = os.open(sends, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     async def sender(chat: str, text: str, buttons: Any, /) -> int:
@@ -68,7 +68,7 @@ async def loop(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("db")
+    parser.add_argument("db", help="an SQLite file or a database URL")
     parser.add_argument("now", type=dt.datetime.fromisoformat)
     parser.add_argument("sends", type=Path)
     parser.add_argument("--until-idle", action="store_true")

@@ -22,6 +22,7 @@ from bot.storage import open_storage
 from bot.storage.audit_chain import GENESIS, Verdict, entry_hash, verify
 from bot.storage.repository import MIGRATIONS
 from flows.replies import AuditRecommendation
+from tests.databases import ENV, ON_POSTGRES
 from tests.helpers import romiplostim
 from tests.test_storage import consultation
 
@@ -235,12 +236,12 @@ def test_concurrent_writers_in_separate_processes_keep_one_chain(tmp_path: Path)
 
 
 @pytest.mark.skipif(
-    not os.environ.get("HEMADOSE_TEST_POSTGRES_URL"),
-    reason="set HEMADOSE_TEST_POSTGRES_URL (e.g. postgresql+asyncpg://user@/db?host=/socket/dir) to run on PostgreSQL",
+    not ON_POSTGRES,
+    reason=f"set {ENV} (a postgresql+asyncpg:// URL; .ci/postgres.sh starts a server) to run on PostgreSQL",
 )
-def test_concurrent_writers_keep_one_chain_on_postgresql():
+def test_concurrent_writers_keep_one_chain_on_postgresql(db_url: str):
     """The same on PostgreSQL, where the chain head's row lock serialises the writers."""
-    before, after = three_writers(os.environ["HEMADOSE_TEST_POSTGRES_URL"])
+    before, after = three_writers(db_url)
     assert before.intact
     assert (after.intact, after.entries) == (True, before.entries + 60)
 

@@ -114,8 +114,8 @@ def patient(text: str) -> str:
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> Any:
-    opened = await open_storage(f"sqlite:///{tmp_path}/delivery.db")
+async def storage(db_url: str) -> Any:
+    opened = await open_storage(db_url)
     yield opened
     await opened.close()
 
@@ -174,10 +174,10 @@ class Crash(BaseException):
     """The process dies here (nothing in the bot may catch it)."""
 
 
-async def test_two_replicas_on_one_database_send_each_due_reminder_once(tmp_path: Path):
-    """Two outboxes in one process, each with its own engine (connection) on one SQLite file, run
+async def test_two_replicas_on_one_database_send_each_due_reminder_once(db_url: str):
+    """Two outboxes in one process, each with its own engine (connection) on one database, run
     concurrently on 200 due reminders; a second OS process is in the next test."""
-    url = f"sqlite:///{tmp_path}/replicas.db"
+    url = db_url
     first, second = await open_storage(url), await open_storage(url)
     try:
         assert await seed(first, dict.fromkeys(range(1, 51), 4)) == 200
@@ -201,11 +201,11 @@ async def test_two_replicas_on_one_database_send_each_due_reminder_once(tmp_path
         await second.close()
 
 
-def test_two_replica_processes_on_one_database_send_each_due_reminder_once(tmp_path: Path):
-    db, sends, go = tmp_path / "processes.db", tmp_path / "sends.jsonl", tmp_path / "go"
+def test_two_replica_processes_on_one_database_send_each_due_reminder_once(tmp_path: Path, db_url: str):
+    db, sends, go = db_url, tmp_path / "sends.jsonl", tmp_path / "go"
 
     async def prepared() -> None:
-        opened = await open_storage(f"sqlite:///{db}")
+        opened = await open_storage(db)
         await seed(opened, dict.fromkeys(range(1, 51), 4))
         await opened.close()
 
@@ -228,8 +228,8 @@ def test_two_replica_processes_on_one_database_send_each_due_reminder_once(tmp_p
     assert not any(line["text"].startswith(MAY_REPEAT) for line in sent)
 
 
-async def test_a_dead_replicas_rows_wait_for_its_lease_then_go_out_once_the_sending_ones_noted(tmp_path: Path):
-    url = f"sqlite:///{tmp_path}/lease.db"
+async def test_a_dead_replicas_rows_wait_for_its_lease_then_go_out_once_the_sending_ones_noted(db_url: str):
+    url = db_url
     first, second = await open_storage(url), await open_storage(url)
     try:
         await seed(first, dict.fromkeys(range(1, 11), 3))
@@ -288,10 +288,10 @@ async def test_a_dead_replicas_rows_wait_for_its_lease_then_go_out_once_the_send
         await second.close()
 
 
-async def test_rows_taken_over_after_a_lease_expired_are_not_sent_by_their_first_owner(tmp_path: Path):
+async def test_rows_taken_over_after_a_lease_expired_are_not_sent_by_their_first_owner(db_url: str):
     """A replica stalled past its lease (its first send hangs): another takes the rows it still
     held and sends them; the first one, resuming, sends none of them (each message once)."""
-    url = f"sqlite:///{tmp_path}/stalled.db"
+    url = db_url
     first, second = await open_storage(url), await open_storage(url)
     try:
         await seed(first, {1: 5})  # one chat: the stalled replica marks one message at a time

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,23 +14,24 @@ DIALOGUES = sorted((Path(__file__).parent / "dialogues").glob("*.yaml"))
 _RESULTS: dict[Path, ReplayResult] = {}  # each dialogue is replayed once for both tests below
 
 
-async def _replayed(path: Path) -> ReplayResult:
+async def _replayed(path: Path, new_db_url: Callable[[str], str]) -> ReplayResult:
+    """On a fresh database (SQLite, or PostgreSQL when HEMADOSE_TEST_DB_URL is set: tests/conftest.py)."""
     if path not in _RESULTS:
-        _RESULTS[path] = await replay(load(path))
+        _RESULTS[path] = await replay(load(path), new_db_url("replay"))
     return _RESULTS[path]
 
 
 @pytest.mark.parametrize("path", DIALOGUES, ids=[p.stem for p in DIALOGUES])
-async def test_dialogue(path: Path) -> None:
-    result = await _replayed(path)
+async def test_dialogue(path: Path, new_db_url: Callable[[str], str]) -> None:
+    result = await _replayed(path, new_db_url)
     report = "\n".join(m.report() for m in result.mismatches)
     assert result.passed, f"{result.title}\n{report}\n\ntranscript:\n" + "\n".join(result.transcript)
 
 
 @pytest.mark.parametrize("path", DIALOGUES, ids=[p.stem for p in DIALOGUES])
-async def test_every_recommendation_is_asserted_whole(path: Path) -> None:
+async def test_every_recommendation_is_asserted_whole(path: Path, new_db_url: Callable[[str], str]) -> None:
     """A step that replies with a recommendation card holds it whole (`card:`, or `equals:` on it)."""
-    result = await _replayed(path)
+    result = await _replayed(path, new_db_url)
     assert not result.unasserted, (
         f"{path.name}: steps {result.unasserted} reply with a recommendation card but do not assert it whole; "
         f"add `card:` (hemadose replay --bless {path})"

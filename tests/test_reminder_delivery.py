@@ -8,7 +8,6 @@ import json
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -91,8 +90,8 @@ class DiesAfter(RecordingRequest):
         return answer
 
 
-async def test_a_restart_loses_nothing_and_repeats_only_with_the_note(tmp_path: Path):
-    url = f"sqlite:///{tmp_path}/restart.db"
+async def test_a_restart_loses_nothing_and_repeats_only_with_the_note(db_url: str):
+    url = db_url
     # The first Application schedules 12 reminders and sends those due at 08:00; it stops cleanly.
     first = await started(url, at(6))
     scheduled = await schedule_many(first, users=3, per_user=2)
@@ -163,8 +162,8 @@ class FaultyRequest(RecordingRequest):
         return await super().do_request(url, method, request_data, *args, **kw)
 
 
-async def test_every_due_reminder_is_delivered_once_through_a_failing_bot_api(tmp_path: Path):
-    harness = await started(f"sqlite:///{tmp_path}/faults.db", at(6), request_factory=FaultyRequest)
+async def test_every_due_reminder_is_delivered_once_through_a_failing_bot_api(db_url: str):
+    harness = await started(db_url, at(6), request_factory=FaultyRequest)
     waits: list[float] = []
 
     async def no_sleep(seconds: float) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -115,8 +114,8 @@ def traveller() -> Iterator[Any]:
 
 
 @pytest.fixture
-async def world(tmp_path: Path, traveller: Any) -> AsyncIterator[World]:
-    storage = await open_storage(f"sqlite:///{tmp_path}/reminders.db")
+async def world(db_url: str, traveller: Any) -> AsyncIterator[World]:
+    storage = await open_storage(db_url)
     service = ChatService(storage, "UTC")  # the system clock, which time-machine moves
     outbox = Outbox()
     service.reminders.sender = outbox

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -17,10 +18,12 @@ from sqlalchemy import func, select, text
 from bot.storage import Storage, audit_chain, open_storage
 from bot.storage.files import write_private
 from bot.storage.inloop import durable_write
+from bot.storage.schema import HEAD_REVISION
 from bot.storage.tables import Audit, Regimen
 from core import recommend
 from core.models import DoseRequest
 from flows.replies import AuditRecommendation, SaveConsultation
+from tests.databases import ON_POSTGRES, sqlite_only
 from tests.helpers import hemoglobin, luspatercept, platelets, romiplostim
 
 TODAY = dt.date(2026, 11, 22)
@@ -28,8 +31,8 @@ HEMADOSE = Path(sys.executable).parent / "hemadose"
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    opened = await open_storage(f"sqlite:///{tmp_path}/test.db")
+async def storage(db_url: str) -> AsyncIterator[Storage]:
+    opened = await open_storage(db_url)
     yield opened
     await opened.close()
 
@@ -39,6 +42,7 @@ def consultation(label: str, request: dict) -> SaveConsultation:  # type: ignore
     return SaveConsultation(label, parsed, recommend(parsed))
 
 
+@sqlite_only
 @pytest.mark.parametrize("driver", ["sqlite", "sqlite+aiosqlite"])
 async def test_migrations_are_applied_once_and_reopening_keeps_data(tmp_path: Path, driver: str):
     url = f"{driver}:///{tmp_path}/again.db"
@@ -49,7 +53,7 @@ async def test_migrations_are_applied_once_and_reopening_keeps_data(tmp_path: Pa
     second = await open_storage(url)
     async with second.session() as session:
         version = await session.scalar(text("select version_num from alembic_version"))
-        assert version == "0004"
+        assert version == HEAD_REVISION
         assert await second.user_id(session, "tg:1") == 1
     await second.close()
 
@@ -175,18 +179,22 @@ async def test_every_recommendation_is_audited_append_only(storage: Storage):
     assert await verdict() == audit_chain.Verdict(5, rows[-1].hash)
 
     async with storage.session() as session, session.begin():
-        await session.execute(
-            text("update audit set response = json_set(response, '$.action', 'decrease') where id = 2")
-        )
+        await session.execute(set_action("decrease"))
     assert (await verdict()).problem == "audit entry id 2 (#2): its content does not match its hash (edited)"
     async with storage.session() as session, session.begin():
-        await session.execute(
-            text("update audit set response = json_set(response, '$.action', 'increase') where id = 2")
-        )
+        await session.execute(set_action("increase"))
     assert (await verdict()).intact
     async with storage.session() as session, session.begin():
         await session.execute(text("delete from audit where id = 4"))
     assert (await verdict()).problem == "audit entry #4 missing (deleted): the next entry is id 5 (#5)"
+
+
+def set_action(action: str) -> Any:
+    """Audit entry 2's response with another action, edited behind the assistant's back (either dialect)."""
+    if ON_POSTGRES:
+        edited = f"jsonb_set(response::jsonb, '{{action}}', '\"{action}\"')::json"
+        return text(f"update audit set response = {edited} where id = 2")
+    return text(f"update audit set response = json_set(response, '$.action', '{action}') where id = 2")
 
 
 async def _audits(storage: Storage) -> list[Audit]:
@@ -194,6 +202,7 @@ async def _audits(storage: Storage) -> list[Audit]:
         return list(await session.scalars(select(Audit).order_by(Audit.id)))
 
 
+@sqlite_only
 async def test_the_embedded_sqlite_runs_in_the_event_loop_and_commits_to_disk(tmp_path: Path):
     """No driver thread, a committed write visible to another process's reader, a failed one undone."""
     import sqlite3
@@ -227,6 +236,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@sqlite_only
 async def test_the_database_and_its_wal_and_shm_are_created_private(tmp_path: Path):
     """Under the usual umask 022 (which would give 0644) the files are 0600 as soon as they exist."""
     previous = os.umask(0o022)
@@ -243,6 +253,7 @@ async def test_the_database_and_its_wal_and_shm_are_created_private(tmp_path: Pa
     assert mode(folder) == 0o700
 
 
+@sqlite_only
 def test_chat_creates_the_database_and_the_record_private(tmp_path: Path):
     record = tmp_path / "session.yaml"
     done = subprocess.run(
@@ -258,6 +269,7 @@ def test_chat_creates_the_database_and_the_record_private(tmp_path: Path):
     assert (mode(tmp_path / "chat.db"), mode(record)) == (0o600, 0o600)
 
 
+@sqlite_only
 def test_an_existing_record_file_is_made_private_before_it_is_written(tmp_path: Path):
     record = tmp_path / "old.yaml"
     record.write_text("an older, world-readable dialogue")
@@ -290,6 +302,7 @@ class Flushes:
         monkeypatch.setattr(os, "fdatasync", recorded)
 
 
+@sqlite_only
 async def test_a_recommendation_commit_reaches_the_disk_and_chat_state_commits_do_not_wait(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -312,6 +325,7 @@ async def test_a_recommendation_commit_reaches_the_disk_and_chat_state_commits_d
     await opened.close()
 
 
+@sqlite_only
 async def test_a_delivery_claim_reaches_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from bot.reminders import _SET_STATE
 
@@ -344,6 +358,7 @@ def test_which_writes_are_flushed_at_commit(statement: str, durable: bool):
     assert durable_write(statement) is durable
 
 
+@sqlite_only
 async def test_aiosqlite_urls_run_synchronous_full(tmp_path: Path):
     opened = await open_storage(f"sqlite+aiosqlite:///{tmp_path}/full.db")
     async with opened.session() as session:
@@ -351,6 +366,7 @@ async def test_aiosqlite_urls_run_synchronous_full(tmp_path: Path):
     await opened.close()
 
 
+@sqlite_only
 async def test_the_disk_flush_leaves_the_event_loop_free(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A slow disk holds the committing update only: other work on the loop goes on meanwhile."""
     import asyncio
