@@ -52,6 +52,19 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"'{value}' is not a date; use YYYY-MM-DD, e.g. 2026-11-22") from None
 
 
+MAX_USER = 32  # `chat --user`: stored as 'local:<name>', within the 64 characters of a user's and a chat's key
+
+
+def _user(value: str) -> str:
+    """--user's type: refused here, before the database, when too long or unprintable (PostgreSQL would
+    refuse an over-long key deep in a write; SQLite would have kept it)."""
+    if not value or len(value) > MAX_USER or not value.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"a name of 1 to {MAX_USER} printable characters, e.g. 'ward-3' (this one has {len(value)})"
+        )
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hemadose", description="HemaDose dosing assistant.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -80,7 +93,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="database URL or SQLite file, in a folder that exists (default: HEMADOSE_DB_URL or the data directory)",
     )
-    chat.add_argument("--user", default="local", help="who is chatting (a name for this terminal; default local)")
+    chat.add_argument(
+        "--user",
+        default="local",
+        type=_user,
+        help=f"who is chatting (a name for this terminal, at most {MAX_USER} characters; default local)",
+    )
     chat.add_argument("--record", metavar="FILE", type=Path, help="write the session as a replayable dialogue")
     chat.add_argument("--today", metavar="YYYY-MM-DD", type=_date, help="fix the date (for tests)")
     commands.add_parser(

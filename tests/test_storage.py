@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
+from bot.cli import MAX_USER
 from bot.storage import Storage, audit_chain, open_storage
 from bot.storage.files import write_private
 from bot.storage.inloop import durable_write
@@ -395,3 +396,31 @@ async def test_the_disk_flush_leaves_the_event_loop_free(tmp_path: Path, monkeyp
     await opened.close()
     assert waited >= 0.3  # the commit returned only once flushed
     assert ticks >= 10  # ... and the loop ran the ticker all the while
+
+
+async def test_the_longest_keys_the_transports_make_fit_on_every_database(storage: Storage):
+    """`chat --user` at its limit, and Telegram's widest ids (64-bit), within the 64-character keys:
+    PostgreSQL enforces varchar lengths, SQLite does not, so the edges keep every key within them."""
+    terminal = "local:" + "x" * MAX_USER
+    keys = [(terminal, terminal), (f"tg:{2**63 - 1}", f"tg:{-(2**63)}:{2**63 - 1}")]
+    for external_id, chat_key in keys:
+        async with storage.session() as session, session.begin():
+            chat = await storage.open_chat(session, external_id, chat_key)
+            await storage.save_chat(session, chat, chat_key, '{"state": "idle"}')
+        async with storage.session() as session:
+            assert await storage.load_chat(session, chat_key, chat.user_id) == '{"state": "idle"}'
+
+
+def test_chat_refuses_an_over_long_user_before_the_database(db_url: str):
+    def chat(user: str) -> subprocess.CompletedProcess[str]:
+        command = [str(HEMADOSE), "chat", "--db", db_url, "--user", user, "--today", "2026-11-22"]
+        return subprocess.run(command, input="/new\n", capture_output=True, text=True, timeout=60, check=False)
+
+    refused = chat("x" * 70)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines()[-1] == (
+        "hemadose chat: error: argument --user: a name of 1 to 32 printable characters, e.g. 'ward-3' (this one has 70)"
+    )
+    longest = chat("y" * MAX_USER)
+    assert (longest.returncode, longest.stderr) == (0, "")
+    assert "Which drug?" in longest.stdout
