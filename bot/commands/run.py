@@ -10,6 +10,7 @@ from bot.commands.common import EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, configur
 from bot.settings import NoPolicy
 
 RETRIES_AFTER_429 = 3
+PREFLIGHT_TIMEOUT = 15.0  # seconds for the pre-flight to connect to the database and migrate it
 
 
 def run_bot() -> int:
@@ -43,7 +44,7 @@ def run_bot() -> int:
         )
         return EXIT_INVALID
     url, problem = settings.database()
-    if problem is None and (unusable := _database_problem(url)) is not None:
+    if problem is None and (unusable := _database_problem(url) or _database_unready(url)) is not None:
         problem = f"HEMADOSE_DB_URL: {unusable}"
     if problem is not None:
         print(f"hemadose run: {problem}", file=sys.stderr)
@@ -95,4 +96,36 @@ def _database_problem(url: str) -> str | None:
         make_url(url).get_dialect()
     except (ArgumentError, ValueError) as exc:
         return f"not a database URL I can use ({reason(exc)}); e.g. sqlite:///path/hemadose.db"
+    return None
+
+
+def _database_unready(url: str) -> str | None:
+    """Connect and bring the schema to head (migrating if needed) before going online: a missing driver,
+    an unreachable server or a schema this version cannot migrate is one line here, not a traceback after
+    the bot is online. None when the database is ready."""
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+
+    from bot.storage import open_storage
+
+    async def check() -> None:
+        storage = await asyncio.wait_for(open_storage(url), PREFLIGHT_TIMEOUT)
+        await storage.close()
+
+    where = make_url(url).render_as_string(hide_password=True)
+    alembic = logging.getLogger("alembic")
+    level = alembic.level
+    alembic.setLevel(logging.WARNING)  # a failed start stays one line
+    try:
+        asyncio.run(check())
+    except ModuleNotFoundError as exc:  # SQLAlchemy imports the driver when the engine is made
+        hint = " (pip install 'hemadose[postgres]')" if exc.name == "asyncpg" else ""
+        return f"the database driver {exc.name!r} is not installed{hint}"
+    except TimeoutError:
+        return f"the database at {where} did not answer within {PREFLIGHT_TIMEOUT:g} s"
+    except Exception as exc:  # refused, unknown host, authentication, a schema newer than this version
+        return f"cannot open the database at {where}: {reason(exc)}"
+    finally:
+        alembic.setLevel(level)
     return None
