@@ -104,3 +104,13 @@ class PostgresDatabases:
 
 def sqlite_url(folder: Path, name: str) -> str:
     return f"sqlite:///{folder}/{name}.db"
+
+
+# The run's PostgreSQL databases (None on SQLite); tests/conftest.py drops what each test made.
+DATABASES = PostgresDatabases() if ON_POSTGRES else None
+
+
+def fresh_url(folder: Path, name: str = "test") -> str:
+    """A fresh database's URL, for helpers that are not fixtures: a file in `folder`, or a PostgreSQL
+    database of its own when HEMADOSE_TEST_DB_URL is set (dropped after the test)."""
+    return DATABASES.new() if DATABASES is not None else sqlite_url(folder, name)

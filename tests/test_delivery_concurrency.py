@@ -21,7 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from bot.reminders import Reminders
 from bot.reminders.base import DeliveryState, Purpose
@@ -30,6 +30,7 @@ from bot.sending import TelegramSender
 from bot.storage import Storage, open_storage
 from bot.storage.tables import Delivery, Occurrence, PatientRow, Reminder, User
 from flows.reminders import MAY_REPEAT
+from tests.databases import ON_POSTGRES
 
 NOW = dt.datetime(2026, 11, 22, 9, 0, tzinfo=dt.UTC)
 LOOP = Path(__file__).parent / "reminder_loop.py"
@@ -313,6 +314,39 @@ async def test_rows_taken_over_after_a_lease_expired_are_not_sent_by_their_first
         assert [patient(text) for text in taken] == [f"P{n}" for n in range(1, 6)]
         assert [text.startswith(MAY_REPEAT) for text in taken] == [True, False, False, False, False]
         assert await states(first) == {"sent": 5}
+    finally:
+        await first.close()
+        await second.close()
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL's row locks (SQLite's writers take turns)")
+async def test_a_lease_renewal_never_deadlocks_with_another_replica_writing_the_same_rows(db_url: str):
+    """Found on PostgreSQL: a replica renewing its leases (one UPDATE over all its rows) while another,
+    which took some of them over, confirmed them in another order: 'deadlock detected'. Now the
+    renewal locks in key order and skips a row another replica is writing."""
+    first, second = await open_storage(db_url), await open_storage(db_url)
+    try:
+        await seed(first, dict.fromkeys(range(1, 6), 1))
+        holder = Reminders(first, lambda: NOW, "UTC", sender=None)
+        await holder.run_due()  # the five messages written 'queued', owned by the holder
+        async with first.session() as session:
+            keys = sorted(await session.scalars(select(Delivery.key)))
+        assert len(keys) == 5
+        table = Delivery.__table__
+        async with second.engine.connect() as other:
+            await other.begin()
+            await other.execute(update(table).where(table.c.key == keys[-1]).values(attempts=1))
+            later = NOW + dt.timedelta(seconds=10)
+            holder.lease_clock = lambda: later
+            renewal = asyncio.create_task(holder._renew())
+            await asyncio.sleep(0.3)  # the renewal runs into the row the other replica holds
+            await other.execute(update(table).where(table.c.key == keys[0]).values(attempts=1))
+            await other.commit()
+        await renewal
+        async with first.session() as session:
+            leases = await session.execute(select(Delivery.key, Delivery.lease_until))
+            renewed = {key for key, until in leases if until == (later + LEASE).replace(tzinfo=None)}
+        assert renewed == set(keys[:-1])  # the row the other replica was writing is left to it
     finally:
         await first.close()
         await second.close()

@@ -22,6 +22,7 @@ from flows import parsing, steps
 from flows.reminders import parse_time
 from flows.replies import Button, Reply
 from flows.state import Answers
+from tests.databases import fresh_url
 
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
 TODAY = NOW.date()
@@ -30,7 +31,7 @@ TO_LABEL = ["/new", "Romiplostim", "US label"]
 
 
 async def service_at(tmp_path: Path) -> ChatService:
-    return ChatService(await open_storage(f"sqlite:///{tmp_path}/h.db"), clock=lambda: NOW)
+    return ChatService(await open_storage(fresh_url(tmp_path, "h")), clock=lambda: NOW)  # or PostgreSQL
 
 
 # --- 1. length limit, linear parsing, replies within 4,096 -------------------------------------

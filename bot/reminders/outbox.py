@@ -13,7 +13,9 @@ outbox's id, `replica_id`) and `lease_until`, renewed while the rows are in hand
 written already claimed ('queued', owned) in the transaction that moves their occurrences on, and
 those occurrences are claimed first by a conditional UPDATE, so two replicas never move the same
 one on. What another replica left (a crash, a stop) is taken by one conditional UPDATE once its
-lease has expired: portable to SQLite and PostgreSQL (FOR UPDATE SKIP LOCKED may come later).
+lease has expired: portable to SQLite and PostgreSQL. On PostgreSQL the multi-row updates lock their
+rows in key order (`_in_key_order`), and claims and lease renewals skip rows another replica is
+writing, so two replicas never deadlock.
 
 Writes are grouped, not one per message: the heads of the chat queues are marked 'sending' up to
 CHUNK at a time just before the first of them is handed over; confirmations ride along with those
@@ -66,6 +68,16 @@ CONCURRENCY = 16  # sends in flight at once: 30/s at a 150 ms round trip needs 4
 LEASE = dt.timedelta(seconds=30)  # how long claimed rows stay this replica's; renewed every third of it
 _IN_HAND = (DeliveryState.QUEUED, DeliveryState.SENDING)
 _D = _DELIVERIES.c
+
+
+def _in_key_order(condition: Any, *, skip_locked: bool = False) -> Any:
+    """The deliveries matching `condition`, to update through `_D.key.in_(...)`: on PostgreSQL locked
+    FOR UPDATE in key order first, so that two replicas' multi-row updates (a lease renewed while the
+    other replica confirms rows it took over) never lock rows in opposite orders and deadlock; with
+    `skip_locked`, a row another replica is writing is left out rather than waited for. SQLite, whose
+    writers take turns, gets the same single UPDATE statement (it renders no FOR UPDATE)."""
+    return select(_D.key).where(condition).order_by(_D.key).with_for_update(skip_locked=skip_locked).correlate(None)
+
 
 _SET_STATE = update(_DELIVERIES).where(_D.key == bindparam("the_key")).values(state=bindparam("state"))
 _SENT = (
@@ -253,7 +265,7 @@ class Outbox(Due):
                 (
                     await connection.execute(
                         update(_DELIVERIES)
-                        .where(_D.key.in_(keys), claimable)
+                        .where(_D.key.in_(_in_key_order(and_(_D.key.in_(keys), claimable), skip_locked=True)))
                         .values(
                             owner=self.owner,
                             lease_until=lease_now + self.lease,
@@ -295,7 +307,7 @@ class Outbox(Due):
             async with self.storage.engine.begin() as connection:
                 await connection.execute(
                     update(_DELIVERIES)
-                    .where(_D.key.in_(dropped), _D.owner == self.owner)
+                    .where(_D.key.in_(_in_key_order(and_(_D.key.in_(dropped), _D.owner == self.owner))))
                     .values(state=DeliveryState.DROPPED, lease_until=None)
                 )
         return items
@@ -306,6 +318,9 @@ class Outbox(Due):
         confirmations waiting. Returns the keys marked."""
         kept: set[str] = set()
         async with self.storage.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":  # every row this transaction writes, locked in key order
+                every = [*marks, *(row["the_key"] for row in confirmed)]
+                await connection.execute(_in_key_order(_D.key.in_(every)))
             if marks:
                 kept = set(
                     await connection.scalars(
@@ -324,7 +339,9 @@ class Outbox(Due):
         async with self.storage.engine.begin() as connection:
             await connection.execute(
                 update(_DELIVERIES)
-                .where(_D.owner == self.owner, _D.state.in_(_IN_HAND))
+                .where(
+                    _D.key.in_(_in_key_order(and_(_D.owner == self.owner, _D.state.in_(_IN_HAND)), skip_locked=True))
+                )
                 .values(lease_until=self.lease_now() + self.lease)
             )
 
