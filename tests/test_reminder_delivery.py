@@ -96,7 +96,7 @@ async def test_a_restart_loses_nothing_and_repeats_only_the_message_in_flight(tm
             raise Crash
         await confirm(delivery, message_id)
 
-    second.service.reminders._confirm = dies_on_the_third  # type: ignore[method-assign]
+    second.service.reminders._confirm = dies_on_the_third
     with pytest.raises(Crash):
         await second.service.reminders.run_due()
     phase_two = second.request.take()
