@@ -18,10 +18,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 
 from bot.reminders import Reminders
 from bot.reminders.base import DeliveryState, Purpose
@@ -332,7 +332,7 @@ async def test_a_lease_renewal_never_deadlocks_with_another_replica_writing_the_
         async with first.session() as session:
             keys = sorted(await session.scalars(select(Delivery.key)))
         assert len(keys) == 5
-        table = Delivery.__table__
+        table = cast(Table, Delivery.__table__)
         async with second.engine.connect() as other:
             await other.begin()
             await other.execute(update(table).where(table.c.key == keys[-1]).values(attempts=1))
