@@ -84,10 +84,14 @@ class PostgresDatabases:
         _in_thread(build)
         self.template = name
 
-    def new(self) -> str:
-        self._ensure_template()
+    def new(self, *, empty: bool = False) -> str:
+        """A database of its own: migrated (from the template), or `empty` (no schema at all)."""
         name = f"{self.prefix}_{uuid.uuid4().hex[:12]}"
-        _in_thread(lambda: _admin(f"CREATE DATABASE {name} TEMPLATE {self.template}"))
+        if empty:
+            _in_thread(lambda: _admin(f"CREATE DATABASE {name}"))
+        else:
+            self._ensure_template()
+            _in_thread(lambda: _admin(f"CREATE DATABASE {name} TEMPLATE {self.template}"))
         self.made.append(name)
         return _with_database(name)
 

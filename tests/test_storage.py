@@ -24,7 +24,7 @@ from bot.storage.tables import Audit, Regimen
 from core import recommend
 from core.models import DoseRequest
 from flows.replies import AuditRecommendation, SaveConsultation
-from tests.databases import ON_POSTGRES, sqlite_only
+from tests.databases import DATABASES, ON_POSTGRES, sqlite_only
 from tests.helpers import hemoglobin, luspatercept, platelets, romiplostim
 
 TODAY = dt.date(2026, 11, 22)
@@ -424,3 +424,28 @@ def test_chat_refuses_an_over_long_user_before_the_database(db_url: str):
     longest = chat("y" * MAX_USER)
     assert (longest.returncode, longest.stderr) == (0, "")
     assert "Which drug?" in longest.stdout
+
+
+OPEN = """
+import asyncio, sys
+sys.path.insert(0, {root!r})
+from bot.storage import open_storage
+
+async def main():
+    storage = await open_storage({url!r})
+    await storage.close()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL's advisory lock (set HEMADOSE_TEST_DB_URL)")
+def test_replicas_starting_at_once_on_a_new_postgresql_database_all_start():
+    """Found on PostgreSQL: three processes migrating one new database at once, two failed
+    (duplicate key in pg_type: both created the same table). The migration now waits its turn."""
+    assert DATABASES is not None
+    url = DATABASES.new(empty=True)
+    code = OPEN.format(root=str(Path(__file__).resolve().parent.parent), url=url)
+    processes = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    failures = [process.communicate(timeout=120)[1] for process in processes]
+    assert [process.returncode for process in processes] == [0] * 4, failures

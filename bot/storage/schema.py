@@ -23,8 +23,16 @@ def schema_revisions(connection: Connection) -> list[str]:
     return [row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))]
 
 
+# The PostgreSQL advisory lock held while the schema is checked and migrated ('Hema').
+MIGRATION_LOCK = 0x48656D61
+
+
 def upgrade_to_head(connection: Connection) -> None:
     """Run the migrations the database lacks, on `connection`; nothing at all (no Alembic) at head."""
+    if connection.dialect.name == "postgresql":
+        # Replicas starting at once on a new database: one migrates, the others wait here (the lock is
+        # the transaction's) and then find the schema at head. Without it all but one failed.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     if schema_revisions(connection) == [HEAD_REVISION]:
         return
     from alembic import command
