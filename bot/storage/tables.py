@@ -43,7 +43,9 @@ class PatientRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 
-Index("ix_patients_user_label_lower", PatientRow.user_id, func.lower(PatientRow.label))
+# A label typed in any case: found by (user_id, lower(label)); the label itself in the index too, so that
+# the lookup reads the index alone (SQLite prefers a covering index, and would else scan the user's labels).
+Index("ix_patients_user_label_lower", PatientRow.user_id, func.lower(PatientRow.label), PatientRow.label)
 
 
 class Regimen(Base):

@@ -23,7 +23,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_patients_user_label_lower", "patients", ["user_id", sa.text("lower(label)")])
+    op.create_index("ix_patients_user_label_lower", "patients", ["user_id", sa.text("lower(label)"), "label"])
     op.create_index("ix_labs_patient_date", "labs", ["patient_id", "date"])
     op.create_index("ix_doses_patient_given_on", "doses", ["patient_id", "given_on"])
 
