@@ -1,10 +1,12 @@
-"""What the parts of a `Conversation` share: the buttons every screen offers, and `Talk`, what the
-parts (flows/result_screen.py, flows/setup_reminders.py) may use of the conversation they belong to.
+"""What the parts of a `Conversation` share: the buttons every screen offers, the machine's states
+(`State`), and `Talk`, what the parts (flows/result_screen.py, flows/setup_reminders.py) may use of
+the conversation they belong to.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Protocol
 
 from core.reminders import PlannedReminder
@@ -17,6 +19,42 @@ CHANGE_REMINDERS = Button("Change reminders", "reminders")  # the service answer
 YES, NO = "v:yes", "v:no"
 
 
+class State(StrEnum):
+    """Where a consultation is: the machine's states. The questions are flows/steps.py's `STEPS`, in
+    order (flows/consultation.py checks that at import); a chat saves the value (a plain string)."""
+
+    idle = "idle"
+    drug = "drug"
+    indication = "indication"
+    region = "region"
+    patient = "patient"
+    weight = "weight"
+    age = "age"
+    weight_date = "weight_date"
+    child_pugh = "child_pugh"
+    procedure_date = "procedure_date"
+    status = "status"
+    dose_amount = "dose_amount"
+    dose_since = "dose_since"
+    last_given = "last_given"
+    doses_at_level = "doses_at_level"
+    adverse = "adverse"
+    lab_value = "lab_value"
+    lab_date = "lab_date"
+    previous_value = "previous_value"
+    previous_date = "previous_date"
+    counts = "counts"
+    transfusions = "transfusions"
+    baseline = "baseline"
+    review = "review"
+    result = "result"
+    reminder_zone = "reminder_zone"
+    reminder_time = "reminder_time"
+
+
+REMINDER_STATES = (State.reminder_zone, State.reminder_time)
+
+
 class Talk(Protocol):
     """The conversation as its parts see it (flows/consultation.py's `Conversation`)."""
 
@@ -25,7 +63,7 @@ class Talk(Protocol):
     outcome: Outcome
 
     @property
-    def state(self) -> str: ...
+    def state(self) -> State: ...
 
     @property
     def answers(self) -> Answers: ...

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from decimal import Decimal
 from pathlib import Path
 
@@ -228,7 +227,15 @@ QUESTIONS = [
 
 
 def _destinations(trigger: str, source: str) -> list[str]:
-    return [t.dest for t in MACHINE.get_transitions(trigger=trigger, source=source)]
+    """Where `trigger` goes from `source`, in the order transitions tries them, each with its condition."""
+    return [
+        f"{t.dest} if {t.conditions[0].func.__name__}" if t.conditions else t.dest
+        for t in MACHINE.get_transitions(trigger=trigger, source=source)
+    ]
+
+
+def _asked(questions: list[str]) -> list[str]:
+    return [f"{question} if asks_{question}" for question in questions]
 
 
 def test_the_machine_has_the_questions_in_order_each_entered_and_linked():
@@ -244,17 +251,39 @@ def test_the_machine_has_the_questions_in_order_each_entered_and_linked():
         "reminder_zone": ["enter_reminder_zone"],
         "reminder_time": ["enter_reminder_time"],
     }
-    assert _destinations("start", "idle") == ["drug"]
-    for earlier, later in itertools.pairwise(QUESTIONS):
-        assert _destinations("advance", earlier) == [later], earlier
-        assert _destinations("retreat", later) == [earlier], later
+    # Each move is a ladder: the first question in its direction whose condition holds, else the end.
+    assert _destinations("start", "idle") == [*_asked(QUESTIONS), "review"]
+    for index, question in enumerate(QUESTIONS):
+        assert _destinations("advance", question) == [*_asked(QUESTIONS[index + 1 :]), "review"], question
+        earlier = QUESTIONS[index - 1 :: -1] if index else ["drug"]
+        assert _destinations("retreat", question) == [*_asked(earlier), "idle"], question
+        assert _destinations(f"edit_{question}", "review") == [*_asked(QUESTIONS[index:]), "review"]
+        assert _destinations(f"edit_{question}", "result") == [*_asked(QUESTIONS[index:]), "review"]
+        assert _destinations("decide", question) == ["result"]
     assert _destinations("advance", "baseline") == ["review"]
+    assert _destinations("retreat", "review") == [*_asked(QUESTIONS[::-1]), "idle"]
     assert _destinations("finish_edit", "baseline") == ["review"]
     assert _destinations("confirm", "review") == ["result"]
-    for question in QUESTIONS:
-        assert _destinations(f"edit_{question}", "review") == [question]
-        assert _destinations(f"edit_{question}", "result") == [question]
-        assert _destinations("decide", question) == ["result"]
+    assert _destinations("retreat", "result") == ["review"]
+    assert [t.after[0] for t in MACHINE.get_transitions(trigger="retreat", source="lab_value", dest="idle")] == [
+        "show_record"
+    ]
+
+
+def test_a_question_that_does_not_apply_is_never_entered(monkeypatch: pytest.MonkeyPatch):
+    """Skipping is the transitions' conditions: only the questions asked are entered, forward and back."""
+    entered: list[str] = []
+    enter = consultation.Conversation.enter_step
+
+    def recording(self: consultation.Conversation, event: transitions.EventData) -> None:
+        entered.append(self.state.value)
+        enter(self, event)
+
+    monkeypatch.setattr(consultation.Conversation, "enter_step", recording)
+    chat, _ = run(ROMIPLOSTIM_VISIT[:4])  # to the weight: indication is not asked (one for romiplostim)
+    assert entered == ["drug", "region", "patient", "weight"]
+    run(["Back", "Back"], chat)
+    assert entered[4:] == ["patient", "region"]
 
 
 # --- follow-up "Same regimen, new result", early refer, the result state ---------------------------

@@ -1,15 +1,43 @@
-"""The outbox: claiming what is due (the occurrence moves on and its message is written 'queued' in
-one transaction), sending each message, confirming it 'sent' only once the transport accepted it,
-retrying or giving up a failed send, and pausing the reminders of a chat that blocked the bot."""
+"""The outbox: claiming what is due (the occurrence moves on and its message is written in one
+transaction), sending the messages concurrently, confirming them 'sent' only once the transport
+accepted them, retrying or giving up a failed send, and pausing the reminders of a chat that
+blocked the bot.
+
+Concurrency (issue 12). Each chat has a queue of its own, sent in order by one worker; at most
+`concurrency` sends are in flight at once (a semaphore). A chat waiting for its own rate limit
+(`TelegramSender.pace`, one message a second) waits before taking a send slot, so it holds up no
+other chat; the overall 30/s limit stays in the sender. Claiming goes on while slow chats drain.
+
+Claims across replicas (issue 13). A delivery belongs to one outbox at a time: `owner` (this
+outbox's id, `replica_id`) and `lease_until`, renewed while the rows are in hand. New messages are
+written already claimed ('queued', owned) in the transaction that moves their occurrences on, and
+those occurrences are claimed first by a conditional UPDATE, so two replicas never move the same
+one on. What another replica left (a crash, a stop) is taken by one conditional UPDATE once its
+lease has expired: portable to SQLite and PostgreSQL (FOR UPDATE SKIP LOCKED may come later).
+
+Writes are grouped, not one per message: the heads of the chat queues are marked 'sending' up to
+CHUNK at a time just before the first of them is handed over; confirmations ride along with those
+marks, or are written CHUNK at a time, or CONFIRM_WITHIN seconds after the first one waiting, and at
+the end of the run. After a crash, the rows still 'sending' (per chat at most the message in
+flight and the one before it, unconfirmed) are re-sent, once their lease expired, with the
+may-repeat note; rows still 'queued' were never handed over and go without it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import os
+import socket
+import uuid
+from collections import deque
 from collections.abc import Sequence
-from typing import Any, cast
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Protocol, cast
 
-from sqlalchemy import bindparam, func, select, true, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.reminders.base import (
@@ -24,7 +52,12 @@ from bot.reminders.base import (
     RESEND_AFTER,
     RETRY_AFTER,
     Buttons,
+    Clock,
     DeliveryError,
+    DeliveryState,
+    OccurrenceState,
+    Purpose,
+    _naive,
     local,
 )
 from bot.reminders.schedule import Schedule
@@ -35,22 +68,76 @@ from flows.replies import Button, Reply
 
 log = logging.getLogger("hemadose.reminders")
 
-_SET_STATE = update(_DELIVERIES).where(_DELIVERIES.c.key == bindparam("the_key")).values(state=bindparam("state"))
+CONCURRENCY = 16  # sends in flight at once: 30/s at a 150 ms round trip needs 4.5; room for slower ones
+CHUNK = 32  # 'sending' marks and 'sent' confirmations are written this many at a time
+CONFIRM_WITHIN = 0.25  # seconds: a confirmation waits no longer than this for others to join it
+LEASE = dt.timedelta(seconds=30)  # how long claimed rows stay this replica's; renewed every third of it
+_IN_HAND = (DeliveryState.QUEUED, DeliveryState.SENDING)
+_D = _DELIVERIES.c
+
+_SET_STATE = update(_DELIVERIES).where(_D.key == bindparam("the_key")).values(state=bindparam("state"))
 _SENT = (
     update(_DELIVERIES)
-    .where(_DELIVERIES.c.key == bindparam("the_key"))
+    .where(_D.key == bindparam("the_key"))
     .values(
-        state="sent", sent_at=bindparam("sent_at"), message_id=bindparam("message_id"), attempts=bindparam("attempts")
+        state=DeliveryState.SENT,
+        sent_at=bindparam("sent_at"),
+        message_id=bindparam("message_id"),
+        attempts=bindparam("attempts"),
+        lease_until=None,
     )
 )
+
+
+def replica_id() -> str:
+    """This outbox's name on the rows it claims: host, process and a random part (unique per outbox)."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def _stored(reply: Reply) -> Buttons:
     return [[[button.label, button.data] for button in row] for row in reply.buttons]
 
 
+class _Paced(Protocol):
+    async def __call__(self, chat_key: str, /) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class _Item:
+    """A claimed delivery in this run's hands."""
+
+    key: str
+    chat_key: str
+    text: str
+    buttons: Buttons
+    attempts: int
+    note: bool  # it may have reached the user already (taken over from 'sending'): sent with the note
+    marked: bool  # written 'sending'
+    ours: bool = True  # False: its lease expired and another replica took it; not sent here
+
+
 class Outbox(Schedule):
-    """The due-occurrence loop and the delivery of each message once."""
+    """The due-occurrence loop and the delivery of each message once, across replicas."""
+
+    def __init__(
+        self,
+        *args: Any,
+        concurrency: int = CONCURRENCY,
+        lease: dt.timedelta = LEASE,
+        lease_clock: Clock | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(*args, **options)
+        self.concurrency = concurrency
+        self.lease = lease
+        # Leases are compared across replicas: by default the scheduler's clock (the wall clock in
+        # a running bot); a process whose scheduler clock stands still (a test) gives the wall clock.
+        self.lease_clock = lease_clock
+        self.owner = replica_id()
+        self.most_in_flight = 0  # the most sends in flight at once so far (tests and the benchmark read it)
+
+    def lease_now(self) -> dt.datetime:
+        return _naive(self.lease_clock()) if self.lease_clock is not None else self.now()
 
     def _ours(self, chat_key: Any) -> Any:
         """The chats this process delivers to: a transport prefix ('tg:') or one chat exactly."""
@@ -69,45 +156,68 @@ class Outbox(Schedule):
                 .where(self._ours(Reminder.chat_key))
             )
             retry = await session.scalar(
-                select(func.min(Delivery.next_try_at)).where(Delivery.state == "retry", self._ours(Delivery.chat_key))
+                select(func.min(Delivery.next_try_at)).where(
+                    Delivery.state == DeliveryState.RETRY, self._ours(Delivery.chat_key)
+                )
             )
         moments = [moment for moment in (occurrence, retry) if moment is not None]
         return min(moments) if moments else None
 
     async def run_due(self) -> int:
-        """Act on everything due now: first what a crash left in flight, then retries, then new
-        sends. Returns the number of messages delivered."""
+        """Act on everything due now: first what was left in flight (by this outbox's broken-off run,
+        or by a replica whose lease expired) and retries, then new sends. Returns the number of
+        messages delivered."""
         async with self._lock:
-            try:
-                delivered = 0
-                if not self._recovered:
-                    delivered += await self._send_pending("sending", note=True)
-                    delivered += await self._send_pending("queued", note=False)
-                    self._recovered = True
-                delivered += await self._send_pending("retry", note=False)
-                while True:
-                    keys = await self._claim_due()
-                    if not keys:
-                        return delivered
-                    delivered += await self._send(keys)
-            except BaseException:
-                # A run broken off may leave messages 'sending': the next run treats them as a restart would.
-                self._recovered = False
-                raise
+            if self.sender is None:  # nothing to send with: what is due is still decided (and queued)
+                while await self._claim_due():
+                    pass
+                return 0
+            return await _Run(self).run()
 
     async def _claim_due(self) -> list[str]:
-        """One transaction: the due occurrences move on and their messages are written as 'sending'."""
+        """One transaction: the due occurrences are claimed and move on, and their messages are written
+        'queued', owned by this outbox. Returns their keys."""
         now = self.now()
+        due = (
+            select(Occurrence.id)
+            .join(Reminder, Reminder.id == Occurrence.reminder_id)
+            .where(Occurrence.next_at <= now, self._ours(Reminder.chat_key))
+            .order_by(Occurrence.next_at)
+            .limit(self.batch)
+        )
+        while True:  # until something is claimed that has a message, or nothing is due
+            async with self.storage.session() as session:
+                ids = list(await session.scalars(due))
+            if not ids:
+                return []
+            keys = await self._claim(ids, now)
+            if keys:
+                return keys
+
+    async def _claim(self, ids: Sequence[int], now: dt.datetime) -> list[str]:
+        """Those of `ids` still due, claimed, moved on and their messages written (one transaction)."""
         async with self.storage.session() as session, session.begin():
+            # The claim: a write first, so that on SQLite this transaction holds the write lock before
+            # it reads, and on PostgreSQL each row is locked and its condition re-checked after a
+            # concurrent claim commits. An occurrence another replica moved on meanwhile is not ours.
+            claimed = list(
+                await session.scalars(
+                    update(_OCCURRENCES)
+                    .where(_OCCURRENCES.c.id.in_(ids), _OCCURRENCES.c.next_at <= now)
+                    .values(next_at=_OCCURRENCES.c.next_at)
+                    .returning(_OCCURRENCES.c.id)
+                )
+            )
+            if not claimed:
+                return []
             rows = (
                 await session.execute(
                     select(Occurrence, Reminder, User.time_zone, PatientRow.label)
                     .join(Reminder, Reminder.id == Occurrence.reminder_id)
                     .join(User, User.id == Reminder.user_id)
                     .join(PatientRow, PatientRow.id == Reminder.patient_id)
-                    .where(Occurrence.next_at <= now, self._ours(Reminder.chat_key))
-                    .order_by(Occurrence.next_at)
-                    .limit(self.batch)
+                    .where(Occurrence.id.in_(claimed))
+                    .order_by(Occurrence.next_at, Occurrence.id)
                 )
             ).all()
             messages: list[tuple[str, Occurrence, Reminder, Reply]] = []
@@ -124,6 +234,7 @@ class Outbox(Schedule):
                 wanted = [key for key, *_ in messages]
                 written = set(await session.scalars(select(Delivery.key).where(Delivery.key.in_(wanted))))
             keys = []
+            lease_until = self.lease_now() + self.lease
             for key, occurrence, reminder, reply in messages:
                 if key in written:
                     log.error("delivery %s already exists; not sent again", key)
@@ -135,9 +246,11 @@ class Outbox(Schedule):
                         chat_key=reminder.chat_key,
                         text=reply.text,
                         buttons=_stored(reply),
-                        state="queued",
+                        state=DeliveryState.QUEUED,
                         attempts=0,
                         created_at=now,
+                        owner=self.owner,
+                        lease_until=lease_until,
                     )
                 )
                 keys.append(key)
@@ -151,7 +264,7 @@ class Outbox(Schedule):
             return set()
         rows = await session.execute(
             select(Delivery.occurrence_id, Delivery.key, Delivery.sent_at).where(
-                Delivery.occurrence_id.in_(ids), Delivery.state == "sent"
+                Delivery.occurrence_id.in_(ids), Delivery.state == DeliveryState.SENT
             )
         )
         deadlines = {o.id: o.deadline_at for o in due}
@@ -179,26 +292,30 @@ class Outbox(Schedule):
             if occurrence.id in reached:
                 return await self._missed(session, occurrence, reminder, zone, label, now)
             return await self._unconfirmed(session, occurrence, reminder, zone, label, now)
-        if occurrence.state in ("scheduled", "snoozed"):
+        if occurrence.state in (OccurrenceState.SCHEDULED, OccurrenceState.SNOOZED):
             late = None
-            if occurrence.state == "scheduled" and now - occurrence.due_at > LATE_AFTER:
+            if occurrence.state == OccurrenceState.SCHEDULED and now - occurrence.due_at > LATE_AFTER:
                 late = f"{local(occurrence.due_at, zone):%H:%M on %a %Y-%m-%d}"
-            purpose = "r" if occurrence.state == "scheduled" else f"z{now:%Y%m%d%H%M%S%f}"
-            first = occurrence.state == "scheduled"
+            purpose = (
+                Purpose.REMINDER
+                if occurrence.state == OccurrenceState.SCHEDULED
+                else f"{Purpose.SNOOZED}{now:%Y%m%d%H%M%S%f}"
+            )
+            first = occurrence.state == OccurrenceState.SCHEDULED
             occurrence.sends += 1 if first else 0
-            occurrence.state = "sent"
+            occurrence.state = OccurrenceState.SENT
             if occurrence.kind == "heads_up":
-                occurrence.state, occurrence.next_at = "done", None
+                occurrence.state, occurrence.next_at = OccurrenceState.DONE, None
             elif first:
                 again = now + RESEND_AFTER
                 occurrence.next_at = again if deadline is None or again < deadline else deadline
             else:
                 occurrence.next_at = deadline
             return purpose, self._reminder_reply(occurrence, reminder, label, late_since=late)
-        if occurrence.state == "sent" and occurrence.sends == 1:
+        if occurrence.state == OccurrenceState.SENT and occurrence.sends == 1:
             occurrence.sends = 2
             occurrence.next_at = deadline
-            return "a", self._reminder_reply(occurrence, reminder, label, again=True)
+            return Purpose.AGAIN, self._reminder_reply(occurrence, reminder, label, again=True)
         occurrence.next_at = None  # sent twice and not a dose: nothing more to do
         return None
 
@@ -229,9 +346,9 @@ class Outbox(Schedule):
     ) -> tuple[str, Reply]:
         """Reminded and not confirmed by its deadline: recorded as missed, the drug's own rule sent, the
         schedule moves on."""
-        await self._move_on(session, occurrence, reminder, "missed", zone, now)
+        await self._move_on(session, occurrence, reminder, OccurrenceState.MISSED, zone, now)
         self._record(session, reminder, occurrence.on_date, "missed", now)
-        return "m", await self._guidance(session, occurrence, reminder, label, local(now, zone).date())
+        return Purpose.MISSED, await self._guidance(session, occurrence, reminder, label, local(now, zone).date())
 
     async def _unconfirmed(
         self,
@@ -245,9 +362,11 @@ class Outbox(Schedule):
         """RULES.md 6: its reminder never reached the user before the deadline, so the dose is not
         declared missed (it may have been taken): the user is asked. The schedule moves on as after a
         missed dose; nothing is recorded until the answer."""
-        await self._move_on(session, occurrence, reminder, "unknown", zone, now)
+        await self._move_on(session, occurrence, reminder, OccurrenceState.UNKNOWN, zone, now)
         due = f"{local(occurrence.due_at, zone):%H:%M on %a %Y-%m-%d}"
-        return "u", words.unconfirmed_message(occurrence.id, reminder.drug, label, occurrence.on_date, due)
+        return Purpose.UNCONFIRMED, words.unconfirmed_message(
+            occurrence.id, reminder.drug, label, occurrence.on_date, due
+        )
 
     async def _move_on(
         self, session: AsyncSession, occurrence: Occurrence, reminder: Reminder, state: str, zone: str, now: dt.datetime
@@ -257,20 +376,46 @@ class Outbox(Schedule):
         if following is not None:  # not fresh: after downtime, each passed day gets its own message
             await self._add_dose(session, reminder, following, zone, now)
 
-    async def _send_pending(self, state: str, note: bool) -> int:
-        """Deliveries a broken-off run left 'sending' (note: may repeat) or 'queued', or waiting for a retry."""
-        now = self.now()
-        async with self.storage.session() as session:
-            query = select(Delivery.key).where(Delivery.state == state, self._ours(Delivery.chat_key))
-            if state == "retry":
-                query = query.where(Delivery.next_try_at <= now)
-            keys = list(await session.scalars(query.order_by(Delivery.created_at).limit(self.batch)))
-        return await self._send(keys, note=note) if keys else 0
+    async def _claim_left(self) -> list[_Item]:
+        """What was left in flight, taken by one conditional UPDATE: rows 'queued' or 'sending' whose
+        lease expired (or that this outbox's own broken-off run left; rows from before leases have
+        none), and retries whose time has come. A row taken from 'sending' may have reached the
+        user: it goes with the may-repeat note."""
+        now, lease_now = self.now(), self.lease_now()
+        claimable = and_(
+            _D.state.in_([*_IN_HAND, DeliveryState.RETRY]),
+            or_(_D.lease_until.is_(None), _D.lease_until < lease_now, _D.owner == self.owner),
+            or_(_D.state != DeliveryState.RETRY, _D.next_try_at <= now),
+            self._ours(_D.chat_key),
+        )
+        async with self.storage.session() as session:  # a read first: nothing is written when none is left
+            keys = list(
+                await session.scalars(select(_D.key).where(claimable).order_by(_D.created_at).limit(self.batch))
+            )
+        if not keys:
+            return []
+        async with self.storage.engine.begin() as connection:
+            claimed: dict[str, str] = dict(
+                (
+                    await connection.execute(
+                        update(_DELIVERIES)
+                        .where(_D.key.in_(keys), claimable)
+                        .values(
+                            owner=self.owner,
+                            lease_until=lease_now + self.lease,
+                            state=case((_D.state == DeliveryState.SENDING, _D.state), else_=DeliveryState.QUEUED),
+                        )
+                        .returning(_D.key, _D.state)
+                    )
+                ).all()
+            )
+        noted = [key for key in keys if claimed.get(key) == DeliveryState.SENDING]
+        return await self._load(noted + [key for key in keys if claimed.get(key) == DeliveryState.QUEUED], set(noted))
 
-    async def _send(self, keys: Sequence[str], note: bool = False) -> int:
-        """Send each message, confirming each in its own transaction as soon as Telegram accepted it."""
-        if self.sender is None:
-            return 0
+    async def _load(self, keys: Sequence[str], noted: frozenset[str] | set[str] = frozenset()) -> list[_Item]:
+        """The claimed rows, in order; those their occurrence no longer wants are dropped (one write)."""
+        if not keys:
+            return []
         async with self.storage.session() as session:
             rows = (
                 await session.execute(
@@ -279,35 +424,57 @@ class Outbox(Schedule):
                     .where(Delivery.key.in_(keys))
                 )
             ).all()
-        order = {key: number for number, key in enumerate(keys)}
-        delivered = 0
-        for delivery, occurrence_state, kind in sorted(rows, key=lambda row: order[row[0].key]):
-            if _outdated(delivery.key, occurrence_state, kind):
-                await self._mark(delivery.key, "dropped")
+        found = {delivery.key: (delivery, state, kind) for delivery, state, kind in rows}
+        items, dropped = [], []
+        for key in keys:
+            if key not in found:
                 continue
-            text = f"{words.MAY_REPEAT}\n{delivery.text}" if note else delivery.text
-            await self._mark(delivery.key, "sending")
-            try:
-                message_id = await self.sender(delivery.chat_key, text, delivery.buttons)
-            except DeliveryError as error:
-                await self._failed(delivery, error)
+            delivery, occurrence_state, kind = found[key]
+            if _outdated(key, occurrence_state, kind):
+                dropped.append(key)
                 continue
-            await self._confirm(delivery, message_id)
-            delivered += 1
-        return delivered
+            marked = delivery.state == DeliveryState.SENDING
+            items.append(
+                _Item(key, delivery.chat_key, delivery.text, delivery.buttons, delivery.attempts, key in noted, marked)
+            )
+        if dropped:
+            async with self.storage.engine.begin() as connection:
+                await connection.execute(
+                    update(_DELIVERIES)
+                    .where(_D.key.in_(dropped), _D.owner == self.owner)
+                    .values(state=DeliveryState.DROPPED, lease_until=None)
+                )
+        return items
 
-    async def _mark(self, key: str, state: str) -> None:
+    async def _write(self, marks: Sequence[str], confirmed: Sequence[dict[str, Any]]) -> set[str]:
+        """One transaction: rows about to be handed over marked 'sending' (only those still this
+        outbox's: a row whose lease expired and that another replica took is not sent here), and the
+        confirmations waiting. Returns the keys marked."""
+        kept: set[str] = set()
         async with self.storage.engine.begin() as connection:
-            await connection.execute(_SET_STATE, {"the_key": key, "state": state})
+            if marks:
+                kept = set(
+                    await connection.scalars(
+                        update(_DELIVERIES)
+                        .where(_D.key.in_(marks), _D.owner == self.owner, _D.state.in_(_IN_HAND))
+                        .values(state=DeliveryState.SENDING, lease_until=self.lease_now() + self.lease)
+                        .returning(_D.key)
+                    )
+                )
+            if confirmed:
+                await connection.execute(_SENT, list(confirmed))
+        return kept
 
-    async def _confirm(self, delivery: Delivery, message_id: int | None) -> None:
-        """Telegram accepted it: 'sent', in a transaction of its own (a crash before this line is the
-        one window that re-sends, with the may-repeat note)."""
-        values = {"the_key": delivery.key, "sent_at": self.now(), "message_id": message_id}
+    async def _renew(self) -> None:
+        """The lease on every row this outbox holds, moved on (one statement)."""
         async with self.storage.engine.begin() as connection:
-            await connection.execute(_SENT, values | {"attempts": delivery.attempts + 1})
+            await connection.execute(
+                update(_DELIVERIES)
+                .where(_D.owner == self.owner, _D.state.in_(_IN_HAND))
+                .values(lease_until=self.lease_now() + self.lease)
+            )
 
-    async def _failed(self, delivery: Delivery, error: DeliveryError) -> None:
+    async def _failed(self, delivery: _Item, error: DeliveryError) -> None:
         attempts = delivery.attempts + 1
         give_up = error.permanent or attempts >= GIVE_UP_AFTER
         wait = RETRY_AFTER * min(2 ** (attempts - 1), 60)
@@ -331,9 +498,10 @@ class Outbox(Schedule):
                 update(Delivery)
                 .where(Delivery.key == delivery.key)
                 .values(
-                    state="failed" if give_up else "retry",
+                    state=DeliveryState.FAILED if give_up else DeliveryState.RETRY,
                     attempts=attempts,
                     next_try_at=None if give_up else self.now() + wait,
+                    lease_until=None,
                 )
             )
 
@@ -352,13 +520,170 @@ class Outbox(Schedule):
 def _outdated(key: str, occurrence_state: str, kind: str) -> bool:
     """A queued or retried message its occurrence no longer wants: stopped, or a reminder already
     answered (a missed-dose message, purpose 'm', is always sent)."""
-    if occurrence_state == "cancelled":
+    if occurrence_state == OccurrenceState.CANCELLED:
         return True
-    if key.endswith((":m", ":u")):  # missed-dose guidance, the unconfirmed question
+    if key.endswith(
+        (f":{Purpose.MISSED}", f":{Purpose.UNCONFIRMED}")
+    ):  # missed-dose guidance, the unconfirmed question
         return False
-    return occurrence_state in ANSWERED_STATES or (kind == "lab" and occurrence_state == "done")
+    return occurrence_state in ANSWERED_STATES or (kind == "lab" and occurrence_state == OccurrenceState.DONE)
 
 
 def stored_buttons(buttons: Any) -> tuple[tuple[Button, ...], ...]:
     """Rows of [label, data] as stored back into buttons."""
     return tuple(tuple(Button(label, data) for label, data in row) for row in buttons)
+
+
+class _Run:
+    """One run of the outbox: the chats' queues, the send slots, and the writes waiting to be grouped."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.slots = asyncio.Semaphore(outbox.concurrency)
+        self.queues: dict[str, deque[_Item]] = {}  # chat -> its claimed messages, in order (one worker each)
+        self.pacing = 0  # workers waiting for their chat's own rate limit (holding no slot)
+        self.in_hand = 0
+        self.most_in_hand = 2 * max(outbox.batch, outbox.concurrency)  # memory stays bounded
+        self.confirmed: list[dict[str, Any]] = []
+        self.writing = asyncio.Lock()
+        self.changed = asyncio.Event()
+        self.delivered = 0
+        self.in_flight = 0
+        self.most_in_flight = 0  # for tests and the benchmark: the concurrency reached
+        self.group: asyncio.TaskGroup | None = None
+        self.flush_soon: asyncio.Task[None] | None = None
+
+    async def run(self) -> int:
+        outbox = self.outbox
+        failure: BaseException | None = None
+        try:
+            async with asyncio.TaskGroup() as group:
+                self.group = group
+                renewing = group.create_task(self._renewing())
+                try:
+                    self._take(await outbox._claim_left())
+                    while True:
+                        await self._room()
+                        keys = await outbox._claim_due()
+                        if not keys:
+                            break
+                        self._take(await outbox._load(keys))
+                    while self.queues:  # the slow chats drain; their leases are renewed meanwhile
+                        await self._changed()
+                finally:
+                    renewing.cancel()
+                    if self.flush_soon is not None:
+                        self.flush_soon.cancel()  # the last flush, below, writes what it held
+        except BaseExceptionGroup as errors:  # one kind of fault is raised as itself (callers catch it by type)
+            failure = errors.exceptions[0] if len({type(e) for e in errors.exceptions}) == 1 else errors
+        except BaseException as error:
+            failure = error
+        if failure is None or isinstance(failure, asyncio.CancelledError):
+            # What the transport accepted is written even when the run is stopped (a shutdown).
+            await asyncio.shield(self._flush())
+        outbox.most_in_flight = max(outbox.most_in_flight, self.most_in_flight)
+        if failure is not None:
+            raise failure
+        return self.delivered
+
+    def _take(self, items: Sequence[_Item]) -> None:
+        assert self.group is not None
+        for item in items:
+            self.in_hand += 1
+            queue = self.queues.get(item.chat_key)
+            if queue is not None:
+                queue.append(item)
+                continue
+            self.queues[item.chat_key] = deque([item])
+            self.group.create_task(self._chat(item.chat_key))
+
+    async def _changed(self) -> None:
+        self.changed.clear()
+        await self.changed.wait()
+
+    async def _room(self) -> None:
+        """Claim more only when a send slot would otherwise stand idle (fewer chats ready to send than
+        slots), and never more than `most_in_hand` rows at once."""
+        while len(self.queues) - self.pacing >= self.outbox.concurrency or self.in_hand >= self.most_in_hand:
+            await self._changed()
+
+    async def _renewing(self) -> None:
+        while True:
+            await asyncio.sleep(self.outbox.lease.total_seconds() / 3)
+            await self.outbox._renew()
+
+    async def _chat(self, chat_key: str) -> None:
+        """One chat's messages in order: its own rate limit waited for outside the send slots."""
+        queue = self.queues[chat_key]
+        pace = cast(_Paced | None, getattr(self.outbox.sender, "pace", None))
+        try:
+            while queue:
+                item = queue[0]
+                if pace is not None:
+                    self.pacing += 1
+                    self.changed.set()
+                    try:
+                        await pace(chat_key)
+                    finally:
+                        self.pacing -= 1
+                async with self.slots:
+                    if await self._mark(item):
+                        await self._send(item)
+                queue.popleft()
+                self.in_hand -= 1
+        finally:
+            del self.queues[chat_key]
+            self.changed.set()
+
+    async def _mark(self, item: _Item) -> bool:
+        """Written 'sending' before it is handed over, with the other chats' next messages (up to CHUNK
+        in one statement) and the confirmations waiting. False: it is no longer this outbox's."""
+        if item.marked:
+            return item.ours
+        async with self.writing:
+            if item.marked:
+                return item.ours
+            heads = (queue[0] for queue in self.queues.values() if queue and queue[0] is not item)
+            chunk = [item, *islice((head for head in heads if not head.marked), CHUNK - 1)]
+            confirmed, self.confirmed = self.confirmed, []
+            kept = await self.outbox._write([head.key for head in chunk], confirmed)
+            for head in chunk:
+                head.marked = True
+                if head.key not in kept:
+                    log.warning("delivery %s was taken over by another replica; not sent here", head.key)
+                    head.ours = False
+        return item.ours
+
+    async def _send(self, item: _Item) -> None:
+        sender = self.outbox.sender
+        assert sender is not None
+        text = f"{words.MAY_REPEAT}\n{item.text}" if item.note else item.text
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            message_id = await sender(item.chat_key, text, item.buttons)
+        except DeliveryError as error:
+            await self.outbox._failed(item, error)
+            return
+        finally:
+            self.in_flight -= 1
+        self.confirmed.append(
+            {"the_key": item.key, "sent_at": self.outbox.now(), "message_id": message_id, "attempts": item.attempts + 1}
+        )
+        self.delivered += 1
+        if len(self.confirmed) >= CHUNK:
+            await self._flush()
+        elif self.flush_soon is None and self.group is not None:
+            self.flush_soon = self.group.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        """Bounds how long an accepted message stays unconfirmed (what a crash would repeat, noted)."""
+        await asyncio.sleep(CONFIRM_WITHIN)
+        self.flush_soon = None
+        await asyncio.shield(self._flush())
+
+    async def _flush(self) -> None:
+        async with self.writing:
+            if self.confirmed:
+                confirmed, self.confirmed = self.confirmed, []
+                await self.outbox._write([], confirmed)

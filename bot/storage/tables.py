@@ -192,10 +192,12 @@ class Occurrence(Base):
 
 class Delivery(Base):
     """One message to send, keyed so it is sent once: 'queued' when decided, 'sending' just before the
-    send, 'sent' after it.
+    send, 'sent' after it (bot.reminders.base.DeliveryState).
 
-    A row still 'sending' at start-up is the one window Telegram leaves open (it may have accepted
-    the message before the crash): it is sent again with a note that it may repeat an earlier one.
+    A 'queued' or 'sending' row belongs to the replica named in `owner` until `lease_until`; only
+    then may another replica take it. A 'sending' row taken so is the one window Telegram leaves
+    open (it may have accepted the message before the crash): it is sent again with a note that it
+    may repeat an earlier one.
     """
 
     __tablename__ = "deliveries"
@@ -212,6 +214,8 @@ class Delivery(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     message_id: Mapped[int | None] = mapped_column(Integer)
+    owner: Mapped[str | None] = mapped_column(String(64))  # the replica that claimed it (kept after, for the record)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)  # UTC; NULL once out of a replica's hands
 
 
 class AuditHead(Base):

@@ -8,7 +8,7 @@ The labs' unique key (patient_id, test, date, value, unit) was there from 0001: 
 already on record with INSERT ... ON CONFLICT DO NOTHING on it.
 
 Revision ID: 0005_scale
-Revises: 0003 (to be re-chained onto 0004 when the delivery leases' migration lands)
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_scale"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
