@@ -6,7 +6,15 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from core.models import DoseRequest, DoseResponse, Drug
 
@@ -124,6 +132,72 @@ class Answers(_Data):
     # "Same regimen, new result": the record's answers stand; only what it lacks and the new results are asked.
     followup: bool = False
     followup_asked: list[str] = Field(default_factory=list)  # steps asked in this follow-up (Back returns to them)
+
+    @model_serializer(mode="wrap")
+    def _without_copies(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        """As saved (JSON): the record's results that `history_labs` already holds are written once.
+
+        A follow-up carries the record's results twice (the record as chosen, and the deciding test's
+        results it pre-filled): for a patient with a result a day, that doubled the chat state that
+        is read and written on every update. The record keeps where they were (`in_history`: runs of
+        [position, length]), and `_with_copies` puts them back on reading, the record as it was.
+        """
+        data = handler(self)
+        if info.mode != "json" or self.record is None or not isinstance(data.get("record"), dict):
+            return data
+        runs = _shared_runs(self.record.labs, self.history_labs)
+        if runs and isinstance(data["record"].get("labs"), list):
+            kept = set(range(len(self.record.labs)))
+            for start, length in runs:
+                kept -= set(range(start, start + length))
+            data["record"]["labs"] = [lab for i, lab in enumerate(data["record"]["labs"]) if i in kept]
+            data["record"]["in_history"] = runs
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _with_copies(cls, data: Any) -> Any:
+        """The record's results written once (see `_without_copies`) restored from `history_labs`."""
+        record = data.get("record") if isinstance(data, dict) else None
+        if not isinstance(record, dict) or "in_history" not in record:
+            return data
+        record = dict(record)
+        runs, labs, shared = record.pop("in_history"), list(record.get("labs", ())), iter(data["history_labs"])
+        for start, length in runs:
+            copied = [next(shared) for _ in range(length)]
+            labs[start:start] = [_as_record(lab) for lab in copied]
+        return {**data, "record": {**record, "labs": labs}}
+
+
+def _same(record: LabRecord, answer: LabAnswer) -> bool:
+    return (record.test, record.date, record.unit, record.value) == (
+        answer.test,
+        answer.date,
+        answer.unit,
+        str(answer.value),
+    )
+
+
+def _shared_runs(labs: tuple[LabRecord, ...], history: list[LabAnswer]) -> list[list[int]]:
+    """Where history's results, in order and all of them, stand in the record's (runs of [position,
+    length]); none if they are not all there in order as the same values (then nothing is left out)."""
+    runs: list[list[int]] = []
+    next_one = 0
+    for position, lab in enumerate(labs):
+        if next_one < len(history) and _same(lab, history[next_one]):
+            if runs and runs[-1][0] + runs[-1][1] == position:
+                runs[-1][1] += 1
+            else:
+                runs.append([position, 1])
+            next_one += 1
+    return runs if next_one == len(history) and history else []
+
+
+def _as_record(lab: Any) -> dict[str, Any]:
+    """A history result (saved JSON, or a model) as the record's result it was copied from."""
+    if isinstance(lab, LabAnswer):
+        return {"test": lab.test, "value": str(lab.value), "unit": lab.unit, "date": lab.date}
+    return {"test": lab["test"], "value": str(lab["value"]), "unit": lab["unit"], "date": lab["date"]}
 
 
 class ChatState(_Data):

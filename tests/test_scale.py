@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, insert, select, text
 
 from bot.limits import MAX_REPLY, units
@@ -19,6 +22,7 @@ from core.models import DoseRequest
 from flows import render
 from flows.buttons import PageButton, PageList, decode, page_button
 from flows.replies import AuditRecommendation, Reply, SaveConsultation
+from flows.state import Answers, ChatState, LabAnswer, LabRecord, PatientSummary
 from tests.helpers import hemoglobin, luspatercept, platelets, romiplostim
 
 TODAY = dt.date(2026, 11, 22)
@@ -311,3 +315,42 @@ async def test_the_record_size_queries_are_searches_of_their_indexes(storage: St
             assert "SEARCH" in plan, (query, plan)
             assert index in plan, (query, plan)
             assert "TEMP B-TREE" not in plan, (query, plan)
+
+
+# --- the chat state: the record's results written once ----------------------------------------------
+
+_LAB = st.builds(
+    LabRecord,
+    test=st.sampled_from(["platelets", "hemoglobin"]),
+    value=st.sampled_from(["32", "45.5", "8.9", "120", "0.5"]),
+    unit=st.sampled_from(["10^9/L", "g/dL"]),
+    date=st.dates(dt.date(2026, 1, 1), dt.date(2026, 12, 31)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(labs=st.lists(_LAB, max_size=12, unique_by=lambda lab: (lab.test, lab.date, lab.value, lab.unit)))
+def test_a_chat_state_restores_exactly_with_the_record_s_results_written_once(labs: list[LabRecord]):
+    """Whatever the record and whichever of its results the consultation pre-filled (or others)."""
+    record = PatientSummary(label="RX-12", labs=tuple(labs))
+    prefilled = [LabAnswer.model_validate(lab.model_dump()) for lab in labs if lab.test == "platelets"]
+    other = [LabAnswer(test="platelets", value=Decimal("7"), unit="10^9/L", date=dt.date(2026, 6, 1))]
+    for history in (prefilled, prefilled[1:], [*prefilled, *other], other, []):
+        chat = ChatState(state="weight", answers=Answers(patient_label="RX-12", record=record, history_labs=history))
+        saved = chat.model_dump_json(exclude_defaults=True)
+        assert ChatState.model_validate_json(saved) == chat
+        assert chat.model_dump() == ChatState.model_validate_json(saved).model_dump()
+
+
+def test_the_saved_state_holds_a_pre_filled_result_once():
+    labs = tuple(
+        LabRecord(test=test, value=str(20 + n), unit="10^9/L" if test == "platelets" else "g/dL", date=day)
+        for n in range(100)
+        for test, day in (("platelets", TODAY - dt.timedelta(days=n)), ("hemoglobin", TODAY - dt.timedelta(days=n)))
+    )
+    record = PatientSummary(label="RX-12", drug="romiplostim", labs=tuple(sorted(labs, key=lambda lab: lab.date)))
+    history = [LabAnswer.model_validate(lab.model_dump()) for lab in record.labs if lab.test == "platelets"]
+    chat = ChatState(state="weight", answers=Answers(patient_label="RX-12", record=record, history_labs=history))
+    saved = chat.model_dump_json(exclude_defaults=True)
+    assert saved.count('"2026-11-22"') == 2  # that day's count once (in history_labs), its haemoglobin once
+    assert ChatState.model_validate_json(saved) == chat
