@@ -16,7 +16,7 @@ it shows and how it asks again is one row of `SCREENS`. `python -m flows.diagram
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from pydantic import ValidationError
 from transitions import EventData
@@ -25,9 +25,10 @@ from core import RequestError, recommend
 from core.models import DoseRequest
 from flows import followup, render
 from flows import reminders as reminder_words
-from flows.conversation_parts import CHANGE_REMINDERS, NAVIGATION, NEW, NO, REMINDER_STATES, YES, State
+from flows.answering import Answering, confirm_buttons
+from flows.controls import Controls
+from flows.conversation_parts import CHANGE_REMINDERS, NAVIGATION, NEW, State
 from flows.machine import _STATE_OF, MACHINE, QUESTIONS, STEP_NAMES
-from flows.parsing import Problem
 from flows.replies import (
     Button,
     Env,
@@ -40,8 +41,8 @@ from flows.request import build_request
 from flows.result_screen import ResultScreen
 from flows.routes import ROUTES, Owner, Routed, route
 from flows.setup_reminders import ReminderSetup
-from flows.state import Answers, ChatState, Pending
-from flows.steps import ANSWERED, NUMERIC_STEPS, STEP_BY_NAME, STEPS, Confirm, Step, record_answers, reopen_dependants
+from flows.state import Answers, ChatState
+from flows.steps import NUMERIC_STEPS, STEP_BY_NAME, STEPS, Step
 
 # Steps from here on collect results (labs, transfusions, baseline): every fact the rules that use no
 # lab read is asked before them, so entering this part is where those rules can already decide.
@@ -49,7 +50,7 @@ LAB_PART = STEP_NAMES.index("lab_value")
 AFTER_RESULT = STEP_NAMES.index("lab_date") + 1  # the deciding result and its date are in
 
 
-class Conversation(ResultScreen, ReminderSetup):
+class Conversation(Answering, Controls, ResultScreen, ReminderSetup):
     """One chat's state for the length of one update; the shared machine's model. The recommendation
     screen (`ResultScreen`) and the reminder questions (`ReminderSetup`) are parts in their own modules."""
 
@@ -161,7 +162,7 @@ class Conversation(ResultScreen, ReminderSetup):
     def current_buttons(self) -> list[Button]:
         """The buttons of the question now on screen (typed labels count as presses)."""
         if self.answers.pending is not None:
-            return [*_confirm_buttons(), *NAVIGATION]
+            return [*confirm_buttons(), *NAVIGATION]
         return SCREENS[self.state].buttons(self)
 
     def step_buttons(self) -> list[Button]:
@@ -224,52 +225,6 @@ class Conversation(ResultScreen, ReminderSetup):
     def on_reminder_input(self, data: str | None, text: str) -> None:
         self.on_reminder_answer(data.removeprefix("v:") if data is not None else text)
 
-    def on_step_input(self, data: str | None, text: str) -> None:
-        answer = data.removeprefix("v:") if data is not None else text
-        if self.answers.followup:
-            answer = followup.translate(self.state, answer)
-            both = followup.nothing_new(self.state, answer, self.answers, self.env)
-            if both is not None and self.answers.pending is None:
-                return self.apply(STEP_BY_NAME[self.state], both)
-        self.on_answer(STEP_BY_NAME[self.state], answer, data)
-
-    def on_answer(self, step: Step, answer: str, data: str | None) -> None:
-        answers = self.answers
-        if answers.pending is not None:
-            if data == YES or answer.lower() in ("yes", "y"):
-                updates = answers.pending.updates
-                answers.pending = None
-                return self.apply(step, updates)
-            retry = answers.pending.retry
-            answers.pending = None
-            if data == NO or answer.lower() in ("no", "n"):
-                if retry is not None:
-                    return self.fire(f"edit_{retry}")
-                return self.ask(step, "OK, please enter it again. ")
-        if not answer:
-            return self.ask(step, "Please answer the question. ")
-        parsed = step.parse(answer, answers, self.env)
-        if isinstance(parsed, Problem):
-            return self.ask(step, parsed.message + "\n")
-        if isinstance(parsed, Confirm):
-            updates = _jsonable(parsed.updates)
-            answers.pending = Pending(step=step.name, question=parsed.question, updates=updates, retry=parsed.retry)
-            return self.say(parsed.question, (_confirm_buttons(), NAVIGATION))
-        self.apply(step, parsed)
-
-    def apply(self, step: Step, updates: dict[str, Any]) -> None:
-        stay = bool(updates.pop("_stay", False))
-        restored = Answers.model_validate({**self.answers.model_dump(), **updates})
-        restored = reopen_dependants(self.answers, restored, step.name, updates)  # steps.DEPENDANTS
-        drug_changed = restored.drug != self.answers.drug
-        self.chat.answers = restored
-        if stay:
-            return self.ask(step)
-        if restored.editing and not drug_changed:
-            missing = next((s.name for s in self.applicable_steps() if not ANSWERED[s.name](restored)), None)
-            return self.fire(f"edit_{missing}" if missing else "finish_edit")
-        self.fire("advance")
-
     def on_review(self, data: str | None, text: str) -> None:
         if data == "confirm" or text.lower() in ("ok", "confirm", "yes"):
             return self.fire("confirm")
@@ -279,83 +234,10 @@ class Conversation(ResultScreen, ReminderSetup):
         self.say("Press Get recommendation, or Edit next to an answer to change it.")
         self.reask()
 
-    # --- controls -------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self.chat.answers = Answers()
-        self.chat.request = self.chat.response = None
-        self.chat.saved = self.chat.reminders_set = False
-        self.fire("start")
-
-    def open_record(self, kind: str, label: str) -> None:
-        """`fu:LABEL` (Same regimen, new result) or `fc:LABEL` (a full consultation), from any state."""
-        record = followup.find(label, self.env)
-        if record is None:
-            self.say(followup.unknown(label))
-            return None if self.state == State.idle else self.reask()
-        if kind == followup.FOLLOWUP and not followup.has_regimen(record):
-            full = Button("Full consultation", followup.FULL + record.label)
-            return self.say(followup.no_regimen(record.label), ((full, NEW),))
-        if self.state in STEP_BY_NAME or self.state == State.review:
-            self.say("The consultation under way is closed; nothing from it was saved.")
-        self.chat.request = self.chat.response = None
-        self.chat.saved = self.chat.reminders_set = False
-        if kind == followup.FOLLOWUP:
-            self.chat.answers = followup.prefill(record, self.env)
-            self.state = State.idle
-            return self.fire("start")
-        if record.drug is None:
-            return self.start()
-        # The drug and the patient are answered; the record's values are offered as Keep from the weight on.
-        answers = Answers(drug=record.drug, indication=record.indication, region=record.region)
-        self.chat.answers = answers.model_copy(update=record_answers(record.drug, record, self.env))
-        self.state = State.patient
-        self.fire("advance")
-
-    def show_record(self, event: EventData) -> None:
-        """Back from the follow-up's first question (now idle): the record message again (nothing was entered)."""
-        record = self.answers.record
-        self.chat.answers = Answers()
-        if record is not None:
-            self.outcome.replies.append(followup.record_message(record, self.env))
-
-    def cancel(self) -> None:
-        if self.state == State.idle:
-            return self.say("Nothing to cancel.", ((NEW,),))
-        if self.state in REMINDER_STATES:
-            self.say("No reminders set; the saved recommendation is kept.", (self.result_row(),))
-            return self.fire("leave_reminders")
-        self.chat.answers = Answers()
-        self.fire("cancel")
-        self.say("Consultation cancelled; nothing was saved from it.", ((NEW,),))
-
-    def back(self) -> None:
-        if self.state == State.idle:
-            return self.say("There is no consultation under way.", ((NEW,),))
-        self.answers.pending = None
-        self.answers.editing = False
-        if self.state == State.result and self.answers.followup and self.answers.followup_asked:
-            # A follow-up has no review screen: Back returns to its last question.
-            return self.fire(f"edit_{self.answers.followup_asked[-1]}")
-        self.fire("retreat")
-
-    def welcome(self) -> None:
-        self.say(render.WELCOME, ((NEW, Button("My patients", "patients")),))
-        if self.state == State.result and self.chat.response is not None:
-            self.say("Your last recommendation:")
-            self.reask()
-        elif self.state != State.idle:
-            self.say("You have a consultation under way; it continues here:")
-            self.reask()
-
-    def help(self) -> None:
-        self.say(render.help_text(self.state))
-        self.reask()
-
     def reask(self) -> None:
         """Show the question now open again (nothing entered is lost)."""
         if self.answers.pending is not None:
-            return self.say(self.answers.pending.question, (_confirm_buttons(), NAVIGATION))
+            return self.say(self.answers.pending.question, (confirm_buttons(), NAVIGATION))
         SCREENS[self.state].reask(self)
 
     def reask_step(self) -> None:
@@ -389,7 +271,7 @@ class Screen(NamedTuple):
     reask: Callable[[Conversation], None]
 
 
-QUESTION = Screen(Conversation.on_step_input, Conversation.step_buttons, Conversation.reask_step)
+QUESTION = Screen(Conversation.answer_step, Conversation.step_buttons, Conversation.reask_step)
 SCREENS: dict[State, Screen] = {
     State.idle: Screen(Conversation.on_idle, Conversation.idle_buttons, Conversation.reask_idle),
     **dict.fromkeys(QUESTIONS, QUESTION),
@@ -425,15 +307,6 @@ if set(CONTROLS) != {r.name for r in ROUTES if r.owner == Owner.FLOW}:
 def _plain(label: str) -> str:
     """A label as people type it: no leading symbols, case or extra spaces ('✅ Get it' ~ 'get it')."""
     return " ".join(label.lstrip("⬅✖?✅ ").lower().split())
-
-
-def _confirm_buttons() -> tuple[Button, ...]:
-    return (Button("Yes, use it", YES), Button("No, re-enter", NO))
-
-
-def _jsonable(updates: dict[str, Any]) -> dict[str, Any]:
-    dumped = Answers.model_validate(updates).model_dump(mode="json", include=set(updates))
-    return dumped | {"_stay": True} if updates.get("_stay") else dumped  # a list answer stays open after a yes
 
 
 class Run(NamedTuple):

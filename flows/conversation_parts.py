@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.reminders import PlannedReminder
 from flows.replies import Button, Env, Outcome, Reply
 from flows.state import Answers, ChatState
+from flows.steps import Step
 
 NAVIGATION = (Button("⬅ Back", "back"), Button("✖ Cancel", "cancel"), Button("? Help", "help"))
 NEW = Button("New consultation", "new")
@@ -65,6 +66,9 @@ class Talk(Protocol):
     @property
     def state(self) -> State: ...
 
+    @state.setter
+    def state(self, value: State) -> None: ...
+
     @property
     def answers(self) -> Answers: ...
 
@@ -79,6 +83,16 @@ class Talk(Protocol):
     def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None: ...
 
     def reask(self) -> None: ...
+
+    def start(self) -> None: ...
+
+    def ask(self, step: Step, prefix: str = "") -> None: ...
+
+    def applicable_steps(self) -> list[Step]: ...
+
+    def on_answer(self, step: Step, answer: str, data: str | None) -> None: ...
+
+    def apply(self, step: Step, updates: dict[str, Any]) -> None: ...
 
     def result_row(self) -> tuple[Button, ...]: ...
 

@@ -10,7 +10,7 @@ import pytest
 import transitions
 
 from core.models import DoseRequest
-from flows import consultation, steps
+from flows import consultation, dependants
 from flows.consultation import MACHINE, handle
 from flows.replies import Env, LabRecord, PatientSummary, SaveConsultation, TransfusionRecord, UserInput
 from flows.request import build_request, step_for_field
@@ -976,16 +976,16 @@ def test_a_status_the_record_contradicts_is_confirmed_first():
 
 
 def test_every_dependant_is_a_step_and_the_table_is_transitive():
-    assert steps.dependants_of("dose_amount") == [
+    assert dependants.dependants_of("dose_amount") == [
         "dose_since",
         "last_given",
         "doses_at_level",
         "counts",
         "transfusions",
     ]
-    assert steps.dependants_of("weight") == ["weight_date"]
-    assert "dose_amount" in steps.dependants_of("drug")
-    assert steps.dependants_of("adverse") == []
+    assert dependants.dependants_of("weight") == ["weight_date"]
+    assert "dose_amount" in dependants.dependants_of("drug")
+    assert dependants.dependants_of("adverse") == []
 
 
 def test_editing_the_dose_re_asks_since_last_dose_and_doses_then_the_review():

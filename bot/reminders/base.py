@@ -158,7 +158,7 @@ class ReminderBase:
             )
             last = not later
         guidance = missed_dose_guidance(drug, occurrence.on_date, today, last_of_course=last)
-        decided = occurrence.dose_on is not None
+        decided = occurrence.dose_decided
         return words.missed_message(
             occurrence.id, label, occurrence.on_date, guidance, reminder.dose_text, decided, skipped=skipped
         )

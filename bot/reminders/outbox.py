@@ -25,17 +25,13 @@ may-repeat note; rows still 'queued' were never handed over and go without it.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import os
 import socket
 import uuid
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from itertools import islice
-from typing import Any, Protocol, cast
+from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,9 +43,6 @@ from bot.reminders.base import (
     ACTIVE_STATES,
     ANSWERED_STATES,
     GIVE_UP_AFTER,
-    LATE_AFTER,
-    REMINDER_PURPOSES,
-    RESEND_AFTER,
     RETRY_AFTER,
     Buttons,
     Clock,
@@ -58,19 +51,18 @@ from bot.reminders.base import (
     OccurrenceState,
     Purpose,
     _naive,
-    local,
 )
-from bot.reminders.schedule import Schedule
+from bot.reminders.delivery_run import CHUNK as CHUNK
+from bot.reminders.delivery_run import CONFIRM_WITHIN as CONFIRM_WITHIN
+from bot.reminders.delivery_run import Item, Run
+from bot.reminders.due import Due
 from bot.storage.tables import Delivery, Occurrence, PatientRow, Reminder, User
-from core.reminders import following_dose
 from flows import reminders as words
 from flows.replies import Button, Reply
 
 log = logging.getLogger("hemadose.reminders")
 
 CONCURRENCY = 16  # sends in flight at once: 30/s at a 150 ms round trip needs 4.5; room for slower ones
-CHUNK = 32  # 'sending' marks and 'sent' confirmations are written this many at a time
-CONFIRM_WITHIN = 0.25  # seconds: a confirmation waits no longer than this for others to join it
 LEASE = dt.timedelta(seconds=30)  # how long claimed rows stay this replica's; renewed every third of it
 _IN_HAND = (DeliveryState.QUEUED, DeliveryState.SENDING)
 _D = _DELIVERIES.c
@@ -98,25 +90,7 @@ def _stored(reply: Reply) -> Buttons:
     return [[[button.label, button.data] for button in row] for row in reply.buttons]
 
 
-class _Paced(Protocol):
-    async def __call__(self, chat_key: str, /) -> None: ...
-
-
-@dataclass(slots=True, eq=False)
-class _Item:
-    """A claimed delivery in this run's hands."""
-
-    key: str
-    chat_key: str
-    text: str
-    buttons: Buttons
-    attempts: int
-    note: bool  # it may have reached the user already (taken over from 'sending'): sent with the note
-    marked: bool  # written 'sending'
-    ours: bool = True  # False: its lease expired and another replica took it; not sent here
-
-
-class Outbox(Schedule):
+class Outbox(Due):
     """The due-occurrence loop and the delivery of each message once, across replicas."""
 
     def __init__(
@@ -172,7 +146,7 @@ class Outbox(Schedule):
                 while await self._claim_due():
                     pass
                 return 0
-            return await _Run(self).run()
+            return await Run(self).run()
 
     async def _claim_due(self) -> list[str]:
         """One transaction: the due occurrences are claimed and move on, and their messages are written
@@ -256,127 +230,7 @@ class Outbox(Schedule):
                 keys.append(key)
             return keys
 
-    async def _reached(self, session: AsyncSession, due: Sequence[Occurrence], now: dt.datetime) -> set[int]:
-        """Of the doses whose deadline has come, those whose reminder reached the user before it
-        (a delivery 'sent' before the deadline): one read for the batch."""
-        ids = [o.id for o in due if o.deadline_at is not None and now >= o.deadline_at and o.state in ACTIVE_STATES]
-        if not ids:
-            return set()
-        rows = await session.execute(
-            select(Delivery.occurrence_id, Delivery.key, Delivery.sent_at).where(
-                Delivery.occurrence_id.in_(ids), Delivery.state == DeliveryState.SENT
-            )
-        )
-        deadlines = {o.id: o.deadline_at for o in due}
-        return {
-            occurrence_id
-            for occurrence_id, key, sent_at in rows
-            if key.split(":")[1][:1] in REMINDER_PURPOSES
-            and sent_at is not None
-            and sent_at < cast(dt.datetime, deadlines[occurrence_id])
-        }
-
-    async def _advance(
-        self,
-        session: AsyncSession,
-        occurrence: Occurrence,
-        reminder: Reminder,
-        zone: str,
-        label: str,
-        now: dt.datetime,
-        reached: set[int],
-    ) -> tuple[str, Reply] | None:
-        """The occurrence's next state, and the message that goes with it (purpose, text)."""
-        deadline = occurrence.deadline_at
-        if deadline is not None and now >= deadline and occurrence.state in ACTIVE_STATES:
-            if occurrence.id in reached:
-                return await self._missed(session, occurrence, reminder, zone, label, now)
-            return await self._unconfirmed(session, occurrence, reminder, zone, label, now)
-        if occurrence.state in (OccurrenceState.SCHEDULED, OccurrenceState.SNOOZED):
-            late = None
-            if occurrence.state == OccurrenceState.SCHEDULED and now - occurrence.due_at > LATE_AFTER:
-                late = f"{local(occurrence.due_at, zone):%H:%M on %a %Y-%m-%d}"
-            purpose = (
-                Purpose.REMINDER
-                if occurrence.state == OccurrenceState.SCHEDULED
-                else f"{Purpose.SNOOZED}{now:%Y%m%d%H%M%S%f}"
-            )
-            first = occurrence.state == OccurrenceState.SCHEDULED
-            occurrence.sends += 1 if first else 0
-            occurrence.state = OccurrenceState.SENT
-            if occurrence.kind == "heads_up":
-                occurrence.state, occurrence.next_at = OccurrenceState.DONE, None
-            elif first:
-                again = now + RESEND_AFTER
-                occurrence.next_at = again if deadline is None or again < deadline else deadline
-            else:
-                occurrence.next_at = deadline
-            return purpose, self._reminder_reply(occurrence, reminder, label, late_since=late)
-        if occurrence.state == OccurrenceState.SENT and occurrence.sends == 1:
-            occurrence.sends = 2
-            occurrence.next_at = deadline
-            return Purpose.AGAIN, self._reminder_reply(occurrence, reminder, label, again=True)
-        occurrence.next_at = None  # sent twice and not a dose: nothing more to do
-        return None
-
-    def _reminder_reply(
-        self, occurrence: Occurrence, reminder: Reminder, label: str, again: bool = False, late_since: str | None = None
-    ) -> Reply:
-        return words.reminder_message(
-            occurrence.id,
-            occurrence.kind,
-            reminder.drug,
-            label,
-            reminder.dose_text,
-            reminder.lab_text,
-            occurrence.on_date,
-            decided=occurrence.dose_on is not None,
-            again=again,
-            late_since=late_since,
-        )
-
-    async def _missed(
-        self,
-        session: AsyncSession,
-        occurrence: Occurrence,
-        reminder: Reminder,
-        zone: str,
-        label: str,
-        now: dt.datetime,
-    ) -> tuple[str, Reply]:
-        """Reminded and not confirmed by its deadline: recorded as missed, the drug's own rule sent, the
-        schedule moves on."""
-        await self._move_on(session, occurrence, reminder, OccurrenceState.MISSED, zone, now)
-        self._record(session, reminder, occurrence.on_date, "missed", now)
-        return Purpose.MISSED, await self._guidance(session, occurrence, reminder, label, local(now, zone).date())
-
-    async def _unconfirmed(
-        self,
-        session: AsyncSession,
-        occurrence: Occurrence,
-        reminder: Reminder,
-        zone: str,
-        label: str,
-        now: dt.datetime,
-    ) -> tuple[str, Reply]:
-        """RULES.md 6: its reminder never reached the user before the deadline, so the dose is not
-        declared missed (it may have been taken): the user is asked. The schedule moves on as after a
-        missed dose; nothing is recorded until the answer."""
-        await self._move_on(session, occurrence, reminder, OccurrenceState.UNKNOWN, zone, now)
-        due = f"{local(occurrence.due_at, zone):%H:%M on %a %Y-%m-%d}"
-        return Purpose.UNCONFIRMED, words.unconfirmed_message(
-            occurrence.id, reminder.drug, label, occurrence.on_date, due
-        )
-
-    async def _move_on(
-        self, session: AsyncSession, occurrence: Occurrence, reminder: Reminder, state: str, zone: str, now: dt.datetime
-    ) -> None:
-        occurrence.state, occurrence.next_at, occurrence.acted_at = state, None, now
-        following = following_dose(reminder.drug, occurrence.on_date, None)
-        if following is not None:  # not fresh: after downtime, each passed day gets its own message
-            await self._add_dose(session, reminder, following, zone, now)
-
-    async def _claim_left(self) -> list[_Item]:
+    async def _claim_left(self) -> list[Item]:
         """What was left in flight, taken by one conditional UPDATE: rows 'queued' or 'sending' whose
         lease expired (or that this outbox's own broken-off run left; rows from before leases have
         none), and retries whose time has come. A row taken from 'sending' may have reached the
@@ -412,7 +266,7 @@ class Outbox(Schedule):
         noted = [key for key in keys if claimed.get(key) == DeliveryState.SENDING]
         return await self._load(noted + [key for key in keys if claimed.get(key) == DeliveryState.QUEUED], set(noted))
 
-    async def _load(self, keys: Sequence[str], noted: frozenset[str] | set[str] = frozenset()) -> list[_Item]:
+    async def _load(self, keys: Sequence[str], noted: frozenset[str] | set[str] = frozenset()) -> list[Item]:
         """The claimed rows, in order; those their occurrence no longer wants are dropped (one write)."""
         if not keys:
             return []
@@ -435,7 +289,7 @@ class Outbox(Schedule):
                 continue
             marked = delivery.state == DeliveryState.SENDING
             items.append(
-                _Item(key, delivery.chat_key, delivery.text, delivery.buttons, delivery.attempts, key in noted, marked)
+                Item(key, delivery.chat_key, delivery.text, delivery.buttons, delivery.attempts, key in noted, marked)
             )
         if dropped:
             async with self.storage.engine.begin() as connection:
@@ -474,7 +328,7 @@ class Outbox(Schedule):
                 .values(lease_until=self.lease_now() + self.lease)
             )
 
-    async def _failed(self, delivery: _Item, error: DeliveryError) -> None:
+    async def _failed(self, delivery: Item, error: DeliveryError) -> None:
         attempts = delivery.attempts + 1
         give_up = error.permanent or attempts >= GIVE_UP_AFTER
         wait = RETRY_AFTER * min(2 ** (attempts - 1), 60)
@@ -532,158 +386,3 @@ def _outdated(key: str, occurrence_state: str, kind: str) -> bool:
 def stored_buttons(buttons: Any) -> tuple[tuple[Button, ...], ...]:
     """Rows of [label, data] as stored back into buttons."""
     return tuple(tuple(Button(label, data) for label, data in row) for row in buttons)
-
-
-class _Run:
-    """One run of the outbox: the chats' queues, the send slots, and the writes waiting to be grouped."""
-
-    def __init__(self, outbox: Outbox) -> None:
-        self.outbox = outbox
-        self.slots = asyncio.Semaphore(outbox.concurrency)
-        self.queues: dict[str, deque[_Item]] = {}  # chat -> its claimed messages, in order (one worker each)
-        self.pacing = 0  # workers waiting for their chat's own rate limit (holding no slot)
-        self.in_hand = 0
-        self.most_in_hand = 2 * max(outbox.batch, outbox.concurrency)  # memory stays bounded
-        self.confirmed: list[dict[str, Any]] = []
-        self.writing = asyncio.Lock()
-        self.changed = asyncio.Event()
-        self.delivered = 0
-        self.in_flight = 0
-        self.most_in_flight = 0  # for tests and the benchmark: the concurrency reached
-        self.group: asyncio.TaskGroup | None = None
-        self.flush_soon: asyncio.Task[None] | None = None
-
-    async def run(self) -> int:
-        outbox = self.outbox
-        failure: BaseException | None = None
-        try:
-            async with asyncio.TaskGroup() as group:
-                self.group = group
-                renewing = group.create_task(self._renewing())
-                try:
-                    self._take(await outbox._claim_left())
-                    while True:
-                        await self._room()
-                        keys = await outbox._claim_due()
-                        if not keys:
-                            break
-                        self._take(await outbox._load(keys))
-                    while self.queues:  # the slow chats drain; their leases are renewed meanwhile
-                        await self._changed()
-                finally:
-                    renewing.cancel()
-                    if self.flush_soon is not None:
-                        self.flush_soon.cancel()  # the last flush, below, writes what it held
-        except BaseExceptionGroup as errors:  # one kind of fault is raised as itself (callers catch it by type)
-            failure = errors.exceptions[0] if len({type(e) for e in errors.exceptions}) == 1 else errors
-        except BaseException as error:
-            failure = error
-        if failure is None or isinstance(failure, asyncio.CancelledError):
-            # What the transport accepted is written even when the run is stopped (a shutdown).
-            await asyncio.shield(self._flush())
-        outbox.most_in_flight = max(outbox.most_in_flight, self.most_in_flight)
-        if failure is not None:
-            raise failure
-        return self.delivered
-
-    def _take(self, items: Sequence[_Item]) -> None:
-        assert self.group is not None
-        for item in items:
-            self.in_hand += 1
-            queue = self.queues.get(item.chat_key)
-            if queue is not None:
-                queue.append(item)
-                continue
-            self.queues[item.chat_key] = deque([item])
-            self.group.create_task(self._chat(item.chat_key))
-
-    async def _changed(self) -> None:
-        self.changed.clear()
-        await self.changed.wait()
-
-    async def _room(self) -> None:
-        """Claim more only when a send slot would otherwise stand idle (fewer chats ready to send than
-        slots), and never more than `most_in_hand` rows at once."""
-        while len(self.queues) - self.pacing >= self.outbox.concurrency or self.in_hand >= self.most_in_hand:
-            await self._changed()
-
-    async def _renewing(self) -> None:
-        while True:
-            await asyncio.sleep(self.outbox.lease.total_seconds() / 3)
-            await self.outbox._renew()
-
-    async def _chat(self, chat_key: str) -> None:
-        """One chat's messages in order: its own rate limit waited for outside the send slots."""
-        queue = self.queues[chat_key]
-        pace = cast(_Paced | None, getattr(self.outbox.sender, "pace", None))
-        try:
-            while queue:
-                item = queue[0]
-                if pace is not None:
-                    self.pacing += 1
-                    self.changed.set()
-                    try:
-                        await pace(chat_key)
-                    finally:
-                        self.pacing -= 1
-                async with self.slots:
-                    if await self._mark(item):
-                        await self._send(item)
-                queue.popleft()
-                self.in_hand -= 1
-        finally:
-            del self.queues[chat_key]
-            self.changed.set()
-
-    async def _mark(self, item: _Item) -> bool:
-        """Written 'sending' before it is handed over, with the other chats' next messages (up to CHUNK
-        in one statement) and the confirmations waiting. False: it is no longer this outbox's."""
-        if item.marked:
-            return item.ours
-        async with self.writing:
-            if item.marked:
-                return item.ours
-            heads = (queue[0] for queue in self.queues.values() if queue and queue[0] is not item)
-            chunk = [item, *islice((head for head in heads if not head.marked), CHUNK - 1)]
-            confirmed, self.confirmed = self.confirmed, []
-            kept = await self.outbox._write([head.key for head in chunk], confirmed)
-            for head in chunk:
-                head.marked = True
-                if head.key not in kept:
-                    log.warning("delivery %s was taken over by another replica; not sent here", head.key)
-                    head.ours = False
-        return item.ours
-
-    async def _send(self, item: _Item) -> None:
-        sender = self.outbox.sender
-        assert sender is not None
-        text = f"{words.MAY_REPEAT}\n{item.text}" if item.note else item.text
-        self.in_flight += 1
-        self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
-            message_id = await sender(item.chat_key, text, item.buttons)
-        except DeliveryError as error:
-            await self.outbox._failed(item, error)
-            return
-        finally:
-            self.in_flight -= 1
-        self.confirmed.append(
-            {"the_key": item.key, "sent_at": self.outbox.now(), "message_id": message_id, "attempts": item.attempts + 1}
-        )
-        self.delivered += 1
-        if len(self.confirmed) >= CHUNK:
-            await self._flush()
-        elif self.flush_soon is None and self.group is not None:
-            self.flush_soon = self.group.create_task(self._flush_later())
-
-    async def _flush_later(self) -> None:
-        """Bounds how long an accepted message stays unconfirmed (what a crash would repeat, noted)."""
-        await asyncio.sleep(CONFIRM_WITHIN)
-        self.flush_soon = None
-        await asyncio.shield(self._flush())
-
-    async def _flush(self) -> None:
-        async with self.writing:
-            if self.confirmed:
-                confirmed, self.confirmed = self.confirmed, []
-                await self.outbox._write([], confirmed)

@@ -179,7 +179,9 @@ class Occurrence(Base):
     reminder_id: Mapped[int] = mapped_column(ForeignKey("reminders.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(8))  # dose | heads_up | lab
     on_date: Mapped[dt.date] = mapped_column(Date)  # the local day
-    dose_on: Mapped[dt.date | None] = mapped_column(Date)  # a heads-up's dose day
+    # The day of the dose whose decided amount this row restates (a dose: its day; a heads-up: the next
+    # day); NULL when the amount awaits a new result (RULES.md 6a: the reminder asks for it) and on a lab.
+    dose_on: Mapped[dt.date | None] = mapped_column(Date)
     due_at: Mapped[dt.datetime] = mapped_column(DateTime)  # UTC
     deadline_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # UTC; doses only
     # bot.reminders.base.OccurrenceState: scheduled | sent | snoozed | taken | skipped | missed | unknown | done
@@ -188,6 +190,11 @@ class Occurrence(Base):
     sends: Mapped[int] = mapped_column(Integer, default=0)  # reminders sent (first + the one re-send)
     next_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
     acted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    @property
+    def dose_decided(self) -> bool:
+        """Whether the reminder may state the dose: False when the amount awaits a new result (RULES.md 6a)."""
+        return self.dose_on is not None
 
 
 class Delivery(Base):
