@@ -200,12 +200,12 @@ class ChatService:
         patients = {label: PatientSummary(label=label) for label in labels}
         button = message.button or ""
         picked = button.removeprefix("v:") if button else (message.text or "").strip()
-        found = (
-            await self.storage.find_label(session, user_id, picked) if picked and chat.state == State.patient else None
-        )
-        if found is not None:
-            records = await self.storage.summaries(session, user_id, today, labels=[found])
-            patients[found] = records.get(found) or PatientSummary(label=found)
+        # Every label the answer matches ignoring case, with its record (as the flow matches labels).
+        matching = picked and chat.state == State.patient
+        chosen = await self.storage.labels_like(session, user_id, picked) if matching else []
+        if chosen:
+            records = await self.storage.summaries(session, user_id, today, labels=chosen)
+            patients |= {label: records.get(label) or PatientSummary(label=label) for label in chosen}
         return patients
 
     async def _record(self, session: AsyncSession, user_id: int, label: str, today: dt.date) -> PatientSummary | None:

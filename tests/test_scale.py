@@ -235,6 +235,8 @@ async def test_a_typed_label_is_found_exact_else_the_one_match_ignoring_case(sto
         assert await storage.find_label(session, user, "BED 4") == "bed 4"
         assert await storage.find_label(session, user, "ab-1") == "ab-1"  # exact wins among case variants
         assert await storage.find_label(session, user, "Ab-1") is None  # two match ignoring case: neither
+        assert set(await storage.labels_like(session, user, "Ab-1")) == {"AB-1", "ab-1"}  # the question's matches
+        assert await storage.labels_like(session, other, "rx-12") == []
         assert await storage.find_label(session, user, "NEW-1") is None
         assert await storage.find_label(session, user, "HB-3") is None  # another user's
         assert await storage.find_label(session, other, "hb-3") == "HB-3"

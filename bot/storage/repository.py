@@ -211,6 +211,11 @@ class Storage:
             return exact[0]
         return (rows[0][0], rows[0][1]) if len(rows) == 1 else None
 
+    async def labels_like(self, session: AsyncSession, user_id: int, typed: str) -> list[str]:
+        """Every label of the user's that is `typed` ignoring case (by the same index)."""
+        rows = await session.execute(_BY_LABEL, {"user_id": user_id, "lowered": typed.strip().lower()})
+        return [row[1] for row in rows]
+
     async def find_label(self, session: AsyncSession, user_id: int, typed: str) -> str | None:
         """The user's label for `typed` (exact, else the one matching ignoring case), or None."""
         found = await self._patient_by_label(session, user_id, typed.strip())
