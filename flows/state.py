@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -17,6 +18,9 @@ from pydantic import (
 )
 
 from core.models import DoseRequest, DoseResponse, Drug
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 class _Data(BaseModel):
@@ -147,10 +151,7 @@ class Answers(_Data):
             return data
         runs = _shared_runs(self.record.labs, self.history_labs)
         if runs and isinstance(data["record"].get("labs"), list):
-            kept = set(range(len(self.record.labs)))
-            for start, length in runs:
-                kept -= set(range(start, start + length))
-            data["record"]["labs"] = [lab for i, lab in enumerate(data["record"]["labs"]) if i in kept]
+            data["record"]["labs"] = _without(data["record"]["labs"], runs)
             data["record"]["in_history"] = runs
         return data
 
@@ -162,10 +163,8 @@ class Answers(_Data):
         if not isinstance(record, dict) or "in_history" not in record:
             return data
         record = dict(record)
-        runs, labs, shared = record.pop("in_history"), list(record.get("labs", ())), iter(data["history_labs"])
-        for start, length in runs:
-            copied = [next(shared) for _ in range(length)]
-            labs[start:start] = [_as_record(lab) for lab in copied]
+        runs = record.pop("in_history")
+        labs = _with(list(record.get("labs", ())), runs, (_as_record(lab) for lab in data["history_labs"]))
         return {**data, "record": {**record, "labs": labs}}
 
 
@@ -181,16 +180,34 @@ def _same(record: LabRecord, answer: LabAnswer) -> bool:
 def _shared_runs(labs: tuple[LabRecord, ...], history: list[LabAnswer]) -> list[list[int]]:
     """Where history's results, in order and all of them, stand in the record's (runs of [position,
     length]); none if they are not all there in order as the same values (then nothing is left out)."""
+    return _runs(labs, history, _same)
+
+
+def _runs(items: Sequence[T], wanted: Sequence[U], same: Callable[[T, U], bool]) -> list[list[int]]:
+    """Where every one of `wanted`, in order, stands among `items` ([position, length] runs), or []."""
     runs: list[list[int]] = []
     next_one = 0
-    for position, lab in enumerate(labs):
-        if next_one < len(history) and _same(lab, history[next_one]):
+    for position, item in enumerate(items):
+        if next_one < len(wanted) and same(item, wanted[next_one]):
             if runs and runs[-1][0] + runs[-1][1] == position:
                 runs[-1][1] += 1
             else:
                 runs.append([position, 1])
             next_one += 1
-    return runs if next_one == len(history) and history else []
+    return runs if next_one == len(wanted) and wanted else []
+
+
+def _without(items: list[Any], runs: list[list[int]]) -> list[Any]:
+    left_out = {position for start, length in runs for position in range(start, start + length)}
+    return [item for position, item in enumerate(items) if position not in left_out]
+
+
+def _with(items: list[Any], runs: list[list[int]], copies: Iterable[Any]) -> list[Any]:
+    """`items` with the runs left out by `_without` put back, taken in order from `copies`."""
+    restored, taken = list(items), iter(copies)
+    for start, length in runs:
+        restored[start:start] = [next(taken) for _ in range(length)]
+    return restored
 
 
 def _as_record(lab: Any) -> dict[str, Any]:
@@ -198,6 +215,22 @@ def _as_record(lab: Any) -> dict[str, Any]:
     if isinstance(lab, LabAnswer):
         return {"test": lab.test, "value": str(lab.value), "unit": lab.unit, "date": lab.date}
     return {"test": lab["test"], "value": str(lab["value"]), "unit": lab["unit"], "date": lab["date"]}
+
+
+def _in_request(lab: dict[str, Any]) -> dict[str, Any]:
+    """A history result (saved JSON: the value as text) as the request's JSON holds it (a number: an
+    int where whole, else a float, as the contract writes it)."""
+    value = Decimal(str(lab["value"]))
+    number = int(value) if value == value.to_integral_value() else float(value)
+    return {**lab, "value": number}
+
+
+def _same_in_request(lab: Any, known: Any) -> bool:
+    """The request's result is the history's, to the JSON type of its value (45 and 45.0 differ)."""
+    if not isinstance(lab, dict) or not isinstance(known, dict) or set(lab) != set(known):
+        return False
+    restored = _in_request(known)
+    return bool(lab == restored) and type(lab["value"]) is type(restored["value"])
 
 
 class ChatState(_Data):
@@ -211,6 +244,32 @@ class ChatState(_Data):
     reminders_set: bool = False  # reminders were set from this recommendation (not offered again)
     reminder_zone: str | None = None  # the zone reminders are being set in
     offered_record: str | None = None  # the patient whose record message (/patients LABEL) was shown last
+
+    @model_serializer(mode="wrap")
+    def _without_copies(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        """As saved (JSON): the request's results that `answers.history_labs` holds are written once
+        (`request_in_history`: where they were), as the record's are (`Answers._without_copies`)."""
+        data = handler(self)
+        request, answers = data.get("request"), data.get("answers")
+        history = answers.get("history_labs") if isinstance(answers, dict) else None
+        if info.mode != "json" or not isinstance(request, dict) or not isinstance(request.get("labs"), list):
+            return data
+        runs = _runs(request["labs"], history or [], _same_in_request)
+        if runs:
+            data["request"] = {**request, "labs": _without(request["labs"], runs)}
+            data["request_in_history"] = runs
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _with_copies(cls, data: Any) -> Any:
+        """The request's results written once (see `_without_copies`) restored from `answers.history_labs`."""
+        if not isinstance(data, dict) or "request_in_history" not in data:
+            return data
+        data = dict(data)
+        runs, request = data.pop("request_in_history"), dict(data["request"])
+        request["labs"] = _with(request["labs"], runs, (_in_request(lab) for lab in data["answers"]["history_labs"]))
+        return {**data, "request": request}
 
     def dose_request(self) -> DoseRequest:
         """The last recommendation's request as the core's model (kept as JSON between updates)."""

@@ -4,6 +4,7 @@ by the unique keys, and the indexes the queries use."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +22,7 @@ from core import recommend
 from core.models import DoseRequest
 from flows import render
 from flows.buttons import PageButton, PageList, decode, page_button
-from flows.replies import AuditRecommendation, Reply, SaveConsultation
+from flows.replies import AuditRecommendation, Reply, SaveConsultation, request_json
 from flows.state import Answers, ChatState, LabAnswer, LabRecord, PatientSummary
 from tests.helpers import hemoglobin, luspatercept, platelets, romiplostim
 
@@ -356,3 +357,30 @@ def test_the_saved_state_holds_a_pre_filled_result_once():
     saved = chat.model_dump_json(exclude_defaults=True)
     assert saved.count('"2026-11-22"') == 2  # that day's count once (in history_labs), its haemoglobin once
     assert ChatState.model_validate_json(saved) == chat
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.sampled_from(["32", "45.5", "120", "8", "250.25"]), min_size=1, max_size=8),
+    typed=st.sampled_from([Decimal("30"), Decimal("30.5"), Decimal("45.5")]),
+)
+def test_a_chat_state_after_a_recommendation_restores_exactly_its_request(values: list[str], typed: Decimal):
+    """The request's results that the history holds are written once, and read back to the same JSON."""
+    history = [
+        LabAnswer(test="platelets", value=Decimal(v), unit="10^9/L", date=dt.date(2026, 11, 1) + dt.timedelta(days=n))
+        for n, v in enumerate(values)
+    ]
+    labs = [{"test": "platelets", "value": lab.value, "unit": lab.unit, "date": str(lab.date)} for lab in history]
+    new = {"test": "platelets", "value": typed, "unit": "10^9/L", "date": "2026-11-21"}
+    request = request_json(DoseRequest.model_validate(romiplostim(labs=[*labs, new])))
+    record = PatientSummary(
+        label="RX-12", labs=tuple(LabRecord.model_validate(lab.model_dump(mode="json")) for lab in history)
+    )
+    for kept in (history, history[1:], []):
+        answers = Answers(patient_label="RX-12", record=record, history_labs=kept)
+        chat = ChatState(state="result", answers=answers, request=request, response={"action": "continue"})
+        saved = chat.model_dump_json(exclude_defaults=True)
+        assert ChatState.model_validate_json(saved) == chat
+        assert json.dumps(ChatState.model_validate_json(saved).request) == json.dumps(request)
+        if kept is history:  # the first result once (history_labs), beside the request's `since`
+            assert saved.count('"2026-11-01"') == 1 + 1
