@@ -21,7 +21,7 @@ from bot.reminders import Reminders
 from bot.storage import Storage
 from bot.storage.repository import ChatRow
 from bot.storage.tables import Audit, Dose, PatientRow, User
-from flows import consultation, followup, render
+from flows import consultation, followup, listings
 from flows.answers.patient import PATIENT_BUTTONS
 from flows.buttons import page_button
 from flows.consultation import ask_patient, refuse
@@ -155,9 +155,9 @@ class ChatService:
             # A page of the list (the first, or the one a Previous/Next button asks), read afresh.
             pressed = page_button(routed.data)
             listed = await self.storage.patient_page(
-                session, row.user_id, pressed.page if pressed is not None else 1, render.PATIENTS_PAGE
+                session, row.user_id, pressed.page if pressed is not None else 1, listings.PATIENTS_PAGE
             )
-            return [render.patients(listed.entries, listed.page, listed.pages, listed.total)]
+            return [listings.patients(listed.entries, listed.page, listed.pages, listed.total)]
         # /patients LABEL: one patient's record, to follow up in a few messages.
         record = await self._record(session, row.user_id, routed.argument, today)
         if record is None:
@@ -284,11 +284,11 @@ class ChatService:
     async def _history(self, session: AsyncSession, user_id: int, label: str, page: int = 1) -> Reply:
         if not label:
             return Reply("Which patient? Type /history LABEL, e.g. /history RX-12. /patients lists your labels.")
-        found = await self.storage.history_page(session, user_id, label, page, render.HISTORY_PAGE)
+        found = await self.storage.history_page(session, user_id, label, page, listings.HISTORY_PAGE)
         if found is None:
             return Reply(f"You have no patient labelled '{label}'. /patients lists your labels.")
         recorded, events = found  # the label as recorded, and one page of its entries
-        return render.history(recorded, events.entries, events.page, events.pages, events.total)
+        return listings.history(recorded, events.entries, events.page, events.pages, events.total)
 
     async def _settings(self, session: AsyncSession, user_id: int, time_zone: str | None, argument: str) -> Reply:
         parts = argument.split()
