@@ -368,27 +368,3 @@ def why(response: dict[str, Any], saved: bool) -> Reply:
         lines += [f"- {w['code']} ({w['severity']}): {w['message']}" for w in response["warnings"]]
     lines += ["", f"Ruleset {response['ruleset']} ({RULES_NAME}). {DISCLAIMER}"]
     return Reply("\n".join(lines), (result_buttons(saved),))
-
-
-def patients(labels: Sequence[tuple[str, str | None]]) -> Reply:
-    """`labels`: (label, drug or None) for each of the user's patients."""
-    if not labels:
-        return Reply(
-            "You have no saved patients yet. A patient is saved with Save to patient after a recommendation.",
-            ((Button("New consultation", Word.NEW.value),),),
-        )
-    lines = ["Your patients:"]
-    lines += [f"• {label}" + (f" ({DRUG_NAMES.get(drug, drug)})" if drug else "") for label, drug in labels]
-    lines.append("Type /history LABEL to see one patient's record.")
-    return Reply("\n".join(lines), ((Button("New consultation", Word.NEW.value),),))
-
-
-def history(label: str, events: Sequence[tuple[dt.date, str]]) -> Reply:
-    """`events`: (date, line) for doses, results and recommendations, newest first."""
-    if not events:
-        return Reply(f"Nothing is recorded for {label} yet.")
-    lines = [f"Record of {label} (newest first):"]
-    lines += [f"{day} {text}" for day, text in events[:40]]
-    if len(events) > 40:
-        lines.append(f"… and {len(events) - 40} earlier entries.")
-    return Reply("\n".join(lines))
