@@ -24,6 +24,7 @@ from flows import listings
 from flows.buttons import PageButton, PageList, decode, page_button
 from flows.replies import AuditRecommendation, Reply, SaveConsultation, request_json
 from flows.state import Answers, ChatState, LabAnswer, LabRecord, PatientSummary
+from tests.databases import fresh_url, sqlite_only
 from tests.helpers import hemoglobin, luspatercept, platelets, romiplostim
 
 TODAY = dt.date(2026, 11, 22)
@@ -33,7 +34,7 @@ USER = "tg:501"
 
 @pytest.fixture
 async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    opened = await open_storage(f"sqlite:///{tmp_path}/scale.db")
+    opened = await open_storage(fresh_url(tmp_path, "scale"))
     yield opened
     await opened.close()
 
@@ -94,7 +95,7 @@ async def test_patient_pages_split_at_the_page_size_and_a_page_past_the_end_is_t
 
 
 async def test_patients_reply_pages_with_previous_and_next_and_a_page_line(tmp_path: Path):
-    storage = await open_storage(f"sqlite:///{tmp_path}/pages.db")
+    storage = await open_storage(fresh_url(tmp_path, "pages"))
     service = ChatService(storage, clock=lambda: NOW)
     chat = "tg:501:501"
     labels = [f"P-{n:03d}" for n in range(1, 86)]
@@ -132,7 +133,7 @@ async def test_patients_reply_pages_with_previous_and_next_and_a_page_line(tmp_p
 
 
 async def test_ten_thousand_patients_come_back_as_one_message_per_page(tmp_path: Path):
-    storage = await open_storage(f"sqlite:///{tmp_path}/many.db")
+    storage = await open_storage(fresh_url(tmp_path, "many"))
     service = ChatService(storage, clock=lambda: NOW)
     await add_patients(storage, [f"LONGER-LABEL-{n:05d}" for n in range(10_000)])
     try:
@@ -197,7 +198,7 @@ async def test_history_pages_are_the_whole_history_cut_in_order(storage: Storage
 
 
 async def test_history_reply_pages_with_buttons_that_carry_the_label(tmp_path: Path):
-    storage = await open_storage(f"sqlite:///{tmp_path}/history.db")
+    storage = await open_storage(fresh_url(tmp_path, "history"))
     service = ChatService(storage, clock=lambda: NOW)
     chat = "tg:501:501"
     try:
@@ -245,7 +246,7 @@ async def test_a_typed_label_is_found_exact_else_the_one_match_ignoring_case(sto
 
 
 async def test_the_patient_question_offers_twelve_and_finds_a_typed_label_beyond_them(tmp_path: Path):
-    storage = await open_storage(f"sqlite:///{tmp_path}/typed.db")
+    storage = await open_storage(fresh_url(tmp_path, "typed"))
     service = ChatService(storage, clock=lambda: NOW)
     chat = "tg:501:501"
     try:
@@ -298,6 +299,7 @@ async def test_saving_skips_known_results_doses_and_transfusions_by_the_unique_k
 # --- the indexes the queries use (SQLite's plan) ---------------------------------------------------
 
 
+@sqlite_only
 async def test_the_record_size_queries_are_searches_of_their_indexes(storage: Storage):
     plans = {
         "select id, label from patients where user_id = 1 and lower(patients.label) = 'x'": (

@@ -34,7 +34,9 @@ class PatientRow(Base):
     __table_args__ = (UniqueConstraint("user_id", "label"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    label: Mapped[str] = mapped_column(String(32))
+    # Labels in their bytes' order on every database, as SQLite orders them: PostgreSQL's default collation
+    # follows the cluster's locale ('ab-1' before 'AB-1' in English), so its column is COLLATE "C" (0006).
+    label: Mapped[str] = mapped_column(String(32).with_variant(String(32, collation="C"), "postgresql"))
     weight_kg: Mapped[str | None] = mapped_column(String(16))
     weight_date: Mapped[dt.date | None] = mapped_column(Date)
     age_years: Mapped[str | None] = mapped_column(String(16))
