@@ -11,20 +11,21 @@ power cut too; a chat's place in a conversation may lose its last moments. The d
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Table, bindparam, delete, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.storage import audit_chain
 from bot.storage.files import create_private
-from bot.storage.inloop import create_inloop_engine
+from bot.storage.inloop import InLoopEngine
 from bot.storage.schema import MIGRATIONS as MIGRATIONS  # where the tests find the migrations
 from bot.storage.schema import upgrade_to_head
+from bot.storage.session import DbEngine
 from bot.storage.tables import Audit, ConversationRow, Dose, LabRow, PatientRow, Regimen, TransfusionRow, User
 from core.models import DoseRequest, DoseResponse
 from flows.replies import (
@@ -98,8 +99,8 @@ async def open_storage(url: str) -> Storage:
     Statement parameters are never shown in errors (they can hold what users typed), so a logged
     database fault carries no patient data.
 
-    A plain `sqlite:///path` runs SQLite in the event loop (bot.storage.inloop); any other URL,
-    `sqlite+aiosqlite:///path` included, is used as given.
+    A plain `sqlite:///path` runs SQLite synchronously in the event loop (bot.storage.inloop); any
+    other URL, `sqlite+aiosqlite:///path` included, runs on SQLAlchemy's async engine.
     """
     sqlite = url.startswith("sqlite")
     path = url.split("///", 1)[1] if sqlite and "///" in url else ""
@@ -108,17 +109,24 @@ async def open_storage(url: str) -> Storage:
         file = Path(path if url.startswith("sqlite:") else path.split("?", 1)[0]).expanduser()
         file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         create_private(file)  # before SQLite creates it 0644 (its -wal and -shm copy its mode)
+    engine: DbEngine
     if url.startswith("sqlite:"):
-        engine = create_inloop_engine(path or ":memory:", pool_reset_on_return=None, hide_parameters=True)
-    elif sqlite:
-        # Every session here ends its transaction itself (commit or rollback), so returning a
-        # SQLite connection to the pool needs no extra ROLLBACK (with aiosqlite, a thread hop).
+        # Every session here ends its transaction itself (commit or rollback), so returning the
+        # connection to the pool needs no extra ROLLBACK.
+        engine = InLoopEngine(path or ":memory:", pool_reset_on_return=None, hide_parameters=True)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        with engine.sync_engine.begin() as connection:  # nothing else can run yet: no turn to wait for
+            _migrate(connection)
+        await engine.committed()
+        return Storage(engine)
+    from sqlalchemy.ext.asyncio import create_async_engine  # the asyncio bridge: only off SQLite
+
+    if sqlite:
         engine = create_async_engine(url, pool_reset_on_return=None, hide_parameters=True)
+        # aiosqlite: no per-commit flush there, so FULL throughout
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas_full)
     else:
         engine = create_async_engine(url, hide_parameters=True)
-    if sqlite:
-        full = not url.startswith("sqlite:")  # aiosqlite: no per-commit flush there, so FULL throughout
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas_full if full else _sqlite_pragmas)
     async with engine.begin() as connection:
         await connection.run_sync(_migrate)
     return Storage(engine)
@@ -137,9 +145,17 @@ def _sqlite_pragmas_full(dbapi_connection: Any, record: Any) -> None:
 
 
 class Storage:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: DbEngine) -> None:
         self.engine = engine
-        self.session = async_sessionmaker(engine, expire_on_commit=False)
+        self.session: Callable[[], AsyncSession]
+        if isinstance(engine, InLoopEngine):
+            # SQLite: statements run in the loop, no greenlet. (Typed as AsyncSession, whose API
+            # InLoopSession has, until the callers are annotated with bot.storage.DbSession.)
+            self.session = cast(Callable[[], AsyncSession], engine.session)
+        else:
+            from sqlalchemy.ext.asyncio import async_sessionmaker
+
+            self.session = async_sessionmaker(cast(AsyncEngine, engine), expire_on_commit=False)
 
     async def close(self) -> None:
         await self.engine.dispose()

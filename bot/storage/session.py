@@ -1,0 +1,79 @@
+"""What the storage's callers may do with a session and an engine, whichever executor runs them.
+
+SQLite runs its statements synchronously in the event loop (bot.storage.inloop: `InLoopSession`,
+`InLoopEngine`); PostgreSQL runs them on SQLAlchemy's async engine (`AsyncSession`, `AsyncEngine`).
+The queries are written once, against these protocols, and both executors satisfy them: the
+subset of `AsyncSession` / `AsyncEngine` the code uses, with the same signatures and results
+(buffered rows, `expire_on_commit=False` objects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar, overload
+
+from sqlalchemy import Connection, CursorResult, Engine, Result, ScalarResult
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.selectable import TypedReturnsRows
+from sqlalchemy.util.typing import TupleAny, TypeVarTuple, Unpack
+
+_T = TypeVar("_T")
+_O = TypeVar("_O")
+_P = ParamSpec("_P")
+_Ts = TypeVarTuple("_Ts")
+
+
+class DbSession(Protocol):
+    """A unit of work: `AsyncSession`, or `InLoopSession` for SQLite (no greenlet, no thread)."""
+
+    @overload
+    async def execute(self, statement: TypedReturnsRows[Unpack[_Ts]], params: Any = None) -> Result[Unpack[_Ts]]: ...
+    @overload
+    async def execute(self, statement: Executable, params: Any = None) -> Result[Unpack[TupleAny]]: ...
+
+    @overload
+    async def scalar(self, statement: TypedReturnsRows[_T], params: Any = None) -> _T | None: ...
+    @overload
+    async def scalar(self, statement: Executable, params: Any = None) -> Any: ...
+
+    @overload
+    async def scalars(self, statement: TypedReturnsRows[_T], params: Any = None) -> ScalarResult[_T]: ...
+    @overload
+    async def scalars(self, statement: Executable, params: Any = None) -> ScalarResult[Any]: ...
+
+    async def get(self, entity: type[_O], ident: Any) -> _O | None: ...
+    def add(self, instance: object) -> None: ...
+    def add_all(self, instances: Iterable[object]) -> None: ...
+    async def flush(self) -> None: ...
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+    async def close(self) -> None: ...
+    def begin(self) -> AbstractAsyncContextManager[Any]: ...
+    def get_bind(self) -> Engine | Connection: ...
+    async def run_sync(self, fn: Callable[Concatenate[Session, _P], _T], *arg: _P.args, **kw: _P.kwargs) -> _T: ...
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None: ...
+
+
+class DbConnection(Protocol):
+    """A connection in a transaction (`engine.begin()`): Core statements, or a synchronous function."""
+
+    @overload
+    async def execute(
+        self, statement: TypedReturnsRows[Unpack[_Ts]], parameters: Any = None
+    ) -> CursorResult[Unpack[_Ts]]: ...
+    @overload
+    async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Unpack[TupleAny]]: ...
+
+    async def run_sync(self, fn: Callable[Concatenate[Connection, _P], _T], *arg: _P.args, **kw: _P.kwargs) -> _T: ...
+
+
+class DbEngine(Protocol):
+    """`AsyncEngine`, or `InLoopEngine` for SQLite."""
+
+    @property
+    def sync_engine(self) -> Engine: ...
+    def begin(self) -> AbstractAsyncContextManager[DbConnection]: ...
+    async def dispose(self) -> None: ...
