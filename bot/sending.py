@@ -69,22 +69,45 @@ class TelegramSender:
         limits: bool = True,
         attempts: int = 6,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        period: float = 1.0,
     ) -> None:
         self.bot = bot
         self.limits = limits
         self.attempts = attempts
         self.sleep = sleep
-        self.overall = AsyncLimiter(OVERALL_PER_SECOND, 1)
+        self.period = period  # the limiters' window in seconds (Telegram's is 1; tests shorten it)
+        self.overall = AsyncLimiter(OVERALL_PER_SECOND, period)
         self.chats: OrderedDict[int, AsyncLimiter] = OrderedDict()
+        self.paced: set[int] = set()  # chats whose next send already waited for its chat's slot (`pace`)
+
+    def _chat_limiter(self, chat: int) -> AsyncLimiter:
+        limiter = self.chats.pop(chat, None) or AsyncLimiter(PER_CHAT_PER_SECOND, self.period)
+        self.chats[chat] = limiter
+        if len(self.chats) > CHAT_LIMITERS_KEPT:
+            gone, _ = self.chats.popitem(last=False)
+            self.paced.discard(gone)
+        return limiter
+
+    async def pace(self, chat_key: str) -> None:
+        """Wait for the chat's own slot (one message a second) before the send itself.
+
+        The outbox calls this before it takes one of its bounded send slots, so a chat waiting on
+        its own limit holds no slot and delays no other chat; the send that follows then takes
+        only the overall slot. Sends to one chat come one at a time (the outbox's chat queue).
+        """
+        if not self.limits:
+            return
+        chat = chat_id(chat_key)
+        await self._chat_limiter(chat).acquire()
+        self.paced.add(chat)
 
     async def _within_limits(self, chat: int) -> None:
         if not self.limits:
             return
-        limiter = self.chats.pop(chat, None) or AsyncLimiter(PER_CHAT_PER_SECOND, 1)
-        self.chats[chat] = limiter
-        if len(self.chats) > CHAT_LIMITERS_KEPT:
-            self.chats.popitem(last=False)
-        await limiter.acquire()
+        if chat in self.paced:  # its chat slot was taken by `pace` (a retry takes a fresh one)
+            self.paced.discard(chat)
+        else:
+            await self._chat_limiter(chat).acquire()
         await self.overall.acquire()
 
     async def __call__(self, chat_key: str, text: str, buttons: Buttons) -> int | None:

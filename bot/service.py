@@ -8,9 +8,9 @@ is still at the question it was at.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -19,10 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.limits import BAD_BUTTON, fit, too_long, valid_button
 from bot.reminders import Reminders
 from bot.storage import Storage
+from bot.storage.repository import ChatRow
 from bot.storage.tables import Audit, Dose, PatientRow, User
 from flows import followup, render
-from flows.consultation import handle as run_flow
-from flows.consultation import refuse
+from flows.consultation import ask_patient, refuse
+from flows.consultation import run as run_flow
+from flows.conversation_parts import State
 from flows.reminders import known_zone
 from flows.replies import (
     AuditRecommendation,
@@ -34,9 +36,14 @@ from flows.replies import (
     SetTimeZone,
     UserInput,
 )
+from flows.routes import ROUTES, Owner, Routed, route
 from flows.state import ChatState
 
 Clock = Callable[[], dt.datetime]  # aware "now"
+# A route the service answers: (service, session, the chat's row, chat_ref, its state, today, what was routed).
+ServiceRoute = Callable[
+    ["ChatService", AsyncSession, ChatRow, str, ChatState, dt.date, Routed], Coroutine[Any, Any, list[Reply]]
+]
 PRIVATE_ONLY = "HemaDose works in private chats only: open a private chat with the bot."
 
 
@@ -82,7 +89,7 @@ class ChatService:
             today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
             chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
             patients = {}
-            if chat.state == "patient":  # the question's buttons: the user's patients
+            if chat.state == State.patient:  # the question's buttons: the user's patients
                 patients = await self._patients(session, row.user_id, today, chat, UserInput())
             outcome = refuse(chat, Env(today, patients, row.time_zone, self.clock()), refusal)
             return [*notice, *outcome.replies]
@@ -90,61 +97,38 @@ class ChatService:
     async def _handle(self, user_ref: str, chat_ref: str, text: str | None, button: str | None) -> list[Reply]:
         storage = self.storage
         async with storage.session() as session, session.begin():
-            command = (text or "").strip().split(maxsplit=1)
-            name = command[0].split("@")[0].lower() if command and command[0].startswith("/") else None
-            argument = command[1].strip() if len(command) > 1 else ""
             # The user (created on first contact) with their time zone, and this chat's state: one query.
             row = await storage.open_chat(session, user_ref, chat_ref)
             # Reminders paused because the user had blocked the bot: told once, on this message.
             notice = await self.reminders.undelivered_notice(session, row.user_id)
             today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
             chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
-            if button is None and name is None and text and chat.offered_record:
+            if button is None and text and not text.strip().startswith("/") and chat.offered_record:
                 # A record message's button typed by its label ("Same regimen, new result").
                 typed = followup.typed_button(text, chat.offered_record)
                 button, text = (typed, None) if typed is not None else (button, text)
-            reminder_button = (button is not None and button.startswith(("oc:", "rm:"))) or button == "reminders"
-            history_button = button is not None and button.startswith(followup.HISTORY)
-            commands = ("/patients", "/history", "/settings", "/reminders")
-            if name in commands or button == "patients" or reminder_button or history_button:
-                if name == "/history" or history_button:
-                    label = argument if name == "/history" else (button or "")[len(followup.HISTORY) :]
-                    return [*notice, await self._history(session, row.user_id, label)]
-                if name == "/settings":
-                    return [*notice, await self._settings(session, row.user_id, row.time_zone, argument)]
-                if name == "/reminders" or reminder_button:
-                    return [
-                        *notice,
-                        *await self._reminders(
-                            session, row.user_id, row.time_zone, None if button == "reminders" else button
-                        ),
-                    ]
-                if name == "/patients" and argument:  # one patient's record, to follow up in a few messages
-                    record = await self._record(session, row.user_id, argument, today)
-                    if record is None:
-                        return [*notice, Reply(followup.unknown(argument))]
-                    chat.offered_record = record.label  # its buttons may be typed by their labels
-                    await storage.save_chat(session, row, chat_ref, chat.model_dump_json(exclude_defaults=True))
-                    return [*notice, followup.record_message(record, Env(today))]
-                return [*notice, render.patients(await storage.patient_labels(session, row.user_id))]
+            routed = route(text, button)  # the one routing table (flows/routes.py)
+            if routed.route is not None and routed.route.owner == Owner.SERVICE:
+                answer = self._ROUTES[routed.route.name]
+                return [*notice, *await answer(self, session, row, chat_ref, chat, today, routed)]
             # The record is read while a patient is being chosen; the consultation keeps a copy.
             message = UserInput(text=text, button=button)
             patients = (
-                await self._patients(session, row.user_id, today, chat, message) if chat.state == "patient" else {}
+                await self._patients(session, row.user_id, today, chat, message) if chat.state == State.patient else {}
             )
-            if button is not None and button.startswith((followup.FOLLOWUP, followup.FULL)):
+            if routed.route is not None and routed.route.name == "record":
                 # A follow-up (or a full consultation) for one patient: their record, nobody else's.
-                record = await self._record(session, row.user_id, button[len(followup.FULL) :], today)
+                record = await self._record(session, row.user_id, routed.argument, today)
                 patients = {record.label: record} if record is not None else {}
-            before = chat
             now = self.clock()
-            chat, outcome = run_flow(before, message, Env(today, patients, row.time_zone, now))
-            if chat.state == "patient" and before.state != "patient":
-                # This update reached the patient question: ask it again with the user's patients
-                # as buttons (the flow is pure, so running it twice changes nothing else).
-                patients = await self._patients(session, row.user_id, today, chat, message)
-                env = Env(today, patients, row.time_zone, now)
-                chat, outcome = run_flow(before, message, env)
+            # One run. Where it reaches the patient question, the flow leaves that question's place and
+            # the user's patients are read for it then (`ask_patient`), not for every update.
+            done = run_flow(chat, message, Env(today, patients, row.time_zone, now))
+            outcome = done.outcome
+            if done.patient_question_at is not None:
+                patients = await self._patients(session, row.user_id, today, done.chat, message)
+                outcome = ask_patient(done, Env(today, patients, row.time_zone, now))
+            chat = done.chat
             await storage.save_chat(session, row, chat_ref, chat.model_dump_json(exclude_defaults=True))
             zone = row.time_zone or self.default_time_zone
             for effect in outcome.effects:
@@ -159,6 +143,44 @@ class ChatService:
                     await self.reminders.schedule(session, row.user_id, chat_ref, effect, zone)
             return [*notice, *outcome.replies]
 
+    # --- the service's routes (flows/routes.py, owner SERVICE): what needs the user's records -------
+
+    async def _on_patients(
+        self, session: AsyncSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
+    ) -> list[Reply]:
+        if not (routed.command and routed.argument):
+            return [render.patients(await self.storage.patient_labels(session, row.user_id))]
+        # /patients LABEL: one patient's record, to follow up in a few messages.
+        record = await self._record(session, row.user_id, routed.argument, today)
+        if record is None:
+            return [Reply(followup.unknown(routed.argument))]
+        chat.offered_record = record.label  # its buttons may be typed by their labels
+        await self.storage.save_chat(session, row, chat_ref, chat.model_dump_json(exclude_defaults=True))
+        return [followup.record_message(record, Env(today))]
+
+    async def _on_history(
+        self, session: AsyncSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
+    ) -> list[Reply]:
+        return [await self._history(session, row.user_id, routed.argument)]
+
+    async def _on_settings(
+        self, session: AsyncSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
+    ) -> list[Reply]:
+        return [await self._settings(session, row.user_id, row.time_zone, routed.argument)]
+
+    async def _on_reminders(
+        self, session: AsyncSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
+    ) -> list[Reply]:
+        button = None if routed.data == "reminders" else routed.data  # the Change reminders button is /reminders
+        return await self._reminders(session, row.user_id, row.time_zone, button)
+
+    _ROUTES: ClassVar[dict[str, ServiceRoute]] = {
+        "patients": _on_patients,
+        "history": _on_history,
+        "settings": _on_settings,
+        "reminders": _on_reminders,
+    }
+
     async def _patients(
         self, session: AsyncSession, user_id: int, today: dt.date, chat: ChatState, message: UserInput
     ) -> dict[str, PatientSummary]:
@@ -166,7 +188,7 @@ class ChatService:
         labels = [label for label, _ in await self.storage.patient_labels(session, user_id)]
         button = message.button or ""
         picked = button.removeprefix("v:") if button else (message.text or "").strip()
-        chosen = [label for label in labels if label.lower() == picked.lower()] if chat.state == "patient" else []
+        chosen = [label for label in labels if label.lower() == picked.lower()] if chat.state == State.patient else []
         records = await self.storage.summaries(session, user_id, today, labels=chosen) if chosen else {}
         return {label: records.get(label) or PatientSummary(label=label) for label in labels}
 
@@ -282,3 +304,7 @@ class ChatService:
         if button.startswith("rm:"):
             return [await self.reminders.manage(session, user_id, button, zone)]
         return await self.reminders.answer(session, user_id, button, zone)
+
+
+if set(ChatService._ROUTES) != {r.name for r in ROUTES if r.owner == Owner.SERVICE}:
+    raise ImportError("every route the service owns needs its handler in ChatService._ROUTES")

@@ -1,7 +1,8 @@
 """The python-telegram-bot `Application`: access policy, handlers, keyboards and the error handler.
 
 Wired as in python-telegram-bot's examples: handlers read the shared `ChatService` from
-`bot_data`; every text and button goes through it, so Telegram and the terminal chat answer alike.
+`bot_data`; every text and button goes through it, and it routes them by the one table of commands
+and buttons (flows/routes.py), so Telegram and the terminal chat answer alike.
 """
 
 from __future__ import annotations
@@ -27,18 +28,12 @@ from bot.limits import SLOW_DOWN, FloodGate
 from bot.sending import TelegramSender
 from bot.service import PRIVATE_ONLY, ChatService
 from flows.replies import Reply
+from flows.routes import menu
 
 log = logging.getLogger("hemadose.telegram")
 
-COMMANDS = [
-    BotCommand("new", "start a consultation"),
-    BotCommand("patients", "your patients"),
-    BotCommand("history", "a patient's record: /history LABEL"),
-    BotCommand("reminders", "your reminders: pause, time, stop"),
-    BotCommand("settings", "time zone"),
-    BotCommand("cancel", "cancel the consultation"),
-    BotCommand("help", "how to answer"),
-]
+# The command menu is the routing table's (flows/routes.py): the same commands as the terminal's.
+COMMANDS = [BotCommand(command, description) for command, description in menu()]
 REFUSAL = "Sorry, this assistant is private to its care team. Ask its operator to add your Telegram user id."
 FAULT = "Something went wrong on my side. What you entered is kept: send your last answer again, or /help."
 NOT_TEXT = "I can only read text and button presses. Please type your answer."

@@ -27,6 +27,7 @@ from bot.reminders import stored_buttons
 from bot.service import ChatService
 from bot.storage.files import write_private
 from flows.replies import Button, Reply
+from flows.routes import Owner, route
 
 BYE = "Bye — your consultation is saved; `hemadose chat` resumes it."
 NUMERIC_HINT = "(#N picks a button; a number typed alone is your answer)"
@@ -237,8 +238,9 @@ async def chat(
                 continue
             if not interactive:
                 stdout.write(f"> {typed}\n")
-            if typed.lower() in ("/quit", "/exit"):
-                break
+            routed = route(typed)  # the one routing table (flows/routes.py); the rest goes to the service
+            if routed.route is not None and routed.route.owner == Owner.TERMINAL and not routed.argument:
+                break  # /quit, /exit
             pressed = choice(typed, buttons, numeric)
             await attempt(lambda: exchange(None if pressed else typed, pressed))  # noqa: B023 (awaited at once)
             handled += 1

@@ -3,24 +3,32 @@
 A chat's state is plain data (`ChatState`). For each update a `Conversation` is built around it,
 the shared machine's events are fired for it, and the changed data is handed back to be saved.
 Nothing is bound to the conversation object (no `add_model`), so taking part costs a chat
-microseconds and no memory once the update is done. Steps a drug does not need are skipped on
-entry, in the direction of travel, so `back` and `next` both pass over them.
+microseconds and no memory once the update is done.
+
+The states are `State` (flows/conversation_parts.py), the machine flows/machine.py's `MACHINE`.
+Questions a drug does not need are never entered: every move between questions is a ladder of
+transitions conditional on `asks_<step>` (`Step.applies`, and in a follow-up "not answered by the
+record"), so `back` and `next` both pass over them. What each state does with input, which buttons
+it shows and how it asks again is one row of `SCREENS`. `python -m flows.diagram` draws the machine
+(docs/consultation.md).
 """
 
 from __future__ import annotations
 
-from itertools import pairwise
-from typing import Any
+from collections.abc import Callable
+from typing import NamedTuple
 
 from pydantic import ValidationError
-from transitions import EventData, Machine
+from transitions import EventData
 
 from core import RequestError, recommend
 from core.models import DoseRequest
 from flows import followup, render
 from flows import reminders as reminder_words
-from flows.conversation_parts import CHANGE_REMINDERS, NAVIGATION, NEW, NO, YES
-from flows.parsing import Problem
+from flows.answering import Answering, confirm_buttons
+from flows.controls import Controls
+from flows.conversation_parts import CHANGE_REMINDERS, NAVIGATION, NEW, State
+from flows.machine import _STATE_OF, MACHINE, QUESTIONS, STEP_NAMES
 from flows.replies import (
     Button,
     Env,
@@ -31,57 +39,18 @@ from flows.replies import (
 )
 from flows.request import build_request
 from flows.result_screen import ResultScreen
-from flows.setup_reminders import REMINDER_STATES, ReminderSetup
-from flows.state import Answers, ChatState, Pending
-from flows.steps import ANSWERED, NUMERIC_STEPS, STEP_BY_NAME, STEPS, Confirm, Step, record_answers, reopen_dependants
+from flows.routes import ROUTES, Owner, Routed, route
+from flows.setup_reminders import ReminderSetup
+from flows.state import Answers, ChatState
+from flows.steps import NUMERIC_STEPS, STEP_BY_NAME, STEPS, Step
 
-STEP_NAMES = [step.name for step in STEPS]
-STATES = ["idle", *STEP_NAMES, "review", "result", *REMINDER_STATES]
 # Steps from here on collect results (labs, transfusions, baseline): every fact the rules that use no
 # lab read is asked before them, so entering this part is where those rules can already decide.
 LAB_PART = STEP_NAMES.index("lab_value")
 AFTER_RESULT = STEP_NAMES.index("lab_date") + 1  # the deciding result and its date are in
 
 
-def _build_machine() -> Machine:
-    entering = {
-        "review": "enter_review",
-        "result": "enter_result",
-        "reminder_zone": "enter_reminder_zone",
-        "reminder_time": "enter_reminder_time",
-    } | dict.fromkeys(STEP_NAMES, "enter_step")
-    machine = Machine(
-        model=None,
-        states=[{"name": name, "on_enter": entering[name]} if name in entering else name for name in STATES],
-        initial="idle",
-        queued=True,  # a skip fired while entering a step runs after that entry completes
-        send_event=True,
-        auto_transitions=False,
-    )
-    machine.add_transition("start", "*", STEP_NAMES[0])
-    machine.add_transition("cancel", "*", "idle")
-    steps: list[Any] = list(STEP_NAMES)  # transitions' stubs want a list of str | Enum | State
-    machine.add_transition("finish_edit", steps, "review")
-    for earlier, later in pairwise([*STEP_NAMES, "review"]):
-        machine.add_transition("advance", earlier, later)
-        machine.add_transition("retreat", later, earlier)
-    machine.add_transition("retreat", STEP_NAMES[0], STEP_NAMES[0])  # at the first question, ask it again
-    machine.add_transition("retreat", "result", "review")
-    machine.add_transition("confirm", "review", "result")
-    machine.add_transition("decide", steps, "result")  # an answer already forces the outcome (a refer)
-    for step in STEP_NAMES:
-        machine.add_transition(f"edit_{step}", ["review", "result", *steps], step)
-    machine.add_transition("ask_zone", "result", "reminder_zone")
-    machine.add_transition("ask_time", ["result", "reminder_zone"], "reminder_time")
-    machine.add_transition("leave_reminders", list(REMINDER_STATES), "result")
-    machine.add_transition("retreat", list(REMINDER_STATES), "result")
-    return machine
-
-
-MACHINE = _build_machine()
-
-
-class Conversation(ResultScreen, ReminderSetup):
+class Conversation(Answering, Controls, ResultScreen, ReminderSetup):
     """One chat's state for the length of one update; the shared machine's model. The recommendation
     screen (`ResultScreen`) and the reminder questions (`ReminderSetup`) are parts in their own modules."""
 
@@ -89,17 +58,19 @@ class Conversation(ResultScreen, ReminderSetup):
         self.chat = chat
         self.env = env
         self.outcome = Outcome()
+        # Where the patient question goes when it was entered without the user's patients (`run`).
+        self.patient_question_at: int | None = None
         # The question this update answered: steps skipped on the way on do not count as answered, so
         # "did this answer cross the results" is judged from here, not from the last skipped step.
         self.answered_in = chat.state
 
     @property
-    def state(self) -> str:
-        return self.chat.state
+    def state(self) -> State:
+        return _STATE_OF[self.chat.state]  # a dict lookup: State(...) costs several times more, per access
 
     @state.setter
-    def state(self, value: str) -> None:
-        self.chat.state = value
+    def state(self, value: State) -> None:
+        self.chat.state = value.value  # saved as plain data
 
     @property
     def answers(self) -> Answers:
@@ -113,21 +84,22 @@ class Conversation(ResultScreen, ReminderSetup):
 
     # --- callbacks of the machine ---------------------------------------------------------------
 
+    def moving_on(self, event: EventData) -> bool:
+        """Whether this entry goes on past an answer (not back, not to an edited question): an edit
+        whose question no longer applies goes on to the next that does, as if answered."""
+        name = event.event.name
+        passed_edit = name.startswith("edit_") and name != f"edit_{self.state.value}"
+        return (name in ("advance", "start") or passed_edit) and not self.answers.editing
+
     def enter_step(self, event: EventData) -> None:
-        step = STEP_BY_NAME[self.state]
-        answers = self.answers
-        direction = event.event.name if event.event.name in ("advance", "retreat") else "advance"
-        # A follow-up passes over what the record answered (and this follow-up has not asked).
-        from_record = answers.followup and ANSWERED[step.name](answers) and step.name not in answers.followup_asked
-        if not step.applies(answers, self.env) or from_record:
-            if direction == "retreat" and answers.followup and self.state == STEP_NAMES[0]:
-                return self.back_to_record()
-            self.fire(direction)
-            return
-        moving_on = event.event.name in ("advance", "start") and not answers.editing
-        if moving_on and self.decided_early(self.answered_in):
+        # Only questions that apply are entered (the transitions' `asks_<step>` conditions).
+        if self.moving_on(event) and self.decided_early(self.answered_in):
             return self.fire("decide")
-        self.ask(step)
+        if self.state == State.patient and not self.env.patients:
+            # The adapter reads the user's patients only for this question: asked once it has (`ask_patient`).
+            self.patient_question_at = len(self.outcome.replies)
+            return None
+        self.ask(STEP_BY_NAME[self.state])
 
     def decided_early(self, source: str) -> bool:
         """Whether an answer already forces the outcome, so that no later question can change it."""
@@ -162,7 +134,7 @@ class Conversation(ResultScreen, ReminderSetup):
         return response.action in ("refer", "discontinue") and "missing_lab" not in codes
 
     def enter_review(self, event: EventData) -> None:
-        moving_on = event.event.name == "advance" and not self.answers.editing
+        moving_on = self.moving_on(event)
         self.answers.editing = False
         if self.answers.followup:  # the record was confirmed in the record message: no review screen
             return self.fire("confirm")
@@ -189,24 +161,30 @@ class Conversation(ResultScreen, ReminderSetup):
 
     def current_buttons(self) -> list[Button]:
         """The buttons of the question now on screen (typed labels count as presses)."""
-        answers = self.answers
-        if answers.pending is not None:
-            return [*_confirm_buttons(), *NAVIGATION]
-        if self.state in STEP_BY_NAME:
-            step = self.state
-            shown = followup.options(step, answers, self.env) if answers.followup else None
-            return [*(shown or STEP_BY_NAME[step].options(answers, self.env)), *NAVIGATION]
-        if self.state == "review":
-            return [button for row in render.review(answers, self.applicable_steps()).buttons for button in row]
-        if self.state == "result":
-            # Save stays valid (a second press says so); Set reminders says to save first.
-            buttons = [*render.result_buttons(saved=False), *render.result_buttons(saved=True), CHANGE_REMINDERS]
-            return list(dict.fromkeys(buttons))
-        if self.state == "reminder_zone":
-            return [b for row in reminder_words.zone_question().buttons for b in row] + [*NAVIGATION]
-        if self.state == "reminder_time":
-            drug = self.answers.drug or ""
-            return [b for row in reminder_words.time_question(drug).buttons for b in row] + [*NAVIGATION]
+        if self.answers.pending is not None:
+            return [*confirm_buttons(), *NAVIGATION]
+        return SCREENS[self.state].buttons(self)
+
+    def step_buttons(self) -> list[Button]:
+        shown = followup.options(self.state, self.answers, self.env) if self.answers.followup else None
+        return [*(shown or STEP_BY_NAME[self.state].options(self.answers, self.env)), *NAVIGATION]
+
+    def review_buttons(self) -> list[Button]:
+        return [button for row in render.review(self.answers, self.applicable_steps()).buttons for button in row]
+
+    def result_buttons(self) -> list[Button]:
+        # Save stays valid (a second press says so); Set reminders says to save first.
+        buttons = [*render.result_buttons(saved=False), *render.result_buttons(saved=True), CHANGE_REMINDERS]
+        return list(dict.fromkeys(buttons))
+
+    def zone_buttons(self) -> list[Button]:
+        return [b for row in reminder_words.zone_question().buttons for b in row] + [*NAVIGATION]
+
+    def time_buttons(self) -> list[Button]:
+        drug = self.answers.drug or ""
+        return [b for row in reminder_words.time_question(drug).buttons for b in row] + [*NAVIGATION]
+
+    def idle_buttons(self) -> list[Button]:
         return [NEW]
 
     def receive(self, message: UserInput) -> None:
@@ -215,79 +193,37 @@ class Conversation(ResultScreen, ReminderSetup):
         if data is None and text and not text.startswith("/"):
             typed = _plain(text)
             data = next((b.data for b in self.current_buttons() if _plain(b.label) == typed), None)
-        # '/new@hemadose_bot' in group chats is /new
-        command = text.split()[0].split("@")[0].lower() if text.startswith("/") else None
-        word = text.lower() if data is None else None
-        if data is not None and data.startswith((followup.FOLLOWUP, followup.FULL)):
-            return self.open_record(data[: len(followup.FULL)], data[len(followup.FULL) :])  # in any state
-        if command in ("/cancel",) or data == "cancel" or word == "cancel":
-            return self.cancel()
-        if command == "/new" or (data == "new" and self.state in ("idle", "result", "review")):
-            return self.start()  # a New button from an older message does not end a consultation under way
-        if command == "/start":
-            return self.welcome()
-        if command == "/help" or data == "help" or word == "help":
-            return self.help()
-        if command == "/back" or data == "back" or word == "back":
-            return self.back()
-        if command is not None:
-            self.say(f"I don't know the command {command}. " + render.COMMANDS_LINE)
+        routed = route(text if data is None else None, data)  # the one routing table (flows/routes.py)
+        if routed.route is not None and routed.route.owner == Owner.FLOW and CONTROLS[routed.route.name](self, routed):
+            return None
+        if routed.command is not None:  # not one of the consultation's (the service answers its own first)
+            self.say(f"I don't know the command {routed.command}. " + render.COMMANDS_LINE)
             return self.reask()
         if data is not None and data not in {b.data for b in self.current_buttons()}:
             self.say("That button belongs to an earlier message; here is where we are:")
             return self.reask()
-        if self.state == "idle":
-            return self.say("To dose a patient, start a new consultation.", ((NEW,),))
-        if self.state == "review":
-            return self.on_review(data, text)
-        if self.state == "result":
-            return self.on_result(data, text)
-        if self.state in REMINDER_STATES:
-            return self.on_reminder_answer(data.removeprefix("v:") if data is not None else text)
-        answer = data.removeprefix("v:") if data is not None else text
-        if self.answers.followup:
-            answer = followup.translate(self.state, answer)
-            both = followup.nothing_new(self.state, answer, self.answers, self.env)
-            if both is not None and self.answers.pending is None:
-                return self.apply(STEP_BY_NAME[self.state], both)
-        self.on_answer(STEP_BY_NAME[self.state], answer, data)
+        SCREENS[self.state].answer(self, data, text)
 
-    def on_answer(self, step: Step, answer: str, data: str | None) -> None:
-        answers = self.answers
-        if answers.pending is not None:
-            if data == YES or answer.lower() in ("yes", "y"):
-                updates = answers.pending.updates
-                answers.pending = None
-                return self.apply(step, updates)
-            retry = answers.pending.retry
-            answers.pending = None
-            if data == NO or answer.lower() in ("no", "n"):
-                if retry is not None:
-                    return self.fire(f"edit_{retry}")
-                return self.ask(step, "OK, please enter it again. ")
-        if not answer:
-            return self.ask(step, "Please answer the question. ")
-        parsed = step.parse(answer, answers, self.env)
-        if isinstance(parsed, Problem):
-            return self.ask(step, parsed.message + "\n")
-        if isinstance(parsed, Confirm):
-            updates = _jsonable(parsed.updates)
-            answers.pending = Pending(step=step.name, question=parsed.question, updates=updates, retry=parsed.retry)
-            return self.say(parsed.question, (_confirm_buttons(), NAVIGATION))
-        self.apply(step, parsed)
+    # --- the consultation's routes (flows/routes.py): True when the input was theirs -------------------
 
-    def apply(self, step: Step, updates: dict[str, Any]) -> None:
-        stay = bool(updates.pop("_stay", False))
-        restored = Answers.model_validate({**self.answers.model_dump(), **updates})
-        restored = reopen_dependants(self.answers, restored, step.name, updates)  # steps.DEPENDANTS
-        drug_changed = restored.drug != self.answers.drug
-        self.chat.answers = restored
-        if stay:
-            return self.ask(step)
-        if restored.editing and not drug_changed:
-            missing = next((s.name for s in self.applicable_steps() if not ANSWERED[s.name](restored)), None)
-            return self.fire(f"edit_{missing}" if missing else "finish_edit")
-        self.fire("advance")
+    def on_record_button(self, routed: Routed) -> bool:
+        assert routed.data is not None
+        self.open_record(routed.data[: len(followup.FULL)], routed.argument)  # in any state
+        return True
+
+    def on_new(self, routed: Routed) -> bool:
+        if routed.command is None and self.state not in (State.idle, State.result, State.review):
+            return False  # a New button from an older message does not end a consultation under way
+        self.start()
+        return True
+
+    # --- the states' answers (SCREENS) ----------------------------------------------------------
+
+    def on_idle(self, data: str | None, text: str) -> None:
+        self.say("To dose a patient, start a new consultation.", ((NEW,),))
+
+    def on_reminder_input(self, data: str | None, text: str) -> None:
+        self.on_reminder_answer(data.removeprefix("v:") if data is not None else text)
 
     def on_review(self, data: str | None, text: str) -> None:
         if data == "confirm" or text.lower() in ("ok", "confirm", "yes"):
@@ -298,99 +234,74 @@ class Conversation(ResultScreen, ReminderSetup):
         self.say("Press Get recommendation, or Edit next to an answer to change it.")
         self.reask()
 
-    # --- controls -------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self.chat.answers = Answers()
-        self.chat.request = self.chat.response = None
-        self.chat.saved = self.chat.reminders_set = False
-        self.fire("start")
-
-    def open_record(self, kind: str, label: str) -> None:
-        """`fu:LABEL` (Same regimen, new result) or `fc:LABEL` (a full consultation), from any state."""
-        record = followup.find(label, self.env)
-        if record is None:
-            self.say(followup.unknown(label))
-            return None if self.state == "idle" else self.reask()
-        if kind == followup.FOLLOWUP and not followup.has_regimen(record):
-            full = Button("Full consultation", followup.FULL + record.label)
-            return self.say(followup.no_regimen(record.label), ((full, NEW),))
-        if self.state in STEP_BY_NAME or self.state == "review":
-            self.say("The consultation under way is closed; nothing from it was saved.")
-        self.chat.request = self.chat.response = None
-        self.chat.saved = self.chat.reminders_set = False
-        if kind == followup.FOLLOWUP:
-            self.chat.answers = followup.prefill(record, self.env)
-            self.state = "idle"
-            return self.fire("start")
-        if record.drug is None:
-            return self.start()
-        # The drug and the patient are answered; the record's values are offered as Keep from the weight on.
-        answers = Answers(drug=record.drug, indication=record.indication, region=record.region)
-        self.chat.answers = answers.model_copy(update=record_answers(record.drug, record, self.env))
-        self.state = "patient"
-        self.fire("advance")
-
-    def back_to_record(self) -> None:
-        """Back from the follow-up's first question: the record message again (nothing was entered)."""
-        record = self.answers.record
-        self.chat.answers = Answers()
-        self.fire("cancel")
-        if record is not None:
-            self.outcome.replies.append(followup.record_message(record, self.env))
-
-    def cancel(self) -> None:
-        if self.state == "idle":
-            return self.say("Nothing to cancel.", ((NEW,),))
-        if self.state in REMINDER_STATES:
-            self.say("No reminders set; the saved recommendation is kept.", (self.result_row(),))
-            return self.fire("leave_reminders")
-        self.chat.answers = Answers()
-        self.fire("cancel")
-        self.say("Consultation cancelled; nothing was saved from it.", ((NEW,),))
-
-    def back(self) -> None:
-        if self.state == "idle":
-            return self.say("There is no consultation under way.", ((NEW,),))
-        self.answers.pending = None
-        self.answers.editing = False
-        if self.state == "result" and self.answers.followup and self.answers.followup_asked:
-            # A follow-up has no review screen: Back returns to its last question.
-            return self.fire(f"edit_{self.answers.followup_asked[-1]}")
-        self.fire("retreat")
-
-    def welcome(self) -> None:
-        self.say(render.WELCOME, ((NEW, Button("My patients", "patients")),))
-        if self.state == "result" and self.chat.response is not None:
-            self.say("Your last recommendation:")
-            self.reask()
-        elif self.state != "idle":
-            self.say("You have a consultation under way; it continues here:")
-            self.reask()
-
-    def help(self) -> None:
-        self.say(render.help_text(self.state))
-        self.reask()
-
     def reask(self) -> None:
         """Show the question now open again (nothing entered is lost)."""
-        answers = self.answers
-        if answers.pending is not None:
-            return self.say(answers.pending.question, (_confirm_buttons(), NAVIGATION))
-        if self.state in STEP_BY_NAME:
-            return self.ask(STEP_BY_NAME[self.state])
-        if self.state == "review":
-            return self.outcome.replies.append(render.review(answers, self.applicable_steps()))
-        if self.state == "result":
-            if self.chat.response is None:
-                return self.say("Start a new consultation when you are ready.", ((NEW,),))
-            # Shown again whole: at the start of a new session nothing of it is above.
-            return self.outcome.replies.append(self.card())
-        if self.state == "reminder_zone":
-            return self.outcome.replies.append(self.with_navigation(reminder_words.zone_question()))
-        if self.state == "reminder_time":
-            return self.outcome.replies.append(self.with_navigation(reminder_words.time_question(self.drug)))
+        if self.answers.pending is not None:
+            return self.say(self.answers.pending.question, (confirm_buttons(), NAVIGATION))
+        SCREENS[self.state].reask(self)
+
+    def reask_step(self) -> None:
+        self.ask(STEP_BY_NAME[self.state])
+
+    def show_review(self) -> None:
+        self.outcome.replies.append(render.review(self.answers, self.applicable_steps()))
+
+    def show_result(self) -> None:
+        if self.chat.response is None:
+            return self.say("Start a new consultation when you are ready.", ((NEW,),))
+        # Shown again whole: at the start of a new session nothing of it is above.
+        self.outcome.replies.append(self.card())
+
+    def reask_zone(self) -> None:
+        self.outcome.replies.append(self.with_navigation(reminder_words.zone_question()))
+
+    def reask_time(self) -> None:
+        self.outcome.replies.append(self.with_navigation(reminder_words.time_question(self.drug)))
+
+    def reask_idle(self) -> None:
         self.say("Start a new consultation when you are ready.", ((NEW,),))
+
+
+class Screen(NamedTuple):
+    """What a state does with input: its answer, the buttons now valid on screen, and how its
+    question is shown again. One row per state (`SCREENS`), looked up by `Conversation`."""
+
+    answer: Callable[[Conversation, str | None, str], None]
+    buttons: Callable[[Conversation], list[Button]]
+    reask: Callable[[Conversation], None]
+
+
+QUESTION = Screen(Conversation.answer_step, Conversation.step_buttons, Conversation.reask_step)
+SCREENS: dict[State, Screen] = {
+    State.idle: Screen(Conversation.on_idle, Conversation.idle_buttons, Conversation.reask_idle),
+    **dict.fromkeys(QUESTIONS, QUESTION),
+    State.review: Screen(Conversation.on_review, Conversation.review_buttons, Conversation.show_review),
+    State.result: Screen(Conversation.on_result, Conversation.result_buttons, Conversation.show_result),
+    State.reminder_zone: Screen(Conversation.on_reminder_input, Conversation.zone_buttons, Conversation.reask_zone),
+    State.reminder_time: Screen(Conversation.on_reminder_input, Conversation.time_buttons, Conversation.reask_time),
+}
+if set(SCREENS) != set(State):
+    raise ImportError("every state needs its row in SCREENS")
+
+
+def _taking(control: Callable[[Conversation], None]) -> Callable[[Conversation, Routed], bool]:
+    def handler(conversation: Conversation, routed: Routed) -> bool:
+        control(conversation)
+        return True
+
+    return handler
+
+
+CONTROLS: dict[str, Callable[[Conversation, Routed], bool]] = {
+    "record": Conversation.on_record_button,
+    "new": Conversation.on_new,
+    "cancel": _taking(Conversation.cancel),
+    "start": _taking(Conversation.welcome),
+    "help": _taking(Conversation.help),
+    "back": _taking(Conversation.back),
+}
+if set(CONTROLS) != {r.name for r in ROUTES if r.owner == Owner.FLOW}:
+    raise ImportError("every route the consultation owns needs its handler in CONTROLS")
 
 
 def _plain(label: str) -> str:
@@ -398,23 +309,41 @@ def _plain(label: str) -> str:
     return " ".join(label.lstrip("⬅✖?✅ ").lower().split())
 
 
-def _confirm_buttons() -> tuple[Button, ...]:
-    return (Button("Yes, use it", YES), Button("No, re-enter", NO))
+class Run(NamedTuple):
+    """One update's result: the chat's state after it, the replies and effects, and where the patient
+    question goes once the user's patients are known (None: not asked, or asked already)."""
+
+    chat: ChatState
+    outcome: Outcome
+    patient_question_at: int | None = None
 
 
-def _jsonable(updates: dict[str, Any]) -> dict[str, Any]:
-    dumped = Answers.model_validate(updates).model_dump(mode="json", include=set(updates))
-    return dumped | {"_stay": True} if updates.get("_stay") else dumped  # a list answer stays open after a yes
-
-
-def handle(chat: ChatState, message: UserInput, env: Env) -> tuple[ChatState, Outcome]:
-    """One update: the chat's state after it, the replies to send and the effects to persist."""
+def run(chat: ChatState, message: UserInput, env: Env) -> Run:
+    """One update. An update that reaches the patient question with no patients in `env` (the adapter
+    reads them only for that question) returns the question's place, for `ask_patient`."""
     # The flow changes its copy in place. A deep copy through JSON (in pydantic's Rust core; the
     # round trip every saved state makes between updates anyway) costs a fraction of copy.deepcopy,
     # which took 40% of the flow's time.
     conversation = Conversation(ChatState.model_validate_json(chat.model_dump_json()), env)
     conversation.receive(message)
-    return conversation.chat, conversation.outcome
+    return Run(conversation.chat, conversation.outcome, conversation.patient_question_at)
+
+
+def ask_patient(done: Run, env: Env) -> Outcome:
+    """The patient question of a `run` that reached it, asked with the user's patients (`env.patients`)
+    in its place: the request the flow made, fulfilled without running the update again."""
+    if done.patient_question_at is None:
+        return done.outcome
+    conversation = Conversation(done.chat, env)
+    conversation.ask(STEP_BY_NAME[State.patient])
+    done.outcome.replies[done.patient_question_at : done.patient_question_at] = conversation.outcome.replies
+    return done.outcome
+
+
+def handle(chat: ChatState, message: UserInput, env: Env) -> tuple[ChatState, Outcome]:
+    """One update with `env.patients` all the user's patients: the chat's state after it, the replies and effects."""
+    done = run(chat, message, env)
+    return done.chat, ask_patient(done, env)
 
 
 def refuse(chat: ChatState, env: Env, message: str) -> Outcome:

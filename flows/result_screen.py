@@ -13,10 +13,9 @@ from core import RequestError, recommend
 from core.errors import from_validation_error
 from core.models import DoseRequest, DoseResponse
 from flows import render
-from flows.conversation_parts import CHANGE_REMINDERS, Talk
+from flows.conversation_parts import CHANGE_REMINDERS, REMINDER_STATES, Talk
 from flows.replies import AuditRecommendation, Button, Reply, SaveConsultation, request_json, response_json
 from flows.request import build_request, step_for_field
-from flows.setup_reminders import REMINDER_STATES
 from flows.steps import STEP_BY_NAME
 
 

@@ -15,11 +15,11 @@ from core.reminders import PlannedReminder
 from core.reminders import plan as plan_reminders
 from flows import reminders as reminder_words
 from flows import render
-from flows.conversation_parts import NAVIGATION, Talk
+from flows.conversation_parts import NAVIGATION, REMINDER_STATES, State, Talk
 from flows.parsing import Problem
 from flows.replies import Reply, ScheduleReminders, SetTimeZone
 
-REMINDER_STATES = ("reminder_zone", "reminder_time")
+__all__ = ["REMINDER_STATES", "ReminderSetup"]
 
 
 class ReminderSetup:
@@ -69,7 +69,7 @@ class ReminderSetup:
     def on_reminder_answer(self: Talk, answer: str) -> None:
         if not answer:
             return self.reask()
-        if self.state == "reminder_zone":
+        if self.state == State.reminder_zone:
             zone = reminder_words.known_zone(answer)
             if zone is None:
                 problem = f"'{answer}' is not a time zone I know. Use an Area/City name, e.g. Europe/London.\n"

@@ -1,11 +1,15 @@
 """The reminder delivery loop as a process of its own, for tests/test_kill.py to `kill -9`.
 
-    python tests/reminder_loop.py DB NOW SENDS [--until-idle] [--batch N] [--pause SECONDS]
+    python tests/reminder_loop.py DB NOW SENDS [--until-idle] [--batch N] [--pause SECONDS] [--lease SECONDS]
+                                  [--go FILE]
 
 Opens the storage at DB (a SQLite path), builds `bot.reminders.Reminders` with the clock fixed at
 NOW (ISO, UTC) and a sender that appends each message to SENDS as one JSON line and fsyncs it
 before returning (so every line in SENDS was handed over before the process died), and runs
-`run_due` in a loop. --until-idle stops once a run has nothing to send.
+`run_due` in a loop. --until-idle stops once a run has nothing to send (it first waits out the
+lease of the rows a killed loop held). The clock stands still, so leases run on the wall clock
+(--lease, short: a killed loop's rows are taken over soon). Each line also names the process.
+--go FILE waits for FILE to exist before the first run (two loops started together).
 """
 
 from __future__ import annotations
@@ -27,19 +31,30 @@ from bot.reminders import Reminders  # noqa: E402
 from bot.storage import open_storage  # noqa: E402
 
 
-async def loop(db: str, now: dt.datetime, sends: Path, until_idle: bool, batch: int, pause: float) -> None:
+async def loop(
+    db: str, now: dt.datetime, sends: Path, until_idle: bool, batch: int, pause: float, lease: float, go: Path | None
+) -> None:
     storage = await open_storage(f"sqlite:///{db}")
     descriptor = os.open(sends, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     async def sender(chat: str, text: str, buttons: Any, /) -> int:
-        line = json.dumps({"chat": chat, "text": text, "buttons": buttons}, ensure_ascii=False) + "\n"
+        sent = {"chat": chat, "text": text, "buttons": buttons, "pid": os.getpid()}
+        line = json.dumps(sent, ensure_ascii=False) + "\n"
         os.write(descriptor, line.encode())
         os.fsync(descriptor)
         await asyncio.sleep(pause)  # a slow network: the kill lands between sends as well as within
         return os.fstat(descriptor).st_size
 
-    reminders = Reminders(storage, lambda: now, "UTC", sender=sender, batch=batch)
+    def wall() -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    held = dt.timedelta(seconds=lease)
+    reminders = Reminders(storage, lambda: now, "UTC", sender=sender, batch=batch, lease=held, lease_clock=wall)
     print("ready", flush=True)
+    while go is not None and not go.exists():
+        await asyncio.sleep(0.005)
+    if until_idle:
+        await asyncio.sleep(lease)
     try:
         while True:
             delivered = await reminders.run_due()
@@ -59,9 +74,11 @@ def main() -> None:
     parser.add_argument("--until-idle", action="store_true")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--pause", type=float, default=0.005)
+    parser.add_argument("--lease", type=float, default=0.3)
+    parser.add_argument("--go", type=Path)
     args = parser.parse_args()
     now = args.now if args.now.tzinfo else args.now.replace(tzinfo=dt.UTC)
-    asyncio.run(loop(args.db, now, args.sends, args.until_idle, args.batch, args.pause))
+    asyncio.run(loop(args.db, now, args.sends, args.until_idle, args.batch, args.pause, args.lease, args.go))
 
 
 if __name__ == "__main__":

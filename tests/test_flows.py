@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 import transitions
 
 from core.models import DoseRequest
-from flows import consultation, steps
+from flows import consultation, dependants
 from flows.consultation import MACHINE, handle
 from flows.replies import Env, LabRecord, PatientSummary, SaveConsultation, TransfusionRecord, UserInput
 from flows.request import build_request, step_for_field
@@ -228,7 +227,15 @@ QUESTIONS = [
 
 
 def _destinations(trigger: str, source: str) -> list[str]:
-    return [t.dest for t in MACHINE.get_transitions(trigger=trigger, source=source)]
+    """Where `trigger` goes from `source`, in the order transitions tries them, each with its condition."""
+    return [
+        f"{t.dest} if {t.conditions[0].func.__name__}" if t.conditions else t.dest
+        for t in MACHINE.get_transitions(trigger=trigger, source=source)
+    ]
+
+
+def _asked(questions: list[str]) -> list[str]:
+    return [f"{question} if asks_{question}" for question in questions]
 
 
 def test_the_machine_has_the_questions_in_order_each_entered_and_linked():
@@ -244,17 +251,39 @@ def test_the_machine_has_the_questions_in_order_each_entered_and_linked():
         "reminder_zone": ["enter_reminder_zone"],
         "reminder_time": ["enter_reminder_time"],
     }
-    assert _destinations("start", "idle") == ["drug"]
-    for earlier, later in itertools.pairwise(QUESTIONS):
-        assert _destinations("advance", earlier) == [later], earlier
-        assert _destinations("retreat", later) == [earlier], later
+    # Each move is a ladder: the first question in its direction whose condition holds, else the end.
+    assert _destinations("start", "idle") == [*_asked(QUESTIONS), "review"]
+    for index, question in enumerate(QUESTIONS):
+        assert _destinations("advance", question) == [*_asked(QUESTIONS[index + 1 :]), "review"], question
+        earlier = QUESTIONS[index - 1 :: -1] if index else ["drug"]
+        assert _destinations("retreat", question) == [*_asked(earlier), "idle"], question
+        assert _destinations(f"edit_{question}", "review") == [*_asked(QUESTIONS[index:]), "review"]
+        assert _destinations(f"edit_{question}", "result") == [*_asked(QUESTIONS[index:]), "review"]
+        assert _destinations("decide", question) == ["result"]
     assert _destinations("advance", "baseline") == ["review"]
+    assert _destinations("retreat", "review") == [*_asked(QUESTIONS[::-1]), "idle"]
     assert _destinations("finish_edit", "baseline") == ["review"]
     assert _destinations("confirm", "review") == ["result"]
-    for question in QUESTIONS:
-        assert _destinations(f"edit_{question}", "review") == [question]
-        assert _destinations(f"edit_{question}", "result") == [question]
-        assert _destinations("decide", question) == ["result"]
+    assert _destinations("retreat", "result") == ["review"]
+    assert [t.after[0] for t in MACHINE.get_transitions(trigger="retreat", source="lab_value", dest="idle")] == [
+        "show_record"
+    ]
+
+
+def test_a_question_that_does_not_apply_is_never_entered(monkeypatch: pytest.MonkeyPatch):
+    """Skipping is the transitions' conditions: only the questions asked are entered, forward and back."""
+    entered: list[str] = []
+    enter = consultation.Conversation.enter_step
+
+    def recording(self: consultation.Conversation, event: transitions.EventData) -> None:
+        entered.append(self.state.value)
+        enter(self, event)
+
+    monkeypatch.setattr(consultation.Conversation, "enter_step", recording)
+    chat, _ = run(ROMIPLOSTIM_VISIT[:4])  # to the weight: indication is not asked (one for romiplostim)
+    assert entered == ["drug", "region", "patient", "weight"]
+    run(["Back", "Back"], chat)
+    assert entered[4:] == ["patient", "region"]
 
 
 # --- follow-up "Same regimen, new result", early refer, the result state ---------------------------
@@ -947,16 +976,16 @@ def test_a_status_the_record_contradicts_is_confirmed_first():
 
 
 def test_every_dependant_is_a_step_and_the_table_is_transitive():
-    assert steps.dependants_of("dose_amount") == [
+    assert dependants.dependants_of("dose_amount") == [
         "dose_since",
         "last_given",
         "doses_at_level",
         "counts",
         "transfusions",
     ]
-    assert steps.dependants_of("weight") == ["weight_date"]
-    assert "dose_amount" in steps.dependants_of("drug")
-    assert steps.dependants_of("adverse") == []
+    assert dependants.dependants_of("weight") == ["weight_date"]
+    assert "dose_amount" in dependants.dependants_of("drug")
+    assert dependants.dependants_of("adverse") == []
 
 
 def test_editing_the_dose_re_asks_since_last_dose_and_doses_then_the_review():

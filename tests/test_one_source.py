@@ -94,9 +94,10 @@ class Hit(NamedTuple):
     text: str  # the string it was found in ('' for code)
 
 
-# Numbers in text, except inside dates (2026-11-22), times (08:00), powers (10^9) and codes (RX-12, oc:t:5).
+# Numbers in text, except inside dates (2026-11-22), times (08:00), powers (10^9) and codes (RX-12, oc:t:5),
+# and zero-padded identifiers such as a migration's revision '0004' (no clinical number is written so).
 _WEEKS = re.compile(r"(?<![\w.])(\d+) weeks?\b")
-_NUMBER = re.compile(r"(?<![\w.^/:-])(\d+(?:\.\d+)?)(?![\w^]|\.\d|[:/-]\d)")
+_NUMBER = re.compile(r"(?<![\w.^/:-])(?!0\d)(\d+(?:\.\d+)?)(?![\w^]|\.\d|[:/-]\d)")
 
 
 def _as_number(node: ast.AST) -> Decimal | None:

@@ -49,7 +49,7 @@ async def test_migrations_are_applied_once_and_reopening_keeps_data(tmp_path: Pa
     second = await open_storage(url)
     async with second.session() as session:
         version = await session.scalar(text("select version_num from alembic_version"))
-        assert version == "0003"
+        assert version == "0004"
         assert await second.user_id(session, "tg:1") == 1
     await second.close()
 

@@ -13,9 +13,11 @@ they are told, on their next message, then 'paused').
 
 Each message is a `Delivery` row with a key of its own ('<occurrence>:<purpose>'), written as
 'queued' in the same transaction as the occurrence's new state, marked 'sending' just before the
-send and 'sent' only after Telegram accepted it. Telegram has no idempotent send, so one window cannot be
-closed: a crash after Telegram accepted a message and before 'sent' was written. At start-up such
-a row is sent again with a note that it may repeat an earlier one. A failed send is retried later
+send and 'sent' only after Telegram accepted it (bot.reminders.outbox: concurrently, one queue per
+chat, the writes grouped; each row held by one replica under a lease). Telegram has no idempotent
+send, so one window cannot be closed: a crash after Telegram accepted a message and before 'sent'
+was written. Once the crashed replica's lease expired, such a row is sent again with a note that it
+may repeat an earlier one. A failed send is retried later
 (`retry`), or given up only on an answer that will never change (the user blocked the bot).
 Local times come from the user's time zone through `zoneinfo`; every stored instant is UTC.
 """

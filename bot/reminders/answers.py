@@ -232,7 +232,7 @@ class Answers(Schedule):
         """The dose given: the decided one, or for a dose that awaited a new result (RULES.md 6a) the
         patient's regimen as now recorded (a follow-up may have changed it)."""
         decided = reminder.dose_amount or "", reminder.dose_unit or ""
-        if occurrence.dose_on is not None:
+        if occurrence.dose_decided:
             return decided
         regimen = await session.scalar(select(Regimen).where(Regimen.patient_id == reminder.patient_id))
         if regimen is None or regimen.drug != reminder.drug or regimen.on_hold or not regimen.dose_amount:

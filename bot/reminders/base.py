@@ -47,7 +47,30 @@ class OccurrenceState(StrEnum):
 
 ACTIVE_STATES = (OccurrenceState.SCHEDULED, OccurrenceState.SENT, OccurrenceState.SNOOZED)
 ANSWERED_STATES = (OccurrenceState.TAKEN, OccurrenceState.SKIPPED, OccurrenceState.MISSED, OccurrenceState.UNKNOWN)
-REMINDER_PURPOSES = ("r", "a", "z")  # the reminder itself (first, again, after a snooze): not 'm' or 'u'
+
+
+class DeliveryState(StrEnum):
+    """Where a message is on its way out (`Delivery.state`; these values are what is stored)."""
+
+    QUEUED = "queued"  # decided, not handed to the transport (held by a replica while its lease runs)
+    SENDING = "sending"  # about to be or being handed over: after a crash it is re-sent with the may-repeat note
+    SENT = "sent"  # the transport accepted it
+    RETRY = "retry"  # failed; tried again at `next_try_at`
+    FAILED = "failed"  # given up
+    DROPPED = "dropped"  # no longer wanted (its occurrence was stopped or answered)
+
+
+class Purpose(StrEnum):
+    """What a delivery is for: the letter after '<occurrence>:' in its key (stored as these letters)."""
+
+    REMINDER = "r"  # the reminder itself, first time
+    AGAIN = "a"  # the one re-send of an unanswered reminder
+    SNOOZED = "z"  # after a snooze: followed by the moment, so each snooze has a key of its own
+    MISSED = "m"  # the missed-dose guidance
+    UNCONFIRMED = "u"  # the question whether an unconfirmed dose was taken
+
+
+REMINDER_PURPOSES = (Purpose.REMINDER, Purpose.AGAIN, Purpose.SNOOZED)  # the reminder itself: not 'm' or 'u'
 
 
 class DeliveryError(Exception):
@@ -105,7 +128,6 @@ class ReminderBase:
         # The chats this process delivers to (a key prefix: 'tg:' for the bot, 'local:' for the
         # terminal), so that two transports on one database never take each other's messages.
         self.chats = chats
-        self._recovered = False
         self._lock = asyncio.Lock()
 
     def now(self) -> dt.datetime:
@@ -136,7 +158,7 @@ class ReminderBase:
             )
             last = not later
         guidance = missed_dose_guidance(drug, occurrence.on_date, today, last_of_course=last)
-        decided = occurrence.dose_on is not None
+        decided = occurrence.dose_decided
         return words.missed_message(
             occurrence.id, label, occurrence.on_date, guidance, reminder.dose_text, decided, skipped=skipped
         )

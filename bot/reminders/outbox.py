@@ -1,15 +1,39 @@
-"""The outbox: claiming what is due (the occurrence moves on and its message is written 'queued' in
-one transaction), sending each message, confirming it 'sent' only once the transport accepted it,
-retrying or giving up a failed send, and pausing the reminders of a chat that blocked the bot."""
+"""The outbox: claiming what is due (the occurrence moves on and its message is written in one
+transaction), sending the messages concurrently, confirming them 'sent' only once the transport
+accepted them, retrying or giving up a failed send, and pausing the reminders of a chat that
+blocked the bot.
+
+Concurrency (issue 12). Each chat has a queue of its own, sent in order by one worker; at most
+`concurrency` sends are in flight at once (a semaphore). A chat waiting for its own rate limit
+(`TelegramSender.pace`, one message a second) waits before taking a send slot, so it holds up no
+other chat; the overall 30/s limit stays in the sender. Claiming goes on while slow chats drain.
+
+Claims across replicas (issue 13). A delivery belongs to one outbox at a time: `owner` (this
+outbox's id, `replica_id`) and `lease_until`, renewed while the rows are in hand. New messages are
+written already claimed ('queued', owned) in the transaction that moves their occurrences on, and
+those occurrences are claimed first by a conditional UPDATE, so two replicas never move the same
+one on. What another replica left (a crash, a stop) is taken by one conditional UPDATE once its
+lease has expired: portable to SQLite and PostgreSQL (FOR UPDATE SKIP LOCKED may come later).
+
+Writes are grouped, not one per message: the heads of the chat queues are marked 'sending' up to
+CHUNK at a time just before the first of them is handed over; confirmations ride along with those
+marks, or are written CHUNK at a time, or CONFIRM_WITHIN seconds after the first one waiting, and at
+the end of the run. After a crash, the rows still 'sending' (per chat at most the message in
+flight and the one before it, unconfirmed) are re-sent, once their lease expired, with the
+may-repeat note; rows still 'queued' were never handed over and go without it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import bindparam, func, select, true, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.reminders.base import (
@@ -19,38 +43,75 @@ from bot.reminders.base import (
     ACTIVE_STATES,
     ANSWERED_STATES,
     GIVE_UP_AFTER,
-    LATE_AFTER,
-    REMINDER_PURPOSES,
-    RESEND_AFTER,
     RETRY_AFTER,
     Buttons,
+    Clock,
     DeliveryError,
-    local,
+    DeliveryState,
+    OccurrenceState,
+    Purpose,
+    _naive,
 )
-from bot.reminders.schedule import Schedule
+from bot.reminders.delivery_run import CHUNK as CHUNK
+from bot.reminders.delivery_run import CONFIRM_WITHIN as CONFIRM_WITHIN
+from bot.reminders.delivery_run import Item, Run
+from bot.reminders.due import Due
 from bot.storage.tables import Delivery, Occurrence, PatientRow, Reminder, User
-from core.reminders import following_dose
 from flows import reminders as words
 from flows.replies import Button, Reply
 
 log = logging.getLogger("hemadose.reminders")
 
-_SET_STATE = update(_DELIVERIES).where(_DELIVERIES.c.key == bindparam("the_key")).values(state=bindparam("state"))
+CONCURRENCY = 16  # sends in flight at once: 30/s at a 150 ms round trip needs 4.5; room for slower ones
+LEASE = dt.timedelta(seconds=30)  # how long claimed rows stay this replica's; renewed every third of it
+_IN_HAND = (DeliveryState.QUEUED, DeliveryState.SENDING)
+_D = _DELIVERIES.c
+
+_SET_STATE = update(_DELIVERIES).where(_D.key == bindparam("the_key")).values(state=bindparam("state"))
 _SENT = (
     update(_DELIVERIES)
-    .where(_DELIVERIES.c.key == bindparam("the_key"))
+    .where(_D.key == bindparam("the_key"))
     .values(
-        state="sent", sent_at=bindparam("sent_at"), message_id=bindparam("message_id"), attempts=bindparam("attempts")
+        state=DeliveryState.SENT,
+        sent_at=bindparam("sent_at"),
+        message_id=bindparam("message_id"),
+        attempts=bindparam("attempts"),
+        lease_until=None,
     )
 )
+
+
+def replica_id() -> str:
+    """This outbox's name on the rows it claims: host, process and a random part (unique per outbox)."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def _stored(reply: Reply) -> Buttons:
     return [[[button.label, button.data] for button in row] for row in reply.buttons]
 
 
-class Outbox(Schedule):
-    """The due-occurrence loop and the delivery of each message once."""
+class Outbox(Due):
+    """The due-occurrence loop and the delivery of each message once, across replicas."""
+
+    def __init__(
+        self,
+        *args: Any,
+        concurrency: int = CONCURRENCY,
+        lease: dt.timedelta = LEASE,
+        lease_clock: Clock | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(*args, **options)
+        self.concurrency = concurrency
+        self.lease = lease
+        # Leases are compared across replicas: by default the scheduler's clock (the wall clock in
+        # a running bot); a process whose scheduler clock stands still (a test) gives the wall clock.
+        self.lease_clock = lease_clock
+        self.owner = replica_id()
+        self.most_in_flight = 0  # the most sends in flight at once so far (tests and the benchmark read it)
+
+    def lease_now(self) -> dt.datetime:
+        return _naive(self.lease_clock()) if self.lease_clock is not None else self.now()
 
     def _ours(self, chat_key: Any) -> Any:
         """The chats this process delivers to: a transport prefix ('tg:') or one chat exactly."""
@@ -69,45 +130,68 @@ class Outbox(Schedule):
                 .where(self._ours(Reminder.chat_key))
             )
             retry = await session.scalar(
-                select(func.min(Delivery.next_try_at)).where(Delivery.state == "retry", self._ours(Delivery.chat_key))
+                select(func.min(Delivery.next_try_at)).where(
+                    Delivery.state == DeliveryState.RETRY, self._ours(Delivery.chat_key)
+                )
             )
         moments = [moment for moment in (occurrence, retry) if moment is not None]
         return min(moments) if moments else None
 
     async def run_due(self) -> int:
-        """Act on everything due now: first what a crash left in flight, then retries, then new
-        sends. Returns the number of messages delivered."""
+        """Act on everything due now: first what was left in flight (by this outbox's broken-off run,
+        or by a replica whose lease expired) and retries, then new sends. Returns the number of
+        messages delivered."""
         async with self._lock:
-            try:
-                delivered = 0
-                if not self._recovered:
-                    delivered += await self._send_pending("sending", note=True)
-                    delivered += await self._send_pending("queued", note=False)
-                    self._recovered = True
-                delivered += await self._send_pending("retry", note=False)
-                while True:
-                    keys = await self._claim_due()
-                    if not keys:
-                        return delivered
-                    delivered += await self._send(keys)
-            except BaseException:
-                # A run broken off may leave messages 'sending': the next run treats them as a restart would.
-                self._recovered = False
-                raise
+            if self.sender is None:  # nothing to send with: what is due is still decided (and queued)
+                while await self._claim_due():
+                    pass
+                return 0
+            return await Run(self).run()
 
     async def _claim_due(self) -> list[str]:
-        """One transaction: the due occurrences move on and their messages are written as 'sending'."""
+        """One transaction: the due occurrences are claimed and move on, and their messages are written
+        'queued', owned by this outbox. Returns their keys."""
         now = self.now()
+        due = (
+            select(Occurrence.id)
+            .join(Reminder, Reminder.id == Occurrence.reminder_id)
+            .where(Occurrence.next_at <= now, self._ours(Reminder.chat_key))
+            .order_by(Occurrence.next_at)
+            .limit(self.batch)
+        )
+        while True:  # until something is claimed that has a message, or nothing is due
+            async with self.storage.session() as session:
+                ids = list(await session.scalars(due))
+            if not ids:
+                return []
+            keys = await self._claim(ids, now)
+            if keys:
+                return keys
+
+    async def _claim(self, ids: Sequence[int], now: dt.datetime) -> list[str]:
+        """Those of `ids` still due, claimed, moved on and their messages written (one transaction)."""
         async with self.storage.session() as session, session.begin():
+            # The claim: a write first, so that on SQLite this transaction holds the write lock before
+            # it reads, and on PostgreSQL each row is locked and its condition re-checked after a
+            # concurrent claim commits. An occurrence another replica moved on meanwhile is not ours.
+            claimed = list(
+                await session.scalars(
+                    update(_OCCURRENCES)
+                    .where(_OCCURRENCES.c.id.in_(ids), _OCCURRENCES.c.next_at <= now)
+                    .values(next_at=_OCCURRENCES.c.next_at)
+                    .returning(_OCCURRENCES.c.id)
+                )
+            )
+            if not claimed:
+                return []
             rows = (
                 await session.execute(
                     select(Occurrence, Reminder, User.time_zone, PatientRow.label)
                     .join(Reminder, Reminder.id == Occurrence.reminder_id)
                     .join(User, User.id == Reminder.user_id)
                     .join(PatientRow, PatientRow.id == Reminder.patient_id)
-                    .where(Occurrence.next_at <= now, self._ours(Reminder.chat_key))
-                    .order_by(Occurrence.next_at)
-                    .limit(self.batch)
+                    .where(Occurrence.id.in_(claimed))
+                    .order_by(Occurrence.next_at, Occurrence.id)
                 )
             ).all()
             messages: list[tuple[str, Occurrence, Reminder, Reply]] = []
@@ -124,6 +208,7 @@ class Outbox(Schedule):
                 wanted = [key for key, *_ in messages]
                 written = set(await session.scalars(select(Delivery.key).where(Delivery.key.in_(wanted))))
             keys = []
+            lease_until = self.lease_now() + self.lease
             for key, occurrence, reminder, reply in messages:
                 if key in written:
                     log.error("delivery %s already exists; not sent again", key)
@@ -135,142 +220,56 @@ class Outbox(Schedule):
                         chat_key=reminder.chat_key,
                         text=reply.text,
                         buttons=_stored(reply),
-                        state="queued",
+                        state=DeliveryState.QUEUED,
                         attempts=0,
                         created_at=now,
+                        owner=self.owner,
+                        lease_until=lease_until,
                     )
                 )
                 keys.append(key)
             return keys
 
-    async def _reached(self, session: AsyncSession, due: Sequence[Occurrence], now: dt.datetime) -> set[int]:
-        """Of the doses whose deadline has come, those whose reminder reached the user before it
-        (a delivery 'sent' before the deadline): one read for the batch."""
-        ids = [o.id for o in due if o.deadline_at is not None and now >= o.deadline_at and o.state in ACTIVE_STATES]
-        if not ids:
-            return set()
-        rows = await session.execute(
-            select(Delivery.occurrence_id, Delivery.key, Delivery.sent_at).where(
-                Delivery.occurrence_id.in_(ids), Delivery.state == "sent"
+    async def _claim_left(self) -> list[Item]:
+        """What was left in flight, taken by one conditional UPDATE: rows 'queued' or 'sending' whose
+        lease expired (or that this outbox's own broken-off run left; rows from before leases have
+        none), and retries whose time has come. A row taken from 'sending' may have reached the
+        user: it goes with the may-repeat note."""
+        now, lease_now = self.now(), self.lease_now()
+        claimable = and_(
+            _D.state.in_([*_IN_HAND, DeliveryState.RETRY]),
+            or_(_D.lease_until.is_(None), _D.lease_until < lease_now, _D.owner == self.owner),
+            or_(_D.state != DeliveryState.RETRY, _D.next_try_at <= now),
+            self._ours(_D.chat_key),
+        )
+        async with self.storage.session() as session:  # a read first: nothing is written when none is left
+            keys = list(
+                await session.scalars(select(_D.key).where(claimable).order_by(_D.created_at).limit(self.batch))
             )
-        )
-        deadlines = {o.id: o.deadline_at for o in due}
-        return {
-            occurrence_id
-            for occurrence_id, key, sent_at in rows
-            if key.split(":")[1][:1] in REMINDER_PURPOSES
-            and sent_at is not None
-            and sent_at < cast(dt.datetime, deadlines[occurrence_id])
-        }
+        if not keys:
+            return []
+        async with self.storage.engine.begin() as connection:
+            claimed: dict[str, str] = dict(
+                (
+                    await connection.execute(
+                        update(_DELIVERIES)
+                        .where(_D.key.in_(keys), claimable)
+                        .values(
+                            owner=self.owner,
+                            lease_until=lease_now + self.lease,
+                            state=case((_D.state == DeliveryState.SENDING, _D.state), else_=DeliveryState.QUEUED),
+                        )
+                        .returning(_D.key, _D.state)
+                    )
+                ).all()
+            )
+        noted = [key for key in keys if claimed.get(key) == DeliveryState.SENDING]
+        return await self._load(noted + [key for key in keys if claimed.get(key) == DeliveryState.QUEUED], set(noted))
 
-    async def _advance(
-        self,
-        session: AsyncSession,
-        occurrence: Occurrence,
-        reminder: Reminder,
-        zone: str,
-        label: str,
-        now: dt.datetime,
-        reached: set[int],
-    ) -> tuple[str, Reply] | None:
-        """The occurrence's next state, and the message that goes with it (purpose, text)."""
-        deadline = occurrence.deadline_at
-        if deadline is not None and now >= deadline and occurrence.state in ACTIVE_STATES:
-            if occurrence.id in reached:
-                return await self._missed(session, occurrence, reminder, zone, label, now)
-            return await self._unconfirmed(session, occurrence, reminder, zone, label, now)
-        if occurrence.state in ("scheduled", "snoozed"):
-            late = None
-            if occurrence.state == "scheduled" and now - occurrence.due_at > LATE_AFTER:
-                late = f"{local(occurrence.due_at, zone):%H:%M on %a %Y-%m-%d}"
-            purpose = "r" if occurrence.state == "scheduled" else f"z{now:%Y%m%d%H%M%S%f}"
-            first = occurrence.state == "scheduled"
-            occurrence.sends += 1 if first else 0
-            occurrence.state = "sent"
-            if occurrence.kind == "heads_up":
-                occurrence.state, occurrence.next_at = "done", None
-            elif first:
-                again = now + RESEND_AFTER
-                occurrence.next_at = again if deadline is None or again < deadline else deadline
-            else:
-                occurrence.next_at = deadline
-            return purpose, self._reminder_reply(occurrence, reminder, label, late_since=late)
-        if occurrence.state == "sent" and occurrence.sends == 1:
-            occurrence.sends = 2
-            occurrence.next_at = deadline
-            return "a", self._reminder_reply(occurrence, reminder, label, again=True)
-        occurrence.next_at = None  # sent twice and not a dose: nothing more to do
-        return None
-
-    def _reminder_reply(
-        self, occurrence: Occurrence, reminder: Reminder, label: str, again: bool = False, late_since: str | None = None
-    ) -> Reply:
-        return words.reminder_message(
-            occurrence.id,
-            occurrence.kind,
-            reminder.drug,
-            label,
-            reminder.dose_text,
-            reminder.lab_text,
-            occurrence.on_date,
-            decided=occurrence.dose_on is not None,
-            again=again,
-            late_since=late_since,
-        )
-
-    async def _missed(
-        self,
-        session: AsyncSession,
-        occurrence: Occurrence,
-        reminder: Reminder,
-        zone: str,
-        label: str,
-        now: dt.datetime,
-    ) -> tuple[str, Reply]:
-        """Reminded and not confirmed by its deadline: recorded as missed, the drug's own rule sent, the
-        schedule moves on."""
-        await self._move_on(session, occurrence, reminder, "missed", zone, now)
-        self._record(session, reminder, occurrence.on_date, "missed", now)
-        return "m", await self._guidance(session, occurrence, reminder, label, local(now, zone).date())
-
-    async def _unconfirmed(
-        self,
-        session: AsyncSession,
-        occurrence: Occurrence,
-        reminder: Reminder,
-        zone: str,
-        label: str,
-        now: dt.datetime,
-    ) -> tuple[str, Reply]:
-        """RULES.md 6: its reminder never reached the user before the deadline, so the dose is not
-        declared missed (it may have been taken): the user is asked. The schedule moves on as after a
-        missed dose; nothing is recorded until the answer."""
-        await self._move_on(session, occurrence, reminder, "unknown", zone, now)
-        due = f"{local(occurrence.due_at, zone):%H:%M on %a %Y-%m-%d}"
-        return "u", words.unconfirmed_message(occurrence.id, reminder.drug, label, occurrence.on_date, due)
-
-    async def _move_on(
-        self, session: AsyncSession, occurrence: Occurrence, reminder: Reminder, state: str, zone: str, now: dt.datetime
-    ) -> None:
-        occurrence.state, occurrence.next_at, occurrence.acted_at = state, None, now
-        following = following_dose(reminder.drug, occurrence.on_date, None)
-        if following is not None:  # not fresh: after downtime, each passed day gets its own message
-            await self._add_dose(session, reminder, following, zone, now)
-
-    async def _send_pending(self, state: str, note: bool) -> int:
-        """Deliveries a broken-off run left 'sending' (note: may repeat) or 'queued', or waiting for a retry."""
-        now = self.now()
-        async with self.storage.session() as session:
-            query = select(Delivery.key).where(Delivery.state == state, self._ours(Delivery.chat_key))
-            if state == "retry":
-                query = query.where(Delivery.next_try_at <= now)
-            keys = list(await session.scalars(query.order_by(Delivery.created_at).limit(self.batch)))
-        return await self._send(keys, note=note) if keys else 0
-
-    async def _send(self, keys: Sequence[str], note: bool = False) -> int:
-        """Send each message, confirming each in its own transaction as soon as Telegram accepted it."""
-        if self.sender is None:
-            return 0
+    async def _load(self, keys: Sequence[str], noted: frozenset[str] | set[str] = frozenset()) -> list[Item]:
+        """The claimed rows, in order; those their occurrence no longer wants are dropped (one write)."""
+        if not keys:
+            return []
         async with self.storage.session() as session:
             rows = (
                 await session.execute(
@@ -279,35 +278,57 @@ class Outbox(Schedule):
                     .where(Delivery.key.in_(keys))
                 )
             ).all()
-        order = {key: number for number, key in enumerate(keys)}
-        delivered = 0
-        for delivery, occurrence_state, kind in sorted(rows, key=lambda row: order[row[0].key]):
-            if _outdated(delivery.key, occurrence_state, kind):
-                await self._mark(delivery.key, "dropped")
+        found = {delivery.key: (delivery, state, kind) for delivery, state, kind in rows}
+        items, dropped = [], []
+        for key in keys:
+            if key not in found:
                 continue
-            text = f"{words.MAY_REPEAT}\n{delivery.text}" if note else delivery.text
-            await self._mark(delivery.key, "sending")
-            try:
-                message_id = await self.sender(delivery.chat_key, text, delivery.buttons)
-            except DeliveryError as error:
-                await self._failed(delivery, error)
+            delivery, occurrence_state, kind = found[key]
+            if _outdated(key, occurrence_state, kind):
+                dropped.append(key)
                 continue
-            await self._confirm(delivery, message_id)
-            delivered += 1
-        return delivered
+            marked = delivery.state == DeliveryState.SENDING
+            items.append(
+                Item(key, delivery.chat_key, delivery.text, delivery.buttons, delivery.attempts, key in noted, marked)
+            )
+        if dropped:
+            async with self.storage.engine.begin() as connection:
+                await connection.execute(
+                    update(_DELIVERIES)
+                    .where(_D.key.in_(dropped), _D.owner == self.owner)
+                    .values(state=DeliveryState.DROPPED, lease_until=None)
+                )
+        return items
 
-    async def _mark(self, key: str, state: str) -> None:
+    async def _write(self, marks: Sequence[str], confirmed: Sequence[dict[str, Any]]) -> set[str]:
+        """One transaction: rows about to be handed over marked 'sending' (only those still this
+        outbox's: a row whose lease expired and that another replica took is not sent here), and the
+        confirmations waiting. Returns the keys marked."""
+        kept: set[str] = set()
         async with self.storage.engine.begin() as connection:
-            await connection.execute(_SET_STATE, {"the_key": key, "state": state})
+            if marks:
+                kept = set(
+                    await connection.scalars(
+                        update(_DELIVERIES)
+                        .where(_D.key.in_(marks), _D.owner == self.owner, _D.state.in_(_IN_HAND))
+                        .values(state=DeliveryState.SENDING, lease_until=self.lease_now() + self.lease)
+                        .returning(_D.key)
+                    )
+                )
+            if confirmed:
+                await connection.execute(_SENT, list(confirmed))
+        return kept
 
-    async def _confirm(self, delivery: Delivery, message_id: int | None) -> None:
-        """Telegram accepted it: 'sent', in a transaction of its own (a crash before this line is the
-        one window that re-sends, with the may-repeat note)."""
-        values = {"the_key": delivery.key, "sent_at": self.now(), "message_id": message_id}
+    async def _renew(self) -> None:
+        """The lease on every row this outbox holds, moved on (one statement)."""
         async with self.storage.engine.begin() as connection:
-            await connection.execute(_SENT, values | {"attempts": delivery.attempts + 1})
+            await connection.execute(
+                update(_DELIVERIES)
+                .where(_D.owner == self.owner, _D.state.in_(_IN_HAND))
+                .values(lease_until=self.lease_now() + self.lease)
+            )
 
-    async def _failed(self, delivery: Delivery, error: DeliveryError) -> None:
+    async def _failed(self, delivery: Item, error: DeliveryError) -> None:
         attempts = delivery.attempts + 1
         give_up = error.permanent or attempts >= GIVE_UP_AFTER
         wait = RETRY_AFTER * min(2 ** (attempts - 1), 60)
@@ -331,9 +352,10 @@ class Outbox(Schedule):
                 update(Delivery)
                 .where(Delivery.key == delivery.key)
                 .values(
-                    state="failed" if give_up else "retry",
+                    state=DeliveryState.FAILED if give_up else DeliveryState.RETRY,
                     attempts=attempts,
                     next_try_at=None if give_up else self.now() + wait,
+                    lease_until=None,
                 )
             )
 
@@ -352,11 +374,13 @@ class Outbox(Schedule):
 def _outdated(key: str, occurrence_state: str, kind: str) -> bool:
     """A queued or retried message its occurrence no longer wants: stopped, or a reminder already
     answered (a missed-dose message, purpose 'm', is always sent)."""
-    if occurrence_state == "cancelled":
+    if occurrence_state == OccurrenceState.CANCELLED:
         return True
-    if key.endswith((":m", ":u")):  # missed-dose guidance, the unconfirmed question
+    if key.endswith(
+        (f":{Purpose.MISSED}", f":{Purpose.UNCONFIRMED}")
+    ):  # missed-dose guidance, the unconfirmed question
         return False
-    return occurrence_state in ANSWERED_STATES or (kind == "lab" and occurrence_state == "done")
+    return occurrence_state in ANSWERED_STATES or (kind == "lab" and occurrence_state == OccurrenceState.DONE)
 
 
 def stored_buttons(buttons: Any) -> tuple[tuple[Button, ...], ...]:

@@ -163,7 +163,7 @@ class Schedule(ReminderBase):
     def _move(self, occurrence: Occurrence, reminder: Reminder, zone: str, now: dt.datetime) -> None:
         """An unsent occurrence to the reminder's (new) local time in `zone`; left where it was if in
         the new time its day would already be over (it would count as missed without ever being sent)."""
-        decided = occurrence.dose_on is not None
+        decided = occurrence.dose_decided
         moved = self._occurrence(reminder, occurrence.kind, occurrence.on_date, decided, zone, now)
         if moved.deadline_at is not None and moved.deadline_at <= now:
             return

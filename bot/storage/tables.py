@@ -162,7 +162,9 @@ class Occurrence(Base):
     reminder_id: Mapped[int] = mapped_column(ForeignKey("reminders.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(8))  # dose | heads_up | lab
     on_date: Mapped[dt.date] = mapped_column(Date)  # the local day
-    dose_on: Mapped[dt.date | None] = mapped_column(Date)  # a heads-up's dose day
+    # The day of the dose whose decided amount this row restates (a dose: its day; a heads-up: the next
+    # day); NULL when the amount awaits a new result (RULES.md 6a: the reminder asks for it) and on a lab.
+    dose_on: Mapped[dt.date | None] = mapped_column(Date)
     due_at: Mapped[dt.datetime] = mapped_column(DateTime)  # UTC
     deadline_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # UTC; doses only
     # bot.reminders.base.OccurrenceState: scheduled | sent | snoozed | taken | skipped | missed | unknown | done
@@ -172,13 +174,20 @@ class Occurrence(Base):
     next_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
     acted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
+    @property
+    def dose_decided(self) -> bool:
+        """Whether the reminder may state the dose: False when the amount awaits a new result (RULES.md 6a)."""
+        return self.dose_on is not None
+
 
 class Delivery(Base):
     """One message to send, keyed so it is sent once: 'queued' when decided, 'sending' just before the
-    send, 'sent' after it.
+    send, 'sent' after it (bot.reminders.base.DeliveryState).
 
-    A row still 'sending' at start-up is the one window Telegram leaves open (it may have accepted
-    the message before the crash): it is sent again with a note that it may repeat an earlier one.
+    A 'queued' or 'sending' row belongs to the replica named in `owner` until `lease_until`; only
+    then may another replica take it. A 'sending' row taken so is the one window Telegram leaves
+    open (it may have accepted the message before the crash): it is sent again with a note that it
+    may repeat an earlier one.
     """
 
     __tablename__ = "deliveries"
@@ -195,6 +204,8 @@ class Delivery(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     message_id: Mapped[int | None] = mapped_column(Integer)
+    owner: Mapped[str | None] = mapped_column(String(64))  # the replica that claimed it (kept after, for the record)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)  # UTC; NULL once out of a replica's hands
 
 
 class AuditHead(Base):
