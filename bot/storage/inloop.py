@@ -174,6 +174,20 @@ class InLoopConnection:
     async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Unpack[TupleAny]]:
         return self.sync_connection.execute(statement, parameters, execution_options=_BUFFERED)
 
+    @overload
+    async def scalar(self, statement: TypedReturnsRows[_T], parameters: Any = None) -> _T | None: ...
+    @overload
+    async def scalar(self, statement: Executable, parameters: Any = None) -> Any: ...
+    async def scalar(self, statement: Executable, parameters: Any = None) -> Any:
+        return self.sync_connection.scalar(statement, parameters, execution_options=_BUFFERED)
+
+    @overload
+    async def scalars(self, statement: TypedReturnsRows[_T], parameters: Any = None) -> ScalarResult[_T]: ...
+    @overload
+    async def scalars(self, statement: Executable, parameters: Any = None) -> ScalarResult[Any]: ...
+    async def scalars(self, statement: Executable, parameters: Any = None) -> ScalarResult[Any]:
+        return self.sync_connection.execute(statement, parameters, execution_options=_BUFFERED).scalars()
+
     async def run_sync(self, fn: Callable[Concatenate[Connection, _P], _T], *arg: _P.args, **kw: _P.kwargs) -> _T:
         return fn(self.sync_connection, *arg, **kw)
 
