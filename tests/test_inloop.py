@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -86,6 +87,29 @@ async def test_the_bridge_patch_bites_on_the_async_engine(tmp_path: Path, monkey
     monkeypatch.undo()
     await opened.close()
     assert entered
+
+
+@pytest.mark.skipif(
+    not os.environ.get("HEMADOSE_TEST_POSTGRES_URL"),
+    reason="set HEMADOSE_TEST_POSTGRES_URL (e.g. postgresql+asyncpg://user@/db?host=/socket/dir) to run on PostgreSQL",
+)
+async def test_postgresql_keeps_the_async_engine():
+    """The same storage functions, run through AsyncSession and the greenlet bridge."""
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+    opened = await open_storage(os.environ["HEMADOSE_TEST_POSTGRES_URL"])
+    assert isinstance(opened.engine, AsyncEngine)
+    effect = _consultation("PG-1")
+    async with opened.session() as session, session.begin():
+        assert isinstance(session, AsyncSession)
+        user = await opened.user_id(session, "tg:inloop-pg")
+        await opened.save_consultation(session, user, effect)
+        await opened.audit(session, user, AuditRecommendation("PG-1", effect.request, effect.response))
+    async with opened.session() as session:
+        found = await opened.history(session, user, "PG-1")
+    await opened.close()
+    assert found is not None
+    assert found[0] == "PG-1"
 
 
 async def test_two_concurrent_transactions_take_turns(storage: Storage):
