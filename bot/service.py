@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.limits import BAD_BUTTON, fit, too_long, valid_button
 from bot.reminders import Reminders
 from bot.storage import Storage
 from bot.storage.repository import ChatRow
+from bot.storage.session import DbSession
 from bot.storage.tables import Audit, Dose, PatientRow, User
 from flows import followup, render
 from flows.consultation import ask_patient, refuse
@@ -42,7 +42,7 @@ from flows.state import ChatState
 Clock = Callable[[], dt.datetime]  # aware "now"
 # A route the service answers: (service, session, the chat's row, chat_ref, its state, today, what was routed).
 ServiceRoute = Callable[
-    ["ChatService", AsyncSession, ChatRow, str, ChatState, dt.date, Routed], Coroutine[Any, Any, list[Reply]]
+    ["ChatService", DbSession, ChatRow, str, ChatState, dt.date, Routed], Coroutine[Any, Any, list[Reply]]
 ]
 PRIVATE_ONLY = "HemaDose works in private chats only: open a private chat with the bot."
 
@@ -146,7 +146,7 @@ class ChatService:
     # --- the service's routes (flows/routes.py, owner SERVICE): what needs the user's records -------
 
     async def _on_patients(
-        self, session: AsyncSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
+        self, session: DbSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
     ) -> list[Reply]:
         if not (routed.command and routed.argument):
             return [render.patients(await self.storage.patient_labels(session, row.user_id))]
@@ -159,17 +159,17 @@ class ChatService:
         return [followup.record_message(record, Env(today))]
 
     async def _on_history(
-        self, session: AsyncSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
+        self, session: DbSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
     ) -> list[Reply]:
         return [await self._history(session, row.user_id, routed.argument)]
 
     async def _on_settings(
-        self, session: AsyncSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
+        self, session: DbSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
     ) -> list[Reply]:
         return [await self._settings(session, row.user_id, row.time_zone, routed.argument)]
 
     async def _on_reminders(
-        self, session: AsyncSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
+        self, session: DbSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
     ) -> list[Reply]:
         button = None if routed.data == "reminders" else routed.data  # the Change reminders button is /reminders
         return await self._reminders(session, row.user_id, row.time_zone, button)
@@ -182,7 +182,7 @@ class ChatService:
     }
 
     async def _patients(
-        self, session: AsyncSession, user_id: int, today: dt.date, chat: ChatState, message: UserInput
+        self, session: DbSession, user_id: int, today: dt.date, chat: ChatState, message: UserInput
     ) -> dict[str, PatientSummary]:
         """The user's labels for the patient question, with the full record only of the one picked."""
         labels = [label for label, _ in await self.storage.patient_labels(session, user_id)]
@@ -192,7 +192,7 @@ class ChatService:
         records = await self.storage.summaries(session, user_id, today, labels=chosen) if chosen else {}
         return {label: records.get(label) or PatientSummary(label=label) for label in labels}
 
-    async def _record(self, session: AsyncSession, user_id: int, label: str, today: dt.date) -> PatientSummary | None:
+    async def _record(self, session: DbSession, user_id: int, label: str, today: dt.date) -> PatientSummary | None:
         """The patient's record as the follow-up uses it, with the last recommendation given for the label."""
         labels = [known for known, _ in await self.storage.patient_labels(session, user_id)]
         matches = [known for known in dict.fromkeys(labels) if known.lower() == label.strip().lower()]
@@ -229,7 +229,7 @@ class ChatService:
 
     async def _doses_at_level(
         self,
-        session: AsyncSession,
+        session: DbSession,
         user_id: int,
         label: str,
         record: PatientSummary,
@@ -266,7 +266,7 @@ class ChatService:
         )
         return int(current["doses_at_level"]) + int(later or 0)
 
-    async def _history(self, session: AsyncSession, user_id: int, label: str) -> Reply:
+    async def _history(self, session: DbSession, user_id: int, label: str) -> Reply:
         if not label:
             return Reply("Which patient? Type /history LABEL, e.g. /history RX-12. /patients lists your labels.")
         events = await self.storage.history(session, user_id, label)  # (the label as recorded, entries)
@@ -274,7 +274,7 @@ class ChatService:
             return Reply(f"You have no patient labelled '{label}'. /patients lists your labels.")
         return render.history(*events)
 
-    async def _settings(self, session: AsyncSession, user_id: int, time_zone: str | None, argument: str) -> Reply:
+    async def _settings(self, session: DbSession, user_id: int, time_zone: str | None, argument: str) -> Reply:
         parts = argument.split()
         if len(parts) == 2 and parts[0].lower() in ("timezone", "tz"):
             zone = known_zone(parts[1])
@@ -288,14 +288,14 @@ class ChatService:
             "e.g. /settings timezone Europe/Berlin."
         )
 
-    async def _set_zone(self, session: AsyncSession, user_id: int, zone: str) -> None:
+    async def _set_zone(self, session: DbSession, user_id: int, zone: str) -> None:
         user = await session.get(User, user_id)
         assert user is not None
         user.time_zone = zone
         await self.reminders.rezone(session, user_id, zone)
 
     async def _reminders(
-        self, session: AsyncSession, user_id: int, time_zone: str | None, button: str | None
+        self, session: DbSession, user_id: int, time_zone: str | None, button: str | None
     ) -> list[Reply]:
         """/reminders, its buttons (rm:...), and the answers to a reminder (oc:<action>:<occurrence>[:<day>])."""
         zone = time_zone or self.default_time_zone

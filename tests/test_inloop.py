@@ -256,3 +256,26 @@ async def test_the_turn_is_held_until_the_flush_is_done(storage: Storage, monkey
 
     _, read_after_flush = await asyncio.gather(write(), read())
     assert read_after_flush
+
+
+def test_a_chat_on_sqlite_does_not_import_the_asyncio_bridge(tmp_path: Path):
+    """Neither SQLAlchemy's asyncio extension nor greenlet is loaded (start-up time: issue 12)."""
+    import subprocess
+
+    program = f"""
+import asyncio, sys
+from bot.service import ChatService
+from bot.storage import open_storage
+import bot.telegram_app, bot.terminal
+
+async def main():
+    storage = await open_storage("sqlite:///{tmp_path}/chat.db")
+    await ChatService(storage).handle("tg:1", "tg:1:1", text="/new")
+    await storage.close()
+
+asyncio.run(main())
+print(sorted(m for m in sys.modules if m.startswith(("sqlalchemy.ext.asyncio", "greenlet"))))
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

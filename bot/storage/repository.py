@@ -18,14 +18,13 @@ from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Table, bindparam, delete, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.storage import audit_chain
 from bot.storage.files import create_private
 from bot.storage.inloop import InLoopEngine
 from bot.storage.schema import MIGRATIONS as MIGRATIONS  # where the tests find the migrations
 from bot.storage.schema import upgrade_to_head
-from bot.storage.session import DbEngine
+from bot.storage.session import DbEngine, DbSession
 from bot.storage.tables import Audit, ConversationRow, Dose, LabRow, PatientRow, Regimen, TransfusionRow, User
 from core.models import DoseRequest, DoseResponse
 from flows.replies import (
@@ -68,13 +67,13 @@ _UPDATE_CHAT = (
 )
 
 
-def _or_ignore(session: AsyncSession, table: Table) -> Any:
+def _or_ignore(session: DbSession, table: Table) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL (both spell it the same)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing()
 
 
-def _upsert_chat(session: AsyncSession) -> Any:
+def _upsert_chat(session: DbSession) -> Any:
     """The chat's first save, or its state replaced if another process saved it first (its own row only)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = dialect.insert(_CONVERSATIONS)
@@ -147,13 +146,11 @@ def _sqlite_pragmas_full(dbapi_connection: Any, record: Any) -> None:
 class Storage:
     def __init__(self, engine: DbEngine) -> None:
         self.engine = engine
-        self.session: Callable[[], AsyncSession]
+        self.session: Callable[[], DbSession]
         if isinstance(engine, InLoopEngine):
-            # SQLite: statements run in the loop, no greenlet. (Typed as AsyncSession, whose API
-            # InLoopSession has, until the callers are annotated with bot.storage.DbSession.)
-            self.session = cast(Callable[[], AsyncSession], engine.session)
+            self.session = engine.session  # SQLite: statements run in the loop, no greenlet
         else:
-            from sqlalchemy.ext.asyncio import async_sessionmaker
+            from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
             self.session = async_sessionmaker(cast(AsyncEngine, engine), expire_on_commit=False)
 
@@ -162,7 +159,7 @@ class Storage:
 
     # --- users and conversations -------------------------------------------------------------
 
-    async def user_id(self, session: AsyncSession, external_id: str) -> int:
+    async def user_id(self, session: DbSession, external_id: str) -> int:
         found: int | None = await session.scalar(select(_USERS.c.id).where(_USERS.c.external_id == external_id))
         if found is not None:
             return found
@@ -174,21 +171,21 @@ class Storage:
         assert created is not None  # inserted now, or by the other process
         return int(created)
 
-    async def load_chat(self, session: AsyncSession, chat_key: str, user_id: int) -> str | None:
+    async def load_chat(self, session: DbSession, chat_key: str, user_id: int) -> str | None:
         return await session.scalar(
             select(ConversationRow.state).where(
                 ConversationRow.chat_key == chat_key, ConversationRow.user_id == user_id
             )
         )
 
-    async def open_chat(self, session: AsyncSession, external_id: str, chat_key: str) -> ChatRow:
+    async def open_chat(self, session: DbSession, external_id: str, chat_key: str) -> ChatRow:
         """The user (created on first contact), their time zone and this chat's saved state: one query."""
         row = (await session.execute(_OPEN_CHAT, {"external_id": external_id, "chat_key": chat_key})).first()
         if row is None:
             return ChatRow(await self.user_id(session, external_id), None, None)
         return ChatRow(row[0], row[1], row[2])
 
-    async def save_chat(self, session: AsyncSession, chat: ChatRow, chat_key: str, state: str) -> None:
+    async def save_chat(self, session: DbSession, chat: ChatRow, chat_key: str, state: str) -> None:
         """One statement: the state as it is after this update."""
         if chat.state is None:  # first save; the other process's first save may have come in between
             values = {"chat_key": chat_key, "user_id": chat.user_id, "state": state, "updated_at": _now()}
@@ -199,10 +196,10 @@ class Storage:
 
     # --- patients ------------------------------------------------------------------------------
 
-    async def _patient(self, session: AsyncSession, user_id: int, label: str) -> PatientRow | None:
+    async def _patient(self, session: DbSession, user_id: int, label: str) -> PatientRow | None:
         return await session.scalar(select(PatientRow).where(PatientRow.user_id == user_id, PatientRow.label == label))
 
-    async def _patient_by_label(self, session: AsyncSession, user_id: int, label: str) -> PatientRow | None:
+    async def _patient_by_label(self, session: DbSession, user_id: int, label: str) -> PatientRow | None:
         """As typed: the exact label, else the one label that matches ignoring case (as the chat does)."""
         exact = await self._patient(session, user_id, label)
         if exact is not None:
@@ -214,7 +211,7 @@ class Storage:
         )
         return found[0] if len(found) == 1 else None
 
-    async def patient_labels(self, session: AsyncSession, user_id: int) -> list[tuple[str, str | None]]:
+    async def patient_labels(self, session: DbSession, user_id: int) -> list[tuple[str, str | None]]:
         rows = await session.execute(
             select(PatientRow.label, Regimen.drug)
             .outerjoin(Regimen, Regimen.patient_id == PatientRow.id)
@@ -224,7 +221,7 @@ class Storage:
         return [(label, drug) for label, drug in rows]
 
     async def summaries(
-        self, session: AsyncSession, user_id: int, today: dt.date, labels: Iterable[str] | None = None
+        self, session: DbSession, user_id: int, today: dt.date, labels: Iterable[str] | None = None
     ) -> dict[str, PatientSummary]:
         """The user's patients as the flow pre-fills them: all of them, or only `labels`."""
         query = select(PatientRow).where(PatientRow.user_id == user_id)
@@ -291,7 +288,7 @@ class Storage:
             )
         return result
 
-    async def save_consultation(self, session: AsyncSession, user_id: int, effect: SaveConsultation) -> None:
+    async def save_consultation(self, session: DbSession, user_id: int, effect: SaveConsultation) -> None:
         """The patient's record after a consultation: weight, regimen, the last dose, results, transfusions.
 
         Core statements, not ORM objects: a save is the heaviest update, and the unit of work cost
@@ -363,7 +360,7 @@ class Storage:
                 await session.execute(insert(_TRANSFUSIONS), new_transfusions)
 
     async def _save_regimen(
-        self, session: AsyncSession, patient_id: int, request: DoseRequest, response: DoseResponse
+        self, session: DbSession, patient_id: int, request: DoseRequest, response: DoseResponse
     ) -> None:
         """The treatment from now on: the recommended dose from its date, a hold, or none after a stop."""
         action = response.action
@@ -388,7 +385,7 @@ class Storage:
         regimen |= {"since": since, "on_hold": on_hold, "updated_at": _now()}
         await session.execute(insert(_REGIMENS).values(regimen))
 
-    async def audit(self, session: AsyncSession, user_id: int, effect: AuditRecommendation) -> None:
+    async def audit(self, session: DbSession, user_id: int, effect: AuditRecommendation) -> None:
         """The recommendation appended to the audit's hash chain (bot.storage.audit_chain), in this
         transaction: the chain's head is locked until it commits."""
         await audit_chain.append(
@@ -402,7 +399,7 @@ class Storage:
         )
 
     async def history(
-        self, session: AsyncSession, user_id: int, label: str
+        self, session: DbSession, user_id: int, label: str
     ) -> tuple[str, list[tuple[dt.date, str]]] | None:
         """The label as recorded and the patient's doses, results and recommendations, newest first.
 
