@@ -28,6 +28,8 @@ RUN_EPILOG = """environment variables:
   HEMADOSE_LOG_FORMAT     text (default) or json: one JSON object per line (time, level, logger, message)
   HEMADOSE_LOG_LEVEL      DEBUG, INFO, WARNING or ERROR (default: INFO for run, WARNING for chat);
                           no level logs the token or what users typed
+  HEMADOSE_TELEGRAM_BASE_URL the Bot API server's address (default: https://api.telegram.org);
+                          a local Bot API server, or the tests' loopback one
 
 example:
   TELEGRAM_BOT_TOKEN=123456:ABC... HEMADOSE_ALLOWED_USERS=111,222 hemadose run

@@ -59,7 +59,10 @@ ENVIRONMENT = {
     "HEMADOSE_LOG_FORMAT": "text (default) or json: one JSON object per line (time, level, logger, message)",
     "HEMADOSE_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default: INFO for run, WARNING for chat); "
     "no level logs the token or what users typed",
+    "HEMADOSE_TELEGRAM_BASE_URL": "the Bot API server's address (default: https://api.telegram.org); "
+    "a local Bot API server, or the tests' loopback one",
 }
+TELEGRAM_BASE_URL = "https://api.telegram.org"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -83,6 +86,7 @@ class Settings(BaseSettings):
     time_zone: str = Field(default="UTC", alias="HEMADOSE_TIMEZONE")
     log_format: Literal["text", "json"] = Field(default="text", alias="HEMADOSE_LOG_FORMAT")
     log_level: str | None = Field(default=None, alias="HEMADOSE_LOG_LEVEL")
+    telegram_base_url: str = Field(default=TELEGRAM_BASE_URL, alias="HEMADOSE_TELEGRAM_BASE_URL")
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -99,6 +103,16 @@ class Settings(BaseSettings):
         if value.strip().upper() not in LOG_LEVELS:
             raise ValueError(f"HEMADOSE_LOG_LEVEL: '{value}' is not a log level; use {', '.join(LOG_LEVELS)}")
         return value.strip().upper()
+
+    @field_validator("telegram_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/") or TELEGRAM_BASE_URL
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(
+                f"HEMADOSE_TELEGRAM_BASE_URL: '{value}' is not an http(s) address; e.g. {TELEGRAM_BASE_URL}"
+            )
+        return value
 
     @field_validator("allowed_users")
     @classmethod

@@ -16,6 +16,7 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     ApplicationHandlerStop,
+    BaseRateLimiter,
     CallbackQueryHandler,
     ContextTypes,
     MessageHandler,
@@ -222,9 +223,17 @@ def build_application(
     request: BaseRequest | None = None,
     polling: bool = True,
     flood: FloodGate | None = None,
+    base_url: str | None = None,
+    rate_limiter: BaseRateLimiter | None = None,  # type: ignore[type-arg]
 ) -> Application:  # type: ignore[type-arg]
-    """The bot; `service` may be set later in `bot_data['service']` (e.g. opened in post_init)."""
+    """The bot; `service` may be set later in `bot_data['service']` (e.g. opened in post_init).
+    `base_url`: the Bot API server (HEMADOSE_TELEGRAM_BASE_URL), e.g. https://api.telegram.org;
+    `rate_limiter`: `hemadose run`'s, which waits out a 429 (RetryAfter) and sends the reply again."""
     builder: ApplicationBuilder = Application.builder().token(token)  # type: ignore[type-arg]
+    if base_url is not None:
+        builder = builder.base_url(f"{base_url}/bot").base_file_url(f"{base_url}/file/bot")
+    if rate_limiter is not None:
+        builder = builder.rate_limiter(rate_limiter)
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     if not polling:

@@ -9,9 +9,12 @@ import sys
 from bot.commands.common import EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, configure_logging, reason, settings_or_none
 from bot.settings import NoPolicy
 
+RETRIES_AFTER_429 = 3
+
 
 def run_bot() -> int:
     from telegram.error import InvalidToken, NetworkError, TelegramError
+    from telegram.ext import AIORateLimiter
 
     from bot.logs import protect
     from bot.telegram_app import StartupError, build_application, serve
@@ -48,7 +51,10 @@ def run_bot() -> int:
     if policy is None:
         logging.warning("HEMADOSE_ALLOWED_USERS=*: serving every Telegram user")
 
-    app = build_application(token, None, policy)
+    # A 429 asks to wait: python-telegram-bot's AIORateLimiter waits as asked and sends again (a 429
+    # means Telegram took nothing, so the reply arrives once); it also keeps to 30 messages/s.
+    limiter = AIORateLimiter(max_retries=RETRIES_AFTER_429)
+    app = build_application(token, None, policy, base_url=settings.telegram_base_url, rate_limiter=limiter)
     serve(app, url, settings.time_zone)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_quiet_failed_start)
