@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar, cast, overload
 
 from sqlalchemy import Connection, CursorResult, Engine, Result, ScalarResult, create_engine, event, exc
 from sqlalchemy.orm import Session
@@ -43,6 +43,7 @@ from sqlalchemy.util import immutabledict
 from sqlalchemy.util.typing import TupleAny, TypeVarTuple, Unpack
 
 from bot.storage.files import sync_file
+from bot.storage.session import DbEngine, DbSession
 
 # Tables whose writes may be lost to a power cut (the chat's place in a conversation, the user's
 # row and time zone): a commit that wrote only these stays synchronous=NORMAL. Every other table
@@ -67,6 +68,16 @@ def durable_write(sql: str) -> bool:
     statements are SQLAlchemy's compiled strings, the same few each time)."""
     written = _WRITTEN_TABLE.match(sql)
     return written is not None and written.group(1).lower() not in CHAT_STATE_TABLES
+
+
+def session_factory(engine: DbEngine) -> Callable[[], DbSession]:
+    """`Storage.session`: an InLoopSession on SQLite in the loop, else an AsyncSession (both with
+    expire_on_commit=False). SQLAlchemy's asyncio extension is imported only for the latter."""
+    if isinstance(engine, InLoopEngine):
+        return engine.session
+    from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+    return async_sessionmaker(cast(AsyncEngine, engine), expire_on_commit=False)
 
 
 class InLoopEngine:

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.storage import audit_chain, pages
 from bot.storage.files import create_private
-from bot.storage.inloop import InLoopEngine
+from bot.storage.inloop import InLoopEngine, session_factory
 from bot.storage.pages import Page
 from bot.storage.schema import MIGRATIONS as MIGRATIONS  # where the tests find the migrations
 from bot.storage.schema import upgrade_to_head
@@ -125,24 +125,19 @@ async def open_storage(url: str) -> Storage:
         file = Path(path if url.startswith("sqlite:") else path.split("?", 1)[0]).expanduser()
         file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         create_private(file)  # before SQLite creates it 0644 (its -wal and -shm copy its mode)
+    # Every session here ends its transaction itself (commit or rollback), so returning a SQLite
+    # connection to the pool needs no extra ROLLBACK (with aiosqlite, a thread hop).
+    reset: dict[str, Any] = {"pool_reset_on_return": None} if sqlite else {}
     engine: DbEngine
     if url.startswith("sqlite:"):
-        # Every session here ends its transaction itself (commit or rollback), so returning the
-        # connection to the pool needs no extra ROLLBACK.
-        engine = InLoopEngine(path or ":memory:", pool_reset_on_return=None, hide_parameters=True)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        with engine.sync_engine.begin() as connection:  # nothing else can run yet: no turn to wait for
-            _migrate(connection)
-        await engine.committed()
-        return Storage(engine)
-    from sqlalchemy.ext.asyncio import create_async_engine  # the asyncio bridge: only off SQLite
-
-    if sqlite:
-        engine = create_async_engine(url, pool_reset_on_return=None, hide_parameters=True)
-        # aiosqlite: no per-commit flush there, so FULL throughout
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas_full)
+        engine = InLoopEngine(path or ":memory:", hide_parameters=True, **reset)
     else:
-        engine = create_async_engine(url, hide_parameters=True)
+        from sqlalchemy.ext.asyncio import create_async_engine  # the asyncio bridge: only off SQLite
+
+        engine = create_async_engine(url, hide_parameters=True, **reset)
+    if sqlite:
+        full = not url.startswith("sqlite:")  # aiosqlite: no per-commit flush there, so FULL throughout
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas_full if full else _sqlite_pragmas)
     async with engine.begin() as connection:
         await connection.run_sync(_migrate)
     return Storage(engine)
@@ -163,13 +158,7 @@ def _sqlite_pragmas_full(dbapi_connection: Any, record: Any) -> None:
 class Storage:
     def __init__(self, engine: DbEngine) -> None:
         self.engine = engine
-        self.session: Callable[[], DbSession]
-        if isinstance(engine, InLoopEngine):
-            self.session = engine.session  # SQLite: statements run in the loop, no greenlet
-        else:
-            from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-
-            self.session = async_sessionmaker(cast(AsyncEngine, engine), expire_on_commit=False)
+        self.session: Callable[[], DbSession] = session_factory(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()
