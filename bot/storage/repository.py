@@ -11,21 +11,21 @@ power cut too; a chat's place in a conversation may lose its last moments. The d
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Table, bindparam, delete, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from bot.storage import audit_chain, pages
 from bot.storage.files import create_private
-from bot.storage.inloop import create_inloop_engine
+from bot.storage.inloop import InLoopEngine, session_factory
 from bot.storage.pages import Page
 from bot.storage.schema import MIGRATIONS as MIGRATIONS  # where the tests find the migrations
 from bot.storage.schema import upgrade_to_head
+from bot.storage.session import DbEngine, DbSession
 from bot.storage.tables import Audit, ConversationRow, Dose, LabRow, PatientRow, Regimen, TransfusionRow, User
 from core.models import DoseRequest, DoseResponse
 from flows.replies import (
@@ -84,13 +84,13 @@ _LAST_GIVEN = select(func.max(_DOSES.c.given_on)).where(
 )
 
 
-def _or_ignore(session: AsyncSession, table: Table) -> Any:
+def _or_ignore(session: DbSession, table: Table) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL (both spell it the same)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing()
 
 
-def _upsert_chat(session: AsyncSession) -> Any:
+def _upsert_chat(session: DbSession) -> Any:
     """The chat's first save, or its state replaced if another process saved it first (its own row only)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = dialect.insert(_CONVERSATIONS)
@@ -115,8 +115,8 @@ async def open_storage(url: str) -> Storage:
     Statement parameters are never shown in errors (they can hold what users typed), so a logged
     database fault carries no patient data.
 
-    A plain `sqlite:///path` runs SQLite in the event loop (bot.storage.inloop); any other URL,
-    `sqlite+aiosqlite:///path` included, is used as given.
+    A plain `sqlite:///path` runs SQLite synchronously in the event loop (bot.storage.inloop); any
+    other URL, `sqlite+aiosqlite:///path` included, runs on SQLAlchemy's async engine.
     """
     sqlite = url.startswith("sqlite")
     path = url.split("///", 1)[1] if sqlite and "///" in url else ""
@@ -125,14 +125,16 @@ async def open_storage(url: str) -> Storage:
         file = Path(path if url.startswith("sqlite:") else path.split("?", 1)[0]).expanduser()
         file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         create_private(file)  # before SQLite creates it 0644 (its -wal and -shm copy its mode)
+    # Every session here ends its transaction itself (commit or rollback), so returning a SQLite
+    # connection to the pool needs no extra ROLLBACK (with aiosqlite, a thread hop).
+    reset: dict[str, Any] = {"pool_reset_on_return": None} if sqlite else {}
+    engine: DbEngine
     if url.startswith("sqlite:"):
-        engine = create_inloop_engine(path or ":memory:", pool_reset_on_return=None, hide_parameters=True)
-    elif sqlite:
-        # Every session here ends its transaction itself (commit or rollback), so returning a
-        # SQLite connection to the pool needs no extra ROLLBACK (with aiosqlite, a thread hop).
-        engine = create_async_engine(url, pool_reset_on_return=None, hide_parameters=True)
+        engine = InLoopEngine(path or ":memory:", hide_parameters=True, **reset)
     else:
-        engine = create_async_engine(url, hide_parameters=True)
+        from sqlalchemy.ext.asyncio import create_async_engine  # the asyncio bridge: only off SQLite
+
+        engine = create_async_engine(url, hide_parameters=True, **reset)
     if sqlite:
         full = not url.startswith("sqlite:")  # aiosqlite: no per-commit flush there, so FULL throughout
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas_full if full else _sqlite_pragmas)
@@ -154,16 +156,16 @@ def _sqlite_pragmas_full(dbapi_connection: Any, record: Any) -> None:
 
 
 class Storage:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: DbEngine) -> None:
         self.engine = engine
-        self.session = async_sessionmaker(engine, expire_on_commit=False)
+        self.session: Callable[[], DbSession] = session_factory(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()
 
     # --- users and conversations -------------------------------------------------------------
 
-    async def user_id(self, session: AsyncSession, external_id: str) -> int:
+    async def user_id(self, session: DbSession, external_id: str) -> int:
         found: int | None = await session.scalar(select(_USERS.c.id).where(_USERS.c.external_id == external_id))
         if found is not None:
             return found
@@ -175,21 +177,21 @@ class Storage:
         assert created is not None  # inserted now, or by the other process
         return int(created)
 
-    async def load_chat(self, session: AsyncSession, chat_key: str, user_id: int) -> str | None:
+    async def load_chat(self, session: DbSession, chat_key: str, user_id: int) -> str | None:
         return await session.scalar(
             select(ConversationRow.state).where(
                 ConversationRow.chat_key == chat_key, ConversationRow.user_id == user_id
             )
         )
 
-    async def open_chat(self, session: AsyncSession, external_id: str, chat_key: str) -> ChatRow:
+    async def open_chat(self, session: DbSession, external_id: str, chat_key: str) -> ChatRow:
         """The user (created on first contact), their time zone and this chat's saved state: one query."""
         row = (await session.execute(_OPEN_CHAT, {"external_id": external_id, "chat_key": chat_key})).first()
         if row is None:
             return ChatRow(await self.user_id(session, external_id), None, None)
         return ChatRow(row[0], row[1], row[2])
 
-    async def save_chat(self, session: AsyncSession, chat: ChatRow, chat_key: str, state: str) -> None:
+    async def save_chat(self, session: DbSession, chat: ChatRow, chat_key: str, state: str) -> None:
         """One statement: the state as it is after this update."""
         if chat.state is None:  # first save; the other process's first save may have come in between
             values = {"chat_key": chat_key, "user_id": chat.user_id, "state": state, "updated_at": _now()}
@@ -200,7 +202,7 @@ class Storage:
 
     # --- patients ------------------------------------------------------------------------------
 
-    async def _patient_by_label(self, session: AsyncSession, user_id: int, label: str) -> tuple[int, str] | None:
+    async def _patient_by_label(self, session: DbSession, user_id: int, label: str) -> tuple[int, str] | None:
         """As typed: the exact label, else the one label that matches ignoring case (as the chat does).
 
         One lookup by the index on (user_id, lower(label)): the user's other patients are not read.
@@ -211,27 +213,27 @@ class Storage:
             return exact[0]
         return (rows[0][0], rows[0][1]) if len(rows) == 1 else None
 
-    async def labels_like(self, session: AsyncSession, user_id: int, typed: str) -> list[str]:
+    async def labels_like(self, session: DbSession, user_id: int, typed: str) -> list[str]:
         """Every label of the user's that is `typed` ignoring case (by the same index)."""
         rows = await session.execute(_BY_LABEL, {"user_id": user_id, "lowered": typed.strip().lower()})
         return [row[1] for row in rows]
 
-    async def find_label(self, session: AsyncSession, user_id: int, typed: str) -> str | None:
+    async def find_label(self, session: DbSession, user_id: int, typed: str) -> str | None:
         """The user's label for `typed` (exact, else the one matching ignoring case), or None."""
         found = await self._patient_by_label(session, user_id, typed.strip())
         return found[1] if found is not None else None
 
-    async def first_labels(self, session: AsyncSession, user_id: int, limit: int) -> list[str]:
+    async def first_labels(self, session: DbSession, user_id: int, limit: int) -> list[str]:
         """The first `limit` labels in label order (the patient question's buttons), by the (user_id, label) key."""
         return list(await session.scalars(_FIRST_LABELS, {"user_id": user_id, "limit": limit}))
 
-    async def patient_labels(self, session: AsyncSession, user_id: int) -> list[tuple[str, str | None]]:
+    async def patient_labels(self, session: DbSession, user_id: int) -> list[tuple[str, str | None]]:
         """Every label with its current drug, in label order (a small user's list; the chat pages it)."""
         page = await self.patient_page(session, user_id, 1, None)
         return page.entries
 
     async def patient_page(
-        self, session: AsyncSession, user_id: int, page: int, size: int | None
+        self, session: DbSession, user_id: int, page: int, size: int | None
     ) -> Page[tuple[str, str | None]]:
         """One page of (label, drug or None) in label order, and how many pages there are now.
 
@@ -241,7 +243,7 @@ class Storage:
         return await pages.patients(session, user_id, page, size)
 
     async def summaries(
-        self, session: AsyncSession, user_id: int, today: dt.date, labels: Iterable[str] | None = None
+        self, session: DbSession, user_id: int, today: dt.date, labels: Iterable[str] | None = None
     ) -> dict[str, PatientSummary]:
         """The user's patients as the flow pre-fills them: all of them, or only `labels`.
 
@@ -323,7 +325,7 @@ class Storage:
             )
         return result
 
-    async def save_consultation(self, session: AsyncSession, user_id: int, effect: SaveConsultation) -> None:
+    async def save_consultation(self, session: DbSession, user_id: int, effect: SaveConsultation) -> None:
         """The patient's record after a consultation: weight, regimen, the last dose, results, transfusions.
 
         Core statements, not ORM objects: a save is the heaviest update, and the unit of work cost
@@ -370,7 +372,7 @@ class Storage:
             )
 
     async def _save_regimen(
-        self, session: AsyncSession, patient_id: int, request: DoseRequest, response: DoseResponse
+        self, session: DbSession, patient_id: int, request: DoseRequest, response: DoseResponse
     ) -> None:
         """The treatment from now on: the recommended dose from its date, a hold, or none after a stop."""
         action = response.action
@@ -395,7 +397,7 @@ class Storage:
         regimen |= {"since": since, "on_hold": on_hold, "updated_at": _now()}
         await session.execute(insert(_REGIMENS).values(regimen))
 
-    async def audit(self, session: AsyncSession, user_id: int, effect: AuditRecommendation) -> None:
+    async def audit(self, session: DbSession, user_id: int, effect: AuditRecommendation) -> None:
         """The recommendation appended to the audit's hash chain (bot.storage.audit_chain), in this
         transaction: the chain's head is locked until it commits."""
         await audit_chain.append(
@@ -409,14 +411,14 @@ class Storage:
         )
 
     async def history(
-        self, session: AsyncSession, user_id: int, label: str
+        self, session: DbSession, user_id: int, label: str
     ) -> tuple[str, list[tuple[dt.date, str]]] | None:
         """The label as recorded and the patient's whole history, newest first (the chat shows it in pages)."""
         found = await self.history_page(session, user_id, label, 1, None)
         return (found[0], found[1].entries) if found is not None else None
 
     async def history_page(
-        self, session: AsyncSession, user_id: int, label: str, page: int, size: int | None
+        self, session: DbSession, user_id: int, label: str, page: int, size: int | None
     ) -> tuple[str, Page[tuple[dt.date, str]]] | None:
         """The label as recorded and one page of the patient's doses, results and recommendations, newest first.
 
