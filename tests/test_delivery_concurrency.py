@@ -333,15 +333,13 @@ async def test_a_lease_renewal_never_deadlocks_with_another_replica_writing_the_
             keys = sorted(await session.scalars(select(Delivery.key)))
         assert len(keys) == 5
         table = cast(Table, Delivery.__table__)
-        async with second.engine.connect() as other:
-            await other.begin()
+        async with second.engine.begin() as other:  # committed on leaving
             await other.execute(update(table).where(table.c.key == keys[-1]).values(attempts=1))
             later = NOW + dt.timedelta(seconds=10)
             holder.lease_clock = lambda: later
             renewal = asyncio.create_task(holder._renew())
             await asyncio.sleep(0.3)  # the renewal runs into the row the other replica holds
             await other.execute(update(table).where(table.c.key == keys[0]).values(attempts=1))
-            await other.commit()
         await renewal
         async with first.session() as session:
             leases = await session.execute(select(Delivery.key, Delivery.lease_until))

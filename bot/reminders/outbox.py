@@ -318,7 +318,7 @@ class Outbox(Due):
         confirmations waiting. Returns the keys marked."""
         kept: set[str] = set()
         async with self.storage.engine.begin() as connection:
-            if connection.dialect.name == "postgresql":  # every row this transaction writes, locked in key order
+            if self.storage.engine.sync_engine.dialect.name == "postgresql":  # its rows locked in key order
                 every = [*marks, *(row["the_key"] for row in confirmed)]
                 await connection.execute(_in_key_order(_D.key.in_(every)))
             if marks:
