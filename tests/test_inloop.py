@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from bot.storage.tables import User
 from core import recommend
 from core.models import DoseRequest
 from flows.replies import AuditRecommendation, SaveConsultation
+from tests.databases import ON_POSTGRES, SERVER_URL
 from tests.helpers import romiplostim
 
 DIALOGUES = Path(__file__).parent / "dialogues"
@@ -89,15 +89,12 @@ async def test_the_bridge_patch_bites_on_the_async_engine(tmp_path: Path, monkey
     assert entered
 
 
-@pytest.mark.skipif(
-    not os.environ.get("HEMADOSE_TEST_POSTGRES_URL"),
-    reason="set HEMADOSE_TEST_POSTGRES_URL (e.g. postgresql+asyncpg://user@/db?host=/socket/dir) to run on PostgreSQL",
-)
+@pytest.mark.skipif(not ON_POSTGRES, reason="set HEMADOSE_TEST_DB_URL to a PostgreSQL server (.ci/postgres.sh)")
 async def test_postgresql_keeps_the_async_engine():
     """The same storage functions, run through AsyncSession and the greenlet bridge."""
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-    opened = await open_storage(os.environ["HEMADOSE_TEST_POSTGRES_URL"])
+    opened = await open_storage(SERVER_URL)
     assert isinstance(opened.engine, AsyncEngine)
     effect = _consultation("PG-1")
     async with opened.session() as session, session.begin():

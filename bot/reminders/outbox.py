@@ -13,9 +13,7 @@ outbox's id, `replica_id`) and `lease_until`, renewed while the rows are in hand
 written already claimed ('queued', owned) in the transaction that moves their occurrences on, and
 those occurrences are claimed first by a conditional UPDATE, so two replicas never move the same
 one on. What another replica left (a crash, a stop) is taken by one conditional UPDATE once its
-lease has expired: portable to SQLite and PostgreSQL. On PostgreSQL the multi-row updates lock their
-rows in key order (`_in_key_order`), and claims and lease renewals skip rows another replica is
-writing, so two replicas never deadlock.
+lease has expired: portable to SQLite and PostgreSQL (there in key order, `_in_key_order`: no deadlock).
 
 Writes are grouped, not one per message: the heads of the chat queues are marked 'sending' up to
 CHUNK at a time just before the first of them is handed over; confirmations ride along with those
@@ -71,11 +69,8 @@ _D = _DELIVERIES.c
 
 
 def _in_key_order(condition: Any, *, skip_locked: bool = False) -> Any:
-    """The deliveries matching `condition`, to update through `_D.key.in_(...)`: on PostgreSQL locked
-    FOR UPDATE in key order first, so that two replicas' multi-row updates (a lease renewed while the
-    other replica confirms rows it took over) never lock rows in opposite orders and deadlock; with
-    `skip_locked`, a row another replica is writing is left out rather than waited for. SQLite, whose
-    writers take turns, gets the same single UPDATE statement (it renders no FOR UPDATE)."""
+    """The keys matching `condition`, for `_D.key.in_()`: on PostgreSQL locked in key order (no deadlock
+    between replicas' multi-row updates), skipping rows another replica is writing if `skip_locked`."""
     return select(_D.key).where(condition).order_by(_D.key).with_for_update(skip_locked=skip_locked).correlate(None)
 
 
