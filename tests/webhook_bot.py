@@ -122,6 +122,12 @@ class WebhookBot:
     def post(self, update: dict[str, Any], secret: str | None = SECRET) -> int:
         return post(self.url, update, secret)
 
+    def exited(self, timeout: float = 30.0) -> int:
+        """Its exit code, once it ended by itself (e.g. refused to start)."""
+        code = self.process.wait(timeout=timeout)
+        self.reader.join(timeout=5)
+        return code
+
     def stop(self) -> int:
         """SIGTERM, as a service manager stops it; the exit code."""
         if self.process.poll() is None:
