@@ -8,10 +8,10 @@ its own webhook port, fed by posts as Telegram (through a load balancer) would s
 
 from __future__ import annotations
 
+import asyncio
 import json
-import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,35 @@ def api() -> Iterator[LoopbackBotApi]:
 
 
 @pytest.fixture
-def replicas(api: LoopbackBotApi, tmp_path: Path) -> Iterator[tuple[WebhookBot, WebhookBot]]:
-    url = f"sqlite:///{tmp_path / 'bot.db'}"
+def db_url_for_replicas(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database: PostgreSQL when the suite runs on it (HEMADOSE_TEST_DB_URL, tests/conftest.py's
+    new_db_url), else a SQLite file both replicas open."""
+    try:
+        new: Callable[[str], str] = request.getfixturevalue("new_db_url")
+    except pytest.FixtureLookupError:
+        return f"sqlite:///{tmp_path / 'bot.db'}"
+    return new("bot")
+
+
+def rows(url: str, query: str) -> list[tuple[Any, ...]]:
+    """Rows of `query`, read by the test itself (SQLite or PostgreSQL)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def read() -> list[tuple[Any, ...]]:
+        engine = create_async_engine(url.replace("sqlite:///", "sqlite+aiosqlite:///", 1))
+        try:
+            async with engine.connect() as connection:
+                return [tuple(row) for row in await connection.execute(text(query))]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+@pytest.fixture
+def replicas(api: LoopbackBotApi, db_url_for_replicas: str, tmp_path: Path) -> Iterator[tuple[WebhookBot, WebhookBot]]:
+    url = db_url_for_replicas
     allowed = {"HEMADOSE_ALLOWED_USERS": ",".join(map(str, USERS))}
     first = WebhookBot(api, url, tmp_path, **allowed).serving()  # creates the schema first
     second = WebhookBot(api, url, tmp_path, **allowed).serving()
@@ -81,7 +108,7 @@ def test_replicas_handle_an_update_posted_to_both_once(api: LoopbackBotApi, repl
 
 
 def test_replicas_handle_one_chats_concurrent_updates_one_after_the_other(
-    api: LoopbackBotApi, replicas: tuple[WebhookBot, WebhookBot], tmp_path: Path
+    api: LoopbackBotApi, replicas: tuple[WebhookBot, WebhookBot], db_url_for_replicas: str
 ):
     first, second = replicas
     for i, user in enumerate(USERS):
@@ -99,11 +126,10 @@ def test_replicas_handle_one_chats_concurrent_updates_one_after_the_other(
         assert at_once((first.url, weight), (second.url, age)) == [200, 200]
         assert sorted(api.texts(user)[-2:]) == sorted([AGE, WEIGHT_DATE])
         assert len(api.texts(user)) == 6
-    with sqlite3.connect(tmp_path / "bot.db") as db:
-        states = [json.loads(state) for (state,) in db.execute("SELECT state FROM conversations ORDER BY chat_key")]
-        handled = db.execute("SELECT count(*) FROM processed_updates").fetchone()
+    url = db_url_for_replicas
+    states = [json.loads(state) for (state,) in rows(url, "SELECT state FROM conversations ORDER BY chat_key")]
     assert len(states) == len(USERS)
-    assert handled == (len(USERS) * 6,)
+    assert rows(url, "SELECT count(*) FROM processed_updates") == [(len(USERS) * 6,)]
     for state in states:
         assert state["state"] == "weight_date", state
         answers = {state["answers"]["weight_kg"], state["answers"]["age_years"]}
