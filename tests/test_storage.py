@@ -17,6 +17,7 @@ from sqlalchemy import func, select, text
 from bot.storage import Storage, audit_chain, open_storage
 from bot.storage.files import write_private
 from bot.storage.inloop import durable_write
+from bot.storage.schema import HEAD_REVISION
 from bot.storage.tables import Audit, Regimen
 from core import recommend
 from core.models import DoseRequest
@@ -49,7 +50,7 @@ async def test_migrations_are_applied_once_and_reopening_keeps_data(tmp_path: Pa
     second = await open_storage(url)
     async with second.session() as session:
         version = await session.scalar(text("select version_num from alembic_version"))
-        assert version == "0004"
+        assert version == HEAD_REVISION
         assert await second.user_id(session, "tg:1") == 1
     await second.close()
 
