@@ -98,7 +98,10 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     assert query is not None
-    await query.answer()
+    try:
+        await query.answer()  # stops the button's spinner
+    except TelegramError:  # answered already: Telegram posted the update again (webhook), or it is too old
+        log.warning("could not answer a button press")
     data = query.data if isinstance(query.data, str) else ""  # a game's button has no data: refused as damaged
     replies = await service_of(context).handle(
         user_ref(update), chat_ref(update), button=data, update_id=once(update, context)

@@ -111,7 +111,10 @@ def test_a_duplicate_update_is_acknowledged_and_dropped(api: LoopbackBotApi, bot
     update = said("/new")
     assert answer(api, bot, update) == ["Which drug?"]
     assert answer(api, bot, update, replies=0) == []  # Telegram posted it again: 200, nothing sent
-    assert press(api, bot, "Romiplostim") == ["Which label's rules?"]  # the chat moved on once
+    button = pressed(api.accepted("sendMessage")[-1].result, "Romiplostim")
+    assert answer(api, bot, button) == ["Which label's rules?"]  # the chat moved on once
+    assert answer(api, bot, button, replies=0) == []  # the press again: its spinner answered, nothing sent
+    assert api.texts() == ["Which drug?", "Which label's rules?"]
 
 
 def test_health_and_readiness(api: LoopbackBotApi, bot: WebhookBot, tmp_path: Path):
@@ -157,6 +160,18 @@ def test_sigterm_finishes_the_update_in_hand_then_exits_0(api: LoopbackBotApi, b
     assert "Traceback" not in log
     assert get(f"{bot.base}/healthz", timeout=1) == 0  # no longer serving
     assert post(bot.url, said("/start"), timeout=2) == 0
+
+
+def test_neither_the_secret_nor_the_token_is_logged_at_debug(api: LoopbackBotApi, tmp_path: Path):
+    running = WebhookBot(api, f"sqlite:///{tmp_path / 'bot.db'}", tmp_path, HEMADOSE_LOG_LEVEL="DEBUG").serving()
+    assert running.post(said("/start"), secret="wrong") == 403
+    assert running.post(said("/start")) == 200
+    assert running.stop() == 0
+    log = "".join(running.log)
+    assert "setWebhook" in log  # the call is logged, not what it carried
+    assert SECRET not in log
+    assert TOKEN not in log
+    assert "/start" not in log
 
 
 def test_webhook_mode_needs_the_secret(api: LoopbackBotApi, tmp_path: Path):

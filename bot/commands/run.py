@@ -73,7 +73,12 @@ def run_bot(webhook: str | None = None) -> int:
     serve(app, url, settings.time_zone)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_quiet_failed_start)
-    protect([token, secret] if secret else [token])
+    protect([token])
+    if secret:  # the webhook's secret is kept out of the log as the token is
+        from bot.logs import Redact
+
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(Redact([secret]))
     try:
         if webhook is not None:
             import asyncio
