@@ -151,7 +151,7 @@ async def database_problem(application: Application, file: Path | None) -> str |
     if file is not None and not file.is_file():
         return "the SQLite file is gone"
     try:
-        async with asyncio.timeout(READY_TIMEOUT), engine.connect() as connection:
+        async with asyncio.timeout(READY_TIMEOUT), engine.begin() as connection:
             await connection.execute(text("SELECT 1"))
     except Exception as exc:
         return type(exc).__name__

@@ -15,21 +15,28 @@ update's own transaction, before anything of it is read:
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.tables import ProcessedUpdate
 
 KEEP_HANDLED = dt.timedelta(hours=24)  # Telegram stops redelivering an update long before this
 
 
+class Session(Protocol):
+    """What these functions need of a session: `AsyncSession`'s, or any session with its API."""
+
+    async def execute(self, statement: Any, params: Any = None) -> Any: ...
+    def get_bind(self) -> Engine | Connection: ...
+
+
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-async def claim_update(session: AsyncSession, chat_key: str, update_id: int) -> bool:
+async def claim_update(session: Session, chat_key: str, update_id: int) -> bool:
     """Serialise this chat's updates and record `update_id`; False when it was handled already."""
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
@@ -41,11 +48,11 @@ async def claim_update(session: AsyncSession, chat_key: str, update_id: int) -> 
         .on_conflict_do_nothing(index_elements=[ProcessedUpdate.update_id])
     )
     result = await session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
-async def prune_updates(session: AsyncSession, now: dt.datetime | None = None) -> int:
+async def prune_updates(session: Session, now: dt.datetime | None = None) -> int:
     """Forget the updates handled more than `KEEP_HANDLED` ago; how many were forgotten."""
     before = (now or _utcnow()) - KEEP_HANDLED
     result = await session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.handled_at < before))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)
