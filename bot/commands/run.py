@@ -69,7 +69,9 @@ def run_bot(webhook: str | None = None) -> int:
     # A 429 asks to wait: python-telegram-bot's AIORateLimiter waits as asked and sends again (a 429
     # means Telegram took nothing, so the reply arrives once); it also keeps to 30 messages/s.
     limiter = AIORateLimiter(max_retries=RETRIES_AFTER_429)
-    app = build_application(token, None, policy, base_url=settings.telegram_base_url, rate_limiter=limiter)
+    app = build_application(
+        token, None, policy, polling=webhook is None, base_url=settings.telegram_base_url, rate_limiter=limiter
+    )
     serve(app, url, settings.time_zone)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_quiet_failed_start)
