@@ -219,9 +219,9 @@ async def serve_webhook(
         server.listen(port, address=listen)
         log.info("webhook: serving on %s:%d (updates at %s)", listen, port, webhook_path(url))
         await stop.wait()
-        log.info("stopping: no new updates; finishing %d in hand", in_hand.count)
         in_hand.closing = True
         server.stop()
+        log.info("stopping: no new updates; finishing %d in hand", in_hand.count)
         await in_hand.idle()
         await server.close_all_connections()
         await application.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,6 +152,12 @@ def test_sigterm_finishes_the_update_in_hand_then_exits_0(api: LoopbackBotApi, b
         assert api._changed.wait_for(lambda: api.refused, timeout=10)
     assert bot.process.poll() is None
     bot.process.terminate()  # SIGTERM
+    deadline = time.monotonic() + 10
+    while not any("stopping: no new updates" in line for line in bot.log):
+        assert time.monotonic() < deadline, "".join(bot.log)
+        time.sleep(0.02)
+    assert poster.is_alive()  # the first update is still in hand (its reply waits out the 429)...
+    assert post(bot.url, said("/help"), timeout=2) == 0  # ...and a new one is no longer taken
     assert bot.process.wait(timeout=20) == 0
     poster.join(timeout=10)
     assert status == [200]
