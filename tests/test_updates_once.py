@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.service import ChatService
 from bot.storage import Storage, open_storage
@@ -19,8 +19,13 @@ from bot.storage.updates import KEEP_HANDLED, claim_update, prune_updates
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    opened = await open_storage(f"sqlite:///{tmp_path}/once.db")
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    """SQLite, or PostgreSQL when the suite runs on it (tests/conftest.py's db_url, HEMADOSE_TEST_DB_URL)."""
+    try:
+        url: str = request.getfixturevalue("db_url")
+    except pytest.FixtureLookupError:
+        url = f"sqlite:///{tmp_path}/once.db"
+    opened = await open_storage(url)
     yield opened
     await opened.close()
 
@@ -65,12 +70,12 @@ async def test_handled_ids_are_kept_a_day_then_pruned(storage: Storage):
         assert await claim_update(session, "tg:1:1", 2)
         assert not await claim_update(session, "tg:1:1", 1)
         await session.execute(
-            ProcessedUpdate.__table__.update()
+            update(ProcessedUpdate)
             .where(ProcessedUpdate.update_id == 1)
             .values(handled_at=now - KEEP_HANDLED - dt.timedelta(seconds=1))
         )
         await session.execute(
-            ProcessedUpdate.__table__.update()
+            update(ProcessedUpdate)
             .where(ProcessedUpdate.update_id == 2)
             .values(handled_at=now - KEEP_HANDLED + dt.timedelta(seconds=1))
         )
