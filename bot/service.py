@@ -22,9 +22,10 @@ from bot.storage import Storage
 from bot.storage.repository import ChatRow
 from bot.storage.tables import Audit, Dose, PatientRow, User
 from bot.storage.updates import claim_update
-from flows import followup, render
+from flows import consultation, followup, render
+from flows.answers.patient import PATIENT_BUTTONS
+from flows.buttons import page_button
 from flows.consultation import ask_patient, refuse
-from flows.consultation import run as run_flow
 from flows.conversation_parts import State
 from flows.reminders import known_zone
 from flows.replies import (
@@ -46,6 +47,8 @@ ServiceRoute = Callable[
     ["ChatService", AsyncSession, ChatRow, str, ChatState, dt.date, Routed], Coroutine[Any, Any, list[Reply]]
 ]
 PRIVATE_ONLY = "HemaDose works in private chats only: open a private chat with the bot."
+
+run_flow = consultation.run  # one update through the flow (a name of its own: tests count the runs)
 
 
 def private(chat_ref: str) -> bool:
@@ -165,7 +168,12 @@ class ChatService:
         self, session: AsyncSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
     ) -> list[Reply]:
         if not (routed.command and routed.argument):
-            return [render.patients(await self.storage.patient_labels(session, row.user_id))]
+            # A page of the list (the first, or the one a Previous/Next button asks), read afresh.
+            pressed = page_button(routed.data)
+            listed = await self.storage.patient_page(
+                session, row.user_id, pressed.page if pressed is not None else 1, render.PATIENTS_PAGE
+            )
+            return [render.patients(listed.entries, listed.page, listed.pages, listed.total)]
         # /patients LABEL: one patient's record, to follow up in a few messages.
         record = await self._record(session, row.user_id, routed.argument, today)
         if record is None:
@@ -177,6 +185,9 @@ class ChatService:
     async def _on_history(
         self, session: AsyncSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
     ) -> list[Reply]:
+        pressed = page_button(routed.data)  # Previous/Next on a page of it
+        if pressed is not None:
+            return [await self._history(session, row.user_id, pressed.label, pressed.page)]
         return [await self._history(session, row.user_id, routed.argument)]
 
     async def _on_settings(
@@ -200,19 +211,23 @@ class ChatService:
     async def _patients(
         self, session: AsyncSession, user_id: int, today: dt.date, chat: ChatState, message: UserInput
     ) -> dict[str, PatientSummary]:
-        """The user's labels for the patient question, with the full record only of the one picked."""
-        labels = [label for label, _ in await self.storage.patient_labels(session, user_id)]
+        """The labels the patient question offers (its first few, LIMIT-ed), with the full record of
+        the one picked or typed, found by index: the user's other patients are not read."""
+        labels = await self.storage.first_labels(session, user_id, PATIENT_BUTTONS)
+        patients = {label: PatientSummary(label=label) for label in labels}
         button = message.button or ""
         picked = button.removeprefix("v:") if button else (message.text or "").strip()
-        chosen = [label for label in labels if label.lower() == picked.lower()] if chat.state == State.patient else []
-        records = await self.storage.summaries(session, user_id, today, labels=chosen) if chosen else {}
-        return {label: records.get(label) or PatientSummary(label=label) for label in labels}
+        # Every label the answer matches ignoring case, with its record (as the flow matches labels).
+        matching = picked and chat.state == State.patient
+        chosen = await self.storage.labels_like(session, user_id, picked) if matching else []
+        if chosen:
+            records = await self.storage.summaries(session, user_id, today, labels=chosen)
+            patients |= {label: records.get(label) or PatientSummary(label=label) for label in chosen}
+        return patients
 
     async def _record(self, session: AsyncSession, user_id: int, label: str, today: dt.date) -> PatientSummary | None:
         """The patient's record as the follow-up uses it, with the last recommendation given for the label."""
-        labels = [known for known, _ in await self.storage.patient_labels(session, user_id)]
-        matches = [known for known in dict.fromkeys(labels) if known.lower() == label.strip().lower()]
-        exact = label.strip() if label.strip() in labels else matches[0] if len(matches) == 1 else None
+        exact = await self.storage.find_label(session, user_id, label)
         if exact is None:
             return None
         record = (await self.storage.summaries(session, user_id, today, labels=[exact])).get(exact)
@@ -282,13 +297,14 @@ class ChatService:
         )
         return int(current["doses_at_level"]) + int(later or 0)
 
-    async def _history(self, session: AsyncSession, user_id: int, label: str) -> Reply:
+    async def _history(self, session: AsyncSession, user_id: int, label: str, page: int = 1) -> Reply:
         if not label:
             return Reply("Which patient? Type /history LABEL, e.g. /history RX-12. /patients lists your labels.")
-        events = await self.storage.history(session, user_id, label)  # (the label as recorded, entries)
-        if events is None:
+        found = await self.storage.history_page(session, user_id, label, page, render.HISTORY_PAGE)
+        if found is None:
             return Reply(f"You have no patient labelled '{label}'. /patients lists your labels.")
-        return render.history(*events)
+        recorded, events = found  # the label as recorded, and one page of its entries
+        return render.history(recorded, events.entries, events.page, events.pages, events.total)
 
     async def _settings(self, session: AsyncSession, user_id: int, time_zone: str | None, argument: str) -> Reply:
         parts = argument.split()

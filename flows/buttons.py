@@ -10,6 +10,7 @@ Telegram's 64 bytes:
 - `oc:<action>:<occurrence>[:<YYYYMMDD>]`   `OccurrenceAnswer`: an answer to a reminder (the day: a late Taken)
 - `rm:<action>:<reminder>[:<HHMM>]`         `ReminderAction`: /reminders' pause, resume, stop, time, set time
 - `edit:<step>`                     `Edit`: a review screen's Edit button
+- `pg:p:<page>`, `pg:h:<page>:<label>`   `PageButton`: a page of /patients, or of a patient's /history
 - a bare word (`back`, `why`, ...)   `Word`: navigation and the recommendation's buttons
 """
 
@@ -53,6 +54,13 @@ class RecordKind(StrEnum):
     FOLLOWUP = "fu"  # same regimen, new result
     FULL = "fc"  # a full consultation, the record's answers offered as Keep
     HISTORY = "hi"
+
+
+class PageList(StrEnum):
+    """The lists the chat shows in pages."""
+
+    PATIENTS = "p"  # /patients
+    HISTORY = "h"  # /history LABEL
 
 
 class Word(StrEnum):
@@ -148,7 +156,25 @@ class Edit:
         return f"edit:{self.step}"
 
 
-ButtonData = Choice | RecordButton | OccurrenceAnswer | ReminderAction | Edit | Word
+@dataclass(frozen=True, slots=True)
+class PageButton:
+    """Next or Previous on a list shown in pages: the page to show, read afresh when pressed (a page
+    past the end, from a message sent before the list changed, shows the last page)."""
+
+    listing: PageList
+    page: int  # 1-based
+    label: str = ""  # HISTORY: the patient's label; PATIENTS: none
+
+    def __post_init__(self) -> None:
+        if self.page < 1 or (self.listing is PageList.HISTORY) != bool(self.label):
+            raise ValueError("a page from 1, and a label with HISTORY and only with it")
+
+    def encode(self) -> str:
+        tail = f":{self.label}" if self.label else ""
+        return f"pg:{self.listing}:{self.page}{tail}"
+
+
+ButtonData = Choice | RecordButton | OccurrenceAnswer | ReminderAction | Edit | PageButton | Word
 
 
 def _day(text: str) -> dt.date | None:
@@ -197,6 +223,15 @@ def _reminder(parts: list[str]) -> ReminderAction | None:
     return ReminderAction(action, number, at)
 
 
+def _page(rest: str) -> PageButton | None:
+    listing_text, _, tail = rest.partition(":")
+    page_text, _, label = tail.partition(":")
+    listing, page = _member(PageList, listing_text), _number(page_text)
+    if listing is None or page is None or page < 1 or (listing is PageList.HISTORY) != bool(label):
+        return None
+    return PageButton(listing, page, label)
+
+
 def decode(data: str | None) -> ButtonData | None:
     """The button a datum stands for; None if it is not one this assistant sends. Never raises."""
     if not data or not _fits(data):
@@ -218,6 +253,8 @@ def decode(data: str | None) -> ButtonData | None:
         return _reminder(rest.split(":"))
     if prefix == "edit":
         return Edit(rest) if rest else None
+    if prefix == "pg":
+        return _page(rest)
     return None
 
 
@@ -225,6 +262,12 @@ def occurrence_answer(data: str | None) -> OccurrenceAnswer | None:
     """`decode` for a reminder's answer only."""
     found = decode(data)
     return found if isinstance(found, OccurrenceAnswer) else None
+
+
+def page_button(data: str | None) -> PageButton | None:
+    """`decode` for a page button only."""
+    found = decode(data)
+    return found if isinstance(found, PageButton) else None
 
 
 def reminder_action(data: str | None) -> ReminderAction | None:

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
+from flows.buttons import PageList
 from flows.followup import FOLLOWUP, FULL, HISTORY
+
+PAGE_OF_PATIENTS, PAGE_OF_HISTORY = f"pg:{PageList.PATIENTS}:", f"pg:{PageList.HISTORY}:"  # flows.buttons.PageButton
 
 
 class Owner(StrEnum):
@@ -36,9 +39,20 @@ class Route:
 
 ROUTES: tuple[Route, ...] = (
     Route("new", Owner.FLOW, commands=("/new",), buttons=("new",), menu="start a consultation"),
-    Route("patients", Owner.SERVICE, commands=("/patients",), buttons=("patients",), menu="your patients"),
     Route(
-        "history", Owner.SERVICE, commands=("/history",), prefixes=(HISTORY,), menu="a patient's record: /history LABEL"
+        "patients",
+        Owner.SERVICE,
+        commands=("/patients",),
+        buttons=("patients",),
+        prefixes=(PAGE_OF_PATIENTS,),
+        menu="your patients",
+    ),
+    Route(
+        "history",
+        Owner.SERVICE,
+        commands=("/history",),
+        prefixes=(HISTORY, PAGE_OF_HISTORY),
+        menu="a patient's record: /history LABEL",
     ),
     Route(
         "reminders",

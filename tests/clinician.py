@@ -292,7 +292,9 @@ def _counts(q: Question) -> str:
     answers = q.chat.answers
     since = asked_from(q.reply.text, q.env.today)
     assert since is not None, q.reply.text
-    shown = [(lab.date, lab.value, lab.unit) for lab in [*answers.history_labs, *answers.added_labs]]
+    shown: list[tuple[dt.date | None, Decimal | None, str | None]] = [
+        (lab.date, lab.value, lab.unit) for lab in [*answers.history_labs, *answers.added_labs]
+    ]
     shown += [(answers.previous_date, answers.previous_value, answers.previous_unit)]
     shown += [(answers.lab_date, answers.lab_value, answers.lab_unit)]
     listed = [

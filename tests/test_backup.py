@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -35,7 +36,7 @@ async def saved(path: Path) -> None:
     await storage.close()
 
 
-async def record_and_audit(path: Path) -> tuple[object, list[tuple[object, ...]], bool]:
+async def record_and_audit(path: Path) -> tuple[Any, list[tuple[Any, ...]], bool]:
     storage = await open_storage(f"sqlite:///{path}")
     async with storage.session() as session:
         user = await storage.user_id(session, "tg:1")

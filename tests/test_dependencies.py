@@ -129,3 +129,66 @@ def test_the_audit_fails_on_a_vulnerability_and_skips_when_it_cannot_know(
     assert done.stdout.count("\n") == (2 if mode == "vulnerable" else 1)
     if mode == "vulnerable":
         assert done.stdout.endswith("  httpx 0.28.1: PYSEC-2099-1 (fixed in 0.28.2)\n")
+
+
+# --- the coverage floor -----------------------------------------------------------------------------
+FLOOR = ROOT / ".ci" / "coverage-floor"
+
+
+def committed_floors(repo: Path, path: str = ".ci/coverage-floor") -> list[tuple[str, float]]:
+    """(commit, floor) for every commit that changed the floor file, newest first; [] outside a git clone."""
+    try:
+        listed = subprocess.run(
+            ["git", "-C", str(repo), "log", "--format=%h", "--", path],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    floors = []
+    for commit in listed.stdout.split():
+        shown = subprocess.run(
+            ["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True, text=True, check=False
+        )
+        if shown.returncode == 0:  # not the commit that deleted it
+            floors.append((commit, float(shown.stdout)))
+    return floors
+
+
+def fallen(current: float, history: list[tuple[str, float]]) -> list[str]:
+    """The commits whose floor was above the current one."""
+    return [f"{commit}: {floor}" for commit, floor in history if floor > current]
+
+
+def test_the_coverage_floor_is_one_figure_that_ci_holds_the_total_to():
+    floor = float(FLOOR.read_text())
+    assert FLOOR.read_text() == f"{floor}\n"
+    assert 80 <= floor <= 100
+    run = (ROOT / ".ci" / "run").read_text()
+    measure = 'export PYTEST_ADDOPTS="--cov=core --cov=flows --cov=bot --cov-report=term-missing:skip-covered"\n'
+    check = '.venv/bin/coverage report --format=total --precision=1 --fail-under="$(cat .ci/coverage-floor)"\n'
+    assert run.index(measure) < run.index(README_TEST_COMMAND) < run.index("unset PYTEST_ADDOPTS") < run.index(check)
+
+
+def test_the_coverage_floor_only_rises():
+    """Against every committed value of .ci/coverage-floor (a clean clone has them all; outside git: none)."""
+    history = committed_floors(ROOT)
+    assert fallen(float(FLOOR.read_text()), history) == []
+
+
+def test_a_lowered_floor_is_caught_in_the_history(tmp_path: Path):
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True, timeout=60)
+
+    git("init", "-q")
+    (tmp_path / ".ci").mkdir()
+    for figure in ("85.0", "88.5", "86.0"):
+        (tmp_path / ".ci" / "coverage-floor").write_text(f"{figure}\n")
+        git("add", ".")
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", figure)
+    history = committed_floors(tmp_path)
+    assert [floor for _, floor in history] == [86.0, 88.5, 85.0]
+    assert [line.split(": ")[1] for line in fallen(86.0, history)] == ["88.5"]
+    assert fallen(88.5, history) == []

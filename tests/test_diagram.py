@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.consultation import MACHINE
 from flows.diagram import edges, markdown
+from flows.machine import MACHINE
 
 COMMITTED = Path(__file__).resolve().parent.parent / "docs" / "consultation.md"
 

@@ -380,8 +380,8 @@ def luspatercept_facts(draw: st.DrawFn, draft: Draft, scenario: str) -> None:
         assert draft.since is not None
         reach = (draft.as_of - draft.since).days + 35
         given = st.tuples(st.integers(0, reach), weighted((4, st.integers(1, 3).map(D)), (1, st.just(D("1.5")))))
-        for back, units in draw(st.lists(given, max_size=0 if quiet else 5)):
-            draft.transfusions.append((draft.as_of - days(back), units))
+        for ago, units in draw(st.lists(given, max_size=0 if quiet else 5)):
+            draft.transfusions.append((draft.as_of - days(ago), units))
         if scenario in ("increase", "no_response") and not draw(sometimes(4)):
             draft.transfusions.append(
                 (draft.since + days(draw(st.integers(0, (draft.as_of - draft.since).days))), D(2))

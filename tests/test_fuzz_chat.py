@@ -36,7 +36,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from bot.reminders import Reminders
 from bot.service import ChatService
 from bot.storage import Storage, open_storage
-from flows.consultation import MACHINE
+from flows.machine import MACHINE
 from flows.replies import Reply
 from flows.state import ChatState
 

@@ -8,7 +8,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from telegram import Update
@@ -20,7 +23,7 @@ from bot.storage import open_storage
 from bot.telegram_app import EDITED, NO_CHAT, build_application
 from flows import parsing, steps
 from flows.reminders import parse_time
-from flows.replies import Button, Reply
+from flows.replies import Button, Env, Reply
 from flows.state import Answers
 
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
@@ -80,7 +83,7 @@ SHAPES = {
 ROMIPLOSTIM_ON = Answers(
     drug="romiplostim", indication="itp", region="us", status="on", dose_amount=3, dose_since=dt.date(2026, 11, 1)
 )
-PARSERS = {
+PARSERS: dict[str, Callable[[str], object]] = {
     "number with a unit": lambda s: parsing.parse_number(s, what="count", example="1", units=parsing.PLATELET_UNITS),
     "number": lambda s: parsing.parse_number(s, what="age", example="1"),
     "date": lambda s: parsing.parse_date(s, TODAY, what="date"),
@@ -93,8 +96,7 @@ PARSERS = {
 }
 
 
-def parsing_env():  # type: ignore[no-untyped-def]
-    from flows.replies import Env
+def parsing_env() -> Env:
 
     return Env(TODAY)
 
@@ -111,10 +113,16 @@ def test_parsing_is_linear_in_the_length_of_the_text(parser: str):
 
 
 def test_the_fixed_parsers_still_read_what_they_read():
-    assert parsing.parse_number(" 52 x10^9/l ", what="c", example="1", units=parsing.PLATELET_UNITS) == (52, "10^9/L")
-    assert parsing.parse_number("52 000", what="c", example="1", units=parsing.PLATELET_UNITS) == (52000, "10^9/L")
+    assert parsing.parse_number(" 52 x10^9/l ", what="c", example="1", units=parsing.PLATELET_UNITS) == (
+        Decimal(52),
+        "10^9/L",
+    )
+    assert parsing.parse_number("52 000", what="c", example="1", units=parsing.PLATELET_UNITS) == (
+        Decimal(52000),
+        "10^9/L",
+    )
     assert parsing.parse_number("8,9", what="h", example="1", units=parsing.HEMOGLOBIN_UNITS) == (
-        parsing.Decimal("8.9"),
+        Decimal("8.9"),
         "g/dL",
     )
     assert parsing.parse_number("72 kg", what="age", example="45") == parsing.Problem(
@@ -126,8 +134,11 @@ def test_the_fixed_parsers_still_read_what_they_read():
     assert isinstance(parse_time("8 x"), parsing.Problem)
     lus = Answers(drug="luspatercept", status="on", dose_since=dt.date(2026, 10, 1))
     parse = steps.STEP_BY_NAME["transfusions"].parse
-    assert parse("2026-11-08 2 units", lus, parsing_env())["transfusions"][-1].units == 2  # type: ignore[index]
-    assert parse("3 days ago 1u", lus, parsing_env())["transfusions"][-1].date == dt.date(2026, 11, 19)  # type: ignore[index]
+    by_date, by_days_ago = parse("2026-11-08 2 units", lus, parsing_env()), parse("3 days ago 1u", lus, parsing_env())
+    assert isinstance(by_date, dict)
+    assert isinstance(by_days_ago, dict)
+    assert by_date["transfusions"][-1].units == 2
+    assert by_days_ago["transfusions"][-1].date == dt.date(2026, 11, 19)
 
 
 def test_a_long_reply_is_split_between_lines_with_its_buttons_on_the_last_part():
@@ -184,8 +195,8 @@ def test_a_code_with_a_digit_is_a_label(typed: str):
 
 
 async def run_app(
-    tmp_path: Path, updates: list[dict], flood: FloodGate | None = None
-) -> tuple[RecordingRequest, ChatService]:  # type: ignore[type-arg]
+    tmp_path: Path, updates: list[dict[str, Any]], flood: FloodGate | None = None
+) -> tuple[RecordingRequest, ChatService]:
     service = await service_at(tmp_path)
     request = RecordingRequest()
     app = build_application(TOKEN, service, frozenset({1001}), request=request, polling=False, flood=flood)
@@ -198,7 +209,7 @@ async def run_app(
     return request, service
 
 
-def in_group(update: dict, kind: str = "group") -> dict:  # type: ignore[type-arg]
+def in_group(update: dict[str, Any], kind: str = "group") -> dict[str, Any]:
     update["message"]["chat"] = {"id": -4242, "type": kind, "title": "Ward team"}
     return update
 

@@ -4,6 +4,7 @@ through python-telegram-bot's own `Bot` over real HTTP, as `hemadose run` reache
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import json
 import threading
@@ -133,14 +134,14 @@ async def test_limits_can_be_switched_off(api: LoopbackBotApi, bot: Bot):
 async def test_long_polling_hands_out_queued_updates_until_confirmed(api: LoopbackBotApi, bot: Bot):
     assert await bot.get_updates(timeout=0) == ()
     started = time.monotonic()
-    assert await bot.get_updates(timeout=0.3) == ()  # nothing queued: waits the timeout
+    assert await bot.get_updates(timeout=dt.timedelta(seconds=0.3)) == ()  # nothing queued: waits the timeout
     assert time.monotonic() - started >= 0.3
     first = api.say(CHAT, "/start")["update_id"]
     api.say(CHAT, "72")
     updates = await bot.get_updates(timeout=5)
     assert [u.message.text for u in updates if u.message] == ["/start", "72"]
     assert [u.update_id for u in await bot.get_updates(offset=first + 1, timeout=0)] == [first + 1]
-    waiting = asyncio.create_task(bot.get_updates(offset=first + 2, timeout=0.9, read_timeout=5))
+    waiting = asyncio.create_task(bot.get_updates(offset=first + 2, timeout=dt.timedelta(seconds=0.9), read_timeout=5))
     await asyncio.sleep(0.1)
     api.say(CHAT, "32")  # wakes the waiting poll at once
     [update] = await waiting

@@ -350,6 +350,7 @@ def test_the_scan_finds_a_retyped_threshold(tmp_path: Path):
 def test_the_questions_quote_cores_windows_and_thresholds():
     """Texts no dialogue reaches, pinned whole: the numbers in them are now formatted from core."""
     from flows.answers import labs
+    from flows.answers.common import Confirm
     from flows.replies import Env
     from flows.state import Answers
 
@@ -370,7 +371,7 @@ def test_the_questions_quote_cores_windows_and_thresholds():
         drug="luspatercept", indication="mds", status="on", dose_since=dt.date(2026, 10, 1), lab_date=env.today
     )
     confirm = labs.parse_previous_date("2026-10-01", hb, env)
-    assert isinstance(confirm, labs.Confirm)
+    assert isinstance(confirm, Confirm)
     assert confirm.question == (
         "That result is 52 days before the latest (2026-11-22): the rise rule reads only a haemoglobin from the "
         "21 days before the latest (2026-11-01 to 2026-11-21), so it will not count. Use it anyway, or No to "

@@ -633,8 +633,7 @@ async def test_the_enter_result_button_goes_to_the_consultation_not_to_the_remin
     monkeypatch.setattr(world.service.reminders, "manage", not_a_reminder_answer)
     seen: list[Any] = []
     import bot.service
-
-    original = bot.service.run_flow
+    from flows.consultation import run as original  # the service's run_flow
 
     def spy(chat: Any, message: Any, env: Any) -> Any:
         seen.append((message.button, sorted(env.patients)))

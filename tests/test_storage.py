@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from sqlalchemy import func, select, text
@@ -171,7 +172,7 @@ async def test_every_recommendation_is_audited_append_only(storage: Storage):
     assert after[:3] == before  # every column of every earlier entry unchanged
     rows = await _audits(storage)
     assert [row.ruleset for row in rows] == ["romiplostim/us"] * 3 + ["luspatercept/us"] * 2
-    assert rows[0].request["current_dose"]["amount"] == 3
+    assert cast(dict[str, object], rows[0].request["current_dose"])["amount"] == 3
     assert rows[0].response["action"] == "increase"
     assert await verdict() == audit_chain.Verdict(5, rows[-1].hash)
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from telegram import Update
@@ -101,7 +102,7 @@ async def test_the_bot_delivers_reminders_through_its_job_queue(tmp_path: Path):
     app = build_application(TOKEN, service, frozenset({1001}), request=request, polling=False)
     start_reminders(app, service)
     [job] = app.job_queue.get_jobs_by_name("reminders")  # type: ignore[union-attr]
-    assert job.trigger.interval.total_seconds() == REMINDER_TICK_SECONDS
+    assert cast(Any, job.trigger).interval.total_seconds() == REMINDER_TICK_SECONDS
     assert isinstance(service.reminders.sender, TelegramSender)
     assert service.reminders.sender.limits is True
     assert service.reminders.chats == "tg:"  # the terminal's reminders are never sent to Telegram
@@ -221,7 +222,7 @@ def test_run_refuses_an_empty_or_malformed_token_before_going_online():
 class RefusingRequest(RecordingRequest):
     """Telegram's answer to a revoked or mistyped token."""
 
-    async def do_request(self, *args: object, **kwargs: object) -> tuple[int, bytes]:  # type: ignore[override]
+    async def do_request(self, *args: object, **kwargs: object) -> tuple[int, bytes]:
         return 401, b'{"ok": false, "error_code": 401, "description": "Unauthorized"}'
 
 

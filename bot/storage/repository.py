@@ -20,9 +20,10 @@ from sqlalchemy import Connection, Table, bindparam, delete, event, func, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from bot.storage import audit_chain
+from bot.storage import audit_chain, pages
 from bot.storage.files import create_private
 from bot.storage.inloop import create_inloop_engine
+from bot.storage.pages import Page
 from bot.storage.schema import MIGRATIONS as MIGRATIONS  # where the tests find the migrations
 from bot.storage.schema import upgrade_to_head
 from bot.storage.tables import Audit, ConversationRow, Dose, LabRow, PatientRow, Regimen, TransfusionRow, User
@@ -64,6 +65,22 @@ _UPDATE_CHAT = (
     update(_CONVERSATIONS)
     .where(_CONVERSATIONS.c.chat_key == bindparam("the_chat"), _CONVERSATIONS.c.user_id == bindparam("the_user"))
     .values(state=bindparam("state"), updated_at=bindparam("updated_at"))
+)
+
+# A typed label, found by the index on (user_id, lower(label)); the exact one preferred among its case variants.
+_BY_LABEL = select(_PATIENTS.c.id, _PATIENTS.c.label).where(
+    _PATIENTS.c.user_id == bindparam("user_id"), func.lower(_PATIENTS.c.label) == bindparam("lowered")
+)
+_FIRST_LABELS = (
+    select(_PATIENTS.c.label)
+    .where(_PATIENTS.c.user_id == bindparam("user_id"))
+    .order_by(_PATIENTS.c.label)
+    .limit(bindparam("limit"))
+)
+_LAST_GIVEN = select(func.max(_DOSES.c.given_on)).where(
+    _DOSES.c.patient_id == bindparam("patient_id"),
+    _DOSES.c.drug == bindparam("drug"),
+    _DOSES.c.status == bindparam("status"),
 )
 
 
@@ -183,34 +200,55 @@ class Storage:
 
     # --- patients ------------------------------------------------------------------------------
 
-    async def _patient(self, session: AsyncSession, user_id: int, label: str) -> PatientRow | None:
-        return await session.scalar(select(PatientRow).where(PatientRow.user_id == user_id, PatientRow.label == label))
+    async def _patient_by_label(self, session: AsyncSession, user_id: int, label: str) -> tuple[int, str] | None:
+        """As typed: the exact label, else the one label that matches ignoring case (as the chat does).
 
-    async def _patient_by_label(self, session: AsyncSession, user_id: int, label: str) -> PatientRow | None:
-        """As typed: the exact label, else the one label that matches ignoring case (as the chat does)."""
-        exact = await self._patient(session, user_id, label)
-        if exact is not None:
-            return exact
-        found = list(
-            await session.scalars(
-                select(PatientRow).where(PatientRow.user_id == user_id, func.lower(PatientRow.label) == label.lower())
-            )
-        )
-        return found[0] if len(found) == 1 else None
+        One lookup by the index on (user_id, lower(label)): the user's other patients are not read.
+        """
+        rows = (await session.execute(_BY_LABEL, {"user_id": user_id, "lowered": label.lower()})).all()
+        exact = [(row[0], row[1]) for row in rows if row[1] == label]
+        if exact:
+            return exact[0]
+        return (rows[0][0], rows[0][1]) if len(rows) == 1 else None
+
+    async def labels_like(self, session: AsyncSession, user_id: int, typed: str) -> list[str]:
+        """Every label of the user's that is `typed` ignoring case (by the same index)."""
+        rows = await session.execute(_BY_LABEL, {"user_id": user_id, "lowered": typed.strip().lower()})
+        return [row[1] for row in rows]
+
+    async def find_label(self, session: AsyncSession, user_id: int, typed: str) -> str | None:
+        """The user's label for `typed` (exact, else the one matching ignoring case), or None."""
+        found = await self._patient_by_label(session, user_id, typed.strip())
+        return found[1] if found is not None else None
+
+    async def first_labels(self, session: AsyncSession, user_id: int, limit: int) -> list[str]:
+        """The first `limit` labels in label order (the patient question's buttons), by the (user_id, label) key."""
+        return list(await session.scalars(_FIRST_LABELS, {"user_id": user_id, "limit": limit}))
 
     async def patient_labels(self, session: AsyncSession, user_id: int) -> list[tuple[str, str | None]]:
-        rows = await session.execute(
-            select(PatientRow.label, Regimen.drug)
-            .outerjoin(Regimen, Regimen.patient_id == PatientRow.id)
-            .where(PatientRow.user_id == user_id)
-            .order_by(PatientRow.label)
-        )
-        return [(label, drug) for label, drug in rows]
+        """Every label with its current drug, in label order (a small user's list; the chat pages it)."""
+        page = await self.patient_page(session, user_id, 1, None)
+        return page.entries
+
+    async def patient_page(
+        self, session: AsyncSession, user_id: int, page: int, size: int | None
+    ) -> Page[tuple[str, str | None]]:
+        """One page of (label, drug or None) in label order, and how many pages there are now.
+
+        A page past the last (a stale button: patients are only ever added) is the last page. LIMIT/OFFSET
+        on the (user_id, label) key: the rows before the page are skipped in the index, not read.
+        """
+        return await pages.patients(session, user_id, page, size)
 
     async def summaries(
         self, session: AsyncSession, user_id: int, today: dt.date, labels: Iterable[str] | None = None
     ) -> dict[str, PatientSummary]:
-        """The user's patients as the flow pre-fills them: all of them, or only `labels`."""
+        """The user's patients as the flow pre-fills them: all of them, or only `labels`.
+
+        Bounded by date, not by the record's size: results and transfusions since the horizon (by the
+        (patient_id, date) indexes), the last dose given and the doses at the current level since it
+        began (by the doses' unique key (patient_id, drug, given_on, status)).
+        """
         query = select(PatientRow).where(PatientRow.user_id == user_id)
         if labels is not None:
             wanted = list(labels)
@@ -227,31 +265,41 @@ class Storage:
         starts = [r.since for r in regimens.values() if r.since is not None]
         horizon = min([today - dt.timedelta(days=RECORD_HORIZON_DAYS), *starts])
         labs: dict[int, list[LabRecord]] = {}
-        for lab in await session.scalars(
-            select(LabRow).where(LabRow.patient_id.in_(ids), LabRow.date >= horizon).order_by(LabRow.date, LabRow.id)
+        for lab in await session.execute(
+            select(_LABS.c.patient_id, _LABS.c.test, _LABS.c.value, _LABS.c.unit, _LABS.c.date)
+            .where(_LABS.c.patient_id.in_(ids), _LABS.c.date >= horizon)
+            .order_by(_LABS.c.date, _LABS.c.id)
         ):
-            labs.setdefault(lab.patient_id, []).append(
-                LabRecord(test=lab.test, value=lab.value, unit=lab.unit, date=lab.date)
-            )
+            labs.setdefault(lab[0], []).append(LabRecord(test=lab[1], value=lab[2], unit=lab[3], date=lab[4]))
         transfusions: dict[int, list[TransfusionRecord]] = {}
-        for row in await session.scalars(
-            select(TransfusionRow).where(TransfusionRow.patient_id.in_(ids), TransfusionRow.date >= horizon)
+        for row in await session.execute(
+            select(_TRANSFUSIONS.c.patient_id, _TRANSFUSIONS.c.date, _TRANSFUSIONS.c.units).where(
+                _TRANSFUSIONS.c.patient_id.in_(ids), _TRANSFUSIONS.c.date >= horizon
+            )
         ):
-            transfusions.setdefault(row.patient_id, []).append(TransfusionRecord(date=row.date, units=row.units))
-        last_given: dict[tuple[int, str], dt.date] = {}
+            transfusions.setdefault(row[0], []).append(TransfusionRecord(date=row[1], units=row[2]))
+        last_given: dict[int, dt.date] = {}
         at_level: dict[int, int] = {}  # doses given at the regimen's level since it began
-        for dose in await session.scalars(
-            select(Dose).where(Dose.patient_id.in_(ids), Dose.status == "given").order_by(Dose.given_on)
-        ):
-            last_given[(dose.patient_id, dose.drug)] = dose.given_on
-            regimen = regimens.get(dose.patient_id)
-            if (
-                regimen is not None
-                and regimen.drug == dose.drug
-                and regimen.dose_amount == dose.amount
-                and (regimen.since is None or dose.given_on >= regimen.since)
-            ):
-                at_level[dose.patient_id] = at_level.get(dose.patient_id, 0) + 1
+        for patient_id, current in regimens.items():
+            # The last dose of the regimen's drug (any amount): one step back along the unique key.
+            given = await session.scalar(
+                _LAST_GIVEN, {"patient_id": patient_id, "drug": current.drug, "status": "given"}
+            )
+            if given is not None:
+                last_given[patient_id] = given
+            counted = await session.scalar(
+                select(func.count())
+                .select_from(_DOSES)
+                .where(
+                    _DOSES.c.patient_id == patient_id,
+                    _DOSES.c.drug == current.drug,
+                    _DOSES.c.status == "given",
+                    _DOSES.c.amount == current.dose_amount,
+                    *((_DOSES.c.given_on >= current.since,) if current.since is not None else ()),
+                )
+            )
+            if counted:
+                at_level[patient_id] = int(counted)
         result = {}
         for patient in patients:
             regimen = regimens.get(patient.id)
@@ -266,7 +314,7 @@ class Storage:
                 region=regimen.region if regimen else None,
                 dose_amount=regimen.dose_amount if regimen else None,
                 dose_since=regimen.since if regimen else None,
-                last_given=last_given.get((patient.id, regimen.drug)) if regimen else None,
+                last_given=last_given.get(patient.id) if regimen else None,
                 doses_at_level=at_level.get(patient.id),
                 on_hold=regimen.on_hold if regimen else False,
                 baseline_rbc_units_per_12_weeks=patient.baseline_rbc_units_per_12_weeks,
@@ -303,48 +351,23 @@ class Storage:
             await session.execute(update(_PATIENTS).where(_PATIENTS.c.id == patient_id).values(known_facts))
         await self._save_regimen(session, patient_id, request, response)
         current = request.current_dose
+        # A dose, result or transfusion already on record is not added twice: the tables' unique keys skip
+        # it (INSERT ... ON CONFLICT DO NOTHING), so nothing of the record is read to find out.
         if current is not None:
-            given_on = current.last_given
-            recorded = await session.scalar(
-                select(_DOSES.c.id).where(
-                    _DOSES.c.patient_id == patient_id,
-                    _DOSES.c.drug == request.drug,
-                    _DOSES.c.status == "given",
-                    _DOSES.c.given_on == given_on,
-                )
-            )
-            if recorded is None:
-                dose = {"patient_id": patient_id, "drug": request.drug, "amount": _text(current.amount)}
-                dose |= {"unit": current.unit, "given_on": given_on, "status": "given", "recorded_at": _now()}
-                await session.execute(insert(_DOSES).values(dose))
-        # Results and transfusions already on record are not added twice (one read per table).
+            dose = {"patient_id": patient_id, "drug": request.drug, "amount": _text(current.amount)}
+            dose |= {"unit": current.unit, "given_on": current.last_given, "status": "given", "recorded_at": _now()}
+            await session.execute(_or_ignore(session, _DOSES).values(dose))
         if request.labs:
-            lab_rows = await session.execute(
-                select(_LABS.c.test, _LABS.c.date, _LABS.c.value, _LABS.c.unit).where(_LABS.c.patient_id == patient_id)
-            )
-            known_labs = {tuple(row) for row in lab_rows}
-            new_labs = []
-            for lab in request.labs:
-                key = (lab.test, lab.date, _text(lab.value), lab.unit)
-                if key not in known_labs:
-                    known_labs.add(key)
-                    new_labs.append(dict(zip(("test", "date", "value", "unit"), key, strict=True)))
-            if new_labs:
-                common = {"patient_id": patient_id, "recorded_at": _now()}
-                await session.execute(insert(_LABS), [lab | common for lab in new_labs])
+            common = {"patient_id": patient_id, "recorded_at": _now()}
+            new_labs = {(lab.test, lab.date, _text(lab.value), lab.unit): None for lab in request.labs}
+            rows = [dict(zip(("test", "date", "value", "unit"), key, strict=True)) | common for key in new_labs]
+            await session.execute(_or_ignore(session, _LABS), rows)
         if request.transfusions:
-            rows = await session.execute(
-                select(_TRANSFUSIONS.c.date, _TRANSFUSIONS.c.units).where(_TRANSFUSIONS.c.patient_id == patient_id)
+            new_transfusions = {(t.date, _text(t.units)): None for t in request.transfusions}
+            await session.execute(
+                _or_ignore(session, _TRANSFUSIONS),
+                [{"patient_id": patient_id, "date": day, "units": units} for day, units in new_transfusions],
             )
-            known = {(row[0], row[1]) for row in rows}
-            new_transfusions = []
-            for transfusion in request.transfusions:
-                key2 = (transfusion.date, _text(transfusion.units))
-                if key2 not in known:
-                    known.add(key2)
-                    new_transfusions.append({"patient_id": patient_id, "date": key2[0], "units": key2[1]})
-            if new_transfusions:
-                await session.execute(insert(_TRANSFUSIONS), new_transfusions)
 
     async def _save_regimen(
         self, session: AsyncSession, patient_id: int, request: DoseRequest, response: DoseResponse
@@ -388,33 +411,24 @@ class Storage:
     async def history(
         self, session: AsyncSession, user_id: int, label: str
     ) -> tuple[str, list[tuple[dt.date, str]]] | None:
-        """The label as recorded and the patient's doses, results and recommendations, newest first.
+        """The label as recorded and the patient's whole history, newest first (the chat shows it in pages)."""
+        found = await self.history_page(session, user_id, label, 1, None)
+        return (found[0], found[1].entries) if found is not None else None
 
-        None if the user has no such patient (another user's patients are never found).
+    async def history_page(
+        self, session: AsyncSession, user_id: int, label: str, page: int, size: int | None
+    ) -> tuple[str, Page[tuple[dt.date, str]]] | None:
+        """The label as recorded and one page of the patient's doses, results and recommendations, newest first.
+
+        None if the user has no such patient (another user's patients are never found). Each source is
+        read newest first by its (patient, date) index, only as far as the page reaches, and merged: the
+        first pages cost the same whatever the record's size (a page asked past the last is the last).
         """
         patient = await self._patient_by_label(session, user_id, label)
         if patient is None:
             return None
-        label = patient.label
-        # (date, kind, id): recommendations above the results and doses of their date, newest first.
-        events: list[tuple[dt.date, int, int, str]] = []
-        for dose in await session.scalars(select(Dose).where(Dose.patient_id == patient.id)):
-            events.append((dose.given_on, 0, dose.id, f"dose {dose.status}: {dose.drug} {dose.amount} {dose.unit}"))
-        for lab in await session.scalars(select(LabRow).where(LabRow.patient_id == patient.id)):
-            events.append((lab.date, 1, lab.id, f"{lab.test} {lab.value} {lab.unit}"))
-        for row in await session.scalars(select(TransfusionRow).where(TransfusionRow.patient_id == patient.id)):
-            events.append((row.date, 1, row.id, f"transfusion {row.units} units"))
-        for entry in await session.scalars(
-            select(Audit).where(Audit.user_id == user_id, Audit.patient_label == label).order_by(Audit.id)
-        ):
-            response: dict[str, Any] = entry.response
-            given = response.get("dose")
-            shown = f" {given['amount']} {given['unit']}" if isinstance(given, dict) else ""
-            rule = response["rationale"][0]["rule"]
-            decided = dt.date.fromisoformat(str(entry.request["as_of"]))  # the consultation's date, not the server's
-            events.append((decided, 2, entry.id, f"recommendation: {response['action']}{shown} ({rule})"))
-        events.sort(reverse=True)
-        return label, [(day, text) for day, _, _, text in events]
+        patient_id, label = patient
+        return label, await pages.history(session, user_id, patient_id, label, page, size)
 
 
 def _text(value: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import BigInteger
 
@@ -30,6 +30,8 @@ class PatientRow(Base):
     """A patient of one user, known by the label that user chose."""
 
     __tablename__ = "patients"
+    # (user_id, label): the patient question's buttons and /patients' pages, LIMIT-ed in label order; a label
+    # typed in any case is found by (user_id, lower(label)). Neither reads the user's other patients.
     __table_args__ = (UniqueConstraint("user_id", "label"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -40,6 +42,11 @@ class PatientRow(Base):
     child_pugh: Mapped[str | None] = mapped_column(String(1))
     baseline_rbc_units_per_12_weeks: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+# A label typed in any case: found by (user_id, lower(label)); the label itself in the index too, so that
+# the lookup reads the index alone (SQLite prefers a covering index, and would else scan the user's labels).
+Index("ix_patients_user_label_lower", PatientRow.user_id, func.lower(PatientRow.label), PatientRow.label)
 
 
 class Regimen(Base):
@@ -62,7 +69,11 @@ class Dose(Base):
     """An administration (given), or one skipped or missed."""
 
     __tablename__ = "doses"
-    __table_args__ = (UniqueConstraint("patient_id", "drug", "given_on", "status"),)
+    # The unique key also serves the follow-up's (patient, drug, since) reads; /history's pages read by date.
+    __table_args__ = (
+        UniqueConstraint("patient_id", "drug", "given_on", "status"),
+        Index("ix_doses_patient_given_on", "patient_id", "given_on"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
     drug: Mapped[Drug] = mapped_column(String(32))
@@ -77,7 +88,13 @@ class LabRow(Base):
     """A lab result of a patient, as entered (value and unit kept as typed)."""
 
     __tablename__ = "labs"
-    __table_args__ = (UniqueConstraint("patient_id", "test", "date", "value", "unit"),)
+    # The unique key skips a result already on record (INSERT ... ON CONFLICT DO NOTHING) and, by its prefix
+    # (patient_id, test, date), serves a test's results since a date; the follow-up's record (every test
+    # since the horizon) and /history's pages read (patient_id, date).
+    __table_args__ = (
+        UniqueConstraint("patient_id", "test", "date", "value", "unit"),
+        Index("ix_labs_patient_date", "patient_id", "date"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
     test: Mapped[str] = mapped_column(String(16))

@@ -29,6 +29,7 @@ NO_DIGIT = "A patient label needs at least one digit, e.g. RX-12 or bed 4; no na
 ADULT_FROM = romiplostim.PEDIATRIC_BELOW_YEARS
 CHILD_WEIGHT_WEEKS = romiplostim.PEDIATRIC_WEIGHT_MAX_AGE_DAYS // 7
 ADULT = f"Adult ({fmt(ADULT_FROM)} or over)"
+PATIENT_BUTTONS = 12  # saved patients offered as buttons at the patient question (the service reads only these)
 
 
 # --- drug, indication, region ------------------------------------------------------------------
@@ -118,7 +119,7 @@ def prefill(drug: str | None, record: PatientSummary, env: Env) -> dict[str, Any
 
 
 def patient_options(answers: Answers, env: Env) -> Options:
-    return [value(label, label) for label in sorted(env.patients)[:12]]
+    return [value(label, label) for label in sorted(env.patients)[:PATIENT_BUTTONS]]
 
 
 # --- weight, age, liver function, procedure ----------------------------------------------------

@@ -1,7 +1,7 @@
 """Updates already handled (webhook mode, several replicas): a redelivered update is handled once.
 
 Revision ID: 0007
-Revises: 0004 (to be re-chained after the migrations merged beside it)
+Revises: 0005_scale (0006, PostgreSQL's, goes between when it is merged)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0005_scale"
 branch_labels = None
 depends_on = None
 
