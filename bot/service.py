@@ -14,15 +14,15 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.limits import BAD_BUTTON, fit, too_long, valid_button
 from bot.reminders import Reminders
 from bot.storage import Storage
 from bot.storage.repository import ChatRow
+from bot.storage.session import DbSession
 from bot.storage.tables import Audit, Dose, PatientRow, User
 from bot.storage.updates import claim_update
-from flows import consultation, followup, render
+from flows import consultation, followup, listings
 from flows.answers.patient import PATIENT_BUTTONS
 from flows.buttons import page_button
 from flows.consultation import ask_patient, refuse
@@ -44,7 +44,7 @@ from flows.state import ChatState
 Clock = Callable[[], dt.datetime]  # aware "now"
 # A route the service answers: (service, session, the chat's row, chat_ref, its state, today, what was routed).
 ServiceRoute = Callable[
-    ["ChatService", AsyncSession, ChatRow, str, ChatState, dt.date, Routed], Coroutine[Any, Any, list[Reply]]
+    ["ChatService", DbSession, ChatRow, str, ChatState, dt.date, Routed], Coroutine[Any, Any, list[Reply]]
 ]
 PRIVATE_ONLY = "HemaDose works in private chats only: open a private chat with the bot."
 
@@ -165,15 +165,15 @@ class ChatService:
     # --- the service's routes (flows/routes.py, owner SERVICE): what needs the user's records -------
 
     async def _on_patients(
-        self, session: AsyncSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
+        self, session: DbSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
     ) -> list[Reply]:
         if not (routed.command and routed.argument):
             # A page of the list (the first, or the one a Previous/Next button asks), read afresh.
             pressed = page_button(routed.data)
             listed = await self.storage.patient_page(
-                session, row.user_id, pressed.page if pressed is not None else 1, render.PATIENTS_PAGE
+                session, row.user_id, pressed.page if pressed is not None else 1, listings.PATIENTS_PAGE
             )
-            return [render.patients(listed.entries, listed.page, listed.pages, listed.total)]
+            return [listings.patients(listed.entries, listed.page, listed.pages, listed.total)]
         # /patients LABEL: one patient's record, to follow up in a few messages.
         record = await self._record(session, row.user_id, routed.argument, today)
         if record is None:
@@ -183,7 +183,7 @@ class ChatService:
         return [followup.record_message(record, Env(today))]
 
     async def _on_history(
-        self, session: AsyncSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
+        self, session: DbSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
     ) -> list[Reply]:
         pressed = page_button(routed.data)  # Previous/Next on a page of it
         if pressed is not None:
@@ -191,12 +191,12 @@ class ChatService:
         return [await self._history(session, row.user_id, routed.argument)]
 
     async def _on_settings(
-        self, session: AsyncSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
+        self, session: DbSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
     ) -> list[Reply]:
         return [await self._settings(session, row.user_id, row.time_zone, routed.argument)]
 
     async def _on_reminders(
-        self, session: AsyncSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
+        self, session: DbSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
     ) -> list[Reply]:
         button = None if routed.data == "reminders" else routed.data  # the Change reminders button is /reminders
         return await self._reminders(session, row.user_id, row.time_zone, button)
@@ -209,7 +209,7 @@ class ChatService:
     }
 
     async def _patients(
-        self, session: AsyncSession, user_id: int, today: dt.date, chat: ChatState, message: UserInput
+        self, session: DbSession, user_id: int, today: dt.date, chat: ChatState, message: UserInput
     ) -> dict[str, PatientSummary]:
         """The labels the patient question offers (its first few, LIMIT-ed), with the full record of
         the one picked or typed, found by index: the user's other patients are not read."""
@@ -225,7 +225,7 @@ class ChatService:
             patients |= {label: records.get(label) or PatientSummary(label=label) for label in chosen}
         return patients
 
-    async def _record(self, session: AsyncSession, user_id: int, label: str, today: dt.date) -> PatientSummary | None:
+    async def _record(self, session: DbSession, user_id: int, label: str, today: dt.date) -> PatientSummary | None:
         """The patient's record as the follow-up uses it, with the last recommendation given for the label."""
         exact = await self.storage.find_label(session, user_id, label)
         if exact is None:
@@ -260,7 +260,7 @@ class ChatService:
 
     async def _doses_at_level(
         self,
-        session: AsyncSession,
+        session: DbSession,
         user_id: int,
         label: str,
         record: PatientSummary,
@@ -297,16 +297,16 @@ class ChatService:
         )
         return int(current["doses_at_level"]) + int(later or 0)
 
-    async def _history(self, session: AsyncSession, user_id: int, label: str, page: int = 1) -> Reply:
+    async def _history(self, session: DbSession, user_id: int, label: str, page: int = 1) -> Reply:
         if not label:
             return Reply("Which patient? Type /history LABEL, e.g. /history RX-12. /patients lists your labels.")
-        found = await self.storage.history_page(session, user_id, label, page, render.HISTORY_PAGE)
+        found = await self.storage.history_page(session, user_id, label, page, listings.HISTORY_PAGE)
         if found is None:
             return Reply(f"You have no patient labelled '{label}'. /patients lists your labels.")
         recorded, events = found  # the label as recorded, and one page of its entries
-        return render.history(recorded, events.entries, events.page, events.pages, events.total)
+        return listings.history(recorded, events.entries, events.page, events.pages, events.total)
 
-    async def _settings(self, session: AsyncSession, user_id: int, time_zone: str | None, argument: str) -> Reply:
+    async def _settings(self, session: DbSession, user_id: int, time_zone: str | None, argument: str) -> Reply:
         parts = argument.split()
         if len(parts) == 2 and parts[0].lower() in ("timezone", "tz"):
             zone = known_zone(parts[1])
@@ -320,14 +320,14 @@ class ChatService:
             "e.g. /settings timezone Europe/Berlin."
         )
 
-    async def _set_zone(self, session: AsyncSession, user_id: int, zone: str) -> None:
+    async def _set_zone(self, session: DbSession, user_id: int, zone: str) -> None:
         user = await session.get(User, user_id)
         assert user is not None
         user.time_zone = zone
         await self.reminders.rezone(session, user_id, zone)
 
     async def _reminders(
-        self, session: AsyncSession, user_id: int, time_zone: str | None, button: str | None
+        self, session: DbSession, user_id: int, time_zone: str | None, button: str | None
     ) -> list[Reply]:
         """/reminders, its buttons (rm:...), and the answers to a reminder (oc:<action>:<occurrence>[:<day>])."""
         zone = time_zone or self.default_time_zone

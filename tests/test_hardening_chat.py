@@ -162,10 +162,10 @@ def test_a_line_too_long_for_one_message_is_cut_with_a_note_and_a_huge_reply_sto
 
 
 async def test_history_with_many_entries_stays_within_telegram_s_limit(tmp_path: Path):
-    from flows import render
+    from flows import listings
 
     events = [(TODAY - dt.timedelta(days=i), "recommendation: " + "increase 4 mcg/kg " * 8) for i in range(300)]
-    reply = render.history("RX-12", events)
+    reply = listings.history("RX-12", events)
     assert units(reply.text) > MAX_REPLY  # the case the limit is for
     assert all(units(p.text) <= MAX_REPLY for p in fit([reply]))
 

@@ -20,7 +20,7 @@ from bot.storage import Storage, open_storage
 from bot.storage.tables import Dose, LabRow, PatientRow, TransfusionRow
 from core import recommend
 from core.models import DoseRequest
-from flows import render
+from flows import listings
 from flows.buttons import PageButton, PageList, decode, page_button
 from flows.replies import AuditRecommendation, Reply, SaveConsultation, request_json
 from flows.state import Answers, ChatState, LabAnswer, LabRecord, PatientSummary
@@ -220,7 +220,7 @@ async def test_history_reply_pages_with_buttons_that_carry_the_label(tmp_path: P
 
 
 def test_a_short_history_is_one_page_with_no_page_line_or_buttons():
-    reply = render.history("RX-1", [(TODAY, "platelets 32 10^9/L")])
+    reply = listings.history("RX-1", [(TODAY, "platelets 32 10^9/L")])
     assert reply == Reply("Record of RX-1 (newest first):\n2026-11-22 platelets 32 10^9/L")
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.reminders.base import ACTIVE_STATES, SNOOZE, OccurrenceState, local
 from bot.reminders.schedule import Schedule
+from bot.storage.session import DbSession
 from bot.storage.tables import Dose, Occurrence, PatientRow, Regimen, Reminder
 from core.missed import missed_dose_guidance
 from core.models import Drug
@@ -23,7 +23,7 @@ from flows.steps import DRUG_NAMES
 class Answers(Schedule):
     """A reminder's buttons: what each records, and what the schedule does next."""
 
-    async def answer(self, session: AsyncSession, user_id: int, data: str, zone: str) -> list[Reply]:
+    async def answer(self, session: DbSession, user_id: int, data: str, zone: str) -> list[Reply]:
         """A reminder's button (`flows.buttons.OccurrenceAnswer`); one that does not decode changes nothing."""
         found = occurrence_answer(data)
         if found is None:
@@ -32,7 +32,7 @@ class Answers(Schedule):
 
     async def acknowledge(
         self,
-        session: AsyncSession,
+        session: DbSession,
         user_id: int,
         action: AnswerAction,
         occurrence_id: int,
@@ -136,7 +136,7 @@ class Answers(Schedule):
 
     async def _taken(
         self,
-        session: AsyncSession,
+        session: DbSession,
         occurrence: Occurrence,
         reminder: Reminder,
         label: str,
@@ -228,7 +228,7 @@ class Answers(Schedule):
                 lines.append(f"At least {INTERVAL[drug]} days between doses (RULES.md section 6).")
         return [Reply("\n".join(lines))]
 
-    async def _amount(self, session: AsyncSession, reminder: Reminder, occurrence: Occurrence) -> tuple[str, str]:
+    async def _amount(self, session: DbSession, reminder: Reminder, occurrence: Occurrence) -> tuple[str, str]:
         """The dose given: the decided one, or for a dose that awaited a new result (RULES.md 6a) the
         patient's regimen as now recorded (a follow-up may have changed it)."""
         decided = reminder.dose_amount or "", reminder.dose_unit or ""

@@ -12,9 +12,9 @@ from typing import Protocol, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage import Storage
+from bot.storage.session import DbSession
 from bot.storage.tables import Delivery, Dose, Occurrence, PatientRow, Reminder
 from core.missed import missed_dose_guidance
 from flows import reminders as words
@@ -135,7 +135,7 @@ class ReminderBase:
 
     async def _guidance(
         self,
-        session: AsyncSession,
+        session: DbSession,
         occurrence: Occurrence,
         reminder: Reminder,
         label: str,
@@ -165,7 +165,7 @@ class ReminderBase:
 
     def _record(
         self,
-        session: AsyncSession,
+        session: DbSession,
         reminder: Reminder,
         day: dt.date,
         status: str,

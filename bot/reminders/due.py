@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import cast
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.reminders.base import (
     ACTIVE_STATES,
@@ -24,6 +23,7 @@ from bot.reminders.base import (
     local,
 )
 from bot.reminders.schedule import Schedule
+from bot.storage.session import DbSession
 from bot.storage.tables import Delivery, Occurrence, Reminder
 from core.reminders import following_dose
 from flows import reminders as words
@@ -33,7 +33,7 @@ from flows.replies import Reply
 class Due(Schedule):
     """The occurrence side of the outbox: each due occurrence moved on and its message decided."""
 
-    async def _reached(self, session: AsyncSession, due: Sequence[Occurrence], now: dt.datetime) -> set[int]:
+    async def _reached(self, session: DbSession, due: Sequence[Occurrence], now: dt.datetime) -> set[int]:
         """Of the doses whose deadline has come, those whose reminder reached the user before it
         (a delivery 'sent' before the deadline): one read for the batch."""
         ids = [o.id for o in due if o.deadline_at is not None and now >= o.deadline_at and o.state in ACTIVE_STATES]
@@ -55,7 +55,7 @@ class Due(Schedule):
 
     async def _advance(
         self,
-        session: AsyncSession,
+        session: DbSession,
         occurrence: Occurrence,
         reminder: Reminder,
         zone: str,
@@ -114,7 +114,7 @@ class Due(Schedule):
 
     async def _missed(
         self,
-        session: AsyncSession,
+        session: DbSession,
         occurrence: Occurrence,
         reminder: Reminder,
         zone: str,
@@ -129,7 +129,7 @@ class Due(Schedule):
 
     async def _unconfirmed(
         self,
-        session: AsyncSession,
+        session: DbSession,
         occurrence: Occurrence,
         reminder: Reminder,
         zone: str,
@@ -146,7 +146,7 @@ class Due(Schedule):
         )
 
     async def _move_on(
-        self, session: AsyncSession, occurrence: Occurrence, reminder: Reminder, state: str, zone: str, now: dt.datetime
+        self, session: DbSession, occurrence: Occurrence, reminder: Reminder, state: str, zone: str, now: dt.datetime
     ) -> None:
         occurrence.state, occurrence.next_at, occurrence.acted_at = state, None, now
         following = following_dose(reminder.drug, occurrence.on_date, None)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.reminders.base import ACTIVE_STATES, OccurrenceState, local
 from bot.reminders.schedule import Schedule
+from bot.storage.session import DbSession
 from bot.storage.tables import Occurrence, PatientRow, Reminder
 from core.reminders import RESULT_FIRST
 from flows import reminders as words
@@ -20,7 +20,7 @@ from flows.steps import DRUG_NAMES
 class Manage(Schedule):
     """The /reminders listing and its management buttons."""
 
-    async def listing(self, session: AsyncSession, user_id: int, zone: str) -> Reply:
+    async def listing(self, session: DbSession, user_id: int, zone: str) -> Reply:
         rows = (
             await session.execute(
                 select(Reminder, PatientRow.label)
@@ -63,7 +63,7 @@ class Manage(Schedule):
             return Reply(words.NO_REMINDERS)
         return Reply("\n".join(lines), tuple(buttons))
 
-    async def manage(self, session: AsyncSession, user_id: int, data: str, zone: str) -> Reply:
+    async def manage(self, session: DbSession, user_id: int, data: str, zone: str) -> Reply:
         """A /reminders button (`flows.buttons.ReminderAction`): pause, resume, stop, ask the time, set the time."""
         pressed = reminder_action(data)
         if pressed is None:

@@ -34,7 +34,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, or_, select, true, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.reminders.base import (
     _DELIVERIES,
@@ -56,6 +55,7 @@ from bot.reminders.delivery_run import CHUNK as CHUNK
 from bot.reminders.delivery_run import CONFIRM_WITHIN as CONFIRM_WITHIN
 from bot.reminders.delivery_run import Item, Run
 from bot.reminders.due import Due
+from bot.storage.session import DbSession
 from bot.storage.tables import Delivery, Occurrence, PatientRow, Reminder, User
 from flows import reminders as words
 from flows.replies import Button, Reply
@@ -359,7 +359,7 @@ class Outbox(Due):
                 )
             )
 
-    async def undelivered_notice(self, session: AsyncSession, user_id: int) -> list[Reply]:
+    async def undelivered_notice(self, session: DbSession, user_id: int) -> list[Reply]:
         """Once, on the user's next message after their reminders paused because sends were refused
         (the bot was blocked): they are told, and the reminders stay paused until resumed."""
         paused = await session.execute(

@@ -7,7 +7,6 @@ import datetime as dt
 from decimal import Decimal
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.reminders.base import (
     _OCCURRENCES,
@@ -19,6 +18,7 @@ from bot.reminders.base import (
     local,
     utc_at,
 )
+from bot.storage.session import DbSession
 from bot.storage.tables import Occurrence, Reminder
 from core.reminders import INJECTED, RESULT_FIRST, following_dose, missed_after
 from core.reminders import plan as plan_reminders
@@ -30,7 +30,7 @@ class Schedule(ReminderBase):
     """The occurrences of each reminder: created, moved on to the next dose day, moved, stopped."""
 
     async def schedule(
-        self, session: AsyncSession, user_id: int, chat_key: str, effect: ScheduleReminders, zone: str
+        self, session: DbSession, user_id: int, chat_key: str, effect: ScheduleReminders, zone: str
     ) -> None:
         """The patient's reminders from a saved recommendation; earlier ones of the patient stop."""
         patient_id = await session.scalar(
@@ -93,7 +93,7 @@ class Schedule(ReminderBase):
         )
 
     async def _add_dose(
-        self, session: AsyncSession, reminder: Reminder, day: dt.date, zone: str, now: dt.datetime, fresh: bool = False
+        self, session: DbSession, reminder: Reminder, day: dt.date, zone: str, now: dt.datetime, fresh: bool = False
     ) -> Occurrence | None:
         """The next dose day of a running schedule, with its heads-up for an injection.
 
@@ -136,7 +136,7 @@ class Schedule(ReminderBase):
             session.add(item)
         return occurrence
 
-    async def _stop_patient(self, session: AsyncSession, patient_id: int) -> None:
+    async def _stop_patient(self, session: DbSession, patient_id: int) -> None:
         """Core statements (no ORM session synchronisation, which cost a read each): callers stop a
         patient's reminders last, with none of these rows loaded, or return at once after it; changes
         already made to loaded rows are written first, so these statements have the last word."""
@@ -149,7 +149,7 @@ class Schedule(ReminderBase):
         )
         await session.execute(update(_REMINDERS).where(_REMINDERS.c.patient_id == patient_id).values(status="stopped"))
 
-    async def rezone(self, session: AsyncSession, user_id: int, zone: str) -> None:
+    async def rezone(self, session: DbSession, user_id: int, zone: str) -> None:
         """A new time zone: reminders not yet sent move to the same local time in it."""
         now = self.now()
         rows = await session.execute(
@@ -172,7 +172,7 @@ class Schedule(ReminderBase):
             occurrence.next_at = moved.next_at
 
     async def _resume(
-        self, session: AsyncSession, occurrence: Occurrence, reminder: Reminder, zone: str, now: dt.datetime
+        self, session: DbSession, occurrence: Occurrence, reminder: Reminder, zone: str, now: dt.datetime
     ) -> None:
         """Back on: a day that passed while paused is dropped (with its successor scheduled), else it is due."""
         if occurrence.due_at >= now or (occurrence.deadline_at is not None and occurrence.deadline_at > now):

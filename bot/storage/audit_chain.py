@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.storage.session import DbSession
 from bot.storage.tables import Audit, AuditHead
 
 GENESIS = "0" * 64
@@ -71,7 +71,7 @@ def entry_hash(
 
 
 async def append(
-    session: AsyncSession,
+    session: DbSession,
     user_id: int,
     patient_label: str | None,
     at: dt.datetime,
@@ -89,7 +89,7 @@ async def append(
     return int(seq)
 
 
-async def entries(session: AsyncSession) -> AsyncIterator[Any]:
+async def entries(session: DbSession) -> AsyncIterator[Any]:
     """Every entry in the order stored (by id), a page at a time."""
     after = 0
     while True:
@@ -115,7 +115,7 @@ class Verdict:
         return self.problem is None
 
 
-async def verify(session: AsyncSession) -> Verdict:
+async def verify(session: DbSession) -> Verdict:
     """Walk the chain in stored order; the first entry that is not what the chain says, named."""
     expected, previous, previous_id, count = 1, GENESIS, None, 0
     async for row in entries(session):

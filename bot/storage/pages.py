@@ -11,8 +11,8 @@ import datetime as dt
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.storage.session import DbSession
 from bot.storage.tables import Audit, Dose, LabRow, PatientRow, Regimen, TransfusionRow
 
 _PATIENTS, _REGIMENS, _DOSES, _LABS, _TRANSFUSIONS, _AUDIT = (
@@ -38,7 +38,7 @@ def _pages(total: int, size: int | None, page: int) -> tuple[int, int]:
     return pages, min(max(page, 1), pages)
 
 
-async def patients(session: AsyncSession, user_id: int, page: int, size: int | None) -> Page[tuple[str, str | None]]:
+async def patients(session: DbSession, user_id: int, page: int, size: int | None) -> Page[tuple[str, str | None]]:
     """One page of (label, drug or None) in label order, and how many pages there are now.
 
     A page past the last (a stale button: patients are only ever added) is the last page. LIMIT/OFFSET
@@ -59,7 +59,7 @@ async def patients(session: AsyncSession, user_id: int, page: int, size: int | N
 
 
 async def history(
-    session: AsyncSession, user_id: int, patient_id: int, label: str, page: int, size: int | None
+    session: DbSession, user_id: int, patient_id: int, label: str, page: int, size: int | None
 ) -> Page[tuple[dt.date, str]]:
     """One page of the patient's doses, results and recommendations, newest first.
 

@@ -11,23 +11,22 @@ power cut too; a chat's place in a conversation may lose its last moments. The d
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from decimal import Decimal
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, event, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from bot.storage import audit_chain, pages
+from bot.storage import audit_chain, pages, records
 from bot.storage.files import create_private
-from bot.storage.inloop import create_inloop_engine
+from bot.storage.inloop import InLoopEngine, session_factory
 from bot.storage.pages import Page
+from bot.storage.records import _now, _or_ignore
 from bot.storage.schema import MIGRATIONS as MIGRATIONS  # where the tests find the migrations
 from bot.storage.schema import upgrade_to_head
+from bot.storage.session import DbEngine, DbSession
 from bot.storage.tables import Audit, ConversationRow, Dose, LabRow, PatientRow, Regimen, TransfusionRow, User
-from core.models import DoseRequest, DoseResponse
 from flows.replies import (
     AuditRecommendation,
     LabRecord,
@@ -84,13 +83,7 @@ _LAST_GIVEN = select(func.max(_DOSES.c.given_on)).where(
 )
 
 
-def _or_ignore(session: AsyncSession, table: Table) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL (both spell it the same)."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
-
-
-def _upsert_chat(session: AsyncSession) -> Any:
+def _upsert_chat(session: DbSession) -> Any:
     """The chat's first save, or its state replaced if another process saved it first (its own row only)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = dialect.insert(_CONVERSATIONS)
@@ -99,10 +92,6 @@ def _upsert_chat(session: AsyncSession) -> Any:
         set_={"state": statement.excluded.state, "updated_at": statement.excluded.updated_at},
         where=_CONVERSATIONS.c.user_id == statement.excluded.user_id,
     )
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _migrate(connection: Connection) -> None:
@@ -115,8 +104,8 @@ async def open_storage(url: str) -> Storage:
     Statement parameters are never shown in errors (they can hold what users typed), so a logged
     database fault carries no patient data.
 
-    A plain `sqlite:///path` runs SQLite in the event loop (bot.storage.inloop); any other URL,
-    `sqlite+aiosqlite:///path` included, is used as given.
+    A plain `sqlite:///path` runs SQLite synchronously in the event loop (bot.storage.inloop); any
+    other URL, `sqlite+aiosqlite:///path` included, runs on SQLAlchemy's async engine.
     """
     sqlite = url.startswith("sqlite")
     path = url.split("///", 1)[1] if sqlite and "///" in url else ""
@@ -125,14 +114,16 @@ async def open_storage(url: str) -> Storage:
         file = Path(path if url.startswith("sqlite:") else path.split("?", 1)[0]).expanduser()
         file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         create_private(file)  # before SQLite creates it 0644 (its -wal and -shm copy its mode)
+    # Every session here ends its transaction itself (commit or rollback), so returning a SQLite
+    # connection to the pool needs no extra ROLLBACK (with aiosqlite, a thread hop).
+    reset: dict[str, Any] = {"pool_reset_on_return": None} if sqlite else {}
+    engine: DbEngine
     if url.startswith("sqlite:"):
-        engine = create_inloop_engine(path or ":memory:", pool_reset_on_return=None, hide_parameters=True)
-    elif sqlite:
-        # Every session here ends its transaction itself (commit or rollback), so returning a
-        # SQLite connection to the pool needs no extra ROLLBACK (with aiosqlite, a thread hop).
-        engine = create_async_engine(url, pool_reset_on_return=None, hide_parameters=True)
+        engine = InLoopEngine(path or ":memory:", hide_parameters=True, **reset)
     else:
-        engine = create_async_engine(url, hide_parameters=True)
+        from sqlalchemy.ext.asyncio import create_async_engine  # the asyncio bridge: only off SQLite
+
+        engine = create_async_engine(url, hide_parameters=True, **reset)
     if sqlite:
         full = not url.startswith("sqlite:")  # aiosqlite: no per-commit flush there, so FULL throughout
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas_full if full else _sqlite_pragmas)
@@ -154,16 +145,16 @@ def _sqlite_pragmas_full(dbapi_connection: Any, record: Any) -> None:
 
 
 class Storage:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: DbEngine) -> None:
         self.engine = engine
-        self.session = async_sessionmaker(engine, expire_on_commit=False)
+        self.session: Callable[[], DbSession] = session_factory(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()
 
     # --- users and conversations -------------------------------------------------------------
 
-    async def user_id(self, session: AsyncSession, external_id: str) -> int:
+    async def user_id(self, session: DbSession, external_id: str) -> int:
         found: int | None = await session.scalar(select(_USERS.c.id).where(_USERS.c.external_id == external_id))
         if found is not None:
             return found
@@ -175,21 +166,21 @@ class Storage:
         assert created is not None  # inserted now, or by the other process
         return int(created)
 
-    async def load_chat(self, session: AsyncSession, chat_key: str, user_id: int) -> str | None:
+    async def load_chat(self, session: DbSession, chat_key: str, user_id: int) -> str | None:
         return await session.scalar(
             select(ConversationRow.state).where(
                 ConversationRow.chat_key == chat_key, ConversationRow.user_id == user_id
             )
         )
 
-    async def open_chat(self, session: AsyncSession, external_id: str, chat_key: str) -> ChatRow:
+    async def open_chat(self, session: DbSession, external_id: str, chat_key: str) -> ChatRow:
         """The user (created on first contact), their time zone and this chat's saved state: one query."""
         row = (await session.execute(_OPEN_CHAT, {"external_id": external_id, "chat_key": chat_key})).first()
         if row is None:
             return ChatRow(await self.user_id(session, external_id), None, None)
         return ChatRow(row[0], row[1], row[2])
 
-    async def save_chat(self, session: AsyncSession, chat: ChatRow, chat_key: str, state: str) -> None:
+    async def save_chat(self, session: DbSession, chat: ChatRow, chat_key: str, state: str) -> None:
         """One statement: the state as it is after this update."""
         if chat.state is None:  # first save; the other process's first save may have come in between
             values = {"chat_key": chat_key, "user_id": chat.user_id, "state": state, "updated_at": _now()}
@@ -200,7 +191,7 @@ class Storage:
 
     # --- patients ------------------------------------------------------------------------------
 
-    async def _patient_by_label(self, session: AsyncSession, user_id: int, label: str) -> tuple[int, str] | None:
+    async def _patient_by_label(self, session: DbSession, user_id: int, label: str) -> tuple[int, str] | None:
         """As typed: the exact label, else the one label that matches ignoring case (as the chat does).
 
         One lookup by the index on (user_id, lower(label)): the user's other patients are not read.
@@ -211,27 +202,27 @@ class Storage:
             return exact[0]
         return (rows[0][0], rows[0][1]) if len(rows) == 1 else None
 
-    async def labels_like(self, session: AsyncSession, user_id: int, typed: str) -> list[str]:
+    async def labels_like(self, session: DbSession, user_id: int, typed: str) -> list[str]:
         """Every label of the user's that is `typed` ignoring case (by the same index)."""
         rows = await session.execute(_BY_LABEL, {"user_id": user_id, "lowered": typed.strip().lower()})
         return [row[1] for row in rows]
 
-    async def find_label(self, session: AsyncSession, user_id: int, typed: str) -> str | None:
+    async def find_label(self, session: DbSession, user_id: int, typed: str) -> str | None:
         """The user's label for `typed` (exact, else the one matching ignoring case), or None."""
         found = await self._patient_by_label(session, user_id, typed.strip())
         return found[1] if found is not None else None
 
-    async def first_labels(self, session: AsyncSession, user_id: int, limit: int) -> list[str]:
+    async def first_labels(self, session: DbSession, user_id: int, limit: int) -> list[str]:
         """The first `limit` labels in label order (the patient question's buttons), by the (user_id, label) key."""
         return list(await session.scalars(_FIRST_LABELS, {"user_id": user_id, "limit": limit}))
 
-    async def patient_labels(self, session: AsyncSession, user_id: int) -> list[tuple[str, str | None]]:
+    async def patient_labels(self, session: DbSession, user_id: int) -> list[tuple[str, str | None]]:
         """Every label with its current drug, in label order (a small user's list; the chat pages it)."""
         page = await self.patient_page(session, user_id, 1, None)
         return page.entries
 
     async def patient_page(
-        self, session: AsyncSession, user_id: int, page: int, size: int | None
+        self, session: DbSession, user_id: int, page: int, size: int | None
     ) -> Page[tuple[str, str | None]]:
         """One page of (label, drug or None) in label order, and how many pages there are now.
 
@@ -241,7 +232,7 @@ class Storage:
         return await pages.patients(session, user_id, page, size)
 
     async def summaries(
-        self, session: AsyncSession, user_id: int, today: dt.date, labels: Iterable[str] | None = None
+        self, session: DbSession, user_id: int, today: dt.date, labels: Iterable[str] | None = None
     ) -> dict[str, PatientSummary]:
         """The user's patients as the flow pre-fills them: all of them, or only `labels`.
 
@@ -323,79 +314,11 @@ class Storage:
             )
         return result
 
-    async def save_consultation(self, session: AsyncSession, user_id: int, effect: SaveConsultation) -> None:
-        """The patient's record after a consultation: weight, regimen, the last dose, results, transfusions.
+    async def save_consultation(self, session: DbSession, user_id: int, effect: SaveConsultation) -> None:
+        """The patient's record after a consultation (bot/storage/records.py)."""
+        await records.save_consultation(session, user_id, effect)
 
-        Core statements, not ORM objects: a save is the heaviest update, and the unit of work cost
-        more than the statements (about half of the update's time).
-        """
-        request, response = effect.request, effect.response
-        facts = request.patient
-        known_facts: dict[str, Any] = {}
-        if facts.weight_kg is not None:
-            known_facts["weight_kg"] = _text(facts.weight_kg)
-            known_facts["weight_date"] = facts.weight_date
-        if facts.age_years is not None:
-            known_facts["age_years"] = _text(facts.age_years)
-        if facts.child_pugh is not None:
-            known_facts["child_pugh"] = facts.child_pugh
-        if request.baseline_rbc_units_per_12_weeks is not None:
-            known_facts["baseline_rbc_units_per_12_weeks"] = _text(request.baseline_rbc_units_per_12_weeks)
-        patient_id = await session.scalar(
-            select(_PATIENTS.c.id).where(_PATIENTS.c.user_id == user_id, _PATIENTS.c.label == effect.patient_label)
-        )
-        if patient_id is None:
-            values = {"user_id": user_id, "label": effect.patient_label, "created_at": _now(), **known_facts}
-            patient_id = await session.scalar(insert(_PATIENTS).values(values).returning(_PATIENTS.c.id))
-        elif known_facts:
-            await session.execute(update(_PATIENTS).where(_PATIENTS.c.id == patient_id).values(known_facts))
-        await self._save_regimen(session, patient_id, request, response)
-        current = request.current_dose
-        # A dose, result or transfusion already on record is not added twice: the tables' unique keys skip
-        # it (INSERT ... ON CONFLICT DO NOTHING), so nothing of the record is read to find out.
-        if current is not None:
-            dose = {"patient_id": patient_id, "drug": request.drug, "amount": _text(current.amount)}
-            dose |= {"unit": current.unit, "given_on": current.last_given, "status": "given", "recorded_at": _now()}
-            await session.execute(_or_ignore(session, _DOSES).values(dose))
-        if request.labs:
-            common = {"patient_id": patient_id, "recorded_at": _now()}
-            new_labs = {(lab.test, lab.date, _text(lab.value), lab.unit): None for lab in request.labs}
-            rows = [dict(zip(("test", "date", "value", "unit"), key, strict=True)) | common for key in new_labs]
-            await session.execute(_or_ignore(session, _LABS), rows)
-        if request.transfusions:
-            new_transfusions = {(t.date, _text(t.units)): None for t in request.transfusions}
-            await session.execute(
-                _or_ignore(session, _TRANSFUSIONS),
-                [{"patient_id": patient_id, "date": day, "units": units} for day, units in new_transfusions],
-            )
-
-    async def _save_regimen(
-        self, session: AsyncSession, patient_id: int, request: DoseRequest, response: DoseResponse
-    ) -> None:
-        """The treatment from now on: the recommended dose from its date, a hold, or none after a stop."""
-        action = response.action
-        await session.execute(delete(_REGIMENS).where(_REGIMENS.c.patient_id == patient_id))
-        if action in ("discontinue", "complete"):
-            return
-        current = request.current_dose
-        amount: Decimal | int | float | None = current.amount if current else None
-        since, on_hold = (current.since if current else None), request.on_hold
-        if action in ("start", "increase", "decrease", "resume"):
-            assert response.dose is not None, "a dose-giving action carries its dose"
-            amount, since, on_hold = response.dose.amount, response.next_dose_date, False
-        elif action == "continue":
-            on_hold = False
-        elif action == "hold":
-            on_hold = True
-        elif amount is None:  # a refer before any start: nothing to record as treatment
-            return
-        unit = response.dose.unit if response.dose else current.unit if current else ""
-        regimen: dict[str, Any] = {"patient_id": patient_id, "drug": request.drug, "indication": request.indication}
-        regimen |= {"region": response.ruleset.split("/")[1], "dose_amount": _text(amount), "dose_unit": unit}
-        regimen |= {"since": since, "on_hold": on_hold, "updated_at": _now()}
-        await session.execute(insert(_REGIMENS).values(regimen))
-
-    async def audit(self, session: AsyncSession, user_id: int, effect: AuditRecommendation) -> None:
+    async def audit(self, session: DbSession, user_id: int, effect: AuditRecommendation) -> None:
         """The recommendation appended to the audit's hash chain (bot.storage.audit_chain), in this
         transaction: the chain's head is locked until it commits."""
         await audit_chain.append(
@@ -409,14 +332,14 @@ class Storage:
         )
 
     async def history(
-        self, session: AsyncSession, user_id: int, label: str
+        self, session: DbSession, user_id: int, label: str
     ) -> tuple[str, list[tuple[dt.date, str]]] | None:
         """The label as recorded and the patient's whole history, newest first (the chat shows it in pages)."""
         found = await self.history_page(session, user_id, label, 1, None)
         return (found[0], found[1].entries) if found is not None else None
 
     async def history_page(
-        self, session: AsyncSession, user_id: int, label: str, page: int, size: int | None
+        self, session: DbSession, user_id: int, label: str, page: int, size: int | None
     ) -> tuple[str, Page[tuple[dt.date, str]]] | None:
         """The label as recorded and one page of the patient's doses, results and recommendations, newest first.
 
@@ -429,14 +352,3 @@ class Storage:
             return None
         patient_id, label = patient
         return label, await pages.history(session, user_id, patient_id, label, page, size)
-
-
-def _text(value: Any) -> str:
-    """Numbers are kept as their decimal text: exact, and the same on SQLite and PostgreSQL.
-
-    A request's Decimal is read as the request's JSON number first (`request_json`), so the text is
-    the one stored before the effects carried models (an int where whole, else a float)."""
-    if isinstance(value, Decimal):
-        integral = value.to_integral_value()
-        value = int(integral) if value == integral else float(value)
-    return format(Decimal(str(value)).normalize(), "f")
