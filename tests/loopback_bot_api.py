@@ -66,6 +66,14 @@ class _Planned:
     seconds: float
 
 
+class _Server(ThreadingHTTPServer):
+    """A listen backlog of 128, not socketserver's 5: 30 connections opened at once (a burst of sends
+    on a slow machine) must queue, not be reset (Telegram's server does not reset them either)."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class ApiError(Exception):
     def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
         super().__init__(description)
@@ -103,7 +111,7 @@ class LoopbackBotApi:
         self._closing = False
         self.clock = time.monotonic  # a test may stop it, to make the rate limits exact
         self.polls = 0  # getUpdates requests that arrived (a long poll is recorded only when it returns)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="loopback-bot-api", daemon=True
