@@ -30,9 +30,15 @@ RUN_EPILOG = """environment variables:
                           no level logs the token or what users typed
   HEMADOSE_TELEGRAM_BASE_URL the Bot API server's address (default: https://api.telegram.org);
                           a local Bot API server, or the tests' loopback one
+  HEMADOSE_WEBHOOK_SECRET with --webhook (required there): the secret Telegram sends with every update,
+                          1-256 of A-Z a-z 0-9 _ -; a post without it is refused (403)
+  HEMADOSE_WEBHOOK_LISTEN with --webhook: the address the webhook server listens on (default: 127.0.0.1,
+                          behind a reverse proxy that terminates HTTPS)
+  HEMADOSE_WEBHOOK_PORT   with --webhook: its port (default: 8080); it also serves /healthz and /readyz
 
-example:
+examples:
   TELEGRAM_BOT_TOKEN=123456:ABC... HEMADOSE_ALLOWED_USERS=111,222 hemadose run
+  HEMADOSE_WEBHOOK_SECRET=... hemadose run --webhook https://bot.example.org/telegram  (the other settings as above)
 """
 CHAT_EPILOG = """buttons:
   Each button is shown as [#N] Label. Type the label, or #N; a plain N also picks button N
@@ -101,12 +107,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("--record", metavar="FILE", type=Path, help="write the session as a replayable dialogue")
     chat.add_argument("--today", metavar="YYYY-MM-DD", type=_date, help="fix the date (for tests)")
-    commands.add_parser(
+    run = commands.add_parser(
         "run",
-        help="the Telegram bot (long polling); needs TELEGRAM_BOT_TOKEN and HEMADOSE_ALLOWED_USERS",
-        description="Run the Telegram bot with long polling. Settings come from the environment only.",
+        help="the Telegram bot (long polling or a webhook); needs TELEGRAM_BOT_TOKEN and HEMADOSE_ALLOWED_USERS",
+        description="Run the Telegram bot with long polling, or with --webhook behind HTTPS (several replicas may "
+        "share one database). Settings come from the environment only.",
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "--webhook",
+        metavar="URL",
+        help="receive updates at this public https URL (its path is served on HEMADOSE_WEBHOOK_LISTEN:PORT, "
+        "with /healthz and /readyz) instead of long polling",
     )
     from bot.dialogue_format import FORMAT
 
@@ -192,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from bot.commands.run import run_bot
 
-        return _interruptible(run_bot)
+        return _interruptible(lambda: run_bot(args.webhook))
     if args.command == "backup":
         from bot.commands.database import run_backup
 

@@ -21,6 +21,7 @@ from bot.storage import Storage
 from bot.storage.repository import ChatRow
 from bot.storage.session import DbSession
 from bot.storage.tables import Audit, Dose, PatientRow, User
+from bot.storage.updates import claim_update
 from flows import consultation, followup, listings
 from flows.answers.patient import PATIENT_BUTTONS
 from flows.buttons import page_button
@@ -70,9 +71,18 @@ class ChatService:
         self.reminders = Reminders(storage, clock, default_time_zone)
 
     async def handle(
-        self, user_ref: str, chat_ref: str, text: str | None = None, button: str | None = None
+        self,
+        user_ref: str,
+        chat_ref: str,
+        text: str | None = None,
+        button: str | None = None,
+        *,
+        update_id: int | None = None,
     ) -> list[Reply]:
         """`user_ref` and `chat_ref` are opaque keys ('tg:123'); every query is scoped to the user.
+
+        `update_id` (webhook mode, several replicas): the chat's updates are handled one at a time
+        and an update already handled is dropped (no replies), in the update's own transaction.
 
         Bounded on the way in (an over-long message or a damaged button is refused before anything
         reads it) and on the way out (no reply longer than Telegram takes), for every transport.
@@ -81,12 +91,14 @@ class ChatService:
             return [Reply(PRIVATE_ONLY)]
         refusal = too_long(text) or (BAD_BUTTON if button is not None and not valid_button(button) else None)
         if refusal is not None:
-            return fit(await self._refuse(user_ref, chat_ref, refusal))
-        return fit(await self._handle(user_ref, chat_ref, text, button))
+            return fit(await self._refuse(user_ref, chat_ref, refusal, update_id))
+        return fit(await self._handle(user_ref, chat_ref, text, button, update_id))
 
-    async def _refuse(self, user_ref: str, chat_ref: str, refusal: str) -> list[Reply]:
+    async def _refuse(self, user_ref: str, chat_ref: str, refusal: str, update_id: int | None = None) -> list[Reply]:
         """The refusal and the question now open, asked again; the chat's state is left as it was."""
         async with self.storage.session() as session, session.begin():
+            if update_id is not None and not await claim_update(session, chat_ref, update_id):
+                return []  # handled already (by this replica or another)
             row = await self.storage.open_chat(session, user_ref, chat_ref)
             notice = await self.reminders.undelivered_notice(session, row.user_id)
             today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
@@ -97,9 +109,13 @@ class ChatService:
             outcome = refuse(chat, Env(today, patients, row.time_zone, self.clock()), refusal)
             return [*notice, *outcome.replies]
 
-    async def _handle(self, user_ref: str, chat_ref: str, text: str | None, button: str | None) -> list[Reply]:
+    async def _handle(
+        self, user_ref: str, chat_ref: str, text: str | None, button: str | None, update_id: int | None = None
+    ) -> list[Reply]:
         storage = self.storage
         async with storage.session() as session, session.begin():
+            if update_id is not None and not await claim_update(session, chat_ref, update_id):
+                return []  # handled already (by this replica or another)
             # The user (created on first contact) with their time zone, and this chat's state: one query.
             row = await storage.open_chat(session, user_ref, chat_ref)
             # Reminders paused because the user had blocked the bot: told once, on this message.

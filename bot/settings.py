@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -61,8 +62,14 @@ ENVIRONMENT = {
     "no level logs the token or what users typed",
     "HEMADOSE_TELEGRAM_BASE_URL": "the Bot API server's address (default: https://api.telegram.org); "
     "a local Bot API server, or the tests' loopback one",
+    "HEMADOSE_WEBHOOK_SECRET": "with --webhook (required there): the secret Telegram sends with every update, "
+    "1-256 of A-Z a-z 0-9 _ -; a post without it is refused (403)",
+    "HEMADOSE_WEBHOOK_LISTEN": "with --webhook: the address the webhook server listens on (default: 127.0.0.1, "
+    "behind a reverse proxy that terminates HTTPS)",
+    "HEMADOSE_WEBHOOK_PORT": "with --webhook: its port (default: 8080); it also serves /healthz and /readyz",
 }
 TELEGRAM_BASE_URL = "https://api.telegram.org"
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram accepts as a webhook's secret_token
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -87,6 +94,25 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(default="text", alias="HEMADOSE_LOG_FORMAT")
     log_level: str | None = Field(default=None, alias="HEMADOSE_LOG_LEVEL")
     telegram_base_url: str = Field(default=TELEGRAM_BASE_URL, alias="HEMADOSE_TELEGRAM_BASE_URL")
+    webhook_secret: SecretStr | None = Field(default=None, alias="HEMADOSE_WEBHOOK_SECRET")
+    webhook_listen: str = Field(default="127.0.0.1", alias="HEMADOSE_WEBHOOK_LISTEN")
+    webhook_port: int = Field(default=8080, ge=1, le=65535, alias="HEMADOSE_WEBHOOK_PORT")
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if WEBHOOK_SECRET.fullmatch(value.get_secret_value().strip()) is None:
+            raise ValueError(
+                "HEMADOSE_WEBHOOK_SECRET: use 1 to 256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)"
+            )
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return value.strip() or "127.0.0.1"
 
     @field_validator("log_format", mode="before")
     @classmethod

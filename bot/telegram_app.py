@@ -75,20 +75,37 @@ def service_of(context: ContextTypes.DEFAULT_TYPE) -> ChatService:
     return service
 
 
+# bot_data's flag, set by webhook mode (bot/webhook.py): updates may arrive twice or at two replicas at
+# once, so each is handled once and each chat's one at a time (`ChatService.handle(update_id=...)`).
+ONCE = "updates_once"
+
+
+def once(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
+    """The update's id where it must be handled once across replicas (webhook mode), else None."""
+    return update.update_id if context.bot_data.get(ONCE) else None
+
+
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.message is None:  # an edit of an earlier message: answers are read once, as they come
         await context.bot.send_message(chat_of(update), EDITED)
         return
-    replies = await service_of(context).handle(user_ref(update), chat_ref(update), text=update.message.text)
+    replies = await service_of(context).handle(
+        user_ref(update), chat_ref(update), text=update.message.text, update_id=once(update, context)
+    )
     await send(update, context, replies)
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     assert query is not None
-    await query.answer()
+    try:
+        await query.answer()  # stops the button's spinner
+    except TelegramError:  # answered already: Telegram posted the update again (webhook), or it is too old
+        log.warning("could not answer a button press")
     data = query.data if isinstance(query.data, str) else ""  # a game's button has no data: refused as damaged
-    replies = await service_of(context).handle(user_ref(update), chat_ref(update), button=data)
+    replies = await service_of(context).handle(
+        user_ref(update), chat_ref(update), button=data, update_id=once(update, context)
+    )
     await send(update, context, replies)
 
 

@@ -1,4 +1,5 @@
-"""`hemadose run`: the Telegram bot with long polling, its settings checked before it goes online."""
+"""`hemadose run`: the Telegram bot with long polling or a webhook (bot/webhook.py), its settings checked
+before it goes online."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ RETRIES_AFTER_429 = 3
 PREFLIGHT_TIMEOUT = 15.0  # seconds for the pre-flight to connect to the database and migrate it
 
 
-def run_bot() -> int:
+def run_bot(webhook: str | None = None) -> int:
+    """Long polling, or with `webhook` (a public URL) the webhook server of bot/webhook.py."""
     from telegram.error import InvalidToken, NetworkError, TelegramError
     from telegram.ext import AIORateLimiter
 
@@ -49,19 +51,47 @@ def run_bot() -> int:
     if problem is not None:
         print(f"hemadose run: {problem}", file=sys.stderr)
         return EXIT_INVALID
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+    if webhook is not None:
+        from bot.webhook import url_problem
+
+        problem = url_problem(webhook)
+        if problem is None and not secret:
+            problem = (
+                "--webhook needs HEMADOSE_WEBHOOK_SECRET (1-256 of A-Z a-z 0-9 _ -), the secret Telegram sends "
+                "with every update, so that nobody else can post updates to the bot."
+            )
+        if problem is not None:
+            print(f"hemadose run: {problem}", file=sys.stderr)
+            return EXIT_INVALID
     if policy is None:
         logging.warning("HEMADOSE_ALLOWED_USERS=*: serving every Telegram user")
 
     # A 429 asks to wait: python-telegram-bot's AIORateLimiter waits as asked and sends again (a 429
     # means Telegram took nothing, so the reply arrives once); it also keeps to 30 messages/s.
     limiter = AIORateLimiter(max_retries=RETRIES_AFTER_429)
-    app = build_application(token, None, policy, base_url=settings.telegram_base_url, rate_limiter=limiter)
+    app = build_application(
+        token, None, policy, polling=webhook is None, base_url=settings.telegram_base_url, rate_limiter=limiter
+    )
     serve(app, url, settings.time_zone)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_quiet_failed_start)
     protect([token])
+    if secret:  # the webhook's secret is kept out of the log as the token is
+        from bot.logs import Redact
+
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(Redact([secret]))
     try:
-        app.run_polling()
+        if webhook is not None:
+            import asyncio
+
+            from bot.webhook import serve_webhook
+
+            listen, port = settings.webhook_listen, settings.webhook_port
+            asyncio.run(serve_webhook(app, webhook, secret, listen, port, url))
+        else:
+            app.run_polling()
     except InvalidToken:
         print("hemadose run: Telegram refused the token; check TELEGRAM_BOT_TOKEN (from @BotFather).", file=sys.stderr)
         return EXIT_INVALID
@@ -73,6 +103,12 @@ def run_bot() -> int:
         return EXIT_UNREADABLE
     except StartupError as exc:
         print(f"hemadose run: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except OSError as exc:  # the webhook's port taken, or an address this host does not have
+        if webhook is None:
+            raise
+        where = f"{settings.webhook_listen}:{settings.webhook_port}"
+        print(f"hemadose run: cannot listen on {where}: {exc.strerror or exc}.", file=sys.stderr)
         return EXIT_UNREADABLE
     return EXIT_OK
 

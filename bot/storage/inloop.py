@@ -46,9 +46,11 @@ from bot.storage.files import sync_file
 from bot.storage.session import DbEngine, DbSession
 
 # Tables whose writes may be lost to a power cut (the chat's place in a conversation, the user's
-# row and time zone): a commit that wrote only these stays synchronous=NORMAL. Every other table
-# (the patients' records, the audit, reminders and their deliveries) is flushed at commit.
-CHAT_STATE_TABLES = frozenset({"conversations", "users"})
+# row and time zone, and the ids of the updates handled): a commit that wrote only these stays
+# synchronous=NORMAL. An update id lost this way goes with the chat state it produced, so the update
+# redelivered is handled again from where the chat was. Every other table (the patients' records, the
+# audit, reminders and their deliveries) is flushed at commit.
+CHAT_STATE_TABLES = frozenset({"conversations", "users", "processed_updates"})
 _WRITTEN_TABLE = re.compile(
     r'\s*(?:INSERT|REPLACE|UPDATE|DELETE)\b(?:\s+OR\s+\w+)?(?:\s+INTO|\s+FROM)?\s+"?(\w+)', re.IGNORECASE
 )

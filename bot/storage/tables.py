@@ -6,6 +6,7 @@ import datetime as dt
 
 from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import BigInteger
 
 from core.models import Drug
 
@@ -239,3 +240,12 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class ProcessedUpdate(Base):
+    """A Telegram update already handled (webhook mode): a second delivery of it, to this replica or
+    another, is acknowledged and dropped. Written in the update's own transaction; pruned after a day."""
+
+    __tablename__ = "processed_updates"
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    handled_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)  # UTC

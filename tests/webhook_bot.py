@@ -1,0 +1,141 @@
+"""A real `hemadose run --webhook` process for tests, posting updates to it as Telegram does.
+
+Every wait is on something observed (a health check answering, a call recorded), with a time-out.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bot.offline import TOKEN, button_update, message_update
+from tests.loopback_bot_api import LoopbackBotApi
+
+HEMADOSE = Path(sys.executable).parent / "hemadose"
+SECRET = "s3cret_TOKEN-for-tests"
+USER = 1001
+_update_ids = itertools.count(5000)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def get(url: str, timeout: float = 5.0) -> int:
+    """The HTTP status of a GET (0: no answer)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+def post(url: str, update: dict[str, Any], secret: str | None = SECRET, timeout: float = 20.0) -> int:
+    """Post `update` to a webhook as Telegram does; the HTTP status the bot answered (0: none)."""
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    request = urllib.request.Request(url, json.dumps(update).encode(), headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+def said(text: str, user: int = USER) -> dict[str, Any]:
+    """A text message update with a fresh update_id."""
+    return message_update(next(_update_ids), user, user, text)
+
+
+def pressed(message: dict[str, Any], label: str, user: int = USER) -> dict[str, Any]:
+    """A press on the button `label` of a message the bot sent (as the Bot API returned it)."""
+    rows = message.get("reply_markup", {}).get("inline_keyboard", [])
+    data = next(b["callback_data"] for row in rows for b in row if b["text"] == label)
+    return button_update(next(_update_ids), user, message, data)
+
+
+class WebhookBot:
+    """`hemadose run --webhook http://127.0.0.1:PORT/telegram`; its standard error read as it comes."""
+
+    def __init__(self, api: LoopbackBotApi, db_url: str, folder: Path, **extra: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base}/telegram"
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("HEMADOSE_", "TELEGRAM_")) and key != "XDG_DATA_HOME"
+        }
+        env |= {
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "HEMADOSE_ALLOWED_USERS": str(USER),
+            "HEMADOSE_DB_URL": db_url,
+            "HEMADOSE_DATA_DIR": str(folder),
+            "HEMADOSE_TELEGRAM_BASE_URL": api.base_url,
+            "HEMADOSE_WEBHOOK_SECRET": SECRET,
+            "HEMADOSE_WEBHOOK_PORT": str(self.port),
+        } | extra
+        self.process = subprocess.Popen(
+            [str(HEMADOSE), "run", "--webhook", self.url],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.log: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line)
+
+    def serving(self, timeout: float = 20.0) -> WebhookBot:
+        """Until /healthz answers 200 (AssertionError with the log on time-out or exit)."""
+        deadline = time.monotonic() + timeout
+        while get(f"{self.base}/healthz", timeout=1) != 200:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("the webhook bot did not start:\n" + "".join(self.log))
+            time.sleep(0.05)
+        return self
+
+    def post(self, update: dict[str, Any], secret: str | None = SECRET) -> int:
+        return post(self.url, update, secret)
+
+    def exited(self, timeout: float = 30.0) -> int:
+        """Its exit code, once it ended by itself (e.g. refused to start)."""
+        code = self.process.wait(timeout=timeout)
+        self.reader.join(timeout=5)
+        return code
+
+    def stop(self) -> int:
+        """SIGTERM, as a service manager stops it; the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        self.reader.join(timeout=5)
+        return code
