@@ -66,6 +66,22 @@ class _Planned:
     seconds: float
 
 
+def post_update(url: str, update: dict[str, Any], secret: str | None, timeout: float = 20.0) -> int:
+    """Post `update` to a webhook as Telegram does (the secret in its header when one is set); the HTTP
+    status the bot answered (0: no answer)."""
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    request = urllib.request.Request(url, json.dumps(update).encode(), headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
 class _Server(ThreadingHTTPServer):
     """A listen backlog of 128, not socketserver's 5: 30 connections opened at once (a burst of sends
     on a slow machine) must queue, not be reset (Telegram's server does not reset them either)."""
@@ -174,17 +190,7 @@ class LoopbackBotApi:
                 update["update_id"] = next(self._update_ids)
             self.pushed.append(update)
         assert url, "no webhook set: the bot polls (use push)"
-        headers = {"Content-Type": "application/json"}
-        if secret:
-            headers["X-Telegram-Bot-Api-Secret-Token"] = secret
-        request = urllib.request.Request(url, json.dumps(update).encode(), headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:
-                return int(answer.status)
-        except urllib.error.HTTPError as error:
-            return int(error.code)
-        except (urllib.error.URLError, OSError):
-            return 0
+        return post_update(url, update, secret or None, timeout)
 
     def fail(self, method: str, kind: Fault, times: int = 1, *, retry_after: int = 1, seconds: float = 6.0) -> None:
         """The next `times` calls of `method` get `kind`: 429 (with retry_after), 502, a time-out

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pytest
 
 from bot.offline import TOKEN
 from tests.loopback_bot_api import Fault, LoopbackBotApi
+from tests.webhook_bot import HemadoseRun
 
 HEMADOSE = Path(sys.executable).parent / "hemadose"
 USER = 1001
@@ -34,45 +33,11 @@ WELCOME = (
 )
 
 
-class Bot:
-    """A `hemadose run` process; its standard error is read as it comes (a thread drains the pipe)."""
+class Bot(HemadoseRun):
+    """`hemadose run` polling the loopback Bot API, on SQLite in `folder`."""
 
     def __init__(self, api: LoopbackBotApi, folder: Path) -> None:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("HEMADOSE_", "TELEGRAM_")) and key != "XDG_DATA_HOME"
-        }
-        env |= {
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-            "HEMADOSE_ALLOWED_USERS": str(USER),
-            "HEMADOSE_DB_URL": f"sqlite:///{folder / 'bot.db'}",
-            "HEMADOSE_DATA_DIR": str(folder),
-            "HEMADOSE_TELEGRAM_BASE_URL": api.base_url,
-        }
-        self.process = subprocess.Popen(
-            [str(HEMADOSE), "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        self.log: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.log.append(line)
-
-    def stop(self) -> int:
-        """SIGTERM, as a service manager stops it; the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-        self.reader.join(timeout=5)
-        return code
+        super().__init__(api, f"sqlite:///{folder / 'bot.db'}", folder)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ Every wait is on something observed (a health check answering, a call recorded),
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import signal
 import socket
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.offline import TOKEN, button_update, message_update
-from tests.loopback_bot_api import LoopbackBotApi
+from tests.loopback_bot_api import LoopbackBotApi, post_update
 
 HEMADOSE = Path(sys.executable).parent / "hemadose"
 SECRET = "s3cret_TOKEN-for-tests"
@@ -47,17 +46,7 @@ def get(url: str, timeout: float = 5.0) -> int:
 
 def post(url: str, update: dict[str, Any], secret: str | None = SECRET, timeout: float = 20.0) -> int:
     """Post `update` to a webhook as Telegram does; the HTTP status the bot answered (0: none)."""
-    headers = {"Content-Type": "application/json"}
-    if secret is not None:
-        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
-    request = urllib.request.Request(url, json.dumps(update).encode(), headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-    except (urllib.error.URLError, OSError):
-        return 0
+    return post_update(url, update, secret, timeout)
 
 
 def said(text: str, user: int = USER) -> dict[str, Any]:
@@ -72,13 +61,11 @@ def pressed(message: dict[str, Any], label: str, user: int = USER) -> dict[str, 
     return button_update(next(_update_ids), user, message, data)
 
 
-class WebhookBot:
-    """`hemadose run --webhook http://127.0.0.1:PORT/telegram`; its standard error read as it comes."""
+class HemadoseRun:
+    """A real `hemadose run` process against the loopback Bot API; its standard error read as it comes
+    (a thread drains the pipe). `tests/test_loopback_e2e.py` polls with it; `WebhookBot` adds the webhook."""
 
-    def __init__(self, api: LoopbackBotApi, db_url: str, folder: Path, **extra: str) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.url = f"{self.base}/telegram"
+    def __init__(self, api: LoopbackBotApi, db_url: str, folder: Path, *args: str, **extra: str) -> None:
         env = {
             key: value
             for key, value in os.environ.items()
@@ -90,15 +77,9 @@ class WebhookBot:
             "HEMADOSE_DB_URL": db_url,
             "HEMADOSE_DATA_DIR": str(folder),
             "HEMADOSE_TELEGRAM_BASE_URL": api.base_url,
-            "HEMADOSE_WEBHOOK_SECRET": SECRET,
-            "HEMADOSE_WEBHOOK_PORT": str(self.port),
         } | extra
         self.process = subprocess.Popen(
-            [str(HEMADOSE), "run", "--webhook", self.url],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            [str(HEMADOSE), "run", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         self.log: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -108,6 +89,35 @@ class WebhookBot:
         assert self.process.stderr is not None
         for line in self.process.stderr:
             self.log.append(line)
+
+    def exited(self, timeout: float = 30.0) -> int:
+        """Its exit code, once it ended by itself (e.g. refused to start)."""
+        code = self.process.wait(timeout=timeout)
+        self.reader.join(timeout=5)
+        return code
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, as a service manager stops it; the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        self.reader.join(timeout=5)
+        return code
+
+
+class WebhookBot(HemadoseRun):
+    """`hemadose run --webhook http://127.0.0.1:PORT/telegram`."""
+
+    def __init__(self, api: LoopbackBotApi, db_url: str, folder: Path, **extra: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base}/telegram"
+        settings = {"HEMADOSE_WEBHOOK_SECRET": SECRET, "HEMADOSE_WEBHOOK_PORT": str(self.port)}
+        super().__init__(api, db_url, folder, "--webhook", self.url, **(settings | extra))
 
     def serving(self, timeout: float = 20.0) -> WebhookBot:
         """Until /healthz answers 200 (AssertionError with the log on time-out or exit)."""
@@ -121,21 +131,3 @@ class WebhookBot:
 
     def post(self, update: dict[str, Any], secret: str | None = SECRET) -> int:
         return post(self.url, update, secret)
-
-    def exited(self, timeout: float = 30.0) -> int:
-        """Its exit code, once it ended by itself (e.g. refused to start)."""
-        code = self.process.wait(timeout=timeout)
-        self.reader.join(timeout=5)
-        return code
-
-    def stop(self) -> int:
-        """SIGTERM, as a service manager stops it; the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-        self.reader.join(timeout=5)
-        return code
