@@ -50,6 +50,24 @@ NOW = dt.datetime(2026, 11, 22, 9, 0)
 PER_USER = 10  # reminders (patients) per user
 
 
+def _reminder_row(number: int, chat: int) -> dict[str, Any]:
+    """A hetrombopag reminder of patient `number` in `chat` (user and chat share the number), 09:00 UTC."""
+    return {
+        "id": number,
+        "user_id": chat,
+        "patient_id": number,
+        "chat_key": f"tg:{chat}:{chat}",
+        "drug": "hetrombopag",
+        "dose_amount": "5",
+        "dose_unit": "mg",
+        "dose_text": "5 mg",
+        "lab_text": "platelet count",
+        "local_time": "09:00",
+        "status": "active",
+        "created_at": NOW,
+    }
+
+
 async def fill(harness: Harness, scheduled: int, due: int) -> None:
     """`scheduled` occurrences, `due` of them due at NOW, the rest over the next 365 days."""
     assert harness.storage is not None
@@ -66,23 +84,7 @@ async def fill(harness: Harness, scheduled: int, due: int) -> None:
         await connection.execute(insert(PatientRow), rows)
         await connection.execute(
             insert(Reminder),
-            [
-                {
-                    "id": r,
-                    "user_id": (r - 1) // PER_USER + 1,
-                    "patient_id": r,
-                    "chat_key": f"tg:{(r - 1) // PER_USER + 1}:{(r - 1) // PER_USER + 1}",
-                    "drug": "hetrombopag",
-                    "dose_amount": "5",
-                    "dose_unit": "mg",
-                    "dose_text": "5 mg",
-                    "lab_text": "platelet count",
-                    "local_time": "09:00",
-                    "status": "active",
-                    "created_at": NOW,
-                }
-                for r in range(1, reminders + 1)
-            ],
+            [_reminder_row(r, (r - 1) // PER_USER + 1) for r in range(1, reminders + 1)],
         )
         occurrences = []
         for n in range(scheduled):
@@ -182,22 +184,7 @@ async def seed_chats(storage: Storage, chats: dict[int, int]) -> None:
         for _ in range(count):
             number += 1
             patients.append({"id": number, "user_id": chat, "label": f"P{number}", "created_at": NOW})
-            reminders.append(
-                {
-                    "id": number,
-                    "user_id": chat,
-                    "patient_id": number,
-                    "chat_key": f"tg:{chat}:{chat}",
-                    "drug": "hetrombopag",
-                    "dose_amount": "5",
-                    "dose_unit": "mg",
-                    "dose_text": "5 mg",
-                    "lab_text": "platelet count",
-                    "local_time": "09:00",
-                    "status": "active",
-                    "created_at": NOW,
-                }
-            )
+            reminders.append(_reminder_row(number, chat))
             occurrences.append(
                 {
                     "reminder_id": number,
