@@ -15,9 +15,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from bot import record_edits
 from bot.limits import BAD_BUTTON, fit, too_long, valid_button
 from bot.reminders import Reminders
-from bot.storage import Storage
+from bot.storage import Storage, corrections
+from bot.storage.pages import recommendations
 from bot.storage.repository import ChatRow
 from bot.storage.session import DbSession
 from bot.storage.tables import Audit, Dose, PatientRow, User
@@ -37,6 +39,7 @@ from flows.replies import (
     ScheduleReminders,
     SetTimeZone,
     UserInput,
+    request_json,
 )
 from flows.routes import ROUTES, Owner, Routed, route
 from flows.state import ChatState
@@ -127,6 +130,12 @@ class ChatService:
                 typed = followup.typed_button(text, chat.offered_record)
                 button, text = (typed, None) if typed is not None else (button, text)
             routed = route(text, button)  # the one routing table (flows/routes.py)
+            if chat.record_edit is not None:  # a correction under way (/patient) takes the answer, or is left
+                if record_edits.answers_edit(routed):
+                    typed = button[2:] if button and button.startswith("v:") else routed.data or text or ""
+                    edited = await record_edits.on_answer(self, session, row, chat_ref, chat, today, typed)
+                    return [*notice, *edited]
+                chat.record_edit = None
             if routed.route is not None and routed.route.owner == Owner.SERVICE:
                 answer = self._ROUTES[routed.route.name]
                 return [*notice, *await answer(self, session, row, chat_ref, chat, today, routed)]
@@ -152,7 +161,10 @@ class ChatService:
             zone = row.time_zone or self.default_time_zone
             for effect in outcome.effects:
                 if isinstance(effect, SaveConsultation):
-                    await storage.save_consultation(session, row.user_id, effect)
+                    changes = await storage.save_consultation(session, row.user_id, effect)
+                    await corrections.remember_save(
+                        session, row.user_id, chat_ref, effect.patient_label, request_json(effect.request), changes
+                    )
                 elif isinstance(effect, AuditRecommendation):
                     await storage.audit(session, row.user_id, effect)
                 elif isinstance(effect, SetTimeZone):
@@ -206,6 +218,8 @@ class ChatService:
         "history": _on_history,
         "settings": _on_settings,
         "reminders": _on_reminders,
+        "patient": record_edits.on_patient,
+        "undo": record_edits.on_undo,
     }
 
     async def _patients(
@@ -234,10 +248,7 @@ class ChatService:
         if record is None:
             return None
         entry = await session.scalar(
-            select(Audit)
-            .where(Audit.user_id == user_id, Audit.patient_label == exact)
-            .order_by(Audit.id.desc())
-            .limit(1)
+            select(Audit).where(recommendations(user_id, exact)).order_by(Audit.id.desc()).limit(1)
         )
         if entry is None:
             return record

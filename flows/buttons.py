@@ -11,6 +11,8 @@ Telegram's 64 bytes:
 - `rm:<action>:<reminder>[:<HHMM>]`         `ReminderAction`: /reminders' pause, resume, stop, time, set time
 - `edit:<step>`                     `Edit`: a review screen's Edit button
 - `pg:p:<page>`, `pg:h:<page>:<label>`   `PageButton`: a page of /patients, or of a patient's /history
+- `pr:<s|e|d>:<l|d|t>:<id>`, `pr:<w|x>:<label>`, `pr:p:<page>:<label>`   `RecordEditButton`: /patient's
+  entry shown, edited or deleted; Change weight; Delete patient; a page of the record
 - a bare word (`back`, `why`, ...)   `Word`: navigation and the recommendation's buttons
 """
 
@@ -63,6 +65,21 @@ class PageList(StrEnum):
     HISTORY = "h"  # /history LABEL
 
 
+class EditAction(StrEnum):
+    """The buttons of /patient LABEL (flows/records.py)."""
+
+    SHOW = "s"  # an entry, with Edit and Delete
+    EDIT = "e"
+    DELETE = "d"
+    WEIGHT = "w"  # change the weight
+    FORGET = "x"  # delete the patient (confirmed by typing the label)
+    PAGE = "p"  # a page of the record
+
+
+ENTRY_KINDS = {"l": "lab", "d": "dose", "t": "transfusion"}  # an entry's kind as written in its button
+_ENTRY_LETTERS = {kind: letter for letter, kind in ENTRY_KINDS.items()}
+
+
 class Word(StrEnum):
     """Buttons that carry a bare word: navigation and the recommendation screen."""
 
@@ -76,6 +93,7 @@ class Word(StrEnum):
     REMIND = "remind"
     REMINDERS = "reminders"  # answered by the service as /reminders
     PATIENTS = "patients"
+    UNDO = "undo"  # right after Save to patient: that save taken back (answered by the service)
 
 
 _E = TypeVar("_E", bound=StrEnum)
@@ -174,7 +192,35 @@ class PageButton:
         return f"pg:{self.listing}:{self.page}{tail}"
 
 
-ButtonData = Choice | RecordButton | OccurrenceAnswer | ReminderAction | Edit | PageButton | Word
+@dataclass(frozen=True, slots=True)
+class RecordEditButton:
+    """A button of /patient LABEL: an entry (`kind`, `row_id`) shown, edited or deleted; the weight or the
+    patient (`label`); or a page of the record (`page`, `label`)."""
+
+    action: EditAction
+    kind: str = ""  # lab | dose | transfusion: SHOW, EDIT and DELETE only
+    row_id: int = 0
+    label: str = ""  # WEIGHT, FORGET and PAGE only
+    page: int = 0  # PAGE only
+
+    def __post_init__(self) -> None:
+        entry = self.action in (EditAction.SHOW, EditAction.EDIT, EditAction.DELETE)
+        if (
+            entry != (self.kind in _ENTRY_LETTERS)
+            or entry == bool(self.label)
+            or (self.action is EditAction.PAGE) != (self.page >= 1)
+        ):
+            raise ValueError("an entry's kind and id, or a label (with a page from 1 for PAGE)")
+
+    def encode(self) -> str:
+        if self.kind:
+            return f"pr:{self.action}:{_ENTRY_LETTERS[self.kind]}:{self.row_id}"
+        if self.action is EditAction.PAGE:
+            return f"pr:{self.action}:{self.page}:{self.label}"
+        return f"pr:{self.action}:{self.label}"
+
+
+ButtonData = Choice | RecordButton | OccurrenceAnswer | ReminderAction | Edit | PageButton | RecordEditButton | Word
 
 
 def _day(text: str) -> dt.date | None:
@@ -232,6 +278,25 @@ def _page(rest: str) -> PageButton | None:
     return PageButton(listing, page, label)
 
 
+def _record_edit(rest: str) -> RecordEditButton | None:
+    action_text, _, tail = rest.partition(":")
+    action = _member(EditAction, action_text)
+    if action is None or not tail:
+        return None
+    first, _, second = tail.partition(":")
+    if action in (EditAction.SHOW, EditAction.EDIT, EditAction.DELETE):
+        number = _number(second)
+        return (
+            RecordEditButton(action, ENTRY_KINDS[first], number)
+            if first in ENTRY_KINDS and number is not None
+            else None
+        )
+    if action is EditAction.PAGE:
+        page = _number(first)
+        return RecordEditButton(action, label=second, page=page) if page and second else None
+    return RecordEditButton(action, label=tail)
+
+
 def decode(data: str | None) -> ButtonData | None:
     """The button a datum stands for; None if it is not one this assistant sends. Never raises."""
     if not data or not _fits(data):
@@ -255,6 +320,8 @@ def decode(data: str | None) -> ButtonData | None:
         return Edit(rest) if rest else None
     if prefix == "pg":
         return _page(rest)
+    if prefix == "pr":
+        return _record_edit(rest)
     return None
 
 
@@ -274,3 +341,9 @@ def reminder_action(data: str | None) -> ReminderAction | None:
     """`decode` for a /reminders button only."""
     found = decode(data)
     return found if isinstance(found, ReminderAction) else None
+
+
+def record_edit_button(data: str | None) -> RecordEditButton | None:
+    """`decode` for a /patient button only."""
+    found = decode(data)
+    return found if isinstance(found, RecordEditButton) else None

@@ -13,6 +13,7 @@ from core import RequestError, recommend
 from core.errors import from_validation_error
 from core.models import DoseRequest, DoseResponse
 from flows import render
+from flows.buttons import Word
 from flows.conversation_parts import CHANGE_REMINDERS, REMINDER_STATES, Talk
 from flows.replies import AuditRecommendation, Button, Reply, SaveConsultation, request_json, response_json
 from flows.request import build_request, step_for_field
@@ -69,7 +70,8 @@ class ResultScreen:
             assert label is not None
             self.outcome.effects.append(SaveConsultation(label, self.chat.dose_request(), self.chat.dose_response()))
             self.chat.saved = True
-            return self.say(f"Saved to {label}: dose, result and recommendation.", (self.result_row(),))
+            undo = (Button("↩ Undo", Word.UNDO.value),)  # takes this save back (bot/record_edits.py)
+            return self.say(f"Saved to {label}: dose, result and recommendation.", (self.result_row(), undo))
         choices = "Save to patient" if not self.chat.saved else "Set reminders" if not self.chat.reminders_set else ""
         self.say(f"Press {choices + ', ' if choices else ''}Why? or New consultation.", (self.result_row(),))
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
-from flows.buttons import PageList
+from flows.buttons import PageList, Word
 from flows.followup import FOLLOWUP, FULL, HISTORY
 
+RECORD_EDIT = "pr:"  # /patient's buttons (flows.buttons.RecordEditButton)
 PAGE_OF_PATIENTS, PAGE_OF_HISTORY = f"pg:{PageList.PATIENTS}:", f"pg:{PageList.HISTORY}:"  # flows.buttons.PageButton
 
 
@@ -54,6 +55,15 @@ ROUTES: tuple[Route, ...] = (
         prefixes=(HISTORY, PAGE_OF_HISTORY),
         menu="a patient's record: /history LABEL",
     ),
+    Route(
+        "patient",
+        Owner.SERVICE,
+        commands=("/patient",),
+        prefixes=(RECORD_EDIT,),
+        menu="correct or delete a record: /patient LABEL",
+    ),
+    # Right after Save to patient; typed as its label too (the terminal's typed buttons).
+    Route("undo", Owner.SERVICE, buttons=(Word.UNDO.value,), words=("undo", "↩ undo")),
     Route(
         "reminders",
         Owner.SERVICE,

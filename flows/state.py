@@ -233,6 +233,20 @@ def _same_in_request(lab: Any, known: Any) -> bool:
     return bool(lab == restored) and type(lab["value"]) is type(restored["value"])
 
 
+class RecordEdit(_Data):
+    """A correction under way (/patient's Edit, Change weight, Delete patient): what is edited, the
+    answers taken so far (JSON text), and a value awaiting a yes. Nothing is written until it is whole."""
+
+    label: str
+    what: Literal["lab", "dose", "transfusion", "weight", "patient"]
+    row_id: int | None = None  # the entry's row (the patient's for weight and patient)
+    step: Literal["value", "date", "label"] = "value"
+    old: dict[str, Any] = Field(default_factory=dict)  # the entry as it was (JSON text)
+    new: dict[str, Any] = Field(default_factory=dict)  # the new value, once taken
+    pending: dict[str, Any] | None = None  # a value to confirm (a likely unit slip, an unusual value)
+    indication: str | None = None  # a dose's: which levels the label has
+
+
 class ChatState(_Data):
     """Everything a chat needs to resume: the flow's state name and the answers so far."""
 
@@ -244,6 +258,7 @@ class ChatState(_Data):
     reminders_set: bool = False  # reminders were set from this recommendation (not offered again)
     reminder_zone: str | None = None  # the zone reminders are being set in
     offered_record: str | None = None  # the patient whose record message (/patients LABEL) was shown last
+    record_edit: RecordEdit | None = None  # a correction of a record under way (flows/records.py)
 
     @model_serializer(mode="wrap")
     def _without_copies(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:

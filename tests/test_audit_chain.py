@@ -19,7 +19,7 @@ from alembic.config import Config
 from sqlalchemy import create_engine, text
 
 from bot.storage import open_storage
-from bot.storage.audit_chain import GENESIS, Verdict, entry_hash, verify
+from bot.storage.audit_chain import GENESIS, Verdict, entry_hash, payload_digest, verify
 from bot.storage.repository import MIGRATIONS
 from flows.replies import AuditRecommendation
 from tests.databases import ENV, ON_POSTGRES
@@ -95,12 +95,13 @@ async def test_an_edited_entry_is_named(chain: Path):
 async def test_an_edited_entry_given_a_fresh_hash_is_found_at_the_next_one(chain: Path):
     """Whoever rewrites an entry's hash breaks the link of the entry after it."""
     connection = sqlite3.connect(chain)
-    row = connection.execute("select prev_hash, user_id, patient_label, at, ruleset, request, response from audit")
-    prev, user, _label, at, ruleset, request, response = row.fetchone()
-    forged = entry_hash(
-        prev, 1, user, "RX-99", dt.datetime.fromisoformat(at), ruleset, *map(json.loads, (request, response))
+    row = connection.execute("select prev_hash, user_id, at, ruleset, request, response, payload_salt from audit")
+    prev, user, at, ruleset, request, response, salt = row.fetchone()
+    payload = payload_digest(salt, "RX-99", *map(json.loads, (request, response)))
+    forged = entry_hash(prev, 1, user, "recommendation", dt.datetime.fromisoformat(at), ruleset, None, payload)
+    connection.execute(
+        "update audit set patient_label = 'RX-99', payload_hash = ?, hash = ? where id = 1", (payload, forged)
     )
-    connection.execute("update audit set patient_label = 'RX-99', hash = ? where id = 1", (forged,))
     connection.commit()
     connection.close()
     found = await verdict(chain)
@@ -140,21 +141,19 @@ async def test_reordered_entries_are_named(chain: Path):
 
 async def test_a_copied_entry_cannot_take_a_number_and_one_slipped_in_at_the_end_is_found(chain: Path):
     copy = (
-        "insert into audit (id, user_id, patient_label, at, ruleset, request, response, seq, prev_hash, hash) "
-        "select {id}, user_id, patient_label, at, ruleset, request, response, {seq}, {prev}, hash "
-        "from audit where id = 4"
+        "insert into audit (id, user_id, patient_label, at, ruleset, request, response, seq, prev_hash, hash, "
+        "kind, payload_salt, payload_hash) select {id}, user_id, patient_label, at, ruleset, request, response, "
+        "{seq}, {prev}, hash, kind, payload_salt, payload_hash from audit where id = 4"
     )
     with pytest.raises(sqlite3.IntegrityError):  # the same number twice is refused outright (unique)
         tamper(chain, copy.format(id=9, seq=4, prev="prev_hash"))
     # Entry #5 forged, linked and hashed correctly, but written past the chain's head:
     connection = sqlite3.connect(chain)
-    user, label, at, ruleset, request, response, last = connection.execute(
-        "select user_id, patient_label, at, ruleset, request, response, hash from audit where id = 4"
+    user, at, ruleset, payload, last = connection.execute(
+        "select user_id, at, ruleset, payload_hash, hash from audit where id = 4"
     ).fetchone()
     connection.close()
-    forged = entry_hash(
-        last, 5, user, label, dt.datetime.fromisoformat(at), ruleset, json.loads(request), json.loads(response)
-    )
+    forged = entry_hash(last, 5, user, "recommendation", dt.datetime.fromisoformat(at), ruleset, None, payload)
     tamper(chain, copy.format(id=9, seq=5, prev=f"'{last}'"), f"update audit set hash = '{forged}' where id = 9")
     found = await verdict(chain)
     assert (found.problem, found.entries) == ("the audit chain's head does not match its last entry (#5): changed", 5)
@@ -280,15 +279,10 @@ def test_audit_export_writes_json_lines_that_recompute_to_their_hashes(chain: Pa
     for line in lines:  # anyone can check an export with the formula in the README
         assert line["prev_hash"] == previous
         at = dt.datetime.fromisoformat(line["at"])
+        payload = payload_digest(line["payload_salt"], line["patient_label"], line["request"], line["response"])
+        assert payload == line["payload_hash"]
         recomputed = entry_hash(
-            previous,
-            line["seq"],
-            line["user_id"],
-            line["patient_label"],
-            at,
-            line["ruleset"],
-            line["request"],
-            line["response"],
+            previous, line["seq"], line["user_id"], line["kind"], at, line["ruleset"], line["refers_to"], payload
         )
         assert recomputed == line["hash"]
         previous = line["hash"]

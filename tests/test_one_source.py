@@ -232,9 +232,10 @@ ALLOWED: tuple[Allowed, ...] = (
     Allowed("flows/followup.py", "question", "7", _EXAMPLE_DATE),
     Allowed(
         "flows/answers/luspatercept.py",
-        "parse_transfusion",
+        "units_problem",
         "20",
-        "the chat's typing check of one transfusion (1 to 20 units); no rule reads it (the core bounds none)",
+        "the chat's typing check of one transfusion (1 to 20 units), typed or corrected; no rule reads it (the core "
+        "bounds none)",
     ),
     Allowed(
         "flows/answers/luspatercept.py",

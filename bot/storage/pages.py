@@ -18,6 +18,7 @@ from bot.storage.tables import Audit, Dose, LabRow, PatientRow, Regimen, Transfu
 _PATIENTS, _REGIMENS, _DOSES, _LABS, _TRANSFUSIONS, _AUDIT = (
     cast(Table, model.__table__) for model in (PatientRow, Regimen, Dose, LabRow, TransfusionRow, Audit)
 )
+_UNDONE = cast(Table, Audit.__table__).alias("undone")
 _COUNT_PATIENTS = select(func.count()).select_from(_PATIENTS).where(_PATIENTS.c.user_id == bindparam("user_id"))
 
 T = TypeVar("T")
@@ -58,10 +59,42 @@ async def patients(session: DbSession, user_id: int, page: int, size: int | None
     return Page([(label, drug) for label, drug in rows], page, pages, total)
 
 
+class Entry(NamedTuple):
+    """One line of a patient's record: a dose, result or transfusion (editable, by its row id) or a
+    recommendation (the audit's: not editable)."""
+
+    day: dt.date
+    kind: str  # dose | lab | transfusion | recommendation
+    row_id: int
+    text: str
+
+
+def recommendations(user_id: int, label: str) -> Any:
+    """The audit's recommendations for the label, not undone (an undo entry refers to it): /history's and
+    the follow-up's; corrections, undos and tombstones are not recommendations."""
+    undone = select(_UNDONE.c.refers_to).where(
+        _UNDONE.c.kind == "undo", _UNDONE.c.user_id == user_id, _UNDONE.c.refers_to == _AUDIT.c.seq
+    )
+    return (
+        (_AUDIT.c.user_id == user_id)
+        & (_AUDIT.c.patient_label == label)
+        & (_AUDIT.c.kind == "recommendation")
+        & ~undone.exists()
+    )
+
+
 async def history(
     session: DbSession, user_id: int, patient_id: int, label: str, page: int, size: int | None
 ) -> Page[tuple[dt.date, str]]:
-    """One page of the patient's doses, results and recommendations, newest first.
+    """One page of the patient's doses, results and recommendations, newest first (/history)."""
+    found = await record(session, user_id, patient_id, label, page, size)
+    return Page([(entry.day, entry.text) for entry in found.entries], found.page, found.pages, found.total)
+
+
+async def record(
+    session: DbSession, user_id: int, patient_id: int, label: str, page: int, size: int | None
+) -> Page[Entry]:
+    """One page of the patient's doses, results and recommendations, newest first, each with its kind and id.
 
     Each source is read newest first by its (patient, date) index, only as far as the page reaches,
     and merged: the first pages cost the same whatever the record's size.
@@ -75,10 +108,7 @@ async def history(
                 .select_from(_TRANSFUSIONS)
                 .where(_TRANSFUSIONS.c.patient_id == patient_id)
                 .scalar_subquery(),
-                select(func.count())
-                .select_from(_AUDIT)
-                .where(_AUDIT.c.user_id == user_id, _AUDIT.c.patient_label == label)
-                .scalar_subquery(),
+                select(func.count()).select_from(_AUDIT).where(recommendations(user_id, label)).scalar_subquery(),
             )
         )
     ).one()
@@ -90,35 +120,33 @@ async def history(
         query = query.order_by(*(column.desc() for column in order))
         return query.limit(reach) if reach is not None else query
 
-    # (date, kind, id, text): recommendations above the results and doses of their date, newest first.
-    events: list[tuple[dt.date, int, int, str]] = []
+    # (date, order, id, kind, text): recommendations above the results and doses of their date, newest first.
+    events: list[tuple[dt.date, int, int, str, str]] = []
     doses = select(_DOSES.c.given_on, _DOSES.c.id, _DOSES.c.status, _DOSES.c.drug, _DOSES.c.amount, _DOSES.c.unit)
     for day, row_id, status, drug, amount, unit in await session.execute(
         newest(doses.where(_DOSES.c.patient_id == patient_id), _DOSES.c.given_on, _DOSES.c.id)
     ):
-        events.append((day, 0, row_id, f"dose {status}: {drug} {amount} {unit}"))
+        events.append((day, 0, row_id, "dose", f"dose {status}: {drug} {amount} {unit}"))
     labs = select(_LABS.c.date, _LABS.c.id, _LABS.c.test, _LABS.c.value, _LABS.c.unit)
     for day, row_id, test, value, unit in await session.execute(
         newest(labs.where(_LABS.c.patient_id == patient_id), _LABS.c.date, _LABS.c.id)
     ):
-        events.append((day, 1, row_id, f"{test} {value} {unit}"))
+        events.append((day, 1, row_id, "lab", f"{test} {value} {unit}"))
     transfusions = select(_TRANSFUSIONS.c.date, _TRANSFUSIONS.c.id, _TRANSFUSIONS.c.units)
     for day, row_id, units in await session.execute(
         newest(transfusions.where(_TRANSFUSIONS.c.patient_id == patient_id), _TRANSFUSIONS.c.date, _TRANSFUSIONS.c.id)
     ):
-        events.append((day, 1, row_id, f"transfusion {units} units"))
+        events.append((day, 1, row_id, "transfusion", f"transfusion {units} units"))
     # The consultation's date (the request's as_of), not the server's: ordered by it in the query.
     as_of = _AUDIT.c.request["as_of"].as_string()
-    audits = select(as_of, _AUDIT.c.id, _AUDIT.c.response).where(
-        _AUDIT.c.user_id == user_id, _AUDIT.c.patient_label == label
-    )
+    audits = select(as_of, _AUDIT.c.id, _AUDIT.c.response).where(recommendations(user_id, label))
     for decided, row_id, response in await session.execute(newest(audits, as_of, _AUDIT.c.id)):
         given = response.get("dose")
         shown = f" {given['amount']} {given['unit']}" if isinstance(given, dict) else ""
         rule = response["rationale"][0]["rule"]
         text = f"recommendation: {response['action']}{shown} ({rule})"
-        events.append((dt.date.fromisoformat(str(decided)), 2, row_id, text))
+        events.append((dt.date.fromisoformat(str(decided)), 2, row_id, "recommendation", text))
     events.sort(reverse=True)
     first = (page - 1) * size if size is not None else 0
     kept = events[first : first + size] if size is not None else events
-    return Page([(day, text) for day, _, _, text in kept], page, pages, total)
+    return Page([Entry(day, kind, row_id, text) for day, _, row_id, kind, text in kept], page, pages, total)

@@ -202,6 +202,10 @@ class Storage:
             return exact[0]
         return (rows[0][0], rows[0][1]) if len(rows) == 1 else None
 
+    async def patient(self, session: DbSession, user_id: int, label: str) -> tuple[int, str] | None:
+        """The user's patient for a typed label (exact, else the one matching ignoring case): (id, label)."""
+        return await self._patient_by_label(session, user_id, label.strip())
+
     async def labels_like(self, session: DbSession, user_id: int, typed: str) -> list[str]:
         """Every label of the user's that is `typed` ignoring case (by the same index)."""
         rows = await session.execute(_BY_LABEL, {"user_id": user_id, "lowered": typed.strip().lower()})
@@ -314,9 +318,9 @@ class Storage:
             )
         return result
 
-    async def save_consultation(self, session: DbSession, user_id: int, effect: SaveConsultation) -> None:
-        """The patient's record after a consultation (bot/storage/records.py)."""
-        await records.save_consultation(session, user_id, effect)
+    async def save_consultation(self, session: DbSession, user_id: int, effect: SaveConsultation) -> dict[str, Any]:
+        """The patient's record after a consultation (bot/storage/records.py): what it changed, for Undo."""
+        return await records.save_consultation(session, user_id, effect)
 
     async def audit(self, session: DbSession, user_id: int, effect: AuditRecommendation) -> None:
         """The recommendation appended to the audit's hash chain (bot.storage.audit_chain), in this

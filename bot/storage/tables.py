@@ -128,11 +128,14 @@ class ConversationRow(Base):
 
 
 class Audit(Base):
-    """Every recommendation given: append-only (nothing updates or deletes these rows).
+    """Every recommendation given, every correction of a record, every undone save and every deleted
+    patient (its tombstone): append-only, but for the erasure of a deleted patient's clinical part.
 
     A hash chain (bot.storage.audit_chain): entry number `seq` (1, 2, ...) carries the previous
-    entry's hash and its own, SHA-256 over the previous hash and its content, so an edited,
-    deleted or moved entry is found by `hemadose audit verify`.
+    entry's hash and its own, SHA-256 over the previous hash, its plain fields and the digest of its
+    clinical part (label, request, response, salt), so an edited, deleted or moved entry is found by
+    `hemadose audit verify`, and erasing a deleted patient's clinical part (`erased_by` its tombstone)
+    leaves the chain whole (docs/architecture.md, decision 11).
     """
 
     __tablename__ = "audit"
@@ -145,11 +148,17 @@ class Audit(Base):
     patient_label: Mapped[str | None] = mapped_column(String(32))
     at: Mapped[dt.datetime] = mapped_column(DateTime)
     ruleset: Mapped[str] = mapped_column(String(32))
-    request: Mapped[dict[str, object]] = mapped_column(JSON)
-    response: Mapped[dict[str, object]] = mapped_column(JSON)
+    # NULL once erased (a deleted patient's entries): SQL NULL, not JSON 'null'.
+    request: Mapped[dict[str, object]] = mapped_column(JSON(none_as_null=True), nullable=True)
+    response: Mapped[dict[str, object]] = mapped_column(JSON(none_as_null=True), nullable=True)
     seq: Mapped[int] = mapped_column(Integer)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), server_default="recommendation")  # audit_chain.Kind
+    refers_to: Mapped[int | None] = mapped_column(Integer)  # an undo: the recommendation's seq it had saved
+    payload_salt: Mapped[str | None] = mapped_column(String(32))  # NULL once erased
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    erased_by: Mapped[int | None] = mapped_column(Integer)  # the tombstone's seq that erased its clinical part
 
 
 class Reminder(Base):
@@ -240,6 +249,24 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class SaveRow(Base):
+    """One "Save to patient": what it added or replaced, so that Undo can take exactly that back.
+
+    `changes` holds the ids of the rows it inserted (results, dose, transfusions), the patient's facts
+    and regimen as they were before, and whether it created the patient. Deleted with the patient.
+    """
+
+    __tablename__ = "saves"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    chat_key: Mapped[str] = mapped_column(String(64))
+    recommendation_seq: Mapped[int | None] = mapped_column(Integer)  # the audit entry it saved
+    changes: Mapped[dict[str, object]] = mapped_column(JSON)
+    at: Mapped[dt.datetime] = mapped_column(DateTime)
+    undone_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class ProcessedUpdate(Base):

@@ -87,10 +87,18 @@ def parse_transfusion(text: str, answers: Answers, env: Env) -> Parsed:
     if day < first:
         return Problem(f"{day} is before {first}; transfusions before then are not read. Send another, or press Done.")
     units = Decimal(match.group(1).replace(",", "."))
-    if units <= 0 or units > 20:
-        return Problem(f"{fmt(units)} units is not a plausible transfusion; type 1 to 20 units.")
+    implausible = units_problem(units)
+    if implausible is not None:
+        return implausible
     added = [*answers.transfusions, TransfusionAnswer(date=day, units=units)]
     return {"transfusions": added, "transfusions_done": False, "_stay": True}
+
+
+def units_problem(units: Decimal) -> Problem | None:
+    """A transfusion's units out of what is plausible (also for a corrected one, flows/records.py)."""
+    if units <= 0 or units > 20:
+        return Problem(f"{fmt(units)} units is not a plausible transfusion; type 1 to 20 units.")
+    return None
 
 
 def baseline_applies(answers: Answers, env: Env) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from bot.storage.audit_chain import GENESIS, HEAD_ID, entry_hash
+from bot.storage.audit_chain import GENESIS, HEAD_ID, legacy_entry_hash
 
 revision = "0003"
 down_revision = "0002"
@@ -50,7 +50,7 @@ def upgrade() -> None:
     previous, seq = GENESIS, 0
     for row in rows:
         seq += 1
-        digest = entry_hash(
+        digest = legacy_entry_hash(
             previous, seq, row.user_id, row.patient_label, row.at, row.ruleset, row.request, row.response
         )
         connection.execute(
