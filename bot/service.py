@@ -135,7 +135,9 @@ class ChatService:
                     typed = button[2:] if button and button.startswith("v:") else routed.data or text or ""
                     edited = await record_edits.on_answer(self, session, row, chat_ref, chat, today, typed)
                     return [*notice, *edited]
-                chat.record_edit = None
+                chat.record_edit = None  # left: saved now, whatever answers this update
+                await storage.save_chat(session, row, chat_ref, chat.model_dump_json(exclude_defaults=True))
+                row = row._replace(state=chat.model_dump_json(exclude_defaults=True))
             if routed.route is not None and routed.route.owner == Owner.SERVICE:
                 answer = self._ROUTES[routed.route.name]
                 return [*notice, *await answer(self, session, row, chat_ref, chat, today, routed)]

@@ -102,7 +102,8 @@ def describe(what: str, values: dict[str, Any]) -> str:
         drug = DRUG_NAMES.get(values["drug"], values["drug"])
         amount = f"{fmt(Decimal(str(values['amount'])))} {values['unit']}"
         return f"{drug} {amount} ({values['status']}) of {values['given_on']}"
-    return f"transfusion of {fmt(Decimal(str(values['units'])))} units of {values['date']}"
+    units = Decimal(str(values["units"]))
+    return f"transfusion of {fmt(units)} unit{'' if units == 1 else 's'} of {values['date']}"
 
 
 def entry(label: str, what: str, row_id: int, values: dict[str, Any]) -> Reply:

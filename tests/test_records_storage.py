@@ -144,7 +144,7 @@ async def test_another_users_rows_are_never_found_nor_changed(storage: Storage):
 
 
 def _cells(row: Any) -> str:
-    return json.dumps([value for value in row], default=str)
+    return json.dumps(list(row), default=str)
 
 
 async def test_a_deleted_patient_is_gone_from_every_table_but_the_tombstone(storage: Storage):
@@ -195,7 +195,8 @@ async def test_a_deleted_patient_is_gone_from_every_table_but_the_tombstone(stor
             rows = (await session.execute(select(table))).all()
             for row in rows:
                 cells = _cells(row)
-                assert GONE not in cells and GONE_WEIGHT not in cells, (table.name, cells)
+                assert GONE not in cells, (table.name, cells)
+                assert GONE_WEIGHT not in cells, (table.name, cells)
             if "patient_id" in table.c:
                 assert patient[0] not in [row.patient_id for row in rows], table.name
         audit = {row.seq: row for row in (await session.execute(select(Audit.__table__))).all()}
@@ -211,7 +212,8 @@ async def test_a_deleted_patient_is_gone_from_every_table_but_the_tombstone(stor
         "transfusions": 0,
     }
     erased = [row for row in audit.values() if row.erased_by == tombstone]
-    assert stone.request["erased"] == sorted(row.seq for row in erased) and len(erased) == 2  # recommendation, fix
+    assert len(erased) == 2  # the recommendation and the correction
+    assert stone.request["erased"] == sorted(row.seq for row in erased)
     assert all(
         (row.patient_label, row.request, row.response, row.payload_salt) == (None, None, None, None) for row in erased
     )
@@ -232,12 +234,12 @@ async def test_an_erasure_that_no_tombstone_records_is_named(storage: Storage):
         tombstone = await corrections.delete_patient(session, user, patient[0], "RX-12")
     assert (await intact(storage)).intact
     table: Table = Audit.__table__  # type: ignore[assignment]
-    rx30 = [row for row in await audit_rows(storage) if row.patient_label == "RX-30"][0]
+    rx30 = next(row for row in await audit_rows(storage) if row.patient_label == "RX-30")
     cleared = {"patient_label": None, "request": None, "response": None, "payload_salt": None}
     async with storage.session() as session, session.begin():  # RX-30's entry erased, naming the tombstone
         await session.execute(update(table).where(table.c.id == rx30.id).values(cleared | {"erased_by": tombstone}))
     found = await intact(storage)
-    stone = [row for row in await audit_rows(storage) if row.seq == tombstone][0]
+    stone = next(row for row in await audit_rows(storage) if row.seq == tombstone)
     assert found.problem == (
         f"audit entry id {stone.id} (#{tombstone}): entries #{rx30.seq} name it as their tombstone but it does not "
         "list them (erased)"
@@ -245,7 +247,9 @@ async def test_an_erasure_that_no_tombstone_records_is_named(storage: Storage):
     async with storage.session() as session, session.begin():  # ... or naming none
         await session.execute(update(table).where(table.c.id == rx30.id).values(erased_by=None))
     found = await intact(storage)
-    assert found.problem == f"audit entry id {rx30.id} (#{rx30.seq}): its content was removed without a tombstone (erased)"
+    assert (
+        found.problem == f"audit entry id {rx30.id} (#{rx30.seq}): its content was removed without a tombstone (erased)"
+    )
 
 
 async def test_undo_takes_back_exactly_its_save_and_is_audited(storage: Storage):
@@ -316,7 +320,7 @@ async def test_migration_0010_rechains_the_audit_with_the_clinical_part_beside_i
     try:
         verdict = await intact(storage)
         rows = await audit_rows(storage)
-        assert verdict.intact and verdict.entries == 2
+        assert (verdict.intact, verdict.entries) == (True, 2)
         assert [row.kind for row in rows] == ["recommendation", "recommendation"]
         assert [row.hash for row in rows] != [hash_ for (hash_,) in old]
         assert all(len(row.payload_salt) == 32 and row.patient_label == "RX-1" for row in rows)
