@@ -92,7 +92,7 @@ def entry_hash(
         "refers_to": refers_to,
         "payload_hash": payload_hash,
     }
-    return hashlib.sha256(f"{prev_hash}\n{canonical(content)}".encode()).hexdigest()
+    return _linked(prev_hash, content)
 
 
 def legacy_entry_hash(
@@ -115,6 +115,11 @@ def legacy_entry_hash(
         "request": request,
         "response": response,
     }
+    return _linked(prev_hash, content)
+
+
+def _linked(prev_hash: str, content: dict[str, Any]) -> str:
+    """SHA-256 of the previous hash, a newline and the entry's canonical JSON: one link of the chain."""
     return hashlib.sha256(f"{prev_hash}\n{canonical(content)}".encode()).hexdigest()
 
 
