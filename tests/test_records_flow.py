@@ -150,3 +150,19 @@ def test_the_record_numbers_its_editable_entries():
         "Press a number to edit or delete that entry."
     )
     assert [[b.data for b in row] for row in reply.buttons] == [["pr:s:l:8"], ["pr:w:RX-12", "pr:x:RX-12"]]
+
+
+def test_a_long_record_is_shown_in_pages_with_previous_and_next():
+    entries = [(dt.date(2026, 11, 20 - n), "dose", 100 + n, "dose given: romiplostim 3 mcg/kg") for n in range(10)]
+    reply = records.record("RX-12", (None, None), None, entries, (2, 3, 25))
+    assert reply.text.splitlines()[-2:] == [
+        "Page 2 of 3 (25 entries; Next goes back in time).",
+        "Press a number to edit or delete that entry.",
+    ]
+    assert [[b.label for b in row] for row in reply.buttons] == [
+        ["#1", "#2", "#3", "#4", "#5"],
+        ["#6", "#7", "#8", "#9", "#10"],
+        ["◀ Previous", "Next ▶"],
+        ["Change weight", "Delete patient"],
+    ]
+    assert [b.data for b in reply.buttons[2]] == ["pr:p:1:RX-12", "pr:p:3:RX-12"]
