@@ -97,8 +97,8 @@ async def test_an_edited_entry_given_a_fresh_hash_is_found_at_the_next_one(chain
     connection = sqlite3.connect(chain)
     row = connection.execute("select prev_hash, user_id, at, ruleset, request, response, payload_salt from audit")
     prev, user, at, ruleset, request, response, salt = row.fetchone()
-    payload = payload_digest(salt, "RX-99", *map(json.loads, (request, response)))
-    forged = entry_hash(prev, 1, user, "recommendation", dt.datetime.fromisoformat(at), ruleset, None, payload)
+    payload = payload_digest(salt, "RX-99", ruleset, *map(json.loads, (request, response)))
+    forged = entry_hash(prev, 1, user, "recommendation", dt.datetime.fromisoformat(at), None, payload)
     connection.execute(
         "update audit set patient_label = 'RX-99', payload_hash = ?, hash = ? where id = 1", (payload, forged)
     )
@@ -149,11 +149,11 @@ async def test_a_copied_entry_cannot_take_a_number_and_one_slipped_in_at_the_end
         tamper(chain, copy.format(id=9, seq=4, prev="prev_hash"))
     # Entry #5 forged, linked and hashed correctly, but written past the chain's head:
     connection = sqlite3.connect(chain)
-    user, at, ruleset, payload, last = connection.execute(
-        "select user_id, at, ruleset, payload_hash, hash from audit where id = 4"
+    user, at, payload, last = connection.execute(
+        "select user_id, at, payload_hash, hash from audit where id = 4"
     ).fetchone()
     connection.close()
-    forged = entry_hash(last, 5, user, "recommendation", dt.datetime.fromisoformat(at), ruleset, None, payload)
+    forged = entry_hash(last, 5, user, "recommendation", dt.datetime.fromisoformat(at), None, payload)
     tamper(chain, copy.format(id=9, seq=5, prev=f"'{last}'"), f"update audit set hash = '{forged}' where id = 9")
     found = await verdict(chain)
     assert (found.problem, found.entries) == ("the audit chain's head does not match its last entry (#5): changed", 5)
@@ -279,11 +279,10 @@ def test_audit_export_writes_json_lines_that_recompute_to_their_hashes(chain: Pa
     for line in lines:  # anyone can check an export with the formula in the README
         assert line["prev_hash"] == previous
         at = dt.datetime.fromisoformat(line["at"])
-        payload = payload_digest(line["payload_salt"], line["patient_label"], line["request"], line["response"])
+        clinical = (line["patient_label"], line["ruleset"], line["request"], line["response"])
+        payload = payload_digest(line["payload_salt"], *clinical)
         assert payload == line["payload_hash"]
-        recomputed = entry_hash(
-            previous, line["seq"], line["user_id"], line["kind"], at, line["ruleset"], line["refers_to"], payload
-        )
+        recomputed = entry_hash(previous, line["seq"], line["user_id"], line["kind"], at, line["refers_to"], payload)
         assert recomputed == line["hash"]
         previous = line["hash"]
     assert lines[0]["response"]["action"] == "increase"

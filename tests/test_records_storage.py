@@ -215,7 +215,7 @@ async def test_a_deleted_patient_is_gone_from_every_table_but_the_tombstone(stor
     assert len(erased) == 2  # the recommendation and the correction
     assert stone.request["erased"] == sorted(row.seq for row in erased)
     assert all(
-        (row.patient_label, row.request, row.response, row.payload_salt) == (None, None, None, None) for row in erased
+        (row.patient_label, row.ruleset, row.request, row.response, row.payload_salt) == (None,) * 5 for row in erased
     )
     # Untouched: the user's other patient and the other user's patient with the deleted one's label shape.
     async with storage.session() as session:
@@ -235,7 +235,7 @@ async def test_an_erasure_that_no_tombstone_records_is_named(storage: Storage):
     assert (await intact(storage)).intact
     table: Table = Audit.__table__  # type: ignore[assignment]
     rx30 = next(row for row in await audit_rows(storage) if row.patient_label == "RX-30")
-    cleared = {"patient_label": None, "request": None, "response": None, "payload_salt": None}
+    cleared = {"patient_label": None, "ruleset": None, "request": None, "response": None, "payload_salt": None}
     async with storage.session() as session, session.begin():  # RX-30's entry erased, naming the tombstone
         await session.execute(update(table).where(table.c.id == rx30.id).values(cleared | {"erased_by": tombstone}))
     found = await intact(storage)

@@ -4,13 +4,14 @@ patient's entries can lose their clinical content without breaking it (migration
 Entry number `seq` (1, 2, 3, ... in the order written) stores `prev_hash`, the hash of entry
 seq - 1 (GENESIS for the first), and `hash`:
 
-    payload_hash = SHA-256( canonical JSON of {"salt", "patient_label", "request", "response"} )
+    payload_hash = SHA-256( canonical JSON of {"salt", "patient_label", "ruleset", "request", "response"} )
     hash = SHA-256( prev_hash + "\\n" + canonical JSON of
-                    {"seq", "user_id", "kind", "at", "ruleset", "refers_to", "payload_hash"} )
+                    {"seq", "user_id", "kind", "at", "refers_to", "payload_hash"} )
 
 canonical JSON: keys sorted, separators "," and ":", UTF-8 (not ASCII-escaped); `at` as
 YYYY-MM-DDTHH:MM:SS.ffffff (UTC). `kind` is recommendation, correction, undo or tombstone; `refers_to`
-the entry an undo undoes. The clinical part (label, request, response) and its random `salt` are
+the entry an undo undoes. The clinical part (label, ruleset: the drug and region, request, response) and
+its random `salt` are
 stored beside the chain, not in it: erasing them when a patient is deleted (`erase`) leaves the chain
 intact, and without the salt the digest left behind cannot be tested against guessed contents. An
 erased entry names its tombstone (`erased_by`), and the tombstone's own (kept) payload lists it: an
@@ -67,9 +68,15 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def payload_digest(salt: str, patient_label: str | None, request: Any, response: Any) -> str:
+def payload_digest(salt: str, patient_label: str | None, ruleset: str | None, request: Any, response: Any) -> str:
     """The digest of an entry's clinical part, which the chain holds in its place."""
-    content = {"salt": salt, "patient_label": patient_label, "request": request, "response": response}
+    content = {
+        "salt": salt,
+        "patient_label": patient_label,
+        "ruleset": ruleset,
+        "request": request,
+        "response": response,
+    }
     return hashlib.sha256(canonical(content).encode()).hexdigest()
 
 
@@ -79,7 +86,6 @@ def entry_hash(
     user_id: int,
     kind: str,
     at: dt.datetime,
-    ruleset: str,
     refers_to: int | None,
     payload_hash: str,
 ) -> str:
@@ -88,7 +94,6 @@ def entry_hash(
         "user_id": user_id,
         "kind": kind,
         "at": at.isoformat(timespec="microseconds"),
-        "ruleset": ruleset,
         "refers_to": refers_to,
         "payload_hash": payload_hash,
     }
@@ -142,8 +147,8 @@ async def append(
     """Add one entry at the chain's end, in the caller's transaction; its number."""
     seq, prev_hash = (await session.execute(_MOVE_HEAD)).one()
     salt = new_salt()
-    payload = payload_digest(salt, patient_label, request, response)
-    digest = entry_hash(prev_hash, seq, user_id, kind, at, ruleset, refers_to, payload)
+    payload = payload_digest(salt, patient_label, ruleset, request, response)
+    digest = entry_hash(prev_hash, seq, user_id, kind, at, refers_to, payload)
     entry: dict[str, Any] = {"user_id": user_id, "patient_label": patient_label, "at": at, "ruleset": ruleset}
     entry |= {"request": request, "response": response, "seq": seq, "prev_hash": prev_hash, "hash": digest}
     entry |= {"kind": kind.value, "refers_to": refers_to, "payload_salt": salt, "payload_hash": payload}
@@ -158,7 +163,8 @@ async def erase(session: DbSession, user_id: int, patient_label: str, at: dt.dat
     mine = (_AUDIT.c.user_id == user_id) & (_AUDIT.c.patient_label == patient_label)
     erased = list(await session.scalars(select(_AUDIT.c.seq).where(mine).order_by(_AUDIT.c.seq)))
     tombstone = await append(session, user_id, None, at, "", {**facts, "erased": erased}, {}, kind=Kind.TOMBSTONE)
-    cleared = {"patient_label": None, "request": None, "response": None, "payload_salt": None, "erased_by": tombstone}
+    cleared: dict[str, Any] = {"patient_label": None, "ruleset": None, "request": None, "response": None}
+    cleared |= {"payload_salt": None, "erased_by": tombstone}
     await session.execute(update(_AUDIT).where(mine).values(cleared))
     return tombstone
 
@@ -194,10 +200,14 @@ def _payload_problem(row: Any, erasures: dict[int, set[int]]) -> str | None:
     if row.erased_by is None:
         if row.payload_salt is None:
             return "its content was removed without a tombstone (erased)"
-        if payload_digest(row.payload_salt, row.patient_label, row.request, row.response) != row.payload_hash:
+        if (
+            payload_digest(row.payload_salt, row.patient_label, row.ruleset, row.request, row.response)
+            != row.payload_hash
+        ):
             return "its content does not match its hash (edited)"
         return None
-    if row.erased_by <= row.seq or any(v is not None for v in (row.patient_label, row.request, row.response)):
+    kept = (row.patient_label, row.ruleset, row.request, row.response)
+    if row.erased_by <= row.seq or any(value is not None for value in kept):
         return "its content was erased in a way no tombstone records (erased)"
     erasures.setdefault(row.erased_by, set()).add(row.seq)
     return None
@@ -233,9 +243,7 @@ async def verify(session: DbSession) -> Verdict:
                 missing = f"#{expected}" if row.seq == expected + 1 else f"#{expected} to #{row.seq - 1}"
                 problem = f"audit entry {missing} missing (deleted): the next entry is id {row.id} (#{row.seq})"
             return Verdict(count - 1, previous, problem, found if found is not None else row.id)
-        digest = entry_hash(
-            row.prev_hash, row.seq, row.user_id, row.kind, row.at, row.ruleset, row.refers_to, row.payload_hash
-        )
+        digest = entry_hash(row.prev_hash, row.seq, row.user_id, row.kind, row.at, row.refers_to, row.payload_hash)
         wrong = "its content does not match its hash (edited)" if digest != row.hash else None
         wrong = wrong or _payload_problem(row, erasures) or _tombstone_problem(row, erasures)
         if wrong is not None:

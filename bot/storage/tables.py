@@ -147,7 +147,7 @@ class Audit(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     patient_label: Mapped[str | None] = mapped_column(String(32))
     at: Mapped[dt.datetime] = mapped_column(DateTime)
-    ruleset: Mapped[str] = mapped_column(String(32))
+    ruleset: Mapped[str | None] = mapped_column(String(32))  # the drug and region: NULL once erased
     # NULL once erased (a deleted patient's entries): SQL NULL, not JSON 'null'.
     request: Mapped[dict[str, object]] = mapped_column(JSON(none_as_null=True), nullable=True)
     response: Mapped[dict[str, object]] = mapped_column(JSON(none_as_null=True), nullable=True)

@@ -53,6 +53,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("payload_salt", sa.String(32)))
         batch.add_column(sa.Column("payload_hash", sa.String(64)))
         batch.add_column(sa.Column("erased_by", sa.Integer))
+        batch.alter_column("ruleset", existing_type=sa.String(32), nullable=True)
         batch.alter_column("request", existing_type=sa.JSON, nullable=True)
         batch.alter_column("response", existing_type=sa.JSON, nullable=True)
     connection = op.get_bind()
@@ -71,8 +72,8 @@ def upgrade() -> None:
     previous = GENESIS
     for row in rows:
         salt = new_salt()
-        payload = payload_digest(salt, row.patient_label, row.request, row.response)
-        digest = entry_hash(previous, row.seq, row.user_id, "recommendation", row.at, row.ruleset, None, payload)
+        payload = payload_digest(salt, row.patient_label, row.ruleset, row.request, row.response)
+        digest = entry_hash(previous, row.seq, row.user_id, "recommendation", row.at, None, payload)
         values = {"prev_hash": previous, "hash": digest, "payload_salt": salt, "payload_hash": payload}
         connection.execute(sa.update(_AUDIT).where(_AUDIT.c.id == row.id).values(values))
         previous = digest
