@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from flows.buttons import PageList
+from flows.exporting import PREFIX as EXPORT
 from flows.followup import FOLLOWUP, FULL, HISTORY
 
 PAGE_OF_PATIENTS, PAGE_OF_HISTORY = f"pg:{PageList.PATIENTS}:", f"pg:{PageList.HISTORY}:"  # flows.buttons.PageButton
@@ -61,6 +62,13 @@ ROUTES: tuple[Route, ...] = (
         buttons=("reminders",),
         prefixes=("oc:", "rm:"),  # a reminder's answers, /reminders' own buttons
         menu="your reminders: pause, time, stop",
+    ),
+    Route(
+        "export",
+        Owner.SERVICE,
+        commands=("/export",),
+        prefixes=(EXPORT,),  # flows.exporting.ExportButton: a format for one patient
+        menu="a patient's note, CSV, FHIR or calendar: /export LABEL",
     ),
     Route("settings", Owner.SERVICE, commands=("/settings",), menu="time zone"),
     Route(

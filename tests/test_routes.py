@@ -65,6 +65,7 @@ def test_telegrams_command_menu_is_the_tables():
         ("patients", "your patients"),
         ("history", "a patient's record: /history LABEL"),
         ("reminders", "your reminders: pause, time, stop"),
+        ("export", "a patient's note, CSV, FHIR or calendar: /export LABEL"),
         ("settings", "time zone"),
         ("cancel", "cancel the consultation"),
         ("help", "how to answer"),
