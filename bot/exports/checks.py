@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from bot.exports.record import GivenDose, Lab, Transfusion, Treatment
 from core import models
 from core.registry import REGISTRY
+from core.units import UNITS_BY_TEST, unit_fault
 from core.validation import age_fault, lab_fault, weight_fault
 
 DOSE_STATUSES = ("given", "skipped", "missed")
@@ -66,6 +67,8 @@ def day(raw: str | dt.date | None, what: str, today: dt.date) -> dt.date:
 
 def lab(test: str, value: str | Decimal | float | None, unit: str, date: dt.date) -> Lab:
     """A result, its unit fitting its test and its value within the core's plausibility bounds."""
+    if test in UNITS_BY_TEST and unit_fault(test, unit) is not None:
+        raise UnreadableError(f"unit: {unit_fault(test, unit)}")
     try:
         checked = models.Lab.model_validate({"test": test, "value": number(value, "value"), "unit": unit, "date": date})
     except ValidationError as error:
