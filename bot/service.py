@@ -221,14 +221,19 @@ class ChatService:
             return [exporting.menu(found.label)]
         return documents.documents(found, pressed.format, self.clock(), today, self.default_time_zone)
 
-    async def import_document(self, user_ref: str, chat_ref: str, name: str, content: bytes) -> list[Reply]:
+    async def import_document(
+        self, user_ref: str, chat_ref: str, name: str, content: bytes, *, update_id: int | None = None
+    ) -> list[Reply]:
         """A file sent to the bot: a CSV or FHIR Bundle imported into this user's records, in one
-        transaction (every problem reported and nothing imported, or all of it)."""
+        transaction (every problem reported and nothing imported, or all of it). `update_id`: as for
+        `handle` (webhook mode: an upload posted twice is imported once)."""
         from bot.exports.importing import import_file
 
         if not private(chat_ref):
             return [Reply(PRIVATE_ONLY)]
         async with self.storage.session() as session, session.begin():
+            if update_id is not None and not await claim_update(session, chat_ref, update_id):
+                return []  # handled already (by this replica or another)
             row = await self.storage.open_chat(session, user_ref, chat_ref)
             today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
             outcome = await import_file(session, row.user_id, content, today)

@@ -97,7 +97,9 @@ async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     file = await context.bot.get_file(document.file_id)
     content = bytes(await file.download_as_bytearray())
     name = document.file_name or "the file"
-    replies = await service_of(context).import_document(user_ref(update), chat_ref(update), name, content)
+    replies = await service_of(context).import_document(
+        user_ref(update), chat_ref(update), name, content, update_id=once(update, context)
+    )
     await send(update, context, replies)
 
 

@@ -4,6 +4,7 @@ CSV's columns are documented, and the calendar parses back to the decision's dat
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
@@ -220,3 +221,32 @@ def test_the_csv_columns_and_kinds_are_documented() -> None:
     assert f"`{','.join(COLUMNS)}`" in doc
     for name in (*COLUMNS, *KINDS):
         assert f"`{name}`" in doc, name
+
+
+def test_the_terminal_writes_the_files_and_prints_their_paths(tmp_path: Path) -> None:
+    """`hemadose chat --files DIR`: /export's documents written there (0600), each path printed; the CSV
+    then imported by `hemadose import` into another database, where the follow-up starts from it."""
+    from tests.test_terminal import HEMADOSE, SCRIPT, chat
+
+    out = tmp_path / "out"
+    out.mkdir()
+    done = chat(tmp_path, SCRIPT + "/export RX-12\n#5\n", "--files", str(out))
+    assert done.returncode == 0, done.stderr
+    names = ["RX-12-2026-11-22-note.txt", "RX-12-2026-11-22-record.csv", "RX-12-2026-11-22-record.fhir.json"]
+    names.append("RX-12-2026-11-22-plan.ics")
+    for name in names:
+        assert f"File written: {out / name}\n" in done.stdout
+        assert (out / name).stat().st_mode & 0o777 == 0o600
+    note = (out / names[0]).read_text()
+    assert "INCREASE: 4 mcg/kg (was 3)\nDose: 288 mcg (4 mcg/kg × 72 kg) = 0.58 mL of the 500 mcg/mL solution\n" in note
+    assert (out / names[1]).read_text().startswith(",".join(COLUMNS) + "\n")
+    other = f"sqlite:///{tmp_path}/other.db"
+    command = [str(HEMADOSE), "import", str(out / names[1]), "--db", other, "--user", "ward-3", "--today", "2026-11-22"]
+    imported = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert imported.returncode == 0, imported.stderr
+    assert (
+        "• RX-12 (a new patient): 1 result, 1 dose, 0 transfusions, the current treatment, weight." in imported.stdout
+    )
+    command = [str(HEMADOSE), "chat", "--db", other, "--user", "ward-3", "--today", "2026-11-22"]
+    shown = subprocess.run(command, input="/patients RX-12\n", capture_output=True, text=True, timeout=60, check=False)
+    assert "Dose: on 4 mcg/kg since 2026-11-22" in shown.stdout
