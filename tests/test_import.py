@@ -232,3 +232,21 @@ def test_hemadose_import_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert out.endswith("Correct the file and send it again; nothing of it was kept.\n")
     assert main(["import", str(tmp_path / "missing.csv"), *args]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+async def test_a_file_sent_twice_in_webhook_mode_is_imported_once(db_url: str) -> None:
+    """An upload posted twice (to one replica or two) is answered once: its update id is claimed."""
+    from bot.service import ChatService
+
+    storage = await open_storage(db_url)
+    service = ChatService(storage, "UTC", lambda: dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC))
+    try:
+        first = await service.import_document("tg:7", "tg:7:7", "good.csv", GOOD_CSV.encode(), update_id=41)
+        assert first[0].text.startswith("Imported from good.csv:\n• RX-31 (a new patient): 2 results")
+        assert await service.import_document("tg:7", "tg:7:7", "good.csv", GOOD_CSV.encode(), update_id=41) == []
+        group = await service.import_document("tg:7", "tg:-5:7", "good.csv", GOOD_CSV.encode())
+        assert [reply.text for reply in group] == [
+            "HemaDose works in private chats only: open a private chat with the bot."
+        ]
+    finally:
+        await storage.close()
