@@ -26,7 +26,7 @@ from core.engine import RULESET_VERSION
 from core.units import HEMOGLOBIN_FACTORS, PLATELET_FACTORS
 from flows.administration import administration
 
-LOINC, UCUM, SNOMED_FREE = "http://loinc.org", "http://unitsofmeasure.org", ""
+LOINC, UCUM = "http://loinc.org", "http://unitsofmeasure.org"
 LABEL_SYSTEM = "urn:hemadose:patient-label"  # a label is the user's code, unique only among their patients
 HEMADOSE = "urn:hemadose:code"  # HemaDose's own codes: facts without a LOINC code, drugs, warnings
 REGION_EXTENSION = "urn:hemadose:extension:region"
