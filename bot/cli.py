@@ -107,6 +107,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("--record", metavar="FILE", type=Path, help="write the session as a replayable dialogue")
     chat.add_argument("--today", metavar="YYYY-MM-DD", type=_date, help="fix the date (for tests)")
+    chat.add_argument(
+        "--files", metavar="DIR", type=Path, help="where /export writes its files (default: the current folder)"
+    )
+    importing = commands.add_parser(
+        "import",
+        help="add a patient's results from a CSV (the export's format) or a FHIR Bundle",
+        description="Read FILE (a CSV in /export's format, docs/csv-format.md, or a FHIR Bundle in JSON) and add "
+        "its patients' results, doses, transfusions and facts to the user's records, so the next consultation "
+        "pre-fills them. Duplicates (same test, date and value) are skipped and listed; any problem is listed "
+        "line by line (CSV) or entry by entry (FHIR) and then nothing is imported. Exit 0: imported; 1: nothing "
+        "imported (problems listed); 2: could not start.",
+    )
+    importing.add_argument("file", type=Path, metavar="FILE")
+    importing.add_argument(
+        "--user", default="local", type=_user, help="the terminal user whose records receive it (as chat --user)"
+    )
+    importing.add_argument(
+        "--telegram-user", metavar="ID", type=int, help="a Telegram user's id instead: their records receive it"
+    )
+    importing.add_argument("--db", metavar="URL", help="database URL or SQLite file (default: as for chat)")
+    importing.add_argument("--today", metavar="YYYY-MM-DD", type=_date, help="fix the date (for tests)")
     run = commands.add_parser(
         "run",
         help="the Telegram bot (long polling or a webhook); needs TELEGRAM_BOT_TOKEN and HEMADOSE_ALLOWED_USERS",
@@ -214,6 +235,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.commands.database import run_audit
 
         return _interruptible(lambda: asyncio.run(run_audit(args.audit_command, args.db, getattr(args, "file", None))))
+    if args.command == "import":
+        from bot.commands.importing import run_import
+
+        user = f"tg:{args.telegram_user}" if args.telegram_user is not None else f"local:{args.user}"
+        return _interruptible(lambda: asyncio.run(run_import(args.file, user, args.db, args.today)))
     if args.command == "replay":
         from bot.commands.replay import run_replay
 

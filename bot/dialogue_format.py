@@ -24,8 +24,10 @@ A dialogue file (YAML):
         expect: {contains: Dose reminder, buttons: [Taken]}
       - advance: 3d
         offline: true            # the bot was down: one run at the end, as at a restart
+      - upload: {sent: RX-12-2026-11-22-record.csv}   # the user sends a file the bot sent earlier
+      - upload: {filename: labs.csv, content: "patient,kind,..."}   # or one written here
 
-Step kinds: send, press, advance (with offline), restart; `as` names the user of a step.
+Step kinds: send, press, upload, advance (with offline), restart; `as` names the user of a step.
 
 `expect` (a mapping, or a list of them) checks every reply to its step:
   contains / not_contains   text or list of texts, in any reply (or in none)
@@ -33,6 +35,8 @@ Step kinds: send, press, advance (with offline), restart; `as` names the user of
   matches                   a regular expression searched in the replies
   buttons                   button labels present
   replies                   how many replies
+  documents                 file names the bot sent (sendDocument; the reply's text is the caption)
+  file_contains             text or list of texts, in any file sent
   card                      the WHOLE text of the recommendation card among the replies (a list when
                             the step sends several), compared exactly; a mismatch shows a unified diff
 

@@ -111,7 +111,7 @@ def fit(replies: Iterable[Reply]) -> list[Reply]:
             fitted.append(reply)
             continue
         fitted += [Reply(text) for text in texts[:-1]]
-        fitted.append(Reply(texts[-1], reply.buttons, reply.numeric))
+        fitted.append(Reply(texts[-1], reply.buttons, reply.numeric, reply.document))
     return fitted
 
 

@@ -17,12 +17,21 @@ BOT_USER = {"id": 7000000001, "is_bot": True, "first_name": "HemaDose", "usernam
 TOKEN = "7000000001:OFFLINE-TOKEN-FOR-TESTS-ONLY"
 
 
+@dataclass(frozen=True)
+class SentDocument:
+    """A file the bot sent (sendDocument): its name and bytes, for a test or a dialogue to read."""
+
+    filename: str
+    content: bytes
+
+
 @dataclass
 class SentMessage:
     chat_id: int
-    text: str
+    text: str  # a document's caption
     buttons: list[list[dict[str, str]]]  # rows of {"text": label, "callback_data": data}
     message: dict[str, Any]  # as Telegram returned it
+    document: SentDocument | None = None
 
     def labels(self) -> list[str]:
         return [button["text"] for row in self.buttons for button in row]
@@ -34,6 +43,7 @@ class RecordingRequest(BaseRequest):
 
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     sent: list[SentMessage] = field(default_factory=list)
+    uploads: dict[str, bytes] = field(default_factory=dict)  # file_id -> the bytes a user sent (getFile)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def initialize(self) -> None:
@@ -56,14 +66,50 @@ class RecordingRequest(BaseRequest):
         connect_timeout: Any = None,
         pool_timeout: Any = None,
     ) -> tuple[int, bytes]:
+        if "/file/bot" in url:  # a download (File.download_*): the bytes a user uploaded
+            return 200, self.uploads[url.rsplit("/", 1)[-1]]
         name = url.rsplit("/", 1)[-1]
         params = request_data.parameters if request_data is not None else {}
         self.calls.append((name, params))
+        if name == "sendDocument" and request_data is not None:
+            return 200, json.dumps({"ok": True, "result": self.document(params, request_data)}).encode()
         return 200, json.dumps({"ok": True, "result": self.answer(name, params)}).encode()
+
+    def document(self, params: dict[str, Any], request_data: RequestData) -> dict[str, Any]:
+        """sendDocument: the file kept with its caption and buttons."""
+        filename, content = next((part[0], part[1]) for part in request_data.multipart_data.values())
+        data = content if isinstance(content, bytes) else content.read()
+        markup = params.get("reply_markup") or {}
+        chat_id = int(params["chat_id"])
+        message = {
+            "message_id": next(self._ids),
+            "date": int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()),
+            "chat": {"id": chat_id, "type": "private"},
+            "from": BOT_USER,
+            "caption": params.get("caption", ""),
+            "document": {"file_id": f"sent-{len(self.sent)}", "file_unique_id": f"sent-{len(self.sent)}"}
+            | {"file_name": filename, "file_size": len(data)},
+        }
+        if markup:
+            message["reply_markup"] = markup
+        sent = SentDocument(str(filename), data)
+        self.sent.append(SentMessage(chat_id, message["caption"], markup.get("inline_keyboard", []), message, sent))
+        return message
+
+    def upload(self, content: bytes) -> str:
+        """A file a user sends: kept for getFile and the download; its file_id."""
+        file_id = f"upload-{len(self.uploads) + 1}"
+        self.uploads[file_id] = content
+        return file_id
 
     def answer(self, name: str, params: dict[str, Any]) -> Any:
         if name == "getMe":
             return BOT_USER
+        if name == "getFile":
+            file_id = str(params["file_id"])
+            return {"file_id": file_id, "file_unique_id": file_id, "file_size": len(self.uploads[file_id])} | {
+                "file_path": f"documents/{file_id}"
+            }
         if name in ("sendMessage", "editMessageText"):
             markup = params.get("reply_markup") or {}
             chat_id = int(params["chat_id"])
@@ -99,6 +145,22 @@ def message_update(update_id: int, user_id: int, chat_id: int, text: str) -> dic
             "from": {"id": user_id, "is_bot": False, "first_name": "Tester"},
             "text": text,
             "entities": entities,
+        },
+    }
+
+
+def document_update(
+    update_id: int, user_id: int, chat_id: int, file_id: str, filename: str, size: int
+) -> dict[str, Any]:
+    """A user sends a file (the bytes are the recording request's `uploads[file_id]`)."""
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": 100000 + update_id,
+            "date": int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()),
+            "chat": {"id": chat_id, "type": "private"},
+            "from": {"id": user_id, "is_bot": False, "first_name": "Tester"},
+            "document": {"file_id": file_id, "file_unique_id": file_id, "file_name": filename, "file_size": size},
         },
     }
 

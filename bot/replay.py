@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from telegram import Update
 
-from bot.offline import TOKEN, RecordingRequest, SentMessage, button_update, message_update
+from bot.offline import TOKEN, RecordingRequest, SentMessage, button_update, document_update, message_update
 from bot.replay_files import bless as bless  # re-exported: the CLI and tests import it from here
 from bot.replay_files import show as show
 from bot.sending import TelegramSender
@@ -134,6 +134,11 @@ class Harness:
     async def press(self, user: int, message: SentMessage, data: str) -> list[SentMessage]:
         return await self.process(button_update(next(self.update_ids), user, message.message, data))
 
+    async def upload(self, user: int, filename: str, content: bytes) -> list[SentMessage]:
+        """The user sends a file (a document message), as Telegram delivers one."""
+        file_id = self.request.upload(content)
+        return await self.process(document_update(next(self.update_ids), user, user, file_id, filename, len(content)))
+
 
 CARD_RULE_LINE = "Rule: "
 CARD_BUTTON = "Why?"
@@ -203,6 +208,13 @@ def check(expect: dict[str, Any], replies: list[SentMessage]) -> list[str]:
             problems.append(f"expected a button {label!r} (buttons: {labels})")
     if "replies" in expect and len(replies) != int(expect["replies"]):
         problems.append(f"expected {expect['replies']} replies, got {len(replies)}")
+    sent = {r.document.filename: r.document.content for r in replies if r.document is not None}
+    for name in _listed(expect.get("documents", [])):
+        if name not in sent:
+            problems.append(f"expected a document {name!r} (documents: {sorted(sent)})")
+    for needle in _listed(expect.get("file_contains", [])):
+        if not any(needle in content.decode("utf-8", "replace") for content in sent.values()):
+            problems.append(f"expected a document to contain {needle!r}")
     return problems
 
 
@@ -220,6 +232,7 @@ async def replay(dialogue: dict[str, Any], db_url: str | None = None) -> ReplayR
         )
         await harness.start()
         last_seen: dict[int, list[SentMessage]] = {}
+        documents: dict[str, bytes] = {}  # every file the bot sent in this dialogue, by name (for `upload: {sent}`)
         try:
             for number, step in enumerate(dialogue["steps"], 1):
                 result.steps += 1
@@ -243,14 +256,26 @@ async def replay(dialogue: dict[str, Any], db_url: str | None = None) -> ReplayR
                         break
                     data = next(b["callback_data"] for row in found.buttons for b in row if b["text"] == label)
                     replies = await harness.press(user, found, data)
+                elif "upload" in step:
+                    upload = step["upload"]
+                    name = str(upload.get("filename") or upload.get("sent"))
+                    action = f"upload {name!r}"
+                    result.transcript.append(f"[{number}] user {user}: (sends the file {name})")
+                    if "sent" in upload and name not in documents:
+                        result.mismatches.append(Mismatch(number, action, f"the bot sent no file {name!r}", ""))
+                        break
+                    content = documents[name] if "sent" in upload else str(upload["content"]).encode("utf-8")
+                    replies = await harness.upload(user, name, content)
                 elif "advance" in step:
                     action = f"advance {step['advance']}" + (" (offline)" if step.get("offline") else "")
                     result.transcript.append(f"[{number}] -- {action} --")
                     replies = await harness.advance(duration(str(step["advance"])), bool(step.get("offline")))
                 else:
-                    raise ValueError(f"step {number}: expected send, press, advance or restart: {step}")
+                    raise ValueError(f"step {number}: expected send, press, upload, advance or restart: {step}")
                 for reply in replies:  # older messages stay pressable; reminders go to their chat's user
                     last_seen.setdefault(reply.chat_id if "advance" in step else user, []).append(reply)
+                    if reply.document is not None:
+                        documents[reply.document.filename] = reply.document.content
                 result.transcript += [_shown(reply) for reply in replies]
                 if harness.errors:
                     error = harness.errors.pop()
@@ -275,6 +300,8 @@ async def replay(dialogue: dict[str, Any], db_url: str | None = None) -> ReplayR
 def _shown(reply: SentMessage) -> str:
     """A bot reply for people: its text indented under 'bot:', then its buttons."""
     body = reply.text.splitlines() or [""]
+    if reply.document is not None:
+        body = [f"[file {reply.document.filename}, {len(reply.document.content)} bytes]", *body]
     lines = [f"  bot: {body[0]}", *(f"       {line}" if line else "" for line in body[1:])]
     if reply.buttons:
         lines.append("       " + " ".join(f"[{label}]" for label in reply.labels()))

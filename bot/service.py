@@ -24,7 +24,7 @@ from bot.storage.repository import ChatRow
 from bot.storage.session import DbSession
 from bot.storage.tables import Audit, Dose, PatientRow, User
 from bot.storage.updates import claim_update
-from flows import consultation, followup, listings
+from flows import consultation, exporting, followup, listings
 from flows.answers.patient import PATIENT_BUTTONS
 from flows.buttons import page_button
 from flows.consultation import ask_patient, refuse
@@ -215,9 +215,50 @@ class ChatService:
         button = None if routed.data == "reminders" else routed.data  # the Change reminders button is /reminders
         return await self._reminders(session, row.user_id, row.time_zone, button)
 
+    async def _on_export(
+        self, session: DbSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
+    ) -> list[Reply]:
+        """/export LABEL offers the formats; a format's button sends its documents (bot/exports)."""
+        from bot.exports import documents, record  # fhir.resources and icalendar: loaded on the first export
+
+        pressed = exporting.read_button(routed.argument) if routed.data is not None else None
+        if routed.data is not None and pressed is None:
+            return [Reply(BAD_BUTTON)]
+        label = pressed.label if pressed is not None else routed.argument
+        if not label:
+            return [Reply(exporting.NO_LABEL)]
+        exact = await self.storage.find_label(session, row.user_id, label)
+        found = await record.read(session, row.user_id, exact) if exact is not None else None
+        if found is None:
+            return [Reply(exporting.unknown(label))]
+        if pressed is None:
+            return [exporting.menu(found.label)]
+        return documents.documents(found, pressed.format, self.clock(), today, self.default_time_zone)
+
+    async def import_document(
+        self, user_ref: str, chat_ref: str, name: str, content: bytes, *, update_id: int | None = None
+    ) -> list[Reply]:
+        """A file sent to the bot: a CSV or FHIR Bundle imported into this user's records, in one
+        transaction (every problem reported and nothing imported, or all of it). `update_id`: as for
+        `handle` (webhook mode: an upload posted twice is imported once)."""
+        from bot.exports.importing import import_file
+
+        if not private(chat_ref):
+            return [Reply(PRIVATE_ONLY)]
+        async with self.storage.session() as session, session.begin():
+            if update_id is not None and not await claim_update(session, chat_ref, update_id):
+                return []  # handled already (by this replica or another)
+            row = await self.storage.open_chat(session, user_ref, chat_ref)
+            today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
+            outcome = await import_file(session, row.user_id, content, today)
+            if outcome.problems:
+                return fit([Reply(exporting.refused(name, outcome.problems))])
+            return fit([Reply(exporting.report(name, outcome.imported, outcome.recommendations))])
+
     _ROUTES: ClassVar[dict[str, ServiceRoute]] = {
         "patients": _on_patients,
         "history": _on_history,
+        "export": _on_export,
         "settings": _on_settings,
         "reminders": _on_reminders,
         "patient": record_edits.on_patient,

@@ -67,7 +67,40 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
 async def send(update: Update, context: ContextTypes.DEFAULT_TYPE, replies: Iterable[Reply]) -> None:
     assert update.effective_chat is not None
     for reply in replies:
+        if reply.document is not None:  # a file (/export): sendDocument, the text its caption
+            document = reply.document
+            await context.bot.send_document(
+                update.effective_chat.id,
+                document.content,
+                filename=document.filename,
+                caption=reply.text,
+                reply_markup=keyboard(reply),
+            )
+            continue
         await context.bot.send_message(update.effective_chat.id, reply.text, reply_markup=keyboard(reply))
+
+
+UPLOAD_TOO_BIG = "That file is {size:,} bytes; an import takes at most {limit:,}. Nothing was imported."
+
+
+async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A file sent to the bot: a CSV or FHIR Bundle to import (bot/exports/importing.py)."""
+    from bot.exports.importing import MAX_BYTES
+
+    message = update.message
+    if message is None or message.document is None:
+        return
+    document = message.document
+    if document.file_size is not None and document.file_size > MAX_BYTES:
+        await context.bot.send_message(chat_of(update), UPLOAD_TOO_BIG.format(size=document.file_size, limit=MAX_BYTES))
+        return
+    file = await context.bot.get_file(document.file_id)
+    content = bytes(await file.download_as_bytearray())
+    name = document.file_name or "the file"
+    replies = await service_of(context).import_document(
+        user_ref(update), chat_ref(update), name, content, update_id=once(update, context)
+    )
+    await send(update, context, replies)
 
 
 def service_of(context: ContextTypes.DEFAULT_TYPE) -> ChatService:
@@ -262,6 +295,7 @@ def build_application(
     application.add_handler(access_guard(allowed_users, flood), group=-1)
     application.add_handler(MessageHandler(filters.TEXT, on_text))
     application.add_handler(CallbackQueryHandler(on_button))
+    application.add_handler(MessageHandler(filters.Document.ALL, on_document))
     application.add_handler(MessageHandler(~filters.TEXT & ~filters.StatusUpdate.ALL, on_other))
     application.add_error_handler(on_error)
     return application

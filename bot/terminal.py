@@ -25,7 +25,7 @@ import yaml
 
 from bot.reminders import stored_buttons
 from bot.service import ChatService
-from bot.storage.files import write_private
+from bot.storage.files import write_private, write_private_bytes
 from flows.replies import Button, Reply
 from flows.routes import Owner, route
 
@@ -76,6 +76,13 @@ def storage_problem(exc: BaseException) -> tuple[str, str]:
     if "disk i/o error" in words or numbers & {errno.EIO}:
         return "a disk I/O error", "Check the disk, then type"
     return f"an unexpected error ({type(exc).__name__})", "Type"
+
+
+def write_document(folder: Path, filename: str, content: bytes) -> Path:
+    """A file the chat sent, written 0600 into `folder` (the name is the flow's: no path in it)."""
+    path = folder / Path(filename).name
+    write_private_bytes(path, content)
+    return path
 
 
 def show(reply: Reply, out: TextIO) -> list[Button]:
@@ -163,8 +170,10 @@ async def chat(
     stdout: TextIO = sys.stdout,
     record: Path | None = None,
     today: dt.date | None = None,
+    files: Path | None = None,
 ) -> Ended:
-    """Run until end of input, /quit or Ctrl-C; every answer is saved as it is given."""
+    """Run until end of input, /quit or Ctrl-C; every answer is saved as it is given. A file the chat
+    sends (/export) is written into `files` (default: the current folder), its path printed."""
     user_ref = chat_ref = f"local:{user}"
     steps: list[dict[str, Any]] = []
     buttons: list[Button] = []
@@ -185,6 +194,9 @@ async def chat(
         for reply in replies:
             if reply.buttons:
                 numeric = reply.numeric
+            if reply.document is not None:
+                written = write_document(files or Path.cwd(), reply.document.filename, reply.document.content)
+                stdout.write(f"File written: {written}\n")
             shown = show(reply, stdout) or shown
         buttons = shown or buttons
 

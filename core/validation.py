@@ -85,6 +85,23 @@ def check_plausibility(ctx: Context) -> None:
         _implausible(f"labs[{first.position}].value", _lab_message(ctx.request.labs[first.position], first.value))
 
 
+def lab_fault(lab: Lab) -> str | None:
+    """Why one result is outside the plausibility bounds of RULES.md section 0 (the message a request
+    carrying it would get), or None: for results that arrive without a request (an import)."""
+    value = lab.value * UNITS_BY_TEST[lab.test][lab.unit]
+    return _lab_message(lab, value) if PLAUSIBILITY[lab.test].implausible(value) else None
+
+
+def weight_fault(weight: Decimal) -> str | None:
+    """Why a weight is outside the plausibility bounds, or None."""
+    return _weight_message(weight) if PLAUSIBILITY["weight_kg"].implausible(weight) else None
+
+
+def age_fault(age: Decimal) -> str | None:
+    """Why an age is outside the plausibility bounds, or None."""
+    return _age_message(age) if PLAUSIBILITY["age_years"].implausible(age) else None
+
+
 def _implausible(field: str, message: str) -> None:
     raise RequestError("implausible_value", f"{field}: {message}", field)
 

@@ -23,12 +23,23 @@ class Button:
 
 
 @dataclass(frozen=True, slots=True)
+class Document:
+    """A file sent with a reply (Telegram: sendDocument, the reply's text its caption; the terminal
+    writes it and prints its path). Bytes, not a path: the flows do no I/O."""
+
+    filename: str
+    content: bytes
+    media_type: str = "text/plain"
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     # The question takes a typed number: a transport that numbers its buttons must not read a typed
     # "3" as the third button (the terminal shows these buttons as #1, #2 ...).
     numeric: bool = False
+    document: Document | None = None  # sent as a file, `text` its caption
 
     def button_labels(self) -> list[str]:
         return [button.label for row in self.buttons for button in row]

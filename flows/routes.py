@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from flows.buttons import PageList, Word
+from flows.exporting import PREFIX as EXPORT
 from flows.followup import FOLLOWUP, FULL, HISTORY
 
 RECORD_EDIT = "pr:"  # /patient's buttons (flows.buttons.RecordEditButton)
@@ -71,6 +72,13 @@ ROUTES: tuple[Route, ...] = (
         buttons=("reminders",),
         prefixes=("oc:", "rm:"),  # a reminder's answers, /reminders' own buttons
         menu="your reminders: pause, time, stop",
+    ),
+    Route(
+        "export",
+        Owner.SERVICE,
+        commands=("/export",),
+        prefixes=(EXPORT,),  # flows.exporting.ExportButton: a format for one patient
+        menu="a patient's note, CSV, FHIR or calendar: /export LABEL",
     ),
     Route("settings", Owner.SERVICE, commands=("/settings",), menu="time zone"),
     Route(

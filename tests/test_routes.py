@@ -69,6 +69,7 @@ def test_telegrams_command_menu_is_the_tables():
         ("history", "a patient's record: /history LABEL"),
         ("patient", "correct or delete a record: /patient LABEL"),
         ("reminders", "your reminders: pause, time, stop"),
+        ("export", "a patient's note, CSV, FHIR or calendar: /export LABEL"),
         ("settings", "time zone"),
         ("cancel", "cancel the consultation"),
         ("help", "how to answer"),

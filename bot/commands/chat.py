@@ -31,6 +31,10 @@ async def run_chat(args: argparse.Namespace) -> int:
     if args.record is not None and not args.record.expanduser().parent.is_dir():
         print(f"hemadose chat: --record: the folder {args.record.parent} does not exist", file=sys.stderr)
         return EXIT_INVALID
+    files = getattr(args, "files", None)
+    if files is not None and not files.expanduser().is_dir():
+        print(f"hemadose chat: --files: the folder {files} does not exist", file=sys.stderr)
+        return EXIT_INVALID
     url, problem = settings.database(args.db)
     if problem is not None:
         print(f"hemadose chat: {problem}", file=sys.stderr)
@@ -50,7 +54,11 @@ async def run_chat(args: argparse.Namespace) -> int:
             "for button N; Ctrl-D or Ctrl-C to end.\n"
         )
         ended = await chat(
-            ChatService(storage, settings.time_zone, clock), args.user, record=args.record, today=args.today
+            ChatService(storage, settings.time_zone, clock),
+            args.user,
+            record=args.record,
+            today=args.today,
+            files=files.expanduser() if files is not None else None,
         )
     finally:
         try:

@@ -43,6 +43,12 @@ def write_private(path: Path, text: str) -> None:
         file.write(text)
 
 
+def write_private_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path`, created 0600 (an exported patient record is health data)."""
+    with open_private(path) as file:
+        file.buffer.write(data)
+
+
 def sync_file(path: str) -> None:
     """Flush a file's written data to the disk (what SQLite's synchronous=FULL does at a WAL commit)."""
     descriptor = os.open(path, os.O_RDONLY)
