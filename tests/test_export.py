@@ -28,8 +28,12 @@ from bot.storage import open_storage
 from bot.storage.tables import PatientRow, User
 
 DIALOGUES = Path(__file__).parent / "dialogues"
-SAVING = sorted(  # every dialogue that presses Save to patient
-    path for path in DIALOGUES.glob("*.yaml") if any(s.get("press") == "Save to patient" for s in load(path)["steps"])
+SAVING = sorted(  # every dialogue that presses Save to patient (and does not delete or undo it after)
+    path
+    for path in DIALOGUES.glob("*.yaml")
+    if (presses := {s.get("press") for s in load(path)["steps"]})
+    and "Save to patient" in presses
+    and not presses & {"Delete patient", "↩ Undo"}
 )
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 TODAY = dt.date(2027, 12, 31)  # after every dialogue's dates: an import refuses results from the future

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from bot.storage.pages import recommendations
 from bot.storage.records import _now
 from bot.storage.session import DbSession
 from bot.storage.tables import Audit, Dose, LabRow, PatientRow, Regimen, Reminder, TransfusionRow, User
@@ -120,7 +121,7 @@ async def read(session: DbSession, user_id: int, label: str) -> PatientRecord | 
     entries = await session.execute(
         select(Audit.at, Audit.request, Audit.response, User.external_id)
         .join(User, User.id == Audit.user_id)
-        .where(Audit.user_id == user_id, Audit.patient_label == patient.label)
+        .where(recommendations(user_id, patient.label))  # not corrections, undos, undone ones
         .order_by(Audit.id)
     )
     record.recommendations = [
