@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from flows.buttons import PageList
-from flows.followup import FOLLOWUP, FULL, HISTORY
+from flows.followup import FOLLOWUP, FULL, HISTORY, TREND
 
 PAGE_OF_PATIENTS, PAGE_OF_HISTORY = f"pg:{PageList.PATIENTS}:", f"pg:{PageList.HISTORY}:"  # flows.buttons.PageButton
 
@@ -53,6 +53,13 @@ ROUTES: tuple[Route, ...] = (
         commands=("/history",),
         prefixes=(HISTORY, PAGE_OF_HISTORY),
         menu="a patient's record: /history LABEL",
+    ),
+    Route(
+        "trend",
+        Owner.SERVICE,
+        commands=("/trend",),
+        prefixes=(TREND,),
+        menu="a patient's trend chart: /trend LABEL",
     ),
     Route(
         "reminders",
