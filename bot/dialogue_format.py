@@ -33,6 +33,8 @@ Step kinds: send, press, advance (with offline), restart; `as` names the user of
   matches                   a regular expression searched in the replies
   buttons                   button labels present
   replies                   how many replies
+  photos                    how many photos (sendPhoto: a trend chart) the step sent, each a PNG;
+                            a photo's caption is its text (contains, equals, ... check it)
   card                      the WHOLE text of the recommendation card among the replies (a list when
                             the step sends several), compared exactly; a mismatch shows a unified diff
 

@@ -23,6 +23,7 @@ class SentMessage:
     text: str
     buttons: list[list[dict[str, str]]]  # rows of {"text": label, "callback_data": data}
     message: dict[str, Any]  # as Telegram returned it
+    photo: bytes | None = None  # a sendPhoto's picture (its caption is `text`)
 
     def labels(self) -> list[str]:
         return [button["text"] for row in self.buttons for button in row]
@@ -59,7 +60,30 @@ class RecordingRequest(BaseRequest):
         name = url.rsplit("/", 1)[-1]
         params = request_data.parameters if request_data is not None else {}
         self.calls.append((name, params))
+        if name == "sendPhoto":  # the picture comes as a file of the multipart upload
+            files = request_data.multipart_data if request_data is not None else None
+            return 200, json.dumps({"ok": True, "result": self.photo(params, files or {})}).encode()
         return 200, json.dumps({"ok": True, "result": self.answer(name, params)}).encode()
+
+    def photo(self, params: dict[str, Any], files: dict[str, Any]) -> dict[str, Any]:
+        """A sendPhoto, kept with its picture's bytes so a dialogue can check that a chart was sent."""
+        upload = next(iter(files.values()), None)
+        picture: bytes = upload[1] if isinstance(upload, tuple) else b""
+        markup = params.get("reply_markup") or {}
+        chat_id = int(params["chat_id"])
+        number = next(self._ids)
+        message = {
+            "message_id": number,
+            "date": int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()),
+            "chat": {"id": chat_id, "type": "private"},
+            "from": BOT_USER,
+            "photo": [{"file_id": f"photo-{number}", "file_unique_id": f"p{number}", "width": 1, "height": 1}],
+            "caption": params.get("caption", ""),
+        }
+        if markup:
+            message["reply_markup"] = markup
+        self.sent.append(SentMessage(chat_id, message["caption"], markup.get("inline_keyboard", []), message, picture))
+        return message
 
     def answer(self, name: str, params: dict[str, Any]) -> Any:
         if name == "getMe":

@@ -7,14 +7,17 @@ is still at the question it was at.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from bot import charts
 from bot.limits import BAD_BUTTON, fit, too_long, valid_button
 from bot.reminders import Reminders
 from bot.storage import Storage
@@ -22,16 +25,18 @@ from bot.storage.repository import ChatRow
 from bot.storage.session import DbSession
 from bot.storage.tables import Audit, Dose, PatientRow, User
 from bot.storage.updates import claim_update
-from flows import consultation, followup, listings
+from flows import consultation, followup, listings, trend
 from flows.answers.patient import PATIENT_BUTTONS
-from flows.buttons import page_button
+from flows.buttons import RecordButton, RecordKind, Word, page_button
 from flows.consultation import ask_patient, refuse
 from flows.conversation_parts import State
 from flows.reminders import known_zone
 from flows.replies import (
     AuditRecommendation,
+    Button,
     Env,
     PatientSummary,
+    Photo,
     Reply,
     SaveConsultation,
     ScheduleReminders,
@@ -40,6 +45,7 @@ from flows.replies import (
 )
 from flows.routes import ROUTES, Owner, Routed, route
 from flows.state import ChatState
+from flows.trend import TrendChart
 
 Clock = Callable[[], dt.datetime]  # aware "now"
 # A route the service answers: (service, session, the chat's row, chat_ref, its state, today, what was routed).
@@ -61,6 +67,24 @@ def private(chat_ref: str) -> bool:
 
 def system_clock() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChartToDraw(Reply):
+    """A trend chart to draw once the update's transaction has ended: drawing takes a few tenths of a
+    second, which the database (one connection on SQLite) should not wait for."""
+
+    chart: TrendChart
+
+
+async def draw(reply: Reply) -> Reply:
+    """A chart drawn into its photo (matplotlib, in a worker thread: the event loop goes on meanwhile);
+    other replies as they are."""
+    if not isinstance(reply, ChartToDraw):
+        return reply
+    png = await asyncio.to_thread(charts.render, reply.chart)
+    name = f"trend-{reply.chart.label}-{reply.chart.end.isoformat()}.png"
+    return Photo(reply.text, reply.buttons, png=png, filename=name)
 
 
 class ChatService:
@@ -92,7 +116,8 @@ class ChatService:
         refusal = too_long(text) or (BAD_BUTTON if button is not None and not valid_button(button) else None)
         if refusal is not None:
             return fit(await self._refuse(user_ref, chat_ref, refusal, update_id))
-        return fit(await self._handle(user_ref, chat_ref, text, button, update_id))
+        replies = await self._handle(user_ref, chat_ref, text, button, update_id)
+        return fit([await draw(reply) for reply in replies])
 
     async def _refuse(self, user_ref: str, chat_ref: str, refusal: str, update_id: int | None = None) -> list[Reply]:
         """The refusal and the question now open, asked again; the chat's state is left as it was."""
@@ -190,6 +215,28 @@ class ChatService:
             return [await self._history(session, row.user_id, pressed.label, pressed.page)]
         return [await self._history(session, row.user_id, routed.argument)]
 
+    async def _on_trend(
+        self, session: DbSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
+    ) -> list[Reply]:
+        """/trend LABEL and the Trend buttons: the chart of the user's own patient, or why there is none."""
+        label = routed.argument.strip()
+        if not label:
+            return [Reply(trend.ask_label())]
+        record = await self.storage.trend(session, row.user_id, label)
+        if record is None:
+            consulted = chat.answers.patient_label
+            if consulted is not None and consulted.lower() == label.lower():  # the card's Trend, before Save
+                return [Reply(trend.not_saved(consulted))]
+            return [Reply(followup.unknown(label))]
+        chart = trend.build(record)
+        way_on = (
+            Button("History", RecordButton(RecordKind.HISTORY, record.label).encode()),
+            Button("New consultation", Word.NEW.value),
+        )
+        if chart is None:
+            return [Reply(trend.nothing_to_draw(record), (way_on,))]
+        return [ChartToDraw(trend.caption(chart), (way_on,), chart=chart)]
+
     async def _on_settings(
         self, session: DbSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
     ) -> list[Reply]:
@@ -204,6 +251,7 @@ class ChatService:
     _ROUTES: ClassVar[dict[str, ServiceRoute]] = {
         "patients": _on_patients,
         "history": _on_history,
+        "trend": _on_trend,
         "settings": _on_settings,
         "reminders": _on_reminders,
     }

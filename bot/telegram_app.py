@@ -28,7 +28,7 @@ from telegram.request import BaseRequest
 from bot.limits import SLOW_DOWN, FloodGate
 from bot.sending import TelegramSender
 from bot.service import PRIVATE_ONLY, ChatService
-from flows.replies import Reply
+from flows.replies import Photo, Reply
 from flows.routes import menu
 
 log = logging.getLogger("hemadose.telegram")
@@ -67,6 +67,15 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
 async def send(update: Update, context: ContextTypes.DEFAULT_TYPE, replies: Iterable[Reply]) -> None:
     assert update.effective_chat is not None
     for reply in replies:
+        if isinstance(reply, Photo):  # a chart: sendPhoto, its caption under it
+            await context.bot.send_photo(
+                update.effective_chat.id,
+                reply.png,
+                caption=reply.text,
+                filename=reply.filename,
+                reply_markup=keyboard(reply),
+            )
+            continue
         await context.bot.send_message(update.effective_chat.id, reply.text, reply_markup=keyboard(reply))
 
 

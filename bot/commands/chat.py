@@ -50,7 +50,11 @@ async def run_chat(args: argparse.Namespace) -> int:
             "for button N; Ctrl-D or Ctrl-C to end.\n"
         )
         ended = await chat(
-            ChatService(storage, settings.time_zone, clock), args.user, record=args.record, today=args.today
+            ChatService(storage, settings.time_zone, clock),
+            args.user,
+            record=args.record,
+            today=args.today,
+            charts=settings.data_dir.expanduser() / "charts",
         )
     finally:
         try:

@@ -43,6 +43,15 @@ def write_private(path: Path, text: str) -> None:
         file.write(text)
 
 
+def write_private_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path`, created 0600 from the start (a chart, a document: patient data)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE)
+    with os.fdopen(descriptor, "wb") as file:
+        if stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.fchmod(descriptor, PRIVATE)
+        file.write(data)
+
+
 def sync_file(path: str) -> None:
     """Flush a file's written data to the disk (what SQLite's synchronous=FULL does at a WAL commit)."""
     descriptor = os.open(path, os.O_RDONLY)
