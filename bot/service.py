@@ -147,6 +147,10 @@ class ChatService:
             notice = await self.reminders.undelivered_notice(session, row.user_id)
             today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
             chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
+            if button is None and text and chat.state == State.result:
+                # The card's Trend typed by its label: the consultation's patient (flows/trend.py).
+                typed_trend = trend.typed_button(text, chat.answers.patient_label)
+                button, text = (typed_trend, None) if typed_trend is not None else (button, text)
             if button is None and text and not text.strip().startswith("/") and chat.offered_record:
                 # A record message's button typed by its label ("Same regimen, new result").
                 typed = followup.typed_button(text, chat.offered_record)

@@ -18,6 +18,7 @@ from core.bands import Band, Bands, bands_for
 from core.numbers import fmt
 from core.registry import REGISTRY, rules_for
 from core.units import UNITS_BY_TEST
+from flows.buttons import RecordButton, RecordKind
 from flows.names import REGION_NAMES
 from flows.state import LabRecord
 from flows.trend_data import (
@@ -266,6 +267,13 @@ def caption(chart: TrendChart) -> str:
     lines += [f"• {view.text}" for view in chart.band_views]
     text = "\n".join(lines)
     return text if len(text) <= CAPTION_LIMIT else text[: CAPTION_LIMIT - 1] + "…"
+
+
+def typed_button(text: str, label: str | None) -> str | None:
+    """The card's Trend button typed by its label ("trend", any case): its data for the patient."""
+    if label is None or " ".join(text.lower().split()) != "trend":
+        return None
+    return RecordButton(RecordKind.TREND, label).encode()
 
 
 def ask_label() -> str:
