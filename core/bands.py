@@ -79,37 +79,48 @@ class Bands:
 DECIDING_UNIT: dict[LabTest, str] = {"platelets": "10^9/L", "hemoglobin": "g/dL"}
 
 
+def _titrated(
+    drug: str,
+    increase_below: Decimal,
+    reduce_above: Decimal,
+    hold_above: Decimal,
+    resume_below: Decimal,
+    increase_when: Condition,
+    reduce_when: Condition,
+) -> tuple[Band, ...]:
+    """A TPO receptor agonist titrated on the count (romiplostim, hetrombopag): the same four bands, each
+    drug's own edges and conditions; the reduce band ends where the hold band begins (hold is tried first)."""
+    return (
+        Band("increase", f"{drug}.increase", increase_when, high=increase_below),
+        Band("reduce", f"{drug}.reduce", reduce_when, low=reduce_above, high=hold_above, high_inclusive=True),
+        Band("hold", f"{drug}.hold", "always", low=hold_above),
+        Band("resume", f"{drug}.resume", "on_hold", high=resume_below),
+    )
+
+
 def _romiplostim(region: str) -> tuple[Band, ...]:
     limits = romiplostim.THRESHOLDS[region]
-    return (
-        Band("increase", "romiplostim.increase", "always", high=romiplostim.LOW),
-        Band(
-            "reduce",
-            "romiplostim.reduce",
-            "two_weeks",
-            low=limits.reduce_above,
-            high=limits.hold_above,
-            high_inclusive=True,
-        ),
-        Band("hold", "romiplostim.hold", "always", low=limits.hold_above),
-        Band("resume", "romiplostim.resume", "on_hold", high=limits.resume_below),
+    return _titrated(
+        "romiplostim",
+        romiplostim.LOW,
+        limits.reduce_above,
+        limits.hold_above,
+        limits.resume_below,
+        "always",
+        "two_weeks",
     )
 
 
 def _hetrombopag(indication: str) -> tuple[Band, ...]:
-    low = hetrombopag.LADDERS[indication].low
-    return (
-        Band("increase", "hetrombopag.increase", "after_two_weeks_at_level", high=low),
-        Band(
-            "reduce",
-            "hetrombopag.reduce",
-            "after_two_weeks_at_level",
-            low=hetrombopag.REDUCE_ABOVE,
-            high=hetrombopag.HOLD_ABOVE,
-            high_inclusive=True,
-        ),
-        Band("hold", "hetrombopag.hold", "always", low=hetrombopag.HOLD_ABOVE),
-        Band("resume", "hetrombopag.resume", "on_hold", high=hetrombopag.RESUME_BELOW),
+    # hetrombopag.wait comes first: a change needs at least MIN_DAYS_TO_JUDGE days at the level.
+    return _titrated(
+        "hetrombopag",
+        hetrombopag.LADDERS[indication].low,
+        hetrombopag.REDUCE_ABOVE,
+        hetrombopag.HOLD_ABOVE,
+        hetrombopag.RESUME_BELOW,
+        "after_two_weeks_at_level",
+        "after_two_weeks_at_level",
     )
 
 

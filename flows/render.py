@@ -30,7 +30,7 @@ RULES_NAME = f"HemaDose rules {RULES_VERSION}"
 DISCLAIMER = "This supports, and does not replace, clinical judgement."
 COMMANDS_LINE = (
     "Commands: /new a consultation, /patients your patients, /history LABEL a patient's record, "
-    "/reminders, /settings, /cancel, /help."
+    "/trend LABEL a patient's chart, /reminders, /settings, /cancel, /help."
 )
 WELCOME = (
     "Welcome to HemaDose, a dosing assistant for romiplostim, hetrombopag, lusutrombopag and "

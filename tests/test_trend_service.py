@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import stat
 import subprocess
 import sys
@@ -19,9 +18,7 @@ from bot.storage import open_storage
 from bot.storage.tables import PatientRow, Regimen
 from bot.terminal import chat
 from flows.replies import Photo
-from tests.helpers import romiplostim
 from tests.test_routes import SAVED_RX12
-from tests.test_startup import HEMADOSE, _imported
 
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -93,21 +90,8 @@ async def test_the_terminal_writes_the_chart_to_a_private_file_and_prints_its_pa
     await storage.close()
 
 
-def test_recommend_and_the_chat_modules_do_not_import_matplotlib(tmp_path: Path):
-    assert HEMADOSE
-    request = tmp_path / "request.json"
-    request.write_text(json.dumps(romiplostim()))
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", HEMADOSE, "recommend", str(request)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    loaded = {module.split(".")[0] for module in _imported(done.stderr)}
-    assert "core" in loaded
-    assert not loaded & {"matplotlib", "PIL", "numpy"}
+def test_the_chat_modules_do_not_import_matplotlib_until_a_chart_is_drawn(tmp_path: Path):
+    """`hemadose recommend` is checked by tests/test_startup.py (matplotlib in NOT_FOR_RECOMMEND)."""
     modules = "flows.trend, flows.routes, bot.service, bot.telegram_app, bot.terminal, bot.charts, bot.replay"
     probe = f"import sys, {modules}; print(sorted(m for m in ('matplotlib', 'PIL') if m in sys.modules))"
     imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
