@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bot.replay import load, replay
 from bot.service import ChatService
 from bot.storage import open_storage
 from bot.storage.tables import PatientRow, Regimen
@@ -21,6 +22,7 @@ from flows.replies import Photo
 from tests.test_routes import SAVED_RX12
 
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
+DIALOGUES = Path(__file__).resolve().parent / "dialogues"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -103,3 +105,18 @@ def test_the_chat_modules_do_not_import_matplotlib_until_a_chart_is_drawn(tmp_pa
         [sys.executable, "-c", drawn, str(tmp_path)], capture_output=True, text=True, timeout=120, check=True
     )
     assert rendered.stdout.strip().endswith("True")  # (the probe can see it when it is loaded)
+
+
+async def test_messages_to_see_a_trend():
+    """User messages from opening to the chart, counted in the replayed dialogue: a new patient's whole
+    consultation, then one press after it is saved; one command from anywhere; two from the record."""
+    result = await replay(load(DIALOGUES / "trend_romiplostim_card_button_and_command.yaml"))
+    assert result.passed, result.mismatches
+    sent = [line.split(": ", 1)[1] for line in result.transcript if line.startswith("[")]
+    photos = [n for n, line in enumerate(result.transcript) if "[photo: PNG" in line]
+    asked = [sum(1 for line in result.transcript[:at] if line.startswith("[")) for at in photos]
+    assert sent[0] == "/new"
+    assert sent[asked[0] - 2 : asked[0]] == ["[Save to patient]", "[Trend]"]
+    assert asked[0] == 16  # /new to the card (14), Save to patient, Trend
+    assert sent[asked[1] - 1] == "/trend rx-12"  # one message from anywhere (after /start too)
+    assert sent[asked[2] - 2 : asked[2]] == ["/patients RX-12", "[Trend]"]  # two from the record
