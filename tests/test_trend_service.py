@@ -26,8 +26,8 @@ DIALOGUES = Path(__file__).resolve().parent / "dialogues"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-async def test_trend_sends_a_photo_of_the_users_own_patient_only(tmp_path: Path):
-    storage = await open_storage(f"sqlite:///{tmp_path}/trend.db")
+async def test_trend_sends_a_photo_of_the_users_own_patient_only(db_url: str):
+    storage = await open_storage(db_url)
     service = ChatService(storage, clock=lambda: NOW)
     for typed in SAVED_RX12:
         await service.handle("tg:1", "tg:1", text=typed)
@@ -44,8 +44,8 @@ async def test_trend_sends_a_photo_of_the_users_own_patient_only(tmp_path: Path)
     await storage.close()
 
 
-async def test_a_patient_without_results_gets_a_clear_reply_not_a_chart(tmp_path: Path):
-    storage = await open_storage(f"sqlite:///{tmp_path}/empty.db")
+async def test_a_patient_without_results_gets_a_clear_reply_not_a_chart(db_url: str):
+    storage = await open_storage(db_url)
     service = ChatService(storage, clock=lambda: NOW)
     await service.handle("tg:1", "tg:1", text="/start")
     async with storage.session() as session, session.begin():
@@ -76,8 +76,8 @@ async def test_a_patient_without_results_gets_a_clear_reply_not_a_chart(tmp_path
     await storage.close()
 
 
-async def test_the_terminal_writes_the_chart_to_a_private_file_and_prints_its_path(tmp_path: Path):
-    storage = await open_storage(f"sqlite:///{tmp_path}/terminal.db")
+async def test_the_terminal_writes_the_chart_to_a_private_file_and_prints_its_path(tmp_path: Path, db_url: str):
+    storage = await open_storage(db_url)
     service = ChatService(storage, clock=lambda: NOW)
     for typed in SAVED_RX12:
         await service.handle("local:me", "local:me", text=typed)
@@ -107,10 +107,10 @@ def test_the_chat_modules_do_not_import_matplotlib_until_a_chart_is_drawn(tmp_pa
     assert rendered.stdout.strip().endswith("True")  # (the probe can see it when it is loaded)
 
 
-async def test_messages_to_see_a_trend():
+async def test_messages_to_see_a_trend(db_url: str):
     """User messages from opening to the chart, counted in the replayed dialogue: a new patient's whole
     consultation, then one press after it is saved; one command from anywhere; two from the record."""
-    result = await replay(load(DIALOGUES / "trend_romiplostim_card_button_and_command.yaml"))
+    result = await replay(load(DIALOGUES / "trend_romiplostim_card_button_and_command.yaml"), db_url)
     assert result.passed, result.mismatches
     sent = [line.split(": ", 1)[1] for line in result.transcript if line.startswith("[")]
     photos = [n for n, line in enumerate(result.transcript) if "[photo: PNG" in line]
