@@ -57,6 +57,7 @@ MARKERS = {
 SIZE_INCHES = (9.0, 10.0)
 DPI = 120  # 1080 x 1200 px: sharp on a phone, well under Telegram's photo limits
 FONT = 17
+MIN_DAYS_SHOWN = 7.0  # the date axis spans at least a week (a layout choice)
 
 
 def _day(day: dt.date) -> float:
@@ -98,8 +99,9 @@ def render(chart: TrendChart) -> bytes:
             axes, bars = figure.subplots(1, 1), None
         low, high = _value_limits(chart)
         start, end = _day(chart.start), _day(chart.end)
-        span = max(end - start, 7.0)
-        left, right = start - span * 0.04, end + span * 0.04
+        span = max(end - start, MIN_DAYS_SHOWN)  # a record of a day or two still shows a readable week
+        widen = (span - (end - start)) / 2 + span * 0.04
+        left, right = start - widen, end + widen
         handles: list[Any] = []
 
         # The bands: a shaded span where a single result acts at once, a dashed line where it acts under
@@ -121,18 +123,18 @@ def render(chart: TrendChart) -> bytes:
 
         # Holds shaded across the whole height, and the dose as a step line on its own axis.
         dose_axes = axes.twinx()
-        for step in chart.steps:
-            if step.on_hold:
-                axes.axvspan(
-                    _day(step.start), _day(step.end), facecolor="none", hatch="//", edgecolor="#7F7F7F", linewidth=0
-                )
+        for number, step in enumerate(chart.steps, 1):
+            if step.on_hold:  # a hold still in effect is shaded to the right edge
+                until = right if number == len(chart.steps) else _day(step.end)
+                axes.axvspan(_day(step.start), until, facecolor="none", hatch="//", edgecolor="#7F7F7F", linewidth=0)
         if any(step.on_hold for step in chart.steps):
             handles.append(Patch(facecolor="none", hatch="//", edgecolor="#7F7F7F", label="Dose on hold"))
         xs: list[float] = []
         ys: list[float] = []
-        for step in chart.steps:
+        for number, step in enumerate(chart.steps, 1):
             level = float("nan") if step.amount is None or step.on_hold else _float(step.amount)
-            xs += [_day(step.start), _day(step.end)]
+            # The last step is the dose in effect now: drawn to the chart's right edge.
+            xs += [_day(step.start), right if number == len(chart.steps) else _day(step.end)]
             ys += [level, level]
         if xs:
             (dose_line,) = dose_axes.plot(
