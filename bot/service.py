@@ -71,8 +71,8 @@ def system_clock() -> dt.datetime:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChartToDraw(Reply):
-    """A trend chart to draw once the update's transaction has ended: drawing takes a few tenths of a
-    second, which the database (one connection on SQLite) should not wait for."""
+    """A trend chart to draw once the update's transaction has ended: drawing takes most of a second,
+    which the database (one connection on SQLite) should not wait for."""
 
     chart: TrendChart
 

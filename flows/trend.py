@@ -64,7 +64,7 @@ _CONDITIONS = {
     "two_weeks": " for 2 consecutive weeks",
     "after_two_weeks_at_level": f" after {hetrombopag.MIN_DAYS_TO_JUDGE} days at the dose",
     "no_transfusion": f" with no transfusion in the {luspatercept.TRANSFUSION_FREE_DAYS} days before",
-    "before_start": " (to start)",
+    "before_start": " before the first dose",
     "from_day_5_jp": f" from day {lusutrombopag.JP_STOP_DAY}",
     "before_procedure": " just before the procedure",
 }

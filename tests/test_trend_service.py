@@ -1,7 +1,7 @@
 """/trend through the service (both transports' entry), the terminal's PNG file, and what stays light.
 
 matplotlib is imported only when a chart is drawn: `hemadose recommend`, and importing the flows and
-the bot's modules, must not load it (it costs about a third of a second and many megabytes).
+the bot's modules, must not load it (about a second and tens of megabytes on the development machine).
 """
 
 from __future__ import annotations
