@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 
 from core import hetrombopag, luspatercept, lusutrombopag
 from core.bands import Band, Bands, bands_for
+from core.framework import DOSE_ACTIONS
 from core.numbers import fmt
 from core.registry import REGISTRY, rules_for
 from core.units import UNITS_BY_TEST
@@ -39,7 +40,7 @@ from flows.trend_data import (
 )
 
 __all__ = ["ROWS_READ", "DoseEntry", "RecommendationEntry", "TrendChart", "TrendRecord", "build", "caption"]
-_DOSE_ACTIONS = frozenset({"start", "increase", "decrease", "resume"})  # a new level from the next dose
+_DOSE_ACTIONS = DOSE_ACTIONS - {"continue"}  # a new level from the next dose date
 _STOP_ACTIONS = frozenset({"discontinue", "complete"})
 
 
