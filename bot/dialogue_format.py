@@ -37,6 +37,8 @@ Step kinds: send, press, upload, advance (with offline), restart; `as` names the
   replies                   how many replies
   documents                 file names the bot sent (sendDocument; the reply's text is the caption)
   file_contains             text or list of texts, in any file sent
+  photos                    how many photos (sendPhoto: a trend chart) the step sent, each a PNG;
+                            a photo's caption is its text (contains, equals, ... check it)
   card                      the WHOLE text of the recommendation card among the replies (a list when
                             the step sends several), compared exactly; a mismatch shows a unified diff
 

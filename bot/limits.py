@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 
-from flows.replies import Reply
+from flows.replies import Photo, Reply
 
 # No clinical answer (a number, a date and a value, a label, a command) comes near this; a message
 # this long is pasted by mistake, and refusing it at once keeps the parsers' work small.
@@ -107,7 +107,7 @@ def fit(replies: Iterable[Reply]) -> list[Reply]:
     fitted: list[Reply] = []
     for reply in replies:
         texts = split_text(reply.text)
-        if len(texts) == 1:
+        if len(texts) == 1 or isinstance(reply, Photo):  # a photo's caption is kept short where it is written
             fitted.append(reply)
             continue
         fitted += [Reply(text) for text in texts[:-1]]

@@ -32,6 +32,7 @@ class SentMessage:
     buttons: list[list[dict[str, str]]]  # rows of {"text": label, "callback_data": data}
     message: dict[str, Any]  # as Telegram returned it
     document: SentDocument | None = None
+    photo: bytes | None = None  # a sendPhoto's picture (its caption is `text`)
 
     def labels(self) -> list[str]:
         return [button["text"] for row in self.buttons for button in row]
@@ -73,12 +74,30 @@ class RecordingRequest(BaseRequest):
         self.calls.append((name, params))
         if name == "sendDocument" and request_data is not None:
             return 200, json.dumps({"ok": True, "result": self.document(params, request_data)}).encode()
+        if name == "sendPhoto":  # the picture comes as a file of the multipart upload
+            files = request_data.multipart_data if request_data is not None else None
+            return 200, json.dumps({"ok": True, "result": self.photo(params, files or {})}).encode()
         return 200, json.dumps({"ok": True, "result": self.answer(name, params)}).encode()
 
     def document(self, params: dict[str, Any], request_data: RequestData) -> dict[str, Any]:
         """sendDocument: the file kept with its caption and buttons."""
         filename, content = next((part[0], part[1]) for part in request_data.multipart_data.values())
         data = content if isinstance(content, bytes) else content.read()
+        number = len(self.sent)
+        media: dict[str, Any] = {"file_id": f"sent-{number}", "file_unique_id": f"sent-{number}"}
+        media |= {"file_name": filename, "file_size": len(data)}
+        return self._keep(params, "document", media, document=SentDocument(str(filename), data))
+
+    def photo(self, params: dict[str, Any], files: dict[str, Any]) -> dict[str, Any]:
+        """A sendPhoto, kept with its picture's bytes so a dialogue can check that a chart was sent."""
+        upload = next(iter(files.values()), None)
+        picture: bytes = upload[1] if isinstance(upload, tuple) else b""
+        number = len(self.sent)
+        media = [{"file_id": f"photo-{number}", "file_unique_id": f"p{number}", "width": 1, "height": 1}]
+        return self._keep(params, "photo", media, photo=picture)
+
+    def _keep(self, params: dict[str, Any], kind: str, media: Any, **kept: Any) -> dict[str, Any]:
+        """A sent file's message (its caption is the text), recorded with what a dialogue checks of it."""
         markup = params.get("reply_markup") or {}
         chat_id = int(params["chat_id"])
         message = {
@@ -87,13 +106,11 @@ class RecordingRequest(BaseRequest):
             "chat": {"id": chat_id, "type": "private"},
             "from": BOT_USER,
             "caption": params.get("caption", ""),
-            "document": {"file_id": f"sent-{len(self.sent)}", "file_unique_id": f"sent-{len(self.sent)}"}
-            | {"file_name": filename, "file_size": len(data)},
+            kind: media,
         }
         if markup:
             message["reply_markup"] = markup
-        sent = SentDocument(str(filename), data)
-        self.sent.append(SentMessage(chat_id, message["caption"], markup.get("inline_keyboard", []), message, sent))
+        self.sent.append(SentMessage(chat_id, message["caption"], markup.get("inline_keyboard", []), message, **kept))
         return message
 
     def upload(self, content: bytes) -> str:

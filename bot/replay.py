@@ -215,6 +215,20 @@ def check(expect: dict[str, Any], replies: list[SentMessage]) -> list[str]:
     for needle in _listed(expect.get("file_contains", [])):
         if not any(needle in content.decode("utf-8", "replace") for content in sent.values()):
             problems.append(f"expected a document to contain {needle!r}")
+    if "photos" in expect:
+        problems += _photo_problems(int(expect["photos"]), [r.photo for r in replies if r.photo is not None])
+    return problems
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _photo_problems(wanted: int, photos: list[bytes]) -> list[str]:
+    """`photos: N`: N photos sent (sendPhoto), each a PNG; their captions are checked as text."""
+    problems = []
+    if len(photos) != wanted:
+        problems.append(f"expected {wanted} photo(s) sent, got {len(photos)}")
+    problems += [f"photo {n} is not a PNG" for n, photo in enumerate(photos, 1) if not photo.startswith(PNG_SIGNATURE)]
     return problems
 
 
@@ -302,6 +316,8 @@ def _shown(reply: SentMessage) -> str:
     body = reply.text.splitlines() or [""]
     if reply.document is not None:
         body = [f"[file {reply.document.filename}, {len(reply.document.content)} bytes]", *body]
+    if reply.photo is not None:
+        body = [f"[photo: PNG, {len(reply.photo):,} bytes]", *body]
     lines = [f"  bot: {body[0]}", *(f"       {line}" if line else "" for line in body[1:])]
     if reply.buttons:
         lines.append("       " + " ".join(f"[{label}]" for label in reply.labels()))

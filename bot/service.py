@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from bot import export_replies as exports
 from bot import record_edits
+from bot import trend_replies as trends
 from bot.limits import BAD_BUTTON, fit, too_long, valid_button
 from bot.reminders import Reminders
 from bot.storage import Storage, corrections
@@ -24,7 +26,7 @@ from bot.storage.repository import ChatRow
 from bot.storage.session import DbSession
 from bot.storage.tables import Audit, Dose, PatientRow, User
 from bot.storage.updates import claim_update
-from flows import consultation, exporting, followup, listings
+from flows import consultation, exporting, followup, listings, trend
 from flows.answers.patient import PATIENT_BUTTONS
 from flows.buttons import page_button
 from flows.consultation import ask_patient, refuse
@@ -95,7 +97,8 @@ class ChatService:
         refusal = too_long(text) or (BAD_BUTTON if button is not None and not valid_button(button) else None)
         if refusal is not None:
             return fit(await self._refuse(user_ref, chat_ref, refusal, update_id))
-        return fit(await self._handle(user_ref, chat_ref, text, button, update_id))
+        replies = await self._handle(user_ref, chat_ref, text, button, update_id)
+        return fit([await trends.draw(reply) for reply in replies])
 
     async def _refuse(self, user_ref: str, chat_ref: str, refusal: str, update_id: int | None = None) -> list[Reply]:
         """The refusal and the question now open, asked again; the chat's state is left as it was."""
@@ -125,6 +128,10 @@ class ChatService:
             notice = await self.reminders.undelivered_notice(session, row.user_id)
             today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
             chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
+            if button is None and text and chat.state == State.result:
+                # The card's Trend typed by its label: the consultation's patient (flows/trend.py).
+                typed_trend = trend.typed_button(text, chat.answers.patient_label)
+                button, text = (typed_trend, None) if typed_trend is not None else (button, text)
             if button is None and text and not text.strip().startswith("/") and chat.offered_record:
                 # A record message's button typed by its label ("Same regimen, new result").
                 typed = followup.typed_button(text, chat.offered_record)
@@ -215,26 +222,6 @@ class ChatService:
         button = None if routed.data == "reminders" else routed.data  # the Change reminders button is /reminders
         return await self._reminders(session, row.user_id, row.time_zone, button)
 
-    async def _on_export(
-        self, session: DbSession, row: ChatRow, chat_ref: str, chat: ChatState, today: dt.date, routed: Routed
-    ) -> list[Reply]:
-        """/export LABEL offers the formats; a format's button sends its documents (bot/exports)."""
-        from bot.exports import documents, record  # fhir.resources and icalendar: loaded on the first export
-
-        pressed = exporting.read_button(routed.argument) if routed.data is not None else None
-        if routed.data is not None and pressed is None:
-            return [Reply(BAD_BUTTON)]
-        label = pressed.label if pressed is not None else routed.argument
-        if not label:
-            return [Reply(exporting.NO_LABEL)]
-        exact = await self.storage.find_label(session, row.user_id, label)
-        found = await record.read(session, row.user_id, exact) if exact is not None else None
-        if found is None:
-            return [Reply(exporting.unknown(label))]
-        if pressed is None:
-            return [exporting.menu(found.label)]
-        return documents.documents(found, pressed.format, self.clock(), today, self.default_time_zone)
-
     async def import_document(
         self, user_ref: str, chat_ref: str, name: str, content: bytes, *, update_id: int | None = None
     ) -> list[Reply]:
@@ -258,7 +245,8 @@ class ChatService:
     _ROUTES: ClassVar[dict[str, ServiceRoute]] = {
         "patients": _on_patients,
         "history": _on_history,
-        "export": _on_export,
+        "export": exports.on_export,
+        "trend": trends.on_trend,
         "settings": _on_settings,
         "reminders": _on_reminders,
         "patient": record_edits.on_patient,

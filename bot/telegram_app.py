@@ -28,7 +28,7 @@ from telegram.request import BaseRequest
 from bot.limits import SLOW_DOWN, FloodGate
 from bot.sending import TelegramSender
 from bot.service import PRIVATE_ONLY, ChatService
-from flows.replies import Reply
+from flows.replies import Photo, Reply
 from flows.routes import menu
 
 log = logging.getLogger("hemadose.telegram")
@@ -74,6 +74,15 @@ async def send(update: Update, context: ContextTypes.DEFAULT_TYPE, replies: Iter
                 document.content,
                 filename=document.filename,
                 caption=reply.text,
+                reply_markup=keyboard(reply),
+            )
+            continue
+        if isinstance(reply, Photo):  # a chart: sendPhoto, its caption under it
+            await context.bot.send_photo(
+                update.effective_chat.id,
+                reply.png,
+                caption=reply.text,
+                filename=reply.filename,
                 reply_markup=keyboard(reply),
             )
             continue

@@ -26,7 +26,7 @@ import yaml
 from bot.reminders import stored_buttons
 from bot.service import ChatService
 from bot.storage.files import write_private, write_private_bytes
-from flows.replies import Button, Reply
+from flows.replies import Button, Photo, Reply
 from flows.routes import Owner, route
 
 BYE = "Bye — your consultation is saved; `hemadose chat` resumes it."
@@ -95,6 +95,25 @@ def show(reply: Reply, out: TextIO) -> list[Button]:
             out.write(NUMERIC_HINT + "\n")
     out.write("\n")
     return buttons
+
+
+def save_photo(photo: Photo, folder: Path) -> Path:
+    """The photo written to `folder` (created private if missing) under its own name, made safe for a
+    file name; the file is 0600 (a chart is patient data). An earlier file of the same name is replaced."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    name = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in Path(photo.filename).name)
+    path = folder / (name.lstrip(".") or "chart.png")
+    write_private_bytes(path, photo.png)
+    return path
+
+
+def shown_photo(photo: Photo, folder: Path) -> Reply:
+    """A photo as the terminal shows it: written to a file, its caption and the file's path printed."""
+    try:
+        where = f"Chart written to {save_photo(photo, folder)}"
+    except OSError as exc:
+        where = f"The chart could not be written to {folder}: {exc.strerror}."
+    return Reply(f"{photo.text}\n{where}", photo.buttons)
 
 
 def _plain(text: str) -> str:
@@ -171,9 +190,14 @@ async def chat(
     record: Path | None = None,
     today: dt.date | None = None,
     files: Path | None = None,
+    charts: Path | None = None,
 ) -> Ended:
-    """Run until end of input, /quit or Ctrl-C; every answer is saved as it is given. A file the chat
-    sends (/export) is written into `files` (default: the current folder), its path printed."""
+    """Run until end of input, /quit or Ctrl-C; every answer is saved as it is given.
+
+    A file the chat sends (/export) is written into `files` (default: the current folder), its path
+    printed; a chart (a `Photo` reply) is written as a PNG into `charts` (`hemadose chat`: the data
+    directory's `charts` folder; default: the current folder) and its path printed."""
+    pictures = charts if charts is not None else Path.cwd()
     user_ref = chat_ref = f"local:{user}"
     steps: list[dict[str, Any]] = []
     buttons: list[Button] = []
@@ -183,6 +207,7 @@ async def chat(
     async def exchange(text: str | None, button: Button | None) -> None:
         nonlocal buttons, numeric
         replies = await service.handle(user_ref, chat_ref, text=text, button=button.data if button else None)
+        replies = [shown_photo(reply, pictures) if isinstance(reply, Photo) else reply for reply in replies]
         step: dict[str, Any] = {"press": button.label} if button else {"send": text}
         if replies:
             step["expect"] = {"contains": [r.text.splitlines()[0] for r in replies if r.text]}

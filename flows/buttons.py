@@ -6,7 +6,8 @@ a caller answers "I did not understand that button" and never raises. The format
 Telegram's 64 bytes:
 
 - `v:<value>`                       `Choice`: an answer to the question on screen (a value, a zone, a time)
-- `fu:<label>`, `fc:<label>`, `hi:<label>`   `RecordButton`: a patient's follow-up, full consultation, history
+- `fu:<label>`, `fc:<label>`, `hi:<label>`, `tr:<label>`   `RecordButton`: a patient's follow-up, full consultation,
+  history, trend chart
 - `oc:<action>:<occurrence>[:<YYYYMMDD>]`   `OccurrenceAnswer`: an answer to a reminder (the day: a late Taken)
 - `rm:<action>:<reminder>[:<HHMM>]`         `ReminderAction`: /reminders' pause, resume, stop, time, set time
 - `edit:<step>`                     `Edit`: a review screen's Edit button
@@ -56,6 +57,7 @@ class RecordKind(StrEnum):
     FOLLOWUP = "fu"  # same regimen, new result
     FULL = "fc"  # a full consultation, the record's answers offered as Keep
     HISTORY = "hi"
+    TREND = "tr"  # the trend chart (also on the recommendation card)
 
 
 class PageList(StrEnum):

@@ -35,6 +35,7 @@ from flows.steps import (
 FOLLOWUP = f"{RecordKind.FOLLOWUP}:"  # start the follow-up (also on romiplostim and luspatercept dose reminders)
 FULL = f"{RecordKind.FULL}:"  # a full consultation for the patient, the record's answers offered as Keep
 HISTORY = f"{RecordKind.HISTORY}:"  # the patient's history
+TREND = f"{RecordKind.TREND}:"  # the patient's trend chart (flows/trend.py)
 SAME_REGIMEN = "Same regimen, new result"
 _ACTION = {"decrease": "REDUCE", "hold": "HOLD", "complete": "COURSE COMPLETE"}
 _RECENT = 4  # deciding results shown in the record message
@@ -60,7 +61,7 @@ def record_buttons(record: PatientSummary) -> tuple[tuple[Button, ...], ...]:
     return (
         *((first,) if first else ()),
         (Button("Full consultation", data(RecordKind.FULL)),),
-        (Button("History", data(RecordKind.HISTORY)),),
+        (Button("History", data(RecordKind.HISTORY)), Button("Trend", data(RecordKind.TREND))),
     )
 
 
@@ -266,6 +267,7 @@ def typed_button(text: str, label: str) -> str | None:
         "same regimen": RecordKind.FOLLOWUP,
         "full consultation": RecordKind.FULL,
         "history": RecordKind.HISTORY,
+        "trend": RecordKind.TREND,
     }
     kind = kinds.get(typed)
     return RecordButton(kind, label).encode() if kind is not None else None

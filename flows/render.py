@@ -17,7 +17,7 @@ from core.models import DoseRequest, DoseResponse
 from core.numbers import fmt
 from core.registry import rules_for
 from flows.administration import administration
-from flows.buttons import Edit, Word
+from flows.buttons import Edit, RecordButton, RecordKind, Word
 from flows.replies import Button, Env, Reply, rows
 from flows.request import build_request
 from flows.state import Answers
@@ -30,7 +30,7 @@ RULES_NAME = f"HemaDose rules {RULES_VERSION}"
 DISCLAIMER = "This supports, and does not replace, clinical judgement."
 COMMANDS_LINE = (
     "Commands: /new a consultation, /patients your patients, /history LABEL a patient's record, "
-    "/reminders, /settings, /cancel, /help."
+    "/trend LABEL a patient's chart, /reminders, /settings, /cancel, /help."
 )
 WELCOME = (
     "Welcome to HemaDose, a dosing assistant for romiplostim, hetrombopag, lusutrombopag and "
@@ -103,6 +103,11 @@ def result_buttons(saved: bool) -> tuple[Button, ...]:
     return (Button("Save to patient", Word.SAVE.value), why, new)
 
 
+def trend_rows(label: str | None) -> tuple[tuple[Button, ...], ...]:
+    """The card's Trend button (the patient's chart, flows/trend.py), where the consultation has a patient."""
+    return ((Button("Trend", RecordButton(RecordKind.TREND, label).encode()),),) if label else ()
+
+
 def _amount(value: Any) -> str:
     return fmt(Decimal(str(value)))
 
@@ -147,7 +152,7 @@ def recommendation(response: DoseResponse, answers: Answers, env: Env, request: 
         lines += [f"{SEVERITY_MARK[w.severity]} {w.message}" for w in response.warnings]
     rule = response.rationale[0]
     lines += ["", f"Rule: {rule.rule} · {rule.source}", f"{RULES_NAME}. {DISCLAIMER}"]
-    return Reply("\n".join(lines), (result_buttons(False),))
+    return Reply("\n".join(lines), (result_buttons(False), *trend_rows(answers.patient_label)))
 
 
 def _context(answers: Answers, env: Env) -> Context | None:

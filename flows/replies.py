@@ -45,6 +45,15 @@ class Reply:
         return [button.label for row in self.buttons for button in row]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Photo(Reply):
+    """A picture (PNG) sent with its caption (`text`): a trend chart. Telegram sends it as a photo
+    (sendPhoto), the terminal writes it to a file; the caption stays within a photo's 1,024 characters."""
+
+    png: bytes
+    filename: str = "chart.png"
+
+
 def rows(buttons: list[Button], per_row: int = 2) -> tuple[tuple[Button, ...], ...]:
     return tuple(tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row))
 

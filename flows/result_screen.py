@@ -71,7 +71,10 @@ class ResultScreen:
             self.outcome.effects.append(SaveConsultation(label, self.chat.dose_request(), self.chat.dose_response()))
             self.chat.saved = True
             undo = (Button("↩ Undo", Word.UNDO.value),)  # takes this save back (bot/record_edits.py)
-            return self.say(f"Saved to {label}: dose, result and recommendation.", (self.result_row(), undo))
+            return self.say(
+                f"Saved to {label}: dose, result and recommendation.",
+                (self.result_row(), *render.trend_rows(label), undo),
+            )
         choices = "Save to patient" if not self.chat.saved else "Set reminders" if not self.chat.reminders_set else ""
         self.say(f"Press {choices + ', ' if choices else ''}Why? or New consultation.", (self.result_row(),))
 
@@ -86,7 +89,7 @@ class ResultScreen:
         """The recommendation again, from the stored response, with the buttons it has now."""
         assert self.chat.response is not None
         shown = render.recommendation(DoseResponse.model_validate(self.chat.response), self.answers, self.env)
-        return Reply(shown.text, (self.result_row(),))
+        return Reply(shown.text, (self.result_row(), *render.trend_rows(self.answers.patient_label)))
 
 
 def _fault(exc: RequestError | ValidationError) -> tuple[str | None, str]:

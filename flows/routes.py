@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from flows.buttons import PageList, Word
 from flows.exporting import PREFIX as EXPORT
-from flows.followup import FOLLOWUP, FULL, HISTORY
+from flows.followup import FOLLOWUP, FULL, HISTORY, TREND
 
 RECORD_EDIT = "pr:"  # /patient's buttons (flows.buttons.RecordEditButton)
 PAGE_OF_PATIENTS, PAGE_OF_HISTORY = f"pg:{PageList.PATIENTS}:", f"pg:{PageList.HISTORY}:"  # flows.buttons.PageButton
@@ -65,6 +65,13 @@ ROUTES: tuple[Route, ...] = (
     ),
     # Right after Save to patient; typed as its label too (the terminal's typed buttons).
     Route("undo", Owner.SERVICE, buttons=(Word.UNDO.value,), words=("undo", "↩ undo")),
+    Route(
+        "trend",
+        Owner.SERVICE,
+        commands=("/trend",),
+        prefixes=(TREND,),
+        menu="a patient's trend chart: /trend LABEL",
+    ),
     Route(
         "reminders",
         Owner.SERVICE,

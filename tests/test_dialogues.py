@@ -152,7 +152,7 @@ async def test_show_prints_each_exchange(tmp_path: Path) -> None:
     assert shown[1:3] == ["[1] user 1001: /new", "  bot: Which drug?"]
     assert shown[3].startswith("       [Romiplostim] [Hetrombopag]")
     assert "[14] user 1001: [✅ Get recommendation]" in shown
-    assert "       [Save to patient] [Why?] [New consultation]" in shown
+    assert "       [Save to patient] [Why?] [New consultation] [Trend]" in shown
 
 
 def test_a_dialogue_with_a_key_given_twice_is_refused(tmp_path: Path) -> None:

@@ -556,7 +556,7 @@ def test_help_in_the_result_state_shows_the_recommendation_again():
     chat, outcome = handle(restarted, UserInput(text="/help"), ENV)
     assert outcome.replies[-1].text == card
     assert "The recommendation is above" not in "".join(r.text for r in outcome.replies)
-    assert outcome.replies[-1].button_labels() == ["Save to patient", "Why?", "New consultation"]
+    assert outcome.replies[-1].button_labels() == ["Save to patient", "Why?", "New consultation", "Trend"]
 
 
 def test_set_reminders_is_not_offered_again_once_set():

@@ -28,8 +28,8 @@ WELCOME = (
     "and give the next dose with its date, the next blood test and the safety warnings, each with the rule "
     "and source behind it.\n"
     "This supports, and does not replace, clinical judgement.\n"
-    "Commands: /new a consultation, /patients your patients, /history LABEL a patient's record, /reminders, "
-    "/settings, /cancel, /help."
+    "Commands: /new a consultation, /patients your patients, /history LABEL a patient's record, "
+    "/trend LABEL a patient's chart, /reminders, /settings, /cancel, /help."
 )
 
 
@@ -79,7 +79,10 @@ def test_a_consultation_through_the_real_process(api: LoopbackBotApi, bot: Bot, 
         "new",
         "patients",
         "history",
+        "patient",
+        "trend",
         "reminders",
+        "export",
         "settings",
         "cancel",
         "help",

@@ -27,6 +27,8 @@ SAVED_RX12 = [
     [
         ("/history@hemadose_bot RX-12 ", None, "history", Owner.SERVICE, "RX-12"),
         (None, "hi:RX-12", "history", Owner.SERVICE, "RX-12"),
+        ("/trend RX-12", None, "trend", Owner.SERVICE, "RX-12"),
+        (None, "tr:RX-12", "trend", Owner.SERVICE, "RX-12"),
         ("/PATIENTS", None, "patients", Owner.SERVICE, ""),
         (None, "patients", "patients", Owner.SERVICE, ""),
         (None, "oc:t:5", "reminders", Owner.SERVICE, "t:5"),
@@ -68,6 +70,7 @@ def test_telegrams_command_menu_is_the_tables():
         ("patients", "your patients"),
         ("history", "a patient's record: /history LABEL"),
         ("patient", "correct or delete a record: /patient LABEL"),
+        ("trend", "a patient's trend chart: /trend LABEL"),
         ("reminders", "your reminders: pause, time, stop"),
         ("export", "a patient's note, CSV, FHIR or calendar: /export LABEL"),
         ("settings", "time zone"),

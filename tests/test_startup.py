@@ -26,6 +26,7 @@ from tests.helpers import romiplostim
 HEMADOSE = shutil.which("hemadose", path=str(Path(sys.executable).parent)) or shutil.which("hemadose")
 # What `hemadose recommend` must never load: the event loop, the database and the chat stacks.
 NOT_FOR_RECOMMEND = {"asyncio", "sqlalchemy", "alembic", "telegram", "httpx", "transitions", "yaml", "flows"}
+NOT_FOR_RECOMMEND |= {"matplotlib", "PIL", "numpy"}  # the trend chart's drawing (bot/charts.py)
 
 
 def _config() -> Config:

@@ -59,6 +59,7 @@ async def run_chat(args: argparse.Namespace) -> int:
             record=args.record,
             today=args.today,
             files=files.expanduser() if files is not None else None,
+            charts=settings.data_dir.expanduser() / "charts",
         )
     finally:
         try:

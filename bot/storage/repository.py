@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Connection, Table, bindparam, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.storage import audit_chain, pages, records
+from bot.storage import audit_chain, pages, records, trend
 from bot.storage.files import create_private
 from bot.storage.inloop import InLoopEngine, session_factory
 from bot.storage.pages import Page
@@ -36,6 +36,7 @@ from flows.replies import (
     request_json,
     response_json,
 )
+from flows.trend import TrendRecord
 
 RECORD_HORIZON_DAYS = 120  # how far back a follow-up visit pre-fills results and transfusions
 
@@ -356,3 +357,12 @@ class Storage:
             return None
         patient_id, label = patient
         return label, await pages.history(session, user_id, patient_id, label, page, size)
+
+    async def trend(self, session: DbSession, user_id: int, label: str) -> TrendRecord | None:
+        """The rows of the patient's trend chart (bot.storage.trend), or None if the user has no such
+        patient (another user's patients are never found)."""
+        patient = await self._patient_by_label(session, user_id, label)
+        if patient is None:
+            return None
+        patient_id, recorded = patient
+        return await trend.read(session, user_id, patient_id, recorded)
