@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import io
 import sys
+import textwrap
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,8 @@ def render(chart: TrendChart) -> bytes:
         lowest.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))  # type: ignore[no-untyped-call]
         lowest.set_xlabel("Date")
         columns = 2 if len(handles) > 8 else 1
+        for handle in handles:  # two columns of at most 40 characters fit the 1080-pixel width
+            handle.set_label(textwrap.fill(str(handle.get_label()), 40))
         figure.legend(handles=handles, loc="outside lower center", ncols=columns, fontsize=FONT - 4, frameon=False)
 
         out = io.BytesIO()
