@@ -21,7 +21,7 @@ from bot.storage import Storage
 from bot.storage.repository import ChatRow
 from bot.storage.session import DbSession
 from bot.storage.tables import Audit, Dose, PatientRow, User
-from bot.storage.updates import claim_update
+from bot.storage.updates import REPLY_LEASE, claim_update, keep_replies, replies_sent, take_left, take_over
 from flows import consultation, followup, listings
 from flows.answers.patient import PATIENT_BUTTONS
 from flows.buttons import page_button
@@ -64,8 +64,15 @@ def system_clock() -> dt.datetime:
 
 
 class ChatService:
-    def __init__(self, storage: Storage, default_time_zone: str = "UTC", clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        default_time_zone: str = "UTC",
+        clock: Clock = system_clock,
+        reply_lease: dt.timedelta = REPLY_LEASE,
+    ) -> None:
         self.storage = storage
+        self.reply_lease = reply_lease
         self.default_time_zone = default_time_zone
         self.clock = clock
         self.reminders = Reminders(storage, clock, default_time_zone)
@@ -81,8 +88,11 @@ class ChatService:
     ) -> list[Reply]:
         """`user_ref` and `chat_ref` are opaque keys ('tg:123'); every query is scoped to the user.
 
-        `update_id` (webhook mode, several replicas): the chat's updates are handled one at a time
-        and an update already handled is dropped (no replies), in the update's own transaction.
+        `update_id` (webhook mode, several replicas): the chat's updates are handled one at a time,
+        in the update's own transaction, which also keeps its replies until the caller has sent them
+        (`replies_sent`). An update handled already is dropped (no replies) once its replies were
+        sent; else they are returned again with the may-repeat note when the replica that handled it
+        let its lease expire, and `InFlightError` is raised while that lease runs (bot.storage.updates).
 
         Bounded on the way in (an over-long message or a damaged button is refused before anything
         reads it) and on the way out (no reply longer than Telegram takes), for every transport.
@@ -90,77 +100,91 @@ class ChatService:
         if not private(chat_ref):  # nothing is read, written or scheduled for a group or a channel
             return [Reply(PRIVATE_ONLY)]
         refusal = too_long(text) or (BAD_BUTTON if button is not None and not valid_button(button) else None)
-        if refusal is not None:
-            return fit(await self._refuse(user_ref, chat_ref, refusal, update_id))
-        return fit(await self._handle(user_ref, chat_ref, text, button, update_id))
-
-    async def _refuse(self, user_ref: str, chat_ref: str, refusal: str, update_id: int | None = None) -> list[Reply]:
-        """The refusal and the question now open, asked again; the chat's state is left as it was."""
         async with self.storage.session() as session, session.begin():
             if update_id is not None and not await claim_update(session, chat_ref, update_id):
-                return []  # handled already (by this replica or another)
-            row = await self.storage.open_chat(session, user_ref, chat_ref)
-            notice = await self.reminders.undelivered_notice(session, row.user_id)
-            today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
-            chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
-            patients = {}
-            if chat.state == State.patient:  # the question's buttons: the user's patients
-                patients = await self._patients(session, row.user_id, today, chat, UserInput())
-            outcome = refuse(chat, Env(today, patients, row.time_zone, self.clock()), refusal)
-            return [*notice, *outcome.replies]
+                # Handled already (by this replica or another): dropped, or its unsent replies taken.
+                return fit(await take_over(session, update_id, self.reminders.owner, self.reply_lease))
+            if refusal is not None:
+                replies = fit(await self._refuse(session, user_ref, chat_ref, refusal))
+            else:
+                replies = fit(await self._handle(session, user_ref, chat_ref, text, button))
+            if update_id is not None and replies:  # kept until sent (`replies_sent`), in this transaction
+                await keep_replies(session, update_id, replies, self.reminders.owner, self.reply_lease)
+            return replies
+
+    async def replies_sent(self, update_id: int) -> None:
+        """The replies `handle(update_id=...)` returned were sent: a later post of the update is dropped."""
+        async with self.storage.session() as session, session.begin():
+            await replies_sent(session, update_id, self.reminders.owner)
+
+    async def left_replies(self) -> list[tuple[int, str, list[Reply]]]:
+        """Replies a replica handled and did not send before its lease expired (killed, stopped),
+        taken by this one to send with the may-repeat note: (update id, chat key, replies)."""
+        async with self.storage.session() as session, session.begin():
+            left = await take_left(session, self.reminders.owner, self.reply_lease)
+        return [(update_id, chat_key, fit(replies)) for update_id, chat_key, replies in left]
+
+    async def _refuse(self, session: DbSession, user_ref: str, chat_ref: str, refusal: str) -> list[Reply]:
+        """The refusal and the question now open, asked again; the chat's state is left as it was."""
+        row = await self.storage.open_chat(session, user_ref, chat_ref)
+        notice = await self.reminders.undelivered_notice(session, row.user_id)
+        today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
+        chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
+        patients = {}
+        if chat.state == State.patient:  # the question's buttons: the user's patients
+            patients = await self._patients(session, row.user_id, today, chat, UserInput())
+        outcome = refuse(chat, Env(today, patients, row.time_zone, self.clock()), refusal)
+        return [*notice, *outcome.replies]
 
     async def _handle(
-        self, user_ref: str, chat_ref: str, text: str | None, button: str | None, update_id: int | None = None
+        self, session: DbSession, user_ref: str, chat_ref: str, text: str | None, button: str | None
     ) -> list[Reply]:
         storage = self.storage
-        async with storage.session() as session, session.begin():
-            if update_id is not None and not await claim_update(session, chat_ref, update_id):
-                return []  # handled already (by this replica or another)
-            # The user (created on first contact) with their time zone, and this chat's state: one query.
-            row = await storage.open_chat(session, user_ref, chat_ref)
-            # Reminders paused because the user had blocked the bot: told once, on this message.
-            notice = await self.reminders.undelivered_notice(session, row.user_id)
-            today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
-            chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
-            if button is None and text and not text.strip().startswith("/") and chat.offered_record:
-                # A record message's button typed by its label ("Same regimen, new result").
-                typed = followup.typed_button(text, chat.offered_record)
-                button, text = (typed, None) if typed is not None else (button, text)
-            routed = route(text, button)  # the one routing table (flows/routes.py)
-            if routed.route is not None and routed.route.owner == Owner.SERVICE:
-                answer = self._ROUTES[routed.route.name]
-                return [*notice, *await answer(self, session, row, chat_ref, chat, today, routed)]
-            # The record is read while a patient is being chosen; the consultation keeps a copy.
-            message = UserInput(text=text, button=button)
-            patients = (
-                await self._patients(session, row.user_id, today, chat, message) if chat.state == State.patient else {}
-            )
-            if routed.route is not None and routed.route.name == "record":
-                # A follow-up (or a full consultation) for one patient: their record, nobody else's.
-                record = await self._record(session, row.user_id, routed.argument, today)
-                patients = {record.label: record} if record is not None else {}
-            now = self.clock()
-            # One run. Where it reaches the patient question, the flow leaves that question's place and
-            # the user's patients are read for it then (`ask_patient`), not for every update.
-            done = run_flow(chat, message, Env(today, patients, row.time_zone, now))
-            outcome = done.outcome
-            if done.patient_question_at is not None:
-                patients = await self._patients(session, row.user_id, today, done.chat, message)
-                outcome = ask_patient(done, Env(today, patients, row.time_zone, now))
-            chat = done.chat
-            await storage.save_chat(session, row, chat_ref, chat.model_dump_json(exclude_defaults=True))
-            zone = row.time_zone or self.default_time_zone
-            for effect in outcome.effects:
-                if isinstance(effect, SaveConsultation):
-                    await storage.save_consultation(session, row.user_id, effect)
-                elif isinstance(effect, AuditRecommendation):
-                    await storage.audit(session, row.user_id, effect)
-                elif isinstance(effect, SetTimeZone):
-                    zone = effect.zone
-                    await self._set_zone(session, row.user_id, zone)
-                elif isinstance(effect, ScheduleReminders):
-                    await self.reminders.schedule(session, row.user_id, chat_ref, effect, zone)
-            return [*notice, *outcome.replies]
+        # The user (created on first contact) with their time zone, and this chat's state: one query.
+        row = await storage.open_chat(session, user_ref, chat_ref)
+        # Reminders paused because the user had blocked the bot: told once, on this message.
+        notice = await self.reminders.undelivered_notice(session, row.user_id)
+        today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
+        chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
+        if button is None and text and not text.strip().startswith("/") and chat.offered_record:
+            # A record message's button typed by its label ("Same regimen, new result").
+            typed = followup.typed_button(text, chat.offered_record)
+            button, text = (typed, None) if typed is not None else (button, text)
+        routed = route(text, button)  # the one routing table (flows/routes.py)
+        if routed.route is not None and routed.route.owner == Owner.SERVICE:
+            answer = self._ROUTES[routed.route.name]
+            return [*notice, *await answer(self, session, row, chat_ref, chat, today, routed)]
+        # The record is read while a patient is being chosen; the consultation keeps a copy.
+        message = UserInput(text=text, button=button)
+        patients = (
+            await self._patients(session, row.user_id, today, chat, message) if chat.state == State.patient else {}
+        )
+        if routed.route is not None and routed.route.name == "record":
+            # A follow-up (or a full consultation) for one patient: their record, nobody else's.
+            record = await self._record(session, row.user_id, routed.argument, today)
+            patients = {record.label: record} if record is not None else {}
+        now = self.clock()
+        # One run. Where it reaches the patient question, the flow leaves that question's place and
+        # the user's patients are read for it then (`ask_patient`), not for every update.
+        done = run_flow(chat, message, Env(today, patients, row.time_zone, now))
+        outcome = done.outcome
+        if done.patient_question_at is not None:
+            patients = await self._patients(session, row.user_id, today, done.chat, message)
+            outcome = ask_patient(done, Env(today, patients, row.time_zone, now))
+        chat = done.chat
+        await storage.save_chat(session, row, chat_ref, chat.model_dump_json(exclude_defaults=True))
+        zone = row.time_zone or self.default_time_zone
+        for effect in outcome.effects:
+            if isinstance(effect, SaveConsultation):
+                await storage.save_consultation(session, row.user_id, effect)
+            elif isinstance(effect, AuditRecommendation):
+                await storage.audit(session, row.user_id, effect)
+            elif isinstance(effect, SetTimeZone):
+                zone = effect.zone
+                await self._set_zone(session, row.user_id, zone)
+            elif isinstance(effect, ScheduleReminders):
+                await self.reminders.schedule(session, row.user_id, chat_ref, effect, zone)
+        return [*notice, *outcome.replies]
 
     # --- the service's routes (flows/routes.py, owner SERVICE): what needs the user's records -------
 
