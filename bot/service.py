@@ -21,7 +21,7 @@ from bot.storage import Storage
 from bot.storage.repository import ChatRow
 from bot.storage.session import DbSession
 from bot.storage.tables import Audit, Dose, PatientRow, User
-from bot.storage.updates import REPLY_LEASE, claim_update, keep_replies, replies_sent, take_left, take_over
+from bot.storage.updates import REPLY_LEASE, SentMarks, claim_update, keep_replies, take_left, take_over
 from flows import consultation, followup, listings
 from flows.answers.patient import PATIENT_BUTTONS
 from flows.buttons import page_button
@@ -76,6 +76,7 @@ class ChatService:
         self.default_time_zone = default_time_zone
         self.clock = clock
         self.reminders = Reminders(storage, clock, default_time_zone)
+        self.sent = SentMarks(storage, self.reminders.owner)  # replies sent, their marks not yet written
 
     async def handle(
         self,
@@ -102,6 +103,8 @@ class ChatService:
         refusal = too_long(text) or (BAD_BUTTON if button is not None and not valid_button(button) else None)
         async with self.storage.session() as session, session.begin():
             if update_id is not None and not await claim_update(session, chat_ref, update_id):
+                if update_id in self.sent:  # sent by this replica, its mark not yet written
+                    return []
                 # Handled already (by this replica or another): dropped, or its unsent replies taken.
                 return fit(await take_over(session, update_id, self.reminders.owner, self.reply_lease))
             if refusal is not None:
@@ -109,13 +112,18 @@ class ChatService:
             else:
                 replies = fit(await self._handle(session, user_ref, chat_ref, text, button))
             if update_id is not None and replies:  # kept until sent (`replies_sent`), in this transaction
-                await keep_replies(session, update_id, replies, self.reminders.owner, self.reply_lease)
+                async with self.sent.marking() as sent:  # with the marks of those sent since, if any
+                    await keep_replies(session, update_id, replies, self.reminders.owner, self.reply_lease, sent=sent)
             return replies
 
     async def replies_sent(self, update_id: int) -> None:
-        """The replies `handle(update_id=...)` returned were sent: a later post of the update is dropped."""
-        async with self.storage.session() as session, session.begin():
-            await replies_sent(session, update_id, self.reminders.owner)
+        """The replies `handle(update_id=...)` returned were sent: a later post of the update is dropped
+        (marked with the next update's replies, or within a second: bot.storage.updates.SentMarks)."""
+        self.sent.add(update_id)
+
+    async def flush_sent(self) -> None:
+        """Mark now what was sent and not yet marked (at a stop, after a sweep)."""
+        await self.sent.flush()
 
     async def left_replies(self) -> list[tuple[int, str, list[Reply]]]:
         """Replies a replica handled and did not send before its lease expired (killed, stopped),

@@ -212,6 +212,8 @@ async def resend_left(application: Application, service: ChatService) -> int:  #
             log.warning("gave up re-sending an update's replies: %s", type(error).__name__)
         await service.replies_sent(update_id)
         done += 1
+    if done:
+        await service.flush_sent()
     return done
 
 
@@ -267,6 +269,7 @@ def serve(application: Application, database_url: str, time_zone: str) -> None: 
     async def close_service(app: Application) -> None:  # type: ignore[type-arg]
         service: ChatService | None = app.bot_data.pop("service", None)
         if service is not None:
+            await service.flush_sent()  # the replies sent since the last mark
             await service.storage.close()
 
     application.post_init = open_service

@@ -19,6 +19,7 @@ from telegram import Update
 from bot.offline import TOKEN, RecordingRequest, message_update
 from bot.service import ChatService
 from bot.storage import Storage, open_storage
+from bot.storage import updates as updates_module
 from bot.storage.tables import ProcessedUpdate
 from bot.storage.updates import KEEP_HANDLED, InFlightError, claim_update, prune_updates
 from bot.telegram_app import ONCE, RETRY_LATER, build_application, resend_left
@@ -79,7 +80,12 @@ async def expire(storage: Storage, update_id: int) -> None:
         )
 
 
-async def test_the_replies_are_kept_with_the_update_until_sent(storage: Storage):
+def stored(reply: Reply) -> list[list[list[str]]]:
+    return [[[b.label, b.data] for b in row] for row in reply.buttons]
+
+
+async def test_the_replies_are_kept_with_the_update_until_sent(storage: Storage, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(updates_module, "MARK_SENT_WITHIN", 0.05)
     first = ChatService(storage)
     [reply] = await first.handle("tg:7", "tg:7:7", text="/new", update_id=41)
     assert reply == Reply("Which drug?", DRUGS)
@@ -89,8 +95,17 @@ async def test_the_replies_are_kept_with_the_update_until_sent(storage: Storage)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     assert lease is not None
     assert now < lease <= now + first.reply_lease
-    await first.replies_sent(41)
+    await first.replies_sent(41)  # marked with the next update's replies, in their statement
+    assert (await kept(storage, 41))[0] is not None
+    [reply] = await first.handle("tg:7", "tg:7:7", button="v:romiplostim", update_id=42)
     assert await kept(storage, 41) == (None, first.reminders.owner, None)
+    assert (await kept(storage, 42))[0] == [{"text": reply.text, "buttons": stored(reply)}]
+    await first.replies_sent(42)  # and with no next update, within MARK_SENT_WITHIN on its own
+    for _ in range(100):
+        if (await kept(storage, 42))[0] is None:
+            break
+        await asyncio.sleep(0.05)
+    assert await kept(storage, 42) == (None, first.reminders.owner, None)
     # An update with no replies keeps none (nothing to send, nothing to sweep).
     async with storage.session() as session:
         assert await session.scalar(select(func.count()).where(ProcessedUpdate.replies.is_not(None))) == 0
@@ -116,9 +131,12 @@ async def test_a_repost_after_the_lease_expired_sends_the_replies_again_with_the
     with pytest.raises(InFlightError):  # while the second sends them, a third post waits
         await first.handle("tg:7", "tg:7:7", text="/new", update_id=41)
     await first.replies_sent(41)  # the killed replica's late confirmation changes nothing of the second's
+    await first.flush_sent()
     assert (await kept(storage, 41))[0] is not None
     await second.replies_sent(41)
     assert await second.handle("tg:7", "tg:7:7", text="/new", update_id=41) == []  # sent: dropped
+    await second.flush_sent()
+    assert await first.handle("tg:7", "tg:7:7", text="/new", update_id=41) == []  # at any replica
     # The chat moved once: the next update answers the question the first one asked.
     replies = await second.handle("tg:7", "tg:7:7", button="v:romiplostim", update_id=42)
     assert [r.text for r in replies] == ["Which label's rules?"]
@@ -129,12 +147,14 @@ async def test_the_sweep_sends_what_a_killed_replica_left_and_a_later_post_is_dr
     await first.handle("tg:7", "tg:7:7", text="/new", update_id=41)
     await first.handle("tg:8", "tg:8:8", text="/new", update_id=43)
     await first.replies_sent(43)  # sent before the kill: not swept
+    await first.flush_sent()
     await expire(storage, 41)
     assert await second.left_replies() == [(41, "tg:7:7", [Reply(f"{MAY_REPEAT}\nWhich drug?", DRUGS)])]
     assert await second.left_replies() == []  # taken: not twice
     with pytest.raises(InFlightError):  # Telegram's post meanwhile: the sweep is sending them
         await first.handle("tg:7", "tg:7:7", text="/new", update_id=41)
     await second.replies_sent(41)
+    await second.flush_sent()
     assert await first.handle("tg:7", "tg:7:7", text="/new", update_id=41) == []
 
 
@@ -158,6 +178,7 @@ async def test_a_sweep_and_a_repost_at_once_send_the_replies_once(storage: Stora
         winner = second if swept else third
         assert (await kept(storage, update_id))[1] == winner.reminders.owner
         await winner.replies_sent(update_id)
+        await winner.flush_sent()
 
 
 async def test_through_the_application_a_repost_is_retried_later_then_answered_with_the_note(storage: Storage):
@@ -184,12 +205,14 @@ async def test_through_the_application_a_repost_is_retried_later_then_answered_w
             [b.label for row in DRUGS for b in row],
         )
         assert application.bot_data[RETRY_LATER] == set()
+        await survivor.flush_sent()
         assert (await kept(storage, 41))[0] is None  # marked sent
         await application.process_update(update)  # Telegram's third post: dropped
         assert request.take() == []
-        # A new update is answered and marked sent at once: nothing is left for the sweep.
+        # A new update is answered and marked sent (within MARK_SENT_WITHIN): nothing is left for the sweep.
         await application.process_update(Update.de_json(message_update(42, 7, 7, "/help"), application.bot))
         assert [m.text for m in request.take()][1:] == ["Which drug?"]  # the help, then the question again
+        await survivor.flush_sent()
         await expire(storage, 42)
         assert await resend_left(application, survivor) == 0
         # What a killed replica left, with no post to come: sent by the sweep, once.

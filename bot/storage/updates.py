@@ -14,26 +14,33 @@ update's own transaction, before anything of it is read:
 
 Replies kept until sent. The update's replies are written into its row in the same transaction
 (`keep_replies`), held by this replica (`owner`) until `lease_until`, and cleared once Telegram took
-them (`replies_sent`). A replica killed between its commit and its sends leaves them there. Telegram
-posts the update again (it never got a 200): while the lease runs the owner may still be sending,
-so the post is refused (`InFlightError`; the webhook answers 503 and Telegram retries later); once the
-lease expired, the replica that got the post takes the row (one conditional UPDATE: lease expired,
-replies unsent) and sends them with the may-repeat note, as the reminders re-send a message that
-may have gone out (flows.reminders.MAY_REPEAT). A sweep (`take_left`, at start-up and on the
-reminders' tick) takes expired rows the same way, for updates Telegram will not post again. The
-conditional UPDATE is the claim, so a sweep and a second post never both send (on PostgreSQL the
-row lock makes the later one re-read the row; on SQLite the write lock orders them).
+them (`replies_sent`): grouped, as the reminders' confirmations are, in the statement that keeps the
+next update's replies, or on their own within a second (bot.service), well inside the lease. A
+replica killed between its commit and its sends leaves them there. Telegram posts the update again
+(it never got a 200): while the lease runs the owner may still be sending, so the post is refused
+(`InFlightError`; the webhook answers 503 and Telegram retries later); once the lease expired, the
+replica that got the post takes the row (one conditional UPDATE: lease expired, replies unsent) and
+sends them with the may-repeat note, as the reminders re-send a message that may have gone out
+(flows.reminders.MAY_REPEAT). A sweep (`take_left`, at start-up and on the reminders' tick) takes
+expired rows the same way, for updates Telegram will not post again. The conditional UPDATE is the
+claim, so a sweep and a second post never both send (on PostgreSQL the row lock makes the later one
+re-read the row; on SQLite the write lock orders them). A replica killed after sending and before
+the mark was written has its replies sent again, with the note: a repeat, never a loss.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
+import logging
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, delete, func, null, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, delete, func, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bot.storage.session import DbSession
 from bot.storage.tables import ProcessedUpdate
 from flows.reminders import MAY_REPEAT
 from flows.replies import Button, Reply
@@ -43,6 +50,11 @@ KEEP_HANDLED = dt.timedelta(hours=24)  # Telegram stops redelivering an update l
 # them again: a few messages at Telegram's one a second per chat, with room for a slow answer.
 REPLY_LEASE = dt.timedelta(seconds=10)
 SWEEP_BATCH = 100  # updates whose replies one sweep takes at most
+# Seconds a sent update's mark waits to ride with the next update's replies (`SentMarks`); far below
+# the reply lease, so no other replica sends the replies again meanwhile.
+MARK_SENT_WITHIN = 1.0
+
+log = logging.getLogger("hemadose.updates")
 
 _P = ProcessedUpdate
 
@@ -104,21 +116,93 @@ async def keep_replies(
     owner: str,
     lease: dt.timedelta = REPLY_LEASE,
     now: dt.datetime | None = None,
+    sent: Sequence[int] = (),
 ) -> None:
-    """In the update's transaction: its replies, held by `owner` for `lease` (one statement)."""
+    """In the update's transaction: its replies, held by `owner` for `lease`; and in the same
+    statement, `sent`: updates of this owner whose replies were sent since (`replies_sent`), so that
+    a replica handling updates one after another marks each sent with no statement of its own."""
     lease_until = (now or _utcnow()) + lease
+    if not sent:
+        await session.execute(
+            update(_P)
+            .where(_P.update_id == update_id)
+            .values(replies=stored(replies), owner=owner, lease_until=lease_until)
+        )
+        return
+    this = _P.update_id == update_id
     await session.execute(
         update(_P)
-        .where(_P.update_id == update_id)
-        .values(replies=stored(replies), owner=owner, lease_until=lease_until)
+        .where(this | (_P.update_id.in_(sent) & (_P.owner == owner)))
+        .values(
+            replies=case((this, bindparam("replies", stored(replies), type_=_P.replies.type)), else_=null()),
+            owner=owner,
+            lease_until=case((this, lease_until), else_=null()),
+        )
     )
 
 
-async def replies_sent(session: Session, update_id: int, owner: str) -> None:
-    """Telegram took the replies: the update is done (a later post of it is dropped). One statement."""
+async def replies_sent(session: Session, update_ids: Sequence[int], owner: str) -> None:
+    """Telegram took these updates' replies: the updates are done (a later post is dropped). One statement."""
     await session.execute(
-        update(_P).where(_P.update_id == update_id, _P.owner == owner).values(replies=null(), lease_until=None)
+        update(_P).where(_P.update_id.in_(update_ids), _P.owner == owner).values(replies=null(), lease_until=None)
     )
+
+
+class SentMarks:
+    """The updates whose replies this replica sent and has not yet marked sent in the database.
+
+    Grouped, as the reminders' confirmations are: the marks ride in the statement that keeps the next
+    update's replies (`marking`), or are written on their own MARK_SENT_WITHIN seconds after the first
+    waiting (`flush`), and at a stop. Until then this replica drops a post of them itself, and other
+    replicas leave them (the lease, far longer, runs). Killed meanwhile: sent again with the note."""
+
+    def __init__(self, storage: Any, owner: str) -> None:
+        self.storage = storage  # bot.storage.Storage (its `session()`)
+        self.owner = owner
+        self.waiting: set[int] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Future[None]] = set()
+
+    def __contains__(self, update_id: int) -> bool:
+        return update_id in self.waiting
+
+    def add(self, update_id: int) -> None:
+        self.waiting.add(update_id)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(MARK_SENT_WITHIN, self._flush_soon)
+
+    @contextlib.asynccontextmanager
+    async def marking(self) -> AsyncIterator[list[int]]:
+        """The marks waiting, for a statement of the caller's transaction; kept waiting if it fails."""
+        taken, self.waiting = sorted(self.waiting), set()
+        try:
+            yield taken
+        except BaseException:
+            self.waiting.update(taken)
+            raise
+
+    def _flush_soon(self) -> None:
+        self._timer = None
+        task = asyncio.ensure_future(self._flush_logged())
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self.flush()
+        except Exception as error:  # kept waiting: the next update or flush writes them (the lease covers it)
+            log.error("marking replies sent failed: %s", type(error).__name__)
+
+    async def flush(self) -> None:
+        """Write the marks waiting (one statement)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.waiting:
+            return
+        session: DbSession
+        async with self.marking() as taken, self.storage.session() as session, session.begin():
+            await replies_sent(session, taken, self.owner)
 
 
 def _takeable(now: dt.datetime) -> Any:
