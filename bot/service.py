@@ -101,20 +101,26 @@ class ChatService:
         if not private(chat_ref):  # nothing is read, written or scheduled for a group or a channel
             return [Reply(PRIVATE_ONLY)]
         refusal = too_long(text) or (BAD_BUTTON if button is not None and not valid_button(button) else None)
-        async with self.storage.session() as session, session.begin():
-            if update_id is not None and not await claim_update(session, chat_ref, update_id):
-                if update_id in self.sent:  # sent by this replica, its mark not yet written
-                    return []
-                # Handled already (by this replica or another): dropped, or its unsent replies taken.
-                return fit(await take_over(session, update_id, self.reminders.owner, self.reply_lease))
-            if refusal is not None:
-                replies = fit(await self._refuse(session, user_ref, chat_ref, refusal))
-            else:
-                replies = fit(await self._handle(session, user_ref, chat_ref, text, button))
-            if update_id is not None and replies:  # kept until sent (`replies_sent`), in this transaction
-                async with self.sent.marking() as sent:  # with the marks of those sent since, if any
-                    await keep_replies(session, update_id, replies, self.reminders.owner, self.reply_lease, sent=sent)
-            return replies
+        sent: list[int] = []  # updates whose replies were sent since: marked in this transaction
+        try:
+            async with self.storage.session() as session, session.begin():
+                if update_id is not None and not await claim_update(session, chat_ref, update_id):
+                    if update_id in self.sent:  # sent by this replica, its mark not yet written
+                        return []
+                    # Handled already (by this replica or another): dropped, or its unsent replies taken.
+                    return fit(await take_over(session, update_id, self.reminders.owner, self.reply_lease))
+                if refusal is not None:
+                    replies = fit(await self._refuse(session, user_ref, chat_ref, refusal))
+                else:
+                    replies = fit(await self._handle(session, user_ref, chat_ref, text, button))
+                if update_id is not None and replies:  # kept until sent (`replies_sent`), in this transaction
+                    sent = self.sent.take()
+                    owner, lease = self.reminders.owner, self.reply_lease
+                    await keep_replies(session, update_id, replies, owner, lease, sent=sent)
+                return replies
+        except BaseException:
+            self.sent.restore(sent)  # not written (the transaction failed): marked later
+            raise
 
     async def replies_sent(self, update_id: int) -> None:
         """The replies `handle(update_id=...)` returned were sent: a later post of the update is dropped

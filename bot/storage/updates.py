@@ -31,10 +31,9 @@ the mark was written has its replies sent again, with the note: a repeat, never 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, bindparam, case, delete, func, null, select, update
@@ -152,7 +151,7 @@ class SentMarks:
     """The updates whose replies this replica sent and has not yet marked sent in the database.
 
     Grouped, as the reminders' confirmations are: the marks ride in the statement that keeps the next
-    update's replies (`marking`), or are written on their own MARK_SENT_WITHIN seconds after the first
+    update's replies (`take`), or are written on their own MARK_SENT_WITHIN seconds after the first
     waiting (`flush`), and at a stop. Until then this replica drops a post of them itself, and other
     replicas leave them (the lease, far longer, runs). Killed meanwhile: sent again with the note."""
 
@@ -171,15 +170,13 @@ class SentMarks:
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(MARK_SENT_WITHIN, self._flush_soon)
 
-    @contextlib.asynccontextmanager
-    async def marking(self) -> AsyncIterator[list[int]]:
-        """The marks waiting, for a statement of the caller's transaction; kept waiting if it fails."""
+    def take(self) -> list[int]:
+        """The marks waiting, for a statement of the caller's transaction (`restore` them if it fails)."""
         taken, self.waiting = sorted(self.waiting), set()
-        try:
-            yield taken
-        except BaseException:
-            self.waiting.update(taken)
-            raise
+        return taken
+
+    def restore(self, taken: Sequence[int]) -> None:
+        self.waiting.update(taken)
 
     def _flush_soon(self) -> None:
         self._timer = None
@@ -198,11 +195,16 @@ class SentMarks:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self.waiting:
+        taken = self.take()
+        if not taken:
             return
-        session: DbSession
-        async with self.marking() as taken, self.storage.session() as session, session.begin():
-            await replies_sent(session, taken, self.owner)
+        try:
+            session: DbSession
+            async with self.storage.session() as session, session.begin():
+                await replies_sent(session, taken, self.owner)
+        except BaseException:
+            self.restore(taken)
+            raise
 
 
 def _takeable(now: dt.datetime) -> Any:
