@@ -7,7 +7,8 @@ item 3), each with its own webhook port, fed by posts as Telegram (through a loa
   other: the second sees the first's answer, and the chat's state holds both;
 - a replica killed (`kill -9`) after its update committed, while sending the reply: the update
   posted again to the other replica is answered once more, with the may-repeat note, once the
-  killed replica's lease expired (503 before), never lost.
+  killed replica's lease expired (503 before), never lost; and when Telegram does not post it again,
+  the next replica to start sends it (its start-up sweep).
 """
 
 from __future__ import annotations
@@ -209,4 +210,39 @@ def test_replica_killed_after_its_commit_while_sending_its_replies_loses_none(
         if first.process.poll() is None:
             first.process.kill()
         assert second.stop() == 0
+    assert "Traceback" not in "".join(second.log)
+
+
+def test_replica_killed_mid_send_its_reply_is_swept_by_the_next_replica_to_start(
+    api: LoopbackBotApi, db_url_for_replicas: str, tmp_path: Path
+):
+    """As above, but Telegram does not post the update again (it had given up, or the replica was on
+    long polling): the sweep of the next replica to start (its first reminders' tick) sends the reply,
+    once its lease expired, with the may-repeat note; a late post of the update is then dropped."""
+    url = db_url_for_replicas
+    allowed = {"HEMADOSE_ALLOWED_USERS": str(USERS[0])}
+    first = WebhookBot(api, url, tmp_path, **allowed).serving()
+    user, update = USERS[0], said("/start", USERS[0])
+    second: WebhookBot | None = None
+    try:
+        api.fail("sendMessage", "timeout", seconds=60)
+        threading.Thread(target=post, args=(first.url, update), daemon=True).start()
+        deadline = time.monotonic() + 20
+        while not any(call.method == "sendMessage" for call, _ in api.refused):
+            assert time.monotonic() < deadline, "".join(first.log)
+            time.sleep(0.02)
+        first.process.kill()
+        first.process.wait(timeout=10)
+        time.sleep(REPLY_LEASE.total_seconds())  # the killed replica's lease runs out
+        second = WebhookBot(api, url, tmp_path, **allowed).serving()
+        [call] = api.wait_for("sendMessage", 1, timeout=20)
+        assert (call.params["chat_id"], call.params["text"]) == (user, f"{MAY_REPEAT}\n{WELCOME}")
+        assert post(second.url, update) == 200  # a late post: sent already, dropped
+        assert api.texts(user) == [f"{MAY_REPEAT}\n{WELCOME}"]
+    finally:
+        if first.process.poll() is None:
+            first.process.kill()
+        if second is not None:
+            assert second.stop() == 0
+    assert second is not None
     assert "Traceback" not in "".join(second.log)
