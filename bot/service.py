@@ -9,24 +9,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Coroutine
-from decimal import Decimal
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
-
-from sqlalchemy import func, select
 
 from bot import export_replies as exports
 from bot import record_edits
 from bot import trend_replies as trends
+from bot.followup_record import follow_up_record
 from bot.limits import BAD_BUTTON, fit, too_long, valid_button
 from bot.reminders import Reminders
 from bot.storage import Storage, corrections
-from bot.storage.pages import recommendations
 from bot.storage.repository import ChatRow
 from bot.storage.session import DbSession
-from bot.storage.tables import Audit, Dose, PatientRow, User
-from bot.storage.updates import claim_update
-from flows import consultation, exporting, followup, listings, trend
+from bot.storage.tables import User
+from bot.storage.updates import REPLY_LEASE, SentMarks, claim_update, keep_replies, take_left, take_over
+from flows import consultation, followup, listings, trend
 from flows.answers.patient import PATIENT_BUTTONS
 from flows.buttons import page_button
 from flows.consultation import ask_patient, refuse
@@ -69,11 +66,19 @@ def system_clock() -> dt.datetime:
 
 
 class ChatService:
-    def __init__(self, storage: Storage, default_time_zone: str = "UTC", clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        default_time_zone: str = "UTC",
+        clock: Clock = system_clock,
+        reply_lease: dt.timedelta = REPLY_LEASE,
+    ) -> None:
         self.storage = storage
+        self.reply_lease = reply_lease
         self.default_time_zone = default_time_zone
         self.clock = clock
         self.reminders = Reminders(storage, clock, default_time_zone)
+        self.sent = SentMarks(storage, self.reminders.owner)  # replies sent, their marks not yet written
 
     async def handle(
         self,
@@ -86,8 +91,11 @@ class ChatService:
     ) -> list[Reply]:
         """`user_ref` and `chat_ref` are opaque keys ('tg:123'); every query is scoped to the user.
 
-        `update_id` (webhook mode, several replicas): the chat's updates are handled one at a time
-        and an update already handled is dropped (no replies), in the update's own transaction.
+        `update_id` (webhook mode, several replicas): the chat's updates are handled one at a time,
+        in the update's own transaction, which also keeps its replies until the caller has sent them
+        (`replies_sent`). An update handled already is dropped (no replies) once its replies were
+        sent; else they are returned again with the may-repeat note when the replica that handled it
+        let its lease expire, and `InFlightError` is raised while that lease runs (bot.storage.updates).
 
         Bounded on the way in (an over-long message or a damaged button is refused before anything
         reads it) and on the way out (no reply longer than Telegram takes), for every transport.
@@ -95,93 +103,120 @@ class ChatService:
         if not private(chat_ref):  # nothing is read, written or scheduled for a group or a channel
             return [Reply(PRIVATE_ONLY)]
         refusal = too_long(text) or (BAD_BUTTON if button is not None and not valid_button(button) else None)
-        if refusal is not None:
-            return fit(await self._refuse(user_ref, chat_ref, refusal, update_id))
-        replies = await self._handle(user_ref, chat_ref, text, button, update_id)
+        sent: list[int] = []  # updates whose replies were sent since: marked in this transaction
+        try:
+            async with self.storage.session() as session, session.begin():
+                if update_id is not None and not await claim_update(session, chat_ref, update_id):
+                    if update_id in self.sent:  # sent by this replica, its mark not yet written
+                        return []
+                    # Handled already (by this replica or another): dropped, or its unsent replies taken.
+                    return fit(await take_over(session, update_id, self.reminders.owner, self.reply_lease))
+                if refusal is not None:
+                    replies = fit(await self._refuse(session, user_ref, chat_ref, refusal))
+                else:
+                    replies = fit(await self._handle(session, user_ref, chat_ref, text, button))
+                if update_id is not None and replies:  # kept until sent (`replies_sent`), in this transaction
+                    sent = self.sent.take()
+                    owner, lease = self.reminders.owner, self.reply_lease
+                    await keep_replies(session, update_id, replies, owner, lease, sent=sent)
+        except BaseException:
+            self.sent.restore(sent)  # not written (the transaction failed): marked later
+            raise
+        # A chart is drawn after the transaction (bot/trend_replies.py); kept above by its caption only.
         return fit([await trends.draw(reply) for reply in replies])
 
-    async def _refuse(self, user_ref: str, chat_ref: str, refusal: str, update_id: int | None = None) -> list[Reply]:
-        """The refusal and the question now open, asked again; the chat's state is left as it was."""
+    async def replies_sent(self, update_id: int) -> None:
+        """The replies `handle(update_id=...)` returned were sent: a later post of the update is dropped
+        (marked with the next update's replies, or within a second: bot.storage.updates.SentMarks)."""
+        self.sent.add(update_id)
+
+    async def flush_sent(self) -> None:
+        """Mark now what was sent and not yet marked (at a stop, after a sweep)."""
+        await self.sent.flush()
+
+    async def left_replies(self) -> list[tuple[int, str, list[Reply]]]:
+        """Replies a replica handled and did not send before its lease expired (killed, stopped),
+        taken by this one to send with the may-repeat note: (update id, chat key, replies)."""
         async with self.storage.session() as session, session.begin():
-            if update_id is not None and not await claim_update(session, chat_ref, update_id):
-                return []  # handled already (by this replica or another)
-            row = await self.storage.open_chat(session, user_ref, chat_ref)
-            notice = await self.reminders.undelivered_notice(session, row.user_id)
-            today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
-            chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
-            patients = {}
-            if chat.state == State.patient:  # the question's buttons: the user's patients
-                patients = await self._patients(session, row.user_id, today, chat, UserInput())
-            outcome = refuse(chat, Env(today, patients, row.time_zone, self.clock()), refusal)
-            return [*notice, *outcome.replies]
+            left = await take_left(session, self.reminders.owner, self.reply_lease)
+        return [(update_id, chat_key, fit(replies)) for update_id, chat_key, replies in left]
+
+    async def _refuse(self, session: DbSession, user_ref: str, chat_ref: str, refusal: str) -> list[Reply]:
+        """The refusal and the question now open, asked again; the chat's state is left as it was."""
+        row = await self.storage.open_chat(session, user_ref, chat_ref)
+        notice = await self.reminders.undelivered_notice(session, row.user_id)
+        today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
+        chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
+        patients = {}
+        if chat.state == State.patient:  # the question's buttons: the user's patients
+            patients = await self._patients(session, row.user_id, today, chat, UserInput())
+        outcome = refuse(chat, Env(today, patients, row.time_zone, self.clock()), refusal)
+        return [*notice, *outcome.replies]
 
     async def _handle(
-        self, user_ref: str, chat_ref: str, text: str | None, button: str | None, update_id: int | None = None
+        self, session: DbSession, user_ref: str, chat_ref: str, text: str | None, button: str | None
     ) -> list[Reply]:
         storage = self.storage
-        async with storage.session() as session, session.begin():
-            if update_id is not None and not await claim_update(session, chat_ref, update_id):
-                return []  # handled already (by this replica or another)
-            # The user (created on first contact) with their time zone, and this chat's state: one query.
-            row = await storage.open_chat(session, user_ref, chat_ref)
-            # Reminders paused because the user had blocked the bot: told once, on this message.
-            notice = await self.reminders.undelivered_notice(session, row.user_id)
-            today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
-            chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
-            if button is None and text and chat.state == State.result:
-                # The card's Trend typed by its label: the consultation's patient (flows/trend.py).
-                typed_trend = trend.typed_button(text, chat.answers.patient_label)
-                button, text = (typed_trend, None) if typed_trend is not None else (button, text)
-            if button is None and text and not text.strip().startswith("/") and chat.offered_record:
-                # A record message's button typed by its label ("Same regimen, new result").
-                typed = followup.typed_button(text, chat.offered_record)
-                button, text = (typed, None) if typed is not None else (button, text)
-            routed = route(text, button)  # the one routing table (flows/routes.py)
-            if chat.record_edit is not None:  # a correction under way (/patient) takes the answer, or is left
-                if record_edits.answers_edit(routed):
-                    typed = button[2:] if button and button.startswith("v:") else routed.data or text or ""
-                    edited = await record_edits.on_answer(self, session, row, chat_ref, chat, today, typed)
-                    return [*notice, *edited]
-                chat.record_edit = None  # left: saved now, whatever answers this update
-                await storage.save_chat(session, row, chat_ref, chat.model_dump_json(exclude_defaults=True))
-                row = row._replace(state=chat.model_dump_json(exclude_defaults=True))
-            if routed.route is not None and routed.route.owner == Owner.SERVICE:
-                answer = self._ROUTES[routed.route.name]
-                return [*notice, *await answer(self, session, row, chat_ref, chat, today, routed)]
-            # The record is read while a patient is being chosen; the consultation keeps a copy.
-            message = UserInput(text=text, button=button)
-            patients = (
-                await self._patients(session, row.user_id, today, chat, message) if chat.state == State.patient else {}
-            )
-            if routed.route is not None and routed.route.name == "record":
-                # A follow-up (or a full consultation) for one patient: their record, nobody else's.
-                record = await self._record(session, row.user_id, routed.argument, today)
-                patients = {record.label: record} if record is not None else {}
-            now = self.clock()
-            # One run. Where it reaches the patient question, the flow leaves that question's place and
-            # the user's patients are read for it then (`ask_patient`), not for every update.
-            done = run_flow(chat, message, Env(today, patients, row.time_zone, now))
-            outcome = done.outcome
-            if done.patient_question_at is not None:
-                patients = await self._patients(session, row.user_id, today, done.chat, message)
-                outcome = ask_patient(done, Env(today, patients, row.time_zone, now))
-            chat = done.chat
+        # The user (created on first contact) with their time zone, and this chat's state: one query.
+        row = await storage.open_chat(session, user_ref, chat_ref)
+        # Reminders paused because the user had blocked the bot: told once, on this message.
+        notice = await self.reminders.undelivered_notice(session, row.user_id)
+        today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
+        chat = ChatState.model_validate_json(row.state) if row.state else ChatState()
+        if button is None and text and chat.state == State.result:
+            # The card's Trend typed by its label: the consultation's patient (flows/trend.py).
+            typed_trend = trend.typed_button(text, chat.answers.patient_label)
+            button, text = (typed_trend, None) if typed_trend is not None else (button, text)
+        if button is None and text and not text.strip().startswith("/") and chat.offered_record:
+            # A record message's button typed by its label ("Same regimen, new result").
+            typed = followup.typed_button(text, chat.offered_record)
+            button, text = (typed, None) if typed is not None else (button, text)
+        routed = route(text, button)  # the one routing table (flows/routes.py)
+        if chat.record_edit is not None:  # a correction under way (/patient) takes the answer, or is left
+            if record_edits.answers_edit(routed):
+                typed = button[2:] if button and button.startswith("v:") else routed.data or text or ""
+                edited = await record_edits.on_answer(self, session, row, chat_ref, chat, today, typed)
+                return [*notice, *edited]
+            chat.record_edit = None  # left: saved now, whatever answers this update
             await storage.save_chat(session, row, chat_ref, chat.model_dump_json(exclude_defaults=True))
-            zone = row.time_zone or self.default_time_zone
-            for effect in outcome.effects:
-                if isinstance(effect, SaveConsultation):
-                    changes = await storage.save_consultation(session, row.user_id, effect)
-                    await corrections.remember_save(
-                        session, row.user_id, chat_ref, effect.patient_label, request_json(effect.request), changes
-                    )
-                elif isinstance(effect, AuditRecommendation):
-                    await storage.audit(session, row.user_id, effect)
-                elif isinstance(effect, SetTimeZone):
-                    zone = effect.zone
-                    await self._set_zone(session, row.user_id, zone)
-                elif isinstance(effect, ScheduleReminders):
-                    await self.reminders.schedule(session, row.user_id, chat_ref, effect, zone)
-            return [*notice, *outcome.replies]
+            row = row._replace(state=chat.model_dump_json(exclude_defaults=True))
+        if routed.route is not None and routed.route.owner == Owner.SERVICE:
+            answer = self._ROUTES[routed.route.name]
+            return [*notice, *await answer(self, session, row, chat_ref, chat, today, routed)]
+        # The record is read while a patient is being chosen; the consultation keeps a copy.
+        message = UserInput(text=text, button=button)
+        patients = (
+            await self._patients(session, row.user_id, today, chat, message) if chat.state == State.patient else {}
+        )
+        if routed.route is not None and routed.route.name == "record":
+            # A follow-up (or a full consultation) for one patient: their record, nobody else's.
+            record = await follow_up_record(self.storage, session, row.user_id, routed.argument, today)
+            patients = {record.label: record} if record is not None else {}
+        now = self.clock()
+        # One run. Where it reaches the patient question, the flow leaves that question's place and
+        # the user's patients are read for it then (`ask_patient`), not for every update.
+        done = run_flow(chat, message, Env(today, patients, row.time_zone, now))
+        outcome = done.outcome
+        if done.patient_question_at is not None:
+            patients = await self._patients(session, row.user_id, today, done.chat, message)
+            outcome = ask_patient(done, Env(today, patients, row.time_zone, now))
+        chat = done.chat
+        await storage.save_chat(session, row, chat_ref, chat.model_dump_json(exclude_defaults=True))
+        zone = row.time_zone or self.default_time_zone
+        for effect in outcome.effects:
+            if isinstance(effect, SaveConsultation):
+                changes = await storage.save_consultation(session, row.user_id, effect)
+                await corrections.remember_save(
+                    session, row.user_id, chat_ref, effect.patient_label, request_json(effect.request), changes
+                )
+            elif isinstance(effect, AuditRecommendation):
+                await storage.audit(session, row.user_id, effect)
+            elif isinstance(effect, SetTimeZone):
+                zone = effect.zone
+                await self._set_zone(session, row.user_id, zone)
+            elif isinstance(effect, ScheduleReminders):
+                await self.reminders.schedule(session, row.user_id, chat_ref, effect, zone)
+        return [*notice, *outcome.replies]
 
     # --- the service's routes (flows/routes.py, owner SERVICE): what needs the user's records -------
 
@@ -196,7 +231,7 @@ class ChatService:
             )
             return [listings.patients(listed.entries, listed.page, listed.pages, listed.total)]
         # /patients LABEL: one patient's record, to follow up in a few messages.
-        record = await self._record(session, row.user_id, routed.argument, today)
+        record = await follow_up_record(self.storage, session, row.user_id, routed.argument, today)
         if record is None:
             return [Reply(followup.unknown(routed.argument))]
         chat.offered_record = record.label  # its buttons may be typed by their labels
@@ -225,22 +260,10 @@ class ChatService:
     async def import_document(
         self, user_ref: str, chat_ref: str, name: str, content: bytes, *, update_id: int | None = None
     ) -> list[Reply]:
-        """A file sent to the bot: a CSV or FHIR Bundle imported into this user's records, in one
-        transaction (every problem reported and nothing imported, or all of it). `update_id`: as for
-        `handle` (webhook mode: an upload posted twice is imported once)."""
-        from bot.exports.importing import import_file
-
+        """A file sent to the bot, imported into this user's records (bot/export_replies.py)."""
         if not private(chat_ref):
             return [Reply(PRIVATE_ONLY)]
-        async with self.storage.session() as session, session.begin():
-            if update_id is not None and not await claim_update(session, chat_ref, update_id):
-                return []  # handled already (by this replica or another)
-            row = await self.storage.open_chat(session, user_ref, chat_ref)
-            today = self.clock().astimezone(ZoneInfo(row.time_zone or self.default_time_zone)).date()
-            outcome = await import_file(session, row.user_id, content, today)
-            if outcome.problems:
-                return fit([Reply(exporting.refused(name, outcome.problems))])
-            return fit([Reply(exporting.report(name, outcome.imported, outcome.recommendations))])
+        return await exports.import_document(self, user_ref, chat_ref, name, content, update_id=update_id)
 
     _ROUTES: ClassVar[dict[str, ServiceRoute]] = {
         "patients": _on_patients,
@@ -269,75 +292,6 @@ class ChatService:
             records = await self.storage.summaries(session, user_id, today, labels=chosen)
             patients |= {label: records.get(label) or PatientSummary(label=label) for label in chosen}
         return patients
-
-    async def _record(self, session: DbSession, user_id: int, label: str, today: dt.date) -> PatientSummary | None:
-        """The patient's record as the follow-up uses it, with the last recommendation given for the label."""
-        exact = await self.storage.find_label(session, user_id, label)
-        if exact is None:
-            return None
-        record = (await self.storage.summaries(session, user_id, today, labels=[exact])).get(exact)
-        if record is None:
-            return None
-        entry = await session.scalar(
-            select(Audit).where(recommendations(user_id, exact)).order_by(Audit.id.desc()).limit(1)
-        )
-        if entry is None:
-            return record
-        request: dict[str, Any] = entry.request
-        response: dict[str, Any] = entry.response
-        dose = response.get("dose")
-        updates = {
-            "last_decided": dt.date.fromisoformat(str(request["as_of"])),
-            "last_action": response["action"],
-            "last_dose": f"{dose['amount']} {dose['unit']}" if isinstance(dose, dict) else None,
-            "last_rule": response["rationale"][0]["rule"],
-        }
-        # The record keeps no procedure date: the last consultation for this drug's is offered (shown to confirm).
-        if request.get("drug") == record.drug and request.get("procedure_date"):
-            updates["procedure_date"] = dt.date.fromisoformat(str(request["procedure_date"]))
-        counted = await self._doses_at_level(session, user_id, exact, record, request, response)
-        if counted is not None:
-            updates["doses_at_level"] = counted
-        return record.model_copy(update=updates)
-
-    async def _doses_at_level(
-        self,
-        session: DbSession,
-        user_id: int,
-        label: str,
-        record: PatientSummary,
-        request: dict[str, Any],
-        response: dict[str, Any],
-    ) -> int | None:
-        """Doses at the current level: the number the clinician gave last time, plus those recorded since.
-
-        The record holds one dose row per consultation (its last dose) and the reminders' Taken ones,
-        so counting rows alone misses the earlier doses that the clinician counted (e.g. 2 at 1 mg/kg).
-        """
-        current = request.get("current_dose") or {}
-        if (
-            request.get("drug") != record.drug
-            or record.dose_amount is None
-            or current.get("doses_at_level") is None
-            or Decimal(str(current.get("amount"))) != Decimal(record.dose_amount)
-            or current.get("since") != (record.dose_since.isoformat() if record.dose_since else None)
-            or response["action"] in ("start", "increase", "decrease", "resume")
-        ):
-            return None
-        then = dt.date.fromisoformat(str(current["last_given"]))
-        later = await session.scalar(
-            select(func.count(Dose.id))
-            .join(PatientRow, PatientRow.id == Dose.patient_id)
-            .where(
-                PatientRow.user_id == user_id,
-                PatientRow.label == label,
-                Dose.drug == record.drug,
-                Dose.status == "given",
-                Dose.amount == record.dose_amount,
-                Dose.given_on > then,
-            )
-        )
-        return int(current["doses_at_level"]) + int(later or 0)
 
     async def _history(self, session: DbSession, user_id: int, label: str, page: int = 1) -> Reply:
         if not label:

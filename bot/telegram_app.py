@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -26,8 +26,9 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot.limits import SLOW_DOWN, FloodGate
-from bot.sending import TelegramSender
+from bot.sending import TelegramSender, chat_id
 from bot.service import PRIVATE_ONLY, ChatService
+from bot.storage.updates import InFlightError
 from flows.replies import Photo, Reply
 from flows.routes import menu
 
@@ -120,6 +121,9 @@ def service_of(context: ContextTypes.DEFAULT_TYPE) -> ChatService:
 # bot_data's flag, set by webhook mode (bot/webhook.py): updates may arrive twice or at two replicas at
 # once, so each is handled once and each chat's one at a time (`ChatService.handle(update_id=...)`).
 ONCE = "updates_once"
+# bot_data's set of update ids to answer 503 (webhook mode): handled, their replies still being sent by
+# the replica that handled them (its lease runs), so Telegram must post them again later.
+RETRY_LATER = "updates_retry_later"
 
 
 def once(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
@@ -127,14 +131,28 @@ def once(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
     return update.update_id if context.bot_data.get(ONCE) else None
 
 
+async def answer(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, text: str | None = None, button: str | None = None
+) -> None:
+    """Handle the text or button and send the replies; in webhook mode the replies are kept with the
+    update until sent, then marked sent (one statement), so a replica killed in between loses none."""
+    service = service_of(context)
+    update_id = once(update, context)
+    try:
+        replies = await service.handle(user_ref(update), chat_ref(update), text, button, update_id=update_id)
+    except InFlightError:  # another replica may be sending its replies now: Telegram posts it again later
+        context.bot_data.setdefault(RETRY_LATER, set()).add(update.update_id)
+        return
+    await send(update, context, replies)
+    if update_id is not None and replies:
+        await service.replies_sent(update_id)
+
+
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.message is None:  # an edit of an earlier message: answers are read once, as they come
         await context.bot.send_message(chat_of(update), EDITED)
         return
-    replies = await service_of(context).handle(
-        user_ref(update), chat_ref(update), text=update.message.text, update_id=once(update, context)
-    )
-    await send(update, context, replies)
+    await answer(update, context, text=update.message.text)
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -145,10 +163,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except TelegramError:  # answered already: Telegram posted the update again (webhook), or it is too old
         log.warning("could not answer a button press")
     data = query.data if isinstance(query.data, str) else ""  # a game's button has no data: refused as damaged
-    replies = await service_of(context).handle(
-        user_ref(update), chat_ref(update), button=data, update_id=once(update, context)
-    )
-    await send(update, context, replies)
+    await answer(update, context, button=data)
 
 
 async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -221,16 +236,44 @@ async def _register_commands(application: Application) -> None:  # type: ignore[
 REMINDER_TICK_SECONDS = 20
 
 
+async def resend_left(application: Application, service: ChatService) -> int:  # type: ignore[type-arg]
+    """The sweep (webhook mode): replies of updates handled by a replica that was killed or stopped
+    before sending them, once its lease expired, sent with the may-repeat note, for updates Telegram
+    will not post again. How many updates' replies were sent (or given up: the chat refuses them)."""
+    done = 0
+    for update_id, chat_key, replies in await service.left_replies():
+        try:
+            for reply in replies:
+                await application.bot.send_message(chat_id(chat_key), reply.text, reply_markup=keyboard(reply))
+        except (RetryAfter, NetworkError) as error:
+            if not isinstance(error, BadRequest):  # Telegram or the network, for now: the lease runs out, again
+                log.warning("could not re-send an update's replies: %s", type(error).__name__)
+                continue
+            log.warning("gave up re-sending an update's replies: %s", type(error).__name__)
+        except TelegramError as error:  # blocked, chat gone: an answer that will not change
+            log.warning("gave up re-sending an update's replies: %s", type(error).__name__)
+        await service.replies_sent(update_id)
+        done += 1
+    if done:
+        await service.flush_sent()
+    return done
+
+
 def start_reminders(application: Application, service: ChatService, *, limits: bool = True) -> None:  # type: ignore[type-arg]
     """Reminders go out through this bot: the sender, and a job that runs what is due every few seconds.
 
-    The first run (at once) also re-sends what a crash left in flight; python-telegram-bot's
+    The first run (at once) also re-sends what a crash left in flight (reminders, and in webhook mode
+    the replies of updates another replica handled and did not send: `resend_left`); python-telegram-bot's
     JobQueue (APScheduler) only ticks: what is due lives in the database, not in the job queue.
     """
     service.reminders.sender = TelegramSender(application.bot, limits=limits)
     service.reminders.chats = "tg:"
 
     async def tick(context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            await resend_left(application, service)
+        except Exception as error:  # the next tick tries again; the rows stay until sent
+            log.error("re-sending left replies failed: %s", type(error).__name__)
         try:
             await service.reminders.run_due()
         except Exception as error:  # the next tick tries again; nothing is lost (the database holds it all)
@@ -268,6 +311,7 @@ def serve(application: Application, database_url: str, time_zone: str) -> None: 
     async def close_service(app: Application) -> None:  # type: ignore[type-arg]
         service: ChatService | None = app.bot_data.pop("service", None)
         if service is not None:
+            await service.flush_sent()  # the replies sent since the last mark
             await service.storage.close()
 
     application.post_init = open_service

@@ -6,7 +6,12 @@ server also answers the health checks of a load balancer or an orchestrator:
 - `POST <the URL's path>`: one update. The `X-Telegram-Bot-Api-Secret-Token` header must equal
   HEMADOSE_WEBHOOK_SECRET (else 403). The update is handled before the answer: a 200 means its
   replies were sent, so an update a replica did not finish (killed, stopped) is posted again by
-  Telegram, and its id (`processed_updates`) makes sure it is handled once across replicas;
+  Telegram, and its id (`processed_updates`) makes sure it is handled once across replicas. Its
+  replies are kept with the id until sent: a post of an update whose replies the replica that
+  handled it may still be sending (its lease runs) is answered 503, and Telegram posts it again;
+  once the lease expired, the replica that gets it sends them with the may-repeat note (a 503
+  holds no connection while the lease runs out, as waiting for it would; the sweep on the
+  reminders' tick sends them too, should Telegram not post it again);
 - `GET /healthz`: liveness, 200 while the process serves;
 - `GET /readyz`: readiness, 200 only while the database answers a query (503 otherwise), so that a
   proxy sends updates to replicas that can handle them.
@@ -38,7 +43,7 @@ from tornado.httpserver import HTTPServer
 
 from bot.service import ChatService
 from bot.settings import sqlite_file
-from bot.telegram_app import ONCE
+from bot.telegram_app import ONCE, RETRY_LATER
 
 log = logging.getLogger("hemadose.webhook")
 
@@ -112,6 +117,10 @@ class UpdatePost(tornado.web.RequestHandler):
         async with self.in_hand.one():
             # Errors of the handlers go to the application's error handler (the user is told): 200.
             await self.bot_app.process_update(update)
+        retry_later: set[int] = self.bot_app.bot_data.get(RETRY_LATER, set())
+        if update.update_id in retry_later:  # its replies are another replica's to send, for now
+            retry_later.discard(update.update_id)
+            raise tornado.web.HTTPError(HTTPStatus.SERVICE_UNAVAILABLE)
         self.set_status(HTTPStatus.OK)
         self.finish()
 

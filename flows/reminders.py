@@ -30,6 +30,8 @@ ZONE_CHOICES = ("Europe/London", "Europe/Berlin", "America/New_York", "Asia/Shan
 TIME_CHOICES = ("08:00", "09:00", "12:00", "18:00", "20:00", "21:00")
 TEST_WORDS = {"platelets": "platelet count", "hemoglobin": "haemoglobin (pre-dose)"}
 MAY_REPEAT = "(This may repeat a message sent just before the assistant restarted.)"
+# A chart or a file is not kept for a re-send (bot/storage/updates.py): its caption is, with this.
+FILE_NOT_RESENT = "(The chart or file that came with this message is not sent again: ask for it once more.)"
 
 # Taken, Skip, Snooze, Noted, given late (after a missed dose), taken on a day (a late Taken), and the
 # Yes / No of an unconfirmed dose (RULES.md 6).

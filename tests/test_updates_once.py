@@ -1,21 +1,30 @@
-"""An update handled once (webhook mode): `ChatService.handle(update_id=...)` and the pruning of the ids.
+"""An update handled once (webhook mode): `ChatService.handle(update_id=...)`, its replies kept until
+sent (re-sent with the may-repeat note once the handling replica's lease expired, by a second post or
+the sweep, never both), and the pruning of the ids.
 
-The cross-process half (two replicas, one database) is tests/test_replicas.py.
+The cross-process half (two replicas, one database, one of them killed) is tests/test_replicas.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
+from telegram import Update
 
+from bot.offline import TOKEN, RecordingRequest, message_update
 from bot.service import ChatService
 from bot.storage import Storage, open_storage
+from bot.storage import updates as updates_module
 from bot.storage.tables import ProcessedUpdate
-from bot.storage.updates import KEEP_HANDLED, claim_update, prune_updates
+from bot.storage.updates import KEEP_HANDLED, InFlightError, claim_update, prune_updates
+from bot.telegram_app import ONCE, RETRY_LATER, build_application, resend_left
+from flows.reminders import MAY_REPEAT
+from flows.replies import Button, Reply
 
 
 @pytest.fixture
@@ -38,11 +47,182 @@ async def handled(storage: Storage) -> list[int]:
 async def test_an_update_handled_twice_is_answered_once_and_moves_the_chat_once(storage: Storage):
     service = ChatService(storage)
     assert [r.text for r in await service.handle("tg:7", "tg:7:7", text="/new", update_id=41)] == ["Which drug?"]
+    await service.replies_sent(41)
     assert await service.handle("tg:7", "tg:7:7", text="/new", update_id=41) == []
     assert await service.handle("tg:7", "tg:7:7", button="v:romiplostim", update_id=41) == []  # same id: dropped
     replies = await service.handle("tg:7", "tg:7:7", button="v:romiplostim", update_id=42)
     assert [r.text for r in replies] == ["Which label's rules?"]
     assert await handled(storage) == [41, 42]
+
+
+DRUGS = (
+    (Button("Romiplostim", "v:romiplostim"), Button("Hetrombopag", "v:hetrombopag")),
+    (Button("Lusutrombopag", "v:lusutrombopag"), Button("Luspatercept", "v:luspatercept")),
+    (Button("⬅ Back", "back"), Button("✖ Cancel", "cancel"), Button("? Help", "help")),
+)
+
+
+async def kept(storage: Storage, update_id: int) -> tuple[object, str | None, dt.datetime | None]:
+    """The row's replies, owner and lease."""
+    async with storage.session() as session:
+        row = await session.get(ProcessedUpdate, update_id)
+        assert row is not None
+        return row.replies, row.owner, row.lease_until
+
+
+async def expire(storage: Storage, update_id: int) -> None:
+    """The lease of the replica that handled the update runs out (it was killed before sending)."""
+    async with storage.session() as session, session.begin():
+        await session.execute(
+            update(ProcessedUpdate)
+            .where(ProcessedUpdate.update_id == update_id)
+            .values(lease_until=dt.datetime(2000, 1, 1))
+        )
+
+
+def stored(reply: Reply) -> list[list[list[str]]]:
+    return [[[b.label, b.data] for b in row] for row in reply.buttons]
+
+
+async def test_the_replies_are_kept_with_the_update_until_sent(storage: Storage, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(updates_module, "MARK_SENT_WITHIN", 0.05)
+    first = ChatService(storage)
+    [reply] = await first.handle("tg:7", "tg:7:7", text="/new", update_id=41)
+    assert reply == Reply("Which drug?", DRUGS)
+    replies, owner, lease = await kept(storage, 41)
+    assert replies == [{"text": "Which drug?", "buttons": [[[b.label, b.data] for b in row] for row in DRUGS]}]
+    assert owner == first.reminders.owner
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    assert lease is not None
+    assert now < lease <= now + first.reply_lease
+    await first.replies_sent(41)  # marked with the next update's replies, in their statement
+    assert (await kept(storage, 41))[0] is not None
+    [reply] = await first.handle("tg:7", "tg:7:7", button="v:romiplostim", update_id=42)
+    assert await kept(storage, 41) == (None, first.reminders.owner, None)
+    assert (await kept(storage, 42))[0] == [{"text": reply.text, "buttons": stored(reply)}]
+    await first.replies_sent(42)  # and with no next update, within MARK_SENT_WITHIN on its own
+    for _ in range(100):
+        if (await kept(storage, 42))[0] is None:
+            break
+        await asyncio.sleep(0.05)
+    assert await kept(storage, 42) == (None, first.reminders.owner, None)
+    # An update with no replies keeps none (nothing to send, nothing to sweep).
+    async with storage.session() as session:
+        assert await session.scalar(select(func.count()).where(ProcessedUpdate.replies.is_not(None))) == 0
+
+
+async def test_a_repost_while_the_lease_runs_sends_nothing(storage: Storage):
+    first, second = ChatService(storage), ChatService(storage)  # two replicas
+    await first.handle("tg:7", "tg:7:7", text="/new", update_id=41)  # committed; then `first` is killed
+    for service in (second, first):  # the owner itself may still be sending: it does not send twice
+        with pytest.raises(InFlightError):
+            await service.handle("tg:7", "tg:7:7", text="/new", update_id=41)
+    assert (await kept(storage, 41))[1] == first.reminders.owner
+    assert await second.left_replies() == []  # the sweep leaves it too
+
+
+async def test_a_repost_after_the_lease_expired_sends_the_replies_again_with_the_note_once(storage: Storage):
+    first, second = ChatService(storage), ChatService(storage)
+    await first.handle("tg:7", "tg:7:7", text="/new", update_id=41)
+    await expire(storage, 41)
+    again = await second.handle("tg:7", "tg:7:7", text="/new", update_id=41)
+    assert again == [Reply(f"{MAY_REPEAT}\nWhich drug?", DRUGS)]
+    assert (await kept(storage, 41))[1] == second.reminders.owner  # now the second's, under its own lease
+    with pytest.raises(InFlightError):  # while the second sends them, a third post waits
+        await first.handle("tg:7", "tg:7:7", text="/new", update_id=41)
+    await first.replies_sent(41)  # the killed replica's late confirmation changes nothing of the second's
+    await first.flush_sent()
+    assert (await kept(storage, 41))[0] is not None
+    await second.replies_sent(41)
+    assert await second.handle("tg:7", "tg:7:7", text="/new", update_id=41) == []  # sent: dropped
+    await second.flush_sent()
+    assert await first.handle("tg:7", "tg:7:7", text="/new", update_id=41) == []  # at any replica
+    # The chat moved once: the next update answers the question the first one asked.
+    replies = await second.handle("tg:7", "tg:7:7", button="v:romiplostim", update_id=42)
+    assert [r.text for r in replies] == ["Which label's rules?"]
+
+
+async def test_the_sweep_sends_what_a_killed_replica_left_and_a_later_post_is_dropped(storage: Storage):
+    first, second = ChatService(storage), ChatService(storage)
+    await first.handle("tg:7", "tg:7:7", text="/new", update_id=41)
+    await first.handle("tg:8", "tg:8:8", text="/new", update_id=43)
+    await first.replies_sent(43)  # sent before the kill: not swept
+    await first.flush_sent()
+    await expire(storage, 41)
+    assert await second.left_replies() == [(41, "tg:7:7", [Reply(f"{MAY_REPEAT}\nWhich drug?", DRUGS)])]
+    assert await second.left_replies() == []  # taken: not twice
+    with pytest.raises(InFlightError):  # Telegram's post meanwhile: the sweep is sending them
+        await first.handle("tg:7", "tg:7:7", text="/new", update_id=41)
+    await second.replies_sent(41)
+    await second.flush_sent()
+    assert await first.handle("tg:7", "tg:7:7", text="/new", update_id=41) == []
+
+
+async def repost(service: ChatService, update_id: int) -> list[Reply]:
+    """Telegram's second post of /new: what the replica sends (none while another holds the replies)."""
+    try:
+        return await service.handle("tg:7", "tg:7:7", text="/new", update_id=update_id)
+    except InFlightError:
+        return []
+
+
+async def test_a_sweep_and_a_repost_at_once_send_the_replies_once(storage: Storage):
+    for update_id in range(100, 110):
+        first, second, third = ChatService(storage), ChatService(storage), ChatService(storage)
+        await first.handle("tg:7", "tg:7:7", text="/new", update_id=update_id)
+        await expire(storage, update_id)
+
+        swept, posted = await asyncio.gather(second.left_replies(), repost(third, update_id))
+        sends = [reply for _, _, replies in swept for reply in replies] + posted
+        assert sends == [Reply(f"{MAY_REPEAT}\nWhich drug?", DRUGS)], update_id
+        winner = second if swept else third
+        assert (await kept(storage, update_id))[1] == winner.reminders.owner
+        await winner.replies_sent(update_id)
+        await winner.flush_sent()
+
+
+async def test_through_the_application_a_repost_is_retried_later_then_answered_with_the_note(storage: Storage):
+    """python-telegram-bot's Application in webhook mode: the lease running gives the webhook its 503
+    (RETRY_LATER), the expired lease the replies with the note, sent and marked sent; the sweep finds nothing."""
+    killed, survivor = ChatService(storage), ChatService(storage)
+    request = RecordingRequest()
+    application = build_application(TOKEN, survivor, None, request=request, polling=False)
+    application.bot_data[ONCE] = True
+    await application.initialize()
+    try:
+        await killed.handle("tg:7", "tg:7:7", text="/new", update_id=41)  # committed, never sent
+        update = Update.de_json(message_update(41, 7, 7, "/new"), application.bot)
+        await application.process_update(update)
+        assert request.take() == []
+        assert application.bot_data[RETRY_LATER] == {41}
+        application.bot_data[RETRY_LATER].clear()
+        await expire(storage, 41)
+        await application.process_update(update)
+        [sent] = request.take()
+        assert (sent.chat_id, sent.text, sent.labels()) == (
+            7,
+            f"{MAY_REPEAT}\nWhich drug?",
+            [b.label for row in DRUGS for b in row],
+        )
+        assert application.bot_data[RETRY_LATER] == set()
+        await survivor.flush_sent()
+        assert (await kept(storage, 41))[0] is None  # marked sent
+        await application.process_update(update)  # Telegram's third post: dropped
+        assert request.take() == []
+        # A new update is answered and marked sent (within MARK_SENT_WITHIN): nothing is left for the sweep.
+        await application.process_update(Update.de_json(message_update(42, 7, 7, "/help"), application.bot))
+        assert [m.text for m in request.take()][1:] == ["Which drug?"]  # the help, then the question again
+        await survivor.flush_sent()
+        await expire(storage, 42)
+        assert await resend_left(application, survivor) == 0
+        # What a killed replica left, with no post to come: sent by the sweep, once.
+        await killed.handle("tg:7", "tg:7:7", button="v:romiplostim", update_id=43)
+        await expire(storage, 43)
+        assert await resend_left(application, survivor) == 1
+        assert [m.text for m in request.take()] == [f"{MAY_REPEAT}\nWhich label's rules?"]
+        assert await resend_left(application, survivor) == 0
+    finally:
+        await application.shutdown()
 
 
 async def test_a_refused_update_is_recorded_too(storage: Storage):
@@ -52,6 +232,7 @@ async def test_a_refused_update_is_recorded_too(storage: Storage):
         "That message is 5,000 characters long; an answer here is never more than 1,000. Nothing from it was "
         "entered. Send a shorter answer:"
     )
+    await service.replies_sent(9)
     assert await service.handle("tg:7", "tg:7:7", text="x" * 5000, update_id=9) == []
 
 
@@ -84,3 +265,22 @@ async def test_handled_ids_are_kept_a_day_then_pruned(storage: Storage):
     async with storage.session() as session:
         assert await session.scalar(select(func.count()).select_from(ProcessedUpdate)) == 1
     assert await handled(storage) == [2]
+
+
+def test_a_chart_or_a_file_is_kept_by_its_caption_and_says_it_is_not_sent_again():
+    from flows.reminders import FILE_NOT_RESENT
+    from flows.replies import Document, Photo
+
+    buttons = ((Button("History", "rh:RX-12"),),)
+    kept = updates_module.stored(
+        [
+            Reply("Saved to RX-12.", buttons),
+            Photo("RX-12 · platelets", buttons, png=b"\x89PNG", filename="trend.png"),
+            Reply("Clinical note for RX-12", document=Document("RX-12-note.txt", b"note", "text/plain")),
+        ]
+    )
+    assert kept == [
+        {"text": "Saved to RX-12.", "buttons": [[["History", "rh:RX-12"]]]},
+        {"text": f"RX-12 · platelets\n{FILE_NOT_RESENT}", "buttons": [[["History", "rh:RX-12"]]]},
+        {"text": f"Clinical note for RX-12\n{FILE_NOT_RESENT}", "buttons": []},
+    ]

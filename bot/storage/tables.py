@@ -270,9 +270,18 @@ class SaveRow(Base):
 
 
 class ProcessedUpdate(Base):
-    """A Telegram update already handled (webhook mode): a second delivery of it, to this replica or
-    another, is acknowledged and dropped. Written in the update's own transaction; pruned after a day."""
+    """A Telegram update already handled (webhook mode), with its replies until they were sent.
+
+    Written in the update's own transaction; pruned after a day. A second delivery of the update is
+    dropped once its replies were sent (`replies` NULL); while they are unsent, the replica that
+    handled it (`owner`) holds them until `lease_until`, and after that another replica (or the
+    sweep) sends them again with the may-repeat note (bot/storage/updates.py)."""
 
     __tablename__ = "processed_updates"
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     handled_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)  # UTC
+    chat_key: Mapped[str | None] = mapped_column(String(64))  # where the replies go ('tg:<chat>:<user>')
+    # The replies not yet sent, as flows made them: [{"text": ..., "buttons": [[[label, data], ...], ...]}].
+    replies: Mapped[list[dict[str, object]] | None] = mapped_column(JSON(none_as_null=True))
+    owner: Mapped[str | None] = mapped_column(String(64))  # the replica sending them (bot.reminders.outbox.replica_id)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)  # UTC; NULL once sent
