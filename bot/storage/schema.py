@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import Connection, text
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD_REVISION = "0007"  # the newest file of migrations/versions (tests/test_startup.py checks it)
+HEAD_REVISION = "0009"  # the newest file of migrations/versions (tests/test_startup.py checks it)
 
 
 def schema_revisions(connection: Connection) -> list[str]:

@@ -249,3 +249,12 @@ class ProcessedUpdate(Base):
     __tablename__ = "processed_updates"
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     handled_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)  # UTC
+
+
+class ReplicaRow(Base):
+    """A running `hemadose run` process's heartbeat. Telegram's 30 messages a second are the bot's, not a
+    process's: each replica counts the live rows and paces itself at its share (bot/sending.py)."""
+
+    __tablename__ = "replicas"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)  # bot.reminders.outbox.replica_id()
+    seen_at: Mapped[dt.datetime] = mapped_column(DateTime)  # UTC, of its last heartbeat
