@@ -21,7 +21,7 @@ import logging
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiolimiter import AsyncLimiter
@@ -49,8 +49,10 @@ log = logging.getLogger("hemadose.sending")
 
 OVERALL_PER_SECOND = 30
 PER_CHAT_PER_SECOND = 1
+JITTER_SHARE = 0.9  # of the bot's limit used: the rest absorbs the jitter between our pace and Telegram's count
 LONGEST_WAIT = 30.0  # seconds; a RetryAfter asking more is retried by the scheduler, not slept through
 CHAT_LIMITERS_KEPT = 10_000  # the most recently used chats keep their limiter; memory stays bounded
+JSONDict = dict[str, Any]  # a Bot API answer, as python-telegram-bot's rate limiters get it
 _backoff = wait_exponential_jitter(multiplier=0.5, max=30)
 
 
@@ -80,8 +82,9 @@ class BotPace(AsyncLimiter):
     once and then 30 more within the same second: up to twice the limit in a sliding second, per
     replica. Here the bucket holds one message and leaks at the share's rate, so `n` replicas at
     rate `r` each put at most `n * (1 + r)` messages in any second; the share is therefore
-    `(per_second - n - 1) / n`: one message a second is left for arrival jitter (a steady 29/s put
-    31 into some seconds at the loopback Bot API on a busy machine). 28/s alone, 13.5/s each for two.
+    `(0.9 * per_second - n) / n`: a tenth of the limit is left for jitter between the pace and the
+    arrival at Telegram (paced at 28/s, some seconds got 31 to 33 at the loopback Bot API on a busy
+    machine; each 429 then paused all sending for a second). 26/s alone, 12.5/s each for two.
     """
 
     def __init__(self, per_second: float = OVERALL_PER_SECOND, period: float = 1.0) -> None:
@@ -93,7 +96,7 @@ class BotPace(AsyncLimiter):
 
     def rate(self, replicas: int) -> float:
         """Messages per `period` for each of `replicas` (never below half the even split)."""
-        return max(self.per_second - replicas - 1, self.per_second / 2) / replicas
+        return max(JITTER_SHARE * self.per_second - replicas, self.per_second / 2) / replicas
 
     def share(self, replicas: int) -> None:
         """Pace at the share of `replicas` from now on (waiters already queued included)."""
@@ -121,12 +124,26 @@ class BotRateLimiter(AIORateLimiter):
         self.pace = pace
         self._base_limiter = pace
 
-    async def _run_request(self, *args: Any, **kwargs: Any) -> Any:
-        # AIORateLimiter takes the overall slot first and then waits out a 429's pause: every slot taken
-        # during the pause (a second's worth) went at its end at once, past the limit, and was refused
-        # again (measured: 9 refused of 300 reminders). Waiting out the pause first keeps the pace.
-        await self._retry_after_event.wait()
-        return await super()._run_request(*args, **kwargs)
+    async def _run_request(
+        self,
+        chat: bool,
+        group: str | int | bool,
+        allow_paid_broadcast: bool,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+    ) -> bool | JSONDict | list[JSONDict]:
+        """AIORateLimiter takes the overall slot and then waits out a 429's pause: the slots granted
+        during the pause (a second's worth, to the sends waiting) all went at its end at once, past the
+        limit, and were refused in turn. Here a slot is taken only outside a pause, and one granted as a
+        pause began is given up and taken again after it."""
+        if self.pace is None or not chat or group or allow_paid_broadcast:
+            return await super()._run_request(chat, group, allow_paid_broadcast, callback, args, kwargs)
+        while True:
+            await self._retry_after_event.wait()
+            await self.pace.acquire()
+            if self._retry_after_event.is_set():
+                return await callback(*args, **kwargs)
 
 
 class SharedLimit:

@@ -1,16 +1,18 @@
 """One Telegram limit across replicas (issue 13): Telegram's 30 messages a second are the bot's, so
 replicas share them through their heartbeats (bot/storage/replicas.py, bot/sending.py's BotPace).
 
-- the heartbeats: a replica alone paces at 28/s, two at 13.5/s each (at most 29 in any second
-  together, each letting one message through at the start of a second; one left for jitter), a joining replica holds its
-  sends until the others have counted it, one that leaves or dies gives its share back;
-- two real `hemadose run --webhook` replicas answering 40 users at once through the loopback Bot API
+- the heartbeats: a replica alone paces at 26/s, two at 12.5/s each (at most 27 in any second
+  together, each letting one message through at the start of a second; a tenth left for jitter), a
+  joining replica holds its sends until the others have counted it, one that leaves or dies gives its
+  share back;
+- two real `hemadose run --webhook` replicas answering 80 users at once through the loopback Bot API
   with Telegram's limits on: no message refused (the loopback answers 429 beyond 30 a second; two
   replicas with a limiter of their own each would have asked for 40 within a second).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 import time
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.sending import BotPace, SharedLimit
+from bot.sending import BotPace, BotRateLimiter, SharedLimit
 from bot.storage import Storage, open_storage
 from bot.storage.replicas import HEARTBEAT, LIVE_FOR, beat
 from tests.benchmarks.bench_scale_out import peak_per_second
@@ -36,17 +38,17 @@ async def test_replicas_share_the_bots_limit_by_their_heartbeats(new_db_url: Cal
         one, two = first.paces[0], second.paces[0]
         assert one.ready_at > time.monotonic()  # nothing sent before the first heartbeat
         assert await first.beat() == 1
-        assert (one.replicas, one.rate(1), one.time_period) == (1, 28, 1 / 28)
+        assert (one.replicas, one.rate(1), one.time_period) == (1, 26, 1 / 26)
         assert one.ready_at <= time.monotonic()  # alone: sends at once
         joined = time.monotonic()
         assert await second.beat() == 2
         assert two.ready_at >= joined + HEARTBEAT.total_seconds()  # until `first` has counted it
-        assert (two.replicas, two.time_period) == (2, 1 / 13.5)
+        assert (two.replicas, two.time_period) == (2, 1 / 12.5)
         assert await first.beat() == 2
-        assert (one.replicas, one.time_period) == (2, 1 / 13.5)  # 2 x (13.5 + 1) = 29 in any second at most
+        assert (one.replicas, one.time_period) == (2, 1 / 12.5)  # 2 x (12.5 + 1) = 27 in any second at most
         await second.leave()
         assert await first.beat() == 1
-        assert one.time_period == 1 / 28
+        assert one.time_period == 1 / 26
         async with storage.session() as session, session.begin():  # a replica killed: no goodbye
             late = dt.datetime.now(dt.UTC).replace(tzinfo=None) - LIVE_FOR - dt.timedelta(seconds=1)
             assert await beat(session, "killed", now=late) == 2  # its last heartbeat, long ago
@@ -112,3 +114,24 @@ def test_two_replicas_answering_at_once_keep_to_one_limit(
         for replica in (first, second):
             replica.stop()
             assert "Traceback" not in "".join(replica.log)
+
+
+async def test_the_end_of_a_429_pause_releases_no_burst():
+    """python-telegram-bot's AIORateLimiter granted overall slots during a 429's pause and sent them all at
+    its end; BotRateLimiter takes a slot only outside a pause, so the sends after it keep the pace."""
+    pace = BotPace(period=0.1)  # the window shortened: 26 per 0.1 s, one every 3.8 ms
+    limiter = BotRateLimiter(pace)
+    sent: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def send() -> bool:
+        sent.append(loop.time())
+        return True
+
+    limiter._retry_after_event.clear()  # a 429 asked to wait (what process_request does)
+    waiting = [asyncio.create_task(limiter._run_request(True, False, False, send, (), {})) for _ in range(10)]
+    await asyncio.sleep(0.05)
+    assert sent == []  # nothing during the pause
+    limiter._retry_after_event.set()
+    assert await asyncio.gather(*waiting) == [True] * 10
+    assert sent[-1] - sent[0] >= 9 * (0.1 / 26) * 0.9  # paced after it (a burst took no time at all)
