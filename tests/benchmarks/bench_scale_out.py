@@ -437,6 +437,15 @@ def updates_per_second(server: Server, args: Any, folder: Path) -> None:
         f"  one replica with a core of its own (its CPU per update, {replica_ms * 1000:.2f} ms): "
         f"{1 / replica_ms:.0f} updates/s at most; two with two cores of their own: {2 / replica_ms:.0f}"
     )
+    # What the CPU allows on this machine with nothing else running: a replica is one process (one core at
+    # most), and everything (replicas, PostgreSQL, the generator) shares the cores.
+    total_ms = sum(one["cpu_by"].values()) / max(1, one["updates"])
+    alone, both = min(1 / replica_ms, cores / total_ms), min(2 / replica_ms, cores / total_ms)
+    print(
+        f"  this machine with nothing else running, at the one-replica run's CPU per update ({total_ms * 1000:.2f} "
+        f"ms in all): one replica <= {alone:.0f} updates/s, two <= {both:.0f}: two / one <= {both / alone:.2f}x "
+        f"on {cores} cores"
+    )
 
 
 # -- 2. reminders per second against Telegram's limit ------------------------------------------------------------
