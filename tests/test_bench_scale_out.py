@@ -35,5 +35,5 @@ def test_the_scale_out_benchmark_runs_quick():
     reminders = [line for line in lines if line.startswith(("  1 replica :", "  2 replicas:"))]
     assert all(line.endswith("6 accepted for 6 chats (0 twice)") for line in reminders), reminders
     assert "plan: an index scan of ix_occurrences_next_at, no scan of the table" in done.stdout
-    timed = [line for line in lines if line.startswith(("  one replica", "  two replicas"))]
+    timed = [line for line in lines if line.startswith(("  one replica :", "  two replicas:"))]
     assert [line.count(" 0 failed posts") for line in timed] == [1, 1], timed
