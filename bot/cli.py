@@ -35,6 +35,8 @@ RUN_EPILOG = """environment variables:
   HEMADOSE_WEBHOOK_LISTEN with --webhook: the address the webhook server listens on (default: 127.0.0.1,
                           behind a reverse proxy that terminates HTTPS)
   HEMADOSE_WEBHOOK_PORT   with --webhook: its port (default: 8080); it also serves /healthz and /readyz
+  HEMADOSE_TELEGRAM_PER_SECOND messages a second the bot may send, shared by all its replicas
+                          (default: 30, Telegram's limit; 0: no limit, for a test Bot API)
 
 examples:
   TELEGRAM_BOT_TOKEN=123456:ABC... HEMADOSE_ALLOWED_USERS=111,222 hemadose run

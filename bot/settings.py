@@ -67,6 +67,8 @@ ENVIRONMENT = {
     "HEMADOSE_WEBHOOK_LISTEN": "with --webhook: the address the webhook server listens on (default: 127.0.0.1, "
     "behind a reverse proxy that terminates HTTPS)",
     "HEMADOSE_WEBHOOK_PORT": "with --webhook: its port (default: 8080); it also serves /healthz and /readyz",
+    "HEMADOSE_TELEGRAM_PER_SECOND": "messages a second the bot may send, shared by all its replicas (default: 30, "
+    "Telegram's limit; 0: no limit, for a test Bot API)",
 }
 TELEGRAM_BASE_URL = "https://api.telegram.org"
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram accepts as a webhook's secret_token
@@ -97,6 +99,7 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(default=None, alias="HEMADOSE_WEBHOOK_SECRET")
     webhook_listen: str = Field(default="127.0.0.1", alias="HEMADOSE_WEBHOOK_LISTEN")
     webhook_port: int = Field(default=8080, ge=1, le=65535, alias="HEMADOSE_WEBHOOK_PORT")
+    telegram_per_second: int = Field(default=30, ge=0, le=1000, alias="HEMADOSE_TELEGRAM_PER_SECOND")
 
     @field_validator("webhook_secret")
     @classmethod

@@ -26,8 +26,9 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot.limits import SLOW_DOWN, FloodGate
-from bot.sending import TelegramSender, chat_id
+from bot.sending import SharedLimit, TelegramSender, chat_id
 from bot.service import PRIVATE_ONLY, ChatService
+from bot.storage.replicas import HEARTBEAT
 from bot.storage.updates import InFlightError
 from flows.replies import Photo, Reply
 from flows.routes import menu
@@ -284,6 +285,28 @@ def start_reminders(application: Application, service: ChatService, *, limits: b
     application.job_queue.run_repeating(tick, interval=REMINDER_TICK_SECONDS, first=0, name="reminders")
 
 
+def share_limit(application: Application, service: ChatService) -> None:  # type: ignore[type-arg]
+    """Telegram's overall limit is the bot's: a heartbeat every few seconds counts the live replicas and
+    scales this one's pace to its share (bot/sending.py, bot/storage/replicas.py)."""
+    sender = service.reminders.sender
+    shared = SharedLimit.of(
+        service.storage,
+        service.reminders.owner,
+        application.bot,
+        sender if isinstance(sender, TelegramSender) else None,
+    )
+    application.bot_data["shared_limit"] = shared
+
+    async def heartbeat(context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            await shared.beat()
+        except Exception as error:  # the next heartbeat tries again; meanwhile the last share holds
+            log.error("replica heartbeat failed: %s", type(error).__name__)
+
+    assert application.job_queue is not None  # start_reminders checked it
+    application.job_queue.run_repeating(heartbeat, interval=HEARTBEAT.total_seconds(), first=0, name="heartbeat")
+
+
 class StartupError(Exception):
     """The bot could not start for a reason its operator can fix; the message is one line."""
 
@@ -306,10 +329,17 @@ def serve(application: Application, database_url: str, time_zone: str) -> None: 
         service = ChatService(storage, time_zone)
         app.bot_data["service"] = service
         start_reminders(app, service)
+        share_limit(app, service)
         await app.bot.set_my_commands(COMMANDS)
 
     async def close_service(app: Application) -> None:  # type: ignore[type-arg]
         service: ChatService | None = app.bot_data.pop("service", None)
+        shared: SharedLimit | None = app.bot_data.pop("shared_limit", None)
+        if shared is not None:
+            try:  # the other replicas take its share at their next heartbeat
+                await shared.leave()
+            except Exception as error:  # then its heartbeat simply expires
+                log.error("could not leave the replicas' table: %s", type(error).__name__)
         if service is not None:
             await service.flush_sent()  # the replies sent since the last mark
             await service.storage.close()

@@ -128,9 +128,12 @@ async def test_60_chats_at_a_150_ms_round_trip_are_sent_concurrently(storage: St
     start = time.monotonic()
     assert await reminders.run_due() == 60
     elapsed = time.monotonic() - start
-    # Sent one after another this would take 60 x 150 ms = 9 s; 30/s (Telegram's cap) allows 2 s.
-    assert bot.most_in_flight >= 8
-    assert reminders.most_in_flight == bot.most_in_flight
+    # Sent one after another this would take 60 x 150 ms = 9 s, one in flight; the bot's pace (26/s, one
+    # message at a time: bot.sending.BotPace) with a 150 ms round trip keeps about 4 in flight.
+    assert bot.most_in_flight >= 3
+    # The outbox counts a send from the moment it is handed to the sender, the wait for the bot's pace
+    # included (it holds a send slot meanwhile); at Telegram itself fewer are in flight.
+    assert reminders.most_in_flight >= bot.most_in_flight
     assert sorted(chat for _, chat, _ in bot.accepted) == list(range(1, 61))  # each chat once
     assert await states(storage) == {"sent": 60}
     print(f"60 chats, 150 ms round trip: {elapsed:.2f} s, at most {bot.most_in_flight} in flight")

@@ -17,9 +17,9 @@ PREFLIGHT_TIMEOUT = 15.0  # seconds for the pre-flight to connect to the databas
 def run_bot(webhook: str | None = None) -> int:
     """Long polling, or with `webhook` (a public URL) the webhook server of bot/webhook.py."""
     from telegram.error import InvalidToken, NetworkError, TelegramError
-    from telegram.ext import AIORateLimiter
 
     from bot.logs import protect
+    from bot.sending import BotPace, BotRateLimiter
     from bot.telegram_app import StartupError, build_application, serve
 
     settings = settings_or_none("run")
@@ -68,8 +68,10 @@ def run_bot(webhook: str | None = None) -> int:
         logging.warning("HEMADOSE_ALLOWED_USERS=*: serving every Telegram user")
 
     # A 429 asks to wait: python-telegram-bot's AIORateLimiter waits as asked and sends again (a 429
-    # means Telegram took nothing, so the reply arrives once); it also keeps to 30 messages/s.
-    limiter = AIORateLimiter(max_retries=RETRIES_AFTER_429)
+    # means Telegram took nothing, so the reply arrives once); it also keeps to this replica's share of
+    # the bot's 30 messages/s (BotPace, scaled by the replicas' heartbeats).
+    per_second = settings.telegram_per_second
+    limiter = BotRateLimiter(BotPace(per_second) if per_second else None, max_retries=RETRIES_AFTER_429)
     app = build_application(
         token, None, policy, polling=webhook is None, base_url=settings.telegram_base_url, rate_limiter=limiter
     )

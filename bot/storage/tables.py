@@ -285,3 +285,12 @@ class ProcessedUpdate(Base):
     replies: Mapped[list[dict[str, object]] | None] = mapped_column(JSON(none_as_null=True))
     owner: Mapped[str | None] = mapped_column(String(64))  # the replica sending them (bot.reminders.outbox.replica_id)
     lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)  # UTC; NULL once sent
+
+
+class ReplicaRow(Base):
+    """A running `hemadose run` process's heartbeat. Telegram's 30 messages a second are the bot's, not a
+    process's: each replica counts the live rows and paces itself at its share (bot/sending.py)."""
+
+    __tablename__ = "replicas"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)  # bot.reminders.outbox.replica_id()
+    seen_at: Mapped[dt.datetime] = mapped_column(DateTime)  # UTC, of its last heartbeat

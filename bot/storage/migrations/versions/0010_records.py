@@ -19,7 +19,7 @@ from alembic import op
 from bot.storage.audit_chain import GENESIS, HEAD_ID, entry_hash, legacy_entry_hash, new_salt, payload_digest
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
