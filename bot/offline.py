@@ -98,6 +98,10 @@ class RecordingRequest(BaseRequest):
 
     def _keep(self, params: dict[str, Any], kind: str, media: Any, **kept: Any) -> dict[str, Any]:
         """A sent file's message (its caption is the text), recorded with what a dialogue checks of it."""
+        return self._message(params, {"caption": params.get("caption", ""), kind: media}, record=True, **kept)
+
+    def _message(self, params: dict[str, Any], content: dict[str, Any], *, record: bool, **kept: Any) -> dict[str, Any]:
+        """The message Telegram would return (a text's or a file's); recorded when it was sent."""
         markup = params.get("reply_markup") or {}
         chat_id = int(params["chat_id"])
         message = {
@@ -105,12 +109,12 @@ class RecordingRequest(BaseRequest):
             "date": int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()),
             "chat": {"id": chat_id, "type": "private"},
             "from": BOT_USER,
-            "caption": params.get("caption", ""),
-            kind: media,
-        }
+        } | content
         if markup:
             message["reply_markup"] = markup
-        self.sent.append(SentMessage(chat_id, message["caption"], markup.get("inline_keyboard", []), message, **kept))
+        if record:
+            text = str(content.get("caption", content.get("text", "")))
+            self.sent.append(SentMessage(chat_id, text, markup.get("inline_keyboard", []), message, **kept))
         return message
 
     def upload(self, content: bytes) -> str:
@@ -128,20 +132,7 @@ class RecordingRequest(BaseRequest):
                 "file_path": f"documents/{file_id}"
             }
         if name in ("sendMessage", "editMessageText"):
-            markup = params.get("reply_markup") or {}
-            chat_id = int(params["chat_id"])
-            message = {
-                "message_id": next(self._ids),
-                "date": int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()),
-                "chat": {"id": chat_id, "type": "private"},
-                "from": BOT_USER,
-                "text": params.get("text", ""),
-            }
-            if markup:
-                message["reply_markup"] = markup
-            if name == "sendMessage":
-                self.sent.append(SentMessage(chat_id, message["text"], markup.get("inline_keyboard", []), message))
-            return message
+            return self._message(params, {"text": params.get("text", "")}, record=name == "sendMessage")
         return True
 
     def take(self) -> list[SentMessage]:

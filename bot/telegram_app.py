@@ -69,26 +69,15 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
 async def send(update: Update, context: ContextTypes.DEFAULT_TYPE, replies: Iterable[Reply]) -> None:
     assert update.effective_chat is not None
     for reply in replies:
-        if reply.document is not None:  # a file (/export): sendDocument, the text its caption
-            document = reply.document
-            await context.bot.send_document(
-                update.effective_chat.id,
-                document.content,
-                filename=document.filename,
-                caption=reply.text,
-                reply_markup=keyboard(reply),
-            )
-            continue
-        if isinstance(reply, Photo):  # a chart: sendPhoto, its caption under it
-            await context.bot.send_photo(
-                update.effective_chat.id,
-                reply.png,
-                caption=reply.text,
-                filename=reply.filename,
-                reply_markup=keyboard(reply),
-            )
-            continue
-        await context.bot.send_message(update.effective_chat.id, reply.text, reply_markup=keyboard(reply))
+        chat, markup = update.effective_chat.id, keyboard(reply)
+        text = reply.text  # a file's caption
+        if reply.document is not None:  # a file (/export): sendDocument
+            file, name = reply.document.content, reply.document.filename
+            await context.bot.send_document(chat, file, filename=name, caption=text, reply_markup=markup)
+        elif isinstance(reply, Photo):  # a chart: sendPhoto
+            await context.bot.send_photo(chat, reply.png, filename=reply.filename, caption=text, reply_markup=markup)
+        else:
+            await context.bot.send_message(chat, reply.text, reply_markup=markup)
 
 
 UPLOAD_TOO_BIG = "That file is {size:,} bytes; an import takes at most {limit:,}. Nothing was imported."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +40,8 @@ async def test_a_fault_is_logged_without_patient_data_and_the_user_is_told(caplo
     assert [m.text for m in request.sent] == [FAULT]
     assert "handler failed: RuntimeError" in caplog.text
     assert "RX-12" not in caplog.text
-    assert "32" not in caplog.text.replace("handler failed", "")
+    logged = re.sub(r"line \d+", "line N", caplog.text)  # a traceback's line numbers are not patient data
+    assert "32" not in logged.replace("handler failed", "")
 
 
 async def test_a_photo_gets_a_plain_answer():
