@@ -54,7 +54,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def status(url: str, timeout: float = 2.0) -> int:
+def status(url: str, timeout: float = 5.0) -> int:
     """The HTTP status of a GET (0: no answer)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as answer:
