@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from bot.offline import TOKEN, button_update, message_update
-from deploy.local import free_port
-from deploy.local import status as get
+from deploy.local import free_port as free_port
+from deploy.local import status
 from tests.loopback_bot_api import LoopbackBotApi, post_update
 
 HEMADOSE = Path(sys.executable).parent / "hemadose"
 SECRET = "s3cret_TOKEN-for-tests"
 USER = 1001
 _update_ids = itertools.count(5000)
+get = status  # the HTTP status of a GET (0: no answer); deploy/local.py's, for the tests
 
 
 def post(url: str, update: dict[str, Any], secret: str | None = SECRET, timeout: float = 20.0) -> int:
