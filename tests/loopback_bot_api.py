@@ -14,7 +14,11 @@ status codes are the real thing. Standard library only (`ThreadingHTTPServer` in
   over 1,024) is a 400; more than 30 messages a second overall, or a second message to a chat
   within a second, is a 429 with `parameters.retry_after`.
 - Faults on request (`fail`): the next N calls of a method get a 429, a 502, a time-out (the
-  server holds the request past the client's time-out, then drops it) or a dropped connection.
+  server holds the request past the client's time-out, then drops it) or a dropped connection;
+  or a share of all calls of some methods, drawn from a seeded generator (`chaos`).
+- Standing in for Telegram *and* a load-balancing proxy (`balance`): `post` hands an update to one
+  of several replicas (round robin) and, as Telegram does, posts it again, to the next replica,
+  until one answers 200 (every attempt is in `posts`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import email.policy
 import itertools
 import json
 import math
+import random
+import sys
 import threading
 import time
 import urllib.error
@@ -59,6 +65,27 @@ class Call:
 
 
 @dataclass
+class Post:
+    """One attempt to post an update to a replica (`LoopbackBotApi.post`)."""
+
+    update_id: int
+    replica: int  # index into `LoopbackBotApi.upstreams`
+    status: int  # the HTTP status (0: no answer: refused, reset, timed out)
+    started: float  # time.monotonic()
+    ended: float
+
+
+@dataclass
+class _Chaos:
+    rate: float
+    kinds: tuple[Fault, ...]
+    methods: frozenset[str]
+    rng: random.Random
+    retry_after: int
+    seconds: float
+
+
+@dataclass
 class _Planned:
     kind: Fault
     left: int
@@ -89,6 +116,12 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client gone mid-request (killed, timed out) is no server error: nothing printed for it."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
 
 class ApiError(Exception):
     def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
@@ -112,6 +145,7 @@ class LoopbackBotApi:
         self.limits = limits
         self.calls: list[Call] = []
         self.refused: list[tuple[Call, int]] = []  # (call, HTTP status)
+        self.by_chat: dict[int, list[Call]] = {}  # the accepted calls naming a chat, per chat (`chat_calls`)
         self.unknown: list[Call] = []
         self.webhook_url = ""
         self.webhook_secret = ""
@@ -121,6 +155,13 @@ class LoopbackBotApi:
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
         self._faults: dict[str, list[_Planned]] = {}
+        self._chaos: _Chaos | None = None
+        self.upstreams: list[str] = []  # the replicas' webhook URLs (`balance`)
+        self.posts: list[Post] = []
+        # Telegram opens at most setWebhook's max_connections (default 40) posts at once, over all replicas.
+        self.max_connections = 40
+        self._posting = threading.BoundedSemaphore(self.max_connections)
+        self._turn = itertools.count()
         self._sent_at: deque[float] = deque()
         self._chat_sent_at: dict[int, float] = {}
         self._changed = threading.Condition()
@@ -198,9 +239,60 @@ class LoopbackBotApi:
         with self._changed:
             self._faults.setdefault(method, []).append(_Planned(kind, times, retry_after, seconds))
 
+    def chaos(
+        self,
+        rate: float,
+        methods: frozenset[str],
+        kinds: tuple[Fault, ...] = ("429", "502", "timeout"),
+        *,
+        seed: int = 0,
+        retry_after: int = 1,
+        seconds: float = 6.0,
+    ) -> None:
+        """From now on a share `rate` of the calls of `methods` fail, each with one of `kinds` drawn from
+        a generator seeded with `seed` (rate 0: none). Planned faults (`fail`) come first."""
+        with self._changed:
+            self._chaos = _Chaos(rate, kinds, methods, random.Random(seed), retry_after, seconds) if rate else None
+
+    def balance(self, upstreams: list[str]) -> None:
+        """The replicas' webhook URLs `post` spreads updates over (as a proxy in front of them would)."""
+        with self._changed:
+            self.upstreams = list(upstreams)
+
+    def post(self, update: dict[str, Any], *, patience: float = 120.0, timeout: float = 20.0) -> int:
+        """Post `update` as Telegram does through a load balancer: to the replicas in turn, again to the
+        next one after any answer but 200 (none, a 5xx: killed, stopping, overloaded), until one answers
+        200; the index of that replica (AssertionError after `patience` seconds)."""
+        with self._changed:
+            if "update_id" not in update:
+                update["update_id"] = next(self._update_ids)
+            self.pushed.append(update)
+            upstreams, secret = list(self.upstreams), self.webhook_secret or None
+            first = next(self._turn)
+        assert upstreams, "no replicas to post to: balance() first"
+        deadline = time.monotonic() + patience
+        for attempt in itertools.count():
+            index = (first + attempt) % len(upstreams)
+            with self._posting:
+                started = time.monotonic()
+                status = post_update(upstreams[index], update, secret, timeout)
+            with self._changed:
+                self.posts.append(Post(int(update["update_id"]), index, status, started, time.monotonic()))
+            if status == 200:
+                return index
+            assert time.monotonic() < deadline, f"update {update['update_id']} not taken in {patience} s"
+            if attempt % len(upstreams) == len(upstreams) - 1:
+                time.sleep(0.05)  # every replica refused it: Telegram waits before it tries again
+        raise AssertionError("unreachable")
+
     def accepted(self, method: str) -> list[Call]:
         with self._changed:
             return [call for call in self.calls if call.method == method]
+
+    def chat_calls(self, chat_id: int) -> list[Call]:
+        """The accepted calls to one chat, in order (kept per chat: no scan of every call)."""
+        with self._changed:
+            return list(self.by_chat.get(chat_id, []))
 
     def texts(self, chat_id: int | None = None) -> list[str]:
         """The texts of the accepted sendMessage calls (to one chat), in order."""
@@ -238,7 +330,10 @@ class LoopbackBotApi:
         with self._changed:
             planned = self._faults.get(method, [])
             if not planned:
-                return None
+                chaos = self._chaos
+                if chaos is None or method not in chaos.methods or chaos.rng.random() >= chaos.rate:
+                    return None
+                return _Planned(chaos.rng.choice(chaos.kinds), 1, chaos.retry_after, chaos.seconds)
             fault = planned[0]
             fault.left -= 1
             if fault.left <= 0:
@@ -298,6 +393,9 @@ class LoopbackBotApi:
         if method in ("setWebhook", "deleteWebhook"):
             self.webhook_url = str(params.get("url", "")) if method == "setWebhook" else ""
             self.webhook_secret = str(params.get("secret_token", "")) if method == "setWebhook" else ""
+            if method == "setWebhook" and isinstance(params.get("max_connections"), int):
+                self.max_connections = int(params["max_connections"])
+                self._posting = threading.BoundedSemaphore(self.max_connections)
             if method == "deleteWebhook" and str(params.get("drop_pending_updates", "")).lower() == "true":
                 self._updates.clear()
             return True
@@ -391,6 +489,9 @@ def _handler(api: LoopbackBotApi) -> type[BaseHTTPRequestHandler]:
             path = parts[0].strip("/").split("/")
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            if len(body) < length:  # the client died mid-request (kill -9): a request never whole is no call
+                self.close_connection = True
+                return
             if len(path) != 2 or not path[0].startswith("bot"):
                 self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
                 return
@@ -426,6 +527,9 @@ def _handler(api: LoopbackBotApi) -> type[BaseHTTPRequestHandler]:
                     with api._changed:
                         call.result = api.answer(method, call)
                         api.calls.append(call)
+                        chat = params.get("chat_id")
+                        if isinstance(chat, int):
+                            api.by_chat.setdefault(chat, []).append(call)
                         api._changed.notify_all()
             except ApiError as error:
                 with api._changed:

@@ -8,40 +8,23 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from bot.offline import TOKEN, button_update, message_update
+from deploy.local import free_port as free_port
+from deploy.local import status
 from tests.loopback_bot_api import LoopbackBotApi, post_update
 
 HEMADOSE = Path(sys.executable).parent / "hemadose"
 SECRET = "s3cret_TOKEN-for-tests"
 USER = 1001
 _update_ids = itertools.count(5000)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def get(url: str, timeout: float = 5.0) -> int:
-    """The HTTP status of a GET (0: no answer)."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-    except (urllib.error.URLError, OSError):
-        return 0
+get = status  # the HTTP status of a GET (0: no answer); deploy/local.py's, for the tests
 
 
 def post(url: str, update: dict[str, Any], secret: str | None = SECRET, timeout: float = 20.0) -> int:

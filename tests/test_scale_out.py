@@ -1,0 +1,473 @@
+"""Two replicas, one killed (issue 13, "what it must show"): the production topology of deploy/local.py
+(PostgreSQL, two real `hemadose run --webhook` processes, the loopback Bot API standing in for
+Telegram and the proxy), `kill -9` of one replica at seeded moments, restarted as systemd would.
+
+Each run: 200 simulated users, each a thread, complete a romiplostim consultation to its card, "Save
+to patient" and set reminders (19 updates each), posted to the replicas in turn and, as Telegram does,
+posted again to the other replica when one does not answer 200; a few more users keep saying /start
+all along (so there is always traffic to answer). The chat makes one dose reminder per user due at
+once; the rest of 1,000 due reminders are written directly (blood-test occurrences, due now) once the
+consultations are done, and the replicas deliver them. Meanwhile a replica is killed 10 times (the two
+runs: 20 moments), the two in turn, restarted each time after a seeded pause; one always serves.
+
+Then: every update answered exactly once (its whole expected reply; a second copy only with the
+may-repeat note), every due reminder delivered (sent once without the note; a repeat only with it),
+0 lost consultations (every "Saved to ..." the user received is in the database with its regimen),
+and the surviving replica answered during each death. The second run has 20% of the replicas' Bot
+API calls failing (429 with retry_after, 502, time-outs: tests/loopback_bot_api.py's `chaos`).
+Needs PostgreSQL (deploy/local.py starts it through .ci/postgres.sh); skipped when it cannot start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.offline import button_update, message_update
+from bot.telegram_app import FAULT
+from deploy.local import PostgresUnavailableError, Topology
+from flows.reminders import MAY_REPEAT
+from tests.loopback_bot_api import Call, LoopbackBotApi
+from tests.test_loopback_e2e import WELCOME
+from tests.test_replicas import rows
+
+SEED = 20261202
+USERS = 200
+DUE = 1000
+KILLS = 10  # per run; 20 moments over the two runs
+KILLS_CHATTING = 6  # of them while the consultations go on; the rest while the due reminders are sent
+PINGERS = 40  # users saying /start all along (each well under the flood gate's 20 updates in 10 s)
+PINGING = 4  # threads posting their /start
+FAULT_METHODS = frozenset({"sendMessage", "answerCallbackQuery", "editMessageText", "editMessageReplyMarkup"})
+WAIT_DELIVERED = 150.0  # seconds: a killed replica's claims wait out their lease (30 s) and a tick (20 s)
+FIRST_USER = 700_000
+PING_USER = 900_000
+
+
+def dialogue(label: str, today: dt.date) -> list[tuple[str | tuple[str], list[str]]]:
+    """What the user does (text, or a button's label in a tuple) and the whole replies expected."""
+    card = (
+        f"Romiplostim · ITP · US label · patient {label}\n\n"
+        "INCREASE: 4 mcg/kg (was 3)\n"
+        "Dose: 288 mcg (4 mcg/kg × 72 kg) = 0.58 mL of the 500 mcg/mL solution\n"
+        "Vials: 1 × 250 mcg + 1 × 125 mcg\n"
+        f"Next dose: {today:%a %Y-%m-%d}\n"
+        f"Next check: platelet count on {today + dt.timedelta(days=7):%a %Y-%m-%d}\n\n"
+        "Warnings:\n"
+        "⚠ Thrombotic and thromboembolic complications can occur; portal vein thrombosis has been reported in "
+        "chronic liver disease. Do not aim for normal platelet counts.\n\n"
+        "Rule: romiplostim.increase · Nplate US PI 2.2\n"
+        "HemaDose rules v1.1. This supports, and does not replace, clinical judgement."
+    )
+    since, last, result = (today - dt.timedelta(days=d) for d in (30, 7, 1))
+    summary = (
+        "Please check before I calculate:\n• Drug: Romiplostim\n• Label: US label\n"
+        f"• Patient: {label} (new)\n• Weight: 72 kg (weighed {today})\n• Age: adult\n• Weighed on: {today}\n"
+        f"• Treatment: on treatment\n• Dose: 3 mcg/kg\n• At this dose since: {since}\n• Last dose: {last}\n"
+        f"• Latest result: 32 ×10^9/L on {result}"
+    )
+    reminders = (
+        f"Reminders set for {label} at 09:00 (UTC):\n• {today:%a %Y-%m-%d}: dose\n"
+        f"• {today + dt.timedelta(days=7):%a %Y-%m-%d}: platelet count\n"
+        "Dose as decided: 288 mcg (4 mcg/kg) = 0.58 mL of the 500 mcg/mL solution.\n"
+        "Each dose reminder has Taken / Skip / Snooze buttons; one not confirmed is sent again once. "
+        "/reminders lists them (pause, change the time, stop)."
+    )
+    return [
+        ("/start", [WELCOME]),
+        ("/new", ["Which drug?"]),
+        (("Romiplostim",), ["Which label's rules?"]),
+        (("US label",), ["Type a label for the patient (a code with a digit, e.g. RX-12 or bed 4; no names)."]),
+        (label, ["Body weight in kg?"]),
+        ("72", ["Age in years? Children's weight is reassessed every 12 weeks."]),
+        (("Adult (18 or over)",), ["When was that weight measured?"]),
+        (("Today",), ["Treatment status?"]),
+        (("On treatment",), ["Dose now, in mcg/kg?"]),
+        ("3", ["Date of the first dose at this level?"]),
+        (since.isoformat(), ["Date of the last dose given?"]),
+        (last.isoformat(), ["Latest platelet count? In ×10^9/L, e.g. 32 (or 32000/µL, 32 G/L)."]),
+        ("32", ["Date of that result?"]),
+        (("Yesterday",), [summary]),
+        (("✅ Get recommendation",), [card]),
+        (("Save to patient",), [f"Saved to {label}: dose, result and recommendation."]),
+        (
+            ("Set reminders",),
+            [
+                "Reminders come at local times. Which time zone are you in? Pick one or type its Area/City name, "
+                "e.g. Europe/Paris."
+            ],
+        ),
+        (("UTC",), ["At what local time should I remind you of the injection day and the blood test? e.g. 08:00"]),
+        ("09:00", [reminders]),
+    ]
+
+
+@dataclass
+class Posted:
+    """One update of a user, its expected replies and the time it was in the system."""
+
+    chat: int
+    update_id: int
+    expected: list[str]
+    started: float
+    ended: float
+    step: int
+
+
+@dataclass
+class Death:
+    replica: int
+    killed: float
+    ready: float
+    moment: str  # what the run had done when it was killed
+
+
+@dataclass
+class Run:
+    """Everything one run records, for the checks and the figures."""
+
+    topology: Topology
+    today: dt.date
+    posted: list[Posted] = field(default_factory=list)
+    deaths: list[Death] = field(default_factory=list)
+    saved_seen: set[str] = field(default_factory=set)  # labels whose "Saved to" reply arrived
+    fallbacks: int = 0  # button presses made on another user's copy of a message (theirs never arrived)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+    seeded: threading.Event = field(default_factory=threading.Event)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def api(self) -> LoopbackBotApi:
+        return self.topology.api
+
+
+_ids = itertools.count(1)
+_templates: dict[str, dict[str, Any]] = {}  # a button's label -> a message that carried it (any user's)
+
+
+def _message_with(api: LoopbackBotApi, chat: int, label: str) -> tuple[dict[str, Any], bool]:
+    """The latest message of this chat with a button `label` (False), else another chat's (True)."""
+    for call in reversed(api.chat_calls(chat)):
+        if call.method != "sendMessage" or not isinstance(call.result, dict):
+            continue
+        rows_ = call.result.get("reply_markup", {}).get("inline_keyboard", [])
+        if any(button["text"] == label for row in rows_ for button in row):
+            _templates.setdefault(label, call.result)
+            return call.result, False
+    deadline = time.monotonic() + 60
+    while label not in _templates:  # no user has seen that message yet: wait for one who has
+        assert time.monotonic() < deadline, f"no message with the button {label!r} reached any user"
+        time.sleep(0.1)
+    template = dict(_templates[label])
+    template["chat"] = dict(template["chat"], id=chat)
+    return template, True
+
+
+def _post(run: Run, chat: int, update: dict[str, Any], expected: list[str], step: int) -> None:
+    started = time.monotonic()
+    run.api.post(update, patience=150.0, timeout=30.0)
+    with run.lock:
+        run.posted.append(Posted(chat, int(update["update_id"]), expected, started, time.monotonic(), step))
+
+
+def consult(run: Run, number: int) -> None:
+    """One user's whole consultation, each update posted once its previous one was answered."""
+    chat, label = FIRST_USER + number, f"LB-{number}"
+    try:
+        for step, (action, expected) in enumerate(dialogue(label, run.today)):
+            if isinstance(action, tuple):
+                message, borrowed = _message_with(run.api, chat, action[0])
+                rows_ = message.get("reply_markup", {}).get("inline_keyboard", [])
+                data = next(b["callback_data"] for row in rows_ for b in row if b["text"] == action[0])
+                update = button_update(next(_ids), chat, message, data)
+                with run.lock:
+                    run.fallbacks += borrowed
+            else:
+                update = message_update(next(_ids), chat, chat, action)
+            _post(run, chat, update, expected, step)
+            if step == 15 and any(c.params.get("text") == expected[0] for c in run.api.chat_calls(chat)):
+                with run.lock:
+                    run.saved_seen.add(label)
+    except Exception as error:  # reported by the test, with the user
+        run.errors.append(f"user {number}: {type(error).__name__}: {error}")
+
+
+def ping(run: Run, first: int) -> None:
+    """Users saying /start in turn until the run ends: traffic for the survivor to answer at any time
+    (PINGING threads, each with its own users, so that one post held up by a fault holds up no other)."""
+    for number in itertools.cycle(range(first, PINGERS, PINGING)):
+        if run.stop.is_set():
+            return
+        chat = PING_USER + number
+        _post(run, chat, message_update(next(_ids), chat, chat, "/start"), [WELCOME], -1)
+        time.sleep(0.1)
+
+
+def kill_and_restart(run: Run, rng: random.Random, first: int) -> None:
+    """KILLS times: wait a seeded while, kill -9 a replica (the two in turn), restart it after a seeded
+    pause (systemd's RestartSec), wait until it is ready again; then the next. The first KILLS_CHATTING
+    while the consultations go on, the rest while the due reminders are sent, each once a seeded number
+    of deliveries was confirmed."""
+    try:
+        # While the reminders are sent: after a seeded number of them was confirmed (mid-batch).
+        # (early in the sending: what the killed replica held waits out its lease while the rest is sent)
+        targets = sorted(rng.sample(range(DUE // 5 + 30, DUE // 2), KILLS - KILLS_CHATTING))
+        for kill in range(KILLS):
+            if kill < KILLS_CHATTING:
+                time.sleep(rng.uniform(0.5, 3.0))
+            else:
+                run.seeded.wait(timeout=300)
+                confirmed(run.topology.db_url, targets[kill - KILLS_CHATTING], timeout=30.0)
+            index = (first + kill) % 2
+            phase = "consultations" if kill < KILLS_CHATTING else "reminders"
+            messages = len(run.api.accepted("sendMessage"))
+            moment = f"{phase}: {len(run.posted)} updates, {messages} messages"
+            killed = time.monotonic()
+            run.topology.kill(index)
+            time.sleep(rng.uniform(0.0, 0.5))
+            run.topology.restart(index)
+            run.deaths.append(Death(index, killed, time.monotonic(), moment))
+    except Exception as error:
+        run.errors.append(f"killer: {type(error).__name__}: {error}")
+
+
+def confirmed(url: str, count: int, timeout: float) -> None:
+    """Until `count` deliveries are confirmed sent (or `timeout` seconds passed)."""
+    deadline = time.monotonic() + timeout
+    while rows(url, "SELECT count(*) FROM deliveries WHERE state = 'sent'")[0][0] < count:
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+
+
+def refused_send(api: LoopbackBotApi, posted: Posted) -> bool:
+    """Whether a message to the update's chat was refused (an injected fault) while it was in hand."""
+    return any(
+        call.method == "sendMessage" and call.params.get("chat_id") == posted.chat
+        for call, _ in api.refused
+        if posted.started <= call.time <= posted.ended
+    )
+
+
+def seed_due(url: str, count: int, now: dt.datetime) -> int:
+    """Blood-test occurrences due `now` on the users' reminders, so that `count` are due in all; how many."""
+    from sqlalchemy import func, insert, select
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from bot.storage.tables import Occurrence, Reminder
+
+    async def write() -> int:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as connection:
+                reminders = [r for (r,) in await connection.execute(select(Reminder.id).order_by(Reminder.id))]
+                due = await connection.scalar(
+                    select(func.count()).select_from(Occurrence).where(Occurrence.due_at <= now)
+                )
+                missing = count - int(due or 0)
+                values = [
+                    {
+                        "reminder_id": reminders[n % len(reminders)],
+                        "kind": "lab",
+                        "on_date": now.date() + dt.timedelta(days=20 + n // len(reminders)),
+                        "due_at": now,
+                        "state": "scheduled",
+                        "sends": 0,
+                        "next_at": now,
+                    }
+                    for n in range(missing)
+                ]
+                if values:
+                    await connection.execute(insert(Occurrence), values)
+                return missing
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(write())
+
+
+def delivered(url: str, now: dt.datetime, timeout: float) -> tuple[int, float]:
+    """Until every due occurrence moved on and every delivery is 'sent'; (deliveries, seconds waited)."""
+    started = time.monotonic()
+    stamp = now.isoformat(sep=" ")
+    while True:
+        [(pending, due, total)] = rows(
+            url,
+            "SELECT (SELECT count(*) FROM deliveries WHERE state <> 'sent'),"
+            f" (SELECT count(*) FROM occurrences WHERE next_at <= '{stamp}'),"
+            " (SELECT count(*) FROM deliveries)",
+        )
+        if pending == 0 and due == 0 and total >= DUE:
+            return int(total), time.monotonic() - started
+        assert time.monotonic() - started < timeout, f"{pending} deliveries not sent, {due} due, {total} in all"
+        time.sleep(0.5)
+
+
+def tracebacks(log: str) -> list[str]:
+    """The log records with a traceback, but python-telegram-bot's own of a Bot API answer that is not
+    JSON (a 502's HTML page, as a proxy in front of Telegram sends it): logged, then raised as NetworkError."""
+    records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", log)
+    return [r[:3000] for r in records if "Traceback" in r and "Can not load invalid JSON data" not in r]
+
+
+@pytest.fixture(params=["no faults", "20% of Bot API calls failing"], ids=["plain", "faults"])
+def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Run]:
+    # Warnings and errors only: the INFO lines (each state change, each Bot API request) cost CPU the
+    # two cores need for the updates.
+    topology = Topology(tmp_path / "topology", HEMADOSE_LOG_LEVEL="WARNING")
+    try:
+        topology.start()
+    except PostgresUnavailableError as error:
+        pytest.skip(f"PostgreSQL cannot be installed or started here: {error}")
+    try:
+        yield Run(topology, dt.datetime.now(dt.UTC).date())
+    finally:
+        codes = topology.stop()
+        assert set(codes.values()) == {0}, codes
+        for replica in topology.replicas:
+            crashes = tracebacks(replica.log())
+            assert not crashes, crashes[:3]
+
+
+def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: Run, request: pytest.FixtureRequest):
+    variant = request.node.callspec.params["run"]
+    faulty = variant != "no faults"
+    rng = random.Random(SEED + faulty)
+    started = time.monotonic()
+    if faulty:
+        run.api.chaos(0.2, FAULT_METHODS, seed=SEED, retry_after=1, seconds=6.0)
+    users = [threading.Thread(target=consult, args=(run, n), daemon=True) for n in range(USERS)]
+    pingers = [threading.Thread(target=ping, args=(run, n), daemon=True) for n in range(PINGING)]
+    killer = threading.Thread(target=kill_and_restart, args=(run, rng, int(faulty)), daemon=True)
+    killer.start()
+    for pinger in pingers:
+        pinger.start()
+    for user in users:
+        user.start()
+    for user in users:
+        user.join(timeout=300)
+    consulted = time.monotonic() - started
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    seeded = seed_due(run.topology.db_url, DUE, now)
+    run.seeded.set()
+    killer.join(timeout=300)
+    deliveries, waited = delivered(run.topology.db_url, now, WAIT_DELIVERED)
+    run.stop.set()
+    for pinger in pingers:
+        pinger.join(timeout=60)
+    elapsed = time.monotonic() - started
+    assert not run.errors, run.errors[:10]
+    assert len(run.deaths) == KILLS
+    api = run.api
+
+    # -- the due reminders: each sent once without the note; a repeat only with it -------------------
+    sent_rows = rows(run.topology.db_url, "SELECT chat_key, text FROM deliveries")
+    expected = Counter((int(chat.split(":")[1]), text) for chat, text in sent_rows)
+    reminder_texts = set(expected)
+    plain: Counter[tuple[int, str]] = Counter()
+    noted: Counter[tuple[int, str]] = Counter()
+    replies: dict[int, list[Call]] = {}
+    for call in api.accepted("sendMessage"):
+        chat, text = int(call.params["chat_id"]), str(call.params["text"])
+        bare = text.removeprefix(MAY_REPEAT + "\n")
+        if (chat, bare) in reminder_texts:
+            (noted if bare != text else plain)[(chat, bare)] += 1
+        else:
+            replies.setdefault(chat, []).append(call)
+    lost_reminders = {m: n - plain[m] - noted[m] for m, n in expected.items() if plain[m] + noted[m] < n}
+    twice = {m: plain[m] - n for m, n in expected.items() if plain[m] > n}
+    repeats = sum((plain + noted).values()) - sum(expected.values())
+
+    # -- the updates: each answered once, whole ------------------------------------------------------
+    answered = noted_replies = 0
+    lost_in_kill: list[str] = []  # no reply: its replica died with it in hand (the reply's commit kept, not sent)
+    told_fault: list[str] = []  # the reply's send failed (502, time-out); the user was told FAULT instead
+    others: list[str] = []  # anything else: lost otherwise, twice without the note, a wrong answer
+    claimed: set[int] = set()
+    died_in_hand = {p.update_id for p in api.posts if p.status == 0}
+    for posted in run.posted:
+        mine = [c for c in replies.get(posted.chat, []) if posted.started <= c.time <= posted.ended]
+        claimed.update(id(c) for c in mine)
+        texts = [str(c.params["text"]) for c in mine]
+        stripped = [t.removeprefix(MAY_REPEAT + "\n") for t in texts]
+        where = f"user {posted.chat} step {posted.step} update {posted.update_id}"
+        if texts == posted.expected:
+            answered += 1
+        elif stripped and set(stripped) == set(posted.expected) and texts.count(posted.expected[0]) == 1:
+            answered += 1
+            noted_replies += len(texts) - 1
+        elif not texts and posted.update_id in died_in_hand:
+            lost_in_kill.append(where)
+        elif texts == [FAULT] or (not texts and refused_send(api, posted)):
+            told_fault.append(where)  # (or not even that: the FAULT's own send failed too)
+        elif any(texts.count(t) > 1 for t in posted.expected):
+            others.append(f"{where}: answered twice without the note: {texts}")
+        else:
+            others.append(f"{where}: {texts} instead of {posted.expected}")
+    stray = [c.params["text"][:60] for calls in replies.values() for c in calls if id(c) not in claimed]
+
+    # -- consultations: every "Saved to" the user saw is in the database -------------------------------
+    saved = {
+        label
+        for (label,) in rows(
+            run.topology.db_url,
+            "SELECT p.label FROM patients p WHERE EXISTS (SELECT 1 FROM regimens r WHERE r.patient_id = p.id)",
+        )
+    }
+    lost_consultations = sorted(run.saved_seen - saved)
+
+    # -- the survivor answered while the other was dead (posts it answered 200 that were in hand meanwhile) --
+    survivor = [
+        sum(
+            1
+            for p in api.posts
+            if p.status == 200 and p.replica != d.replica and p.started <= d.ready and p.ended >= d.killed
+        )
+        for d in run.deaths
+    ]
+    refused = Counter(status for _, status in api.refused)
+    print(
+        f"\n{variant}: {elapsed:.1f} s (consultations {consulted:.1f} s, then {waited:.1f} s until every due "
+        f"reminder was sent); updates {len(run.posted)}, posts {len(api.posts)} "
+        f"(not answered 200: {sum(p.status != 200 for p in api.posts)}), answered once {answered}, "
+        f"lost in a killed replica's hands {len(lost_in_kill)}, FAULT told instead (a reply's send failed) "
+        f"{len(told_fault)}, other faults {len(others)}, noted repeats {noted_replies}, stray {len(stray)}; "
+        f"reminders due {DUE} (seeded {seeded}), "
+        f"deliveries {deliveries}, messages {sum((plain + noted).values())}, repeats {repeats}, with the note "
+        f"{sum(noted.values())}; consultations saved and seen {len(run.saved_seen)}, in the database "
+        f"{len(saved)}; Bot API refusals {dict(refused)}; button fallbacks {run.fallbacks}\n"
+        f"kill moments (replica: seconds into the run, what was done; the survivor's answers meanwhile): "
+        + "; ".join(
+            f"{d.replica + 1}: {d.killed - started:.1f} s, {d.moment}, {n} answers"
+            for d, n in zip(run.deaths, survivor, strict=True)
+        )
+    )
+    assert not lost_reminders, f"due reminders never sent: {list(lost_reminders.items())[:5]}"
+    assert not twice, f"reminders sent twice without the note: {list(twice.items())[:5]}"
+    assert deliveries >= DUE
+    assert not lost_consultations, f"saved, seen, and lost: {lost_consultations}"
+    assert len(run.saved_seen) >= USERS - len(lost_in_kill) - len(told_fault)
+    assert all(survivor), f"the survivor answered nothing during a death: {survivor}"
+    assert not others, others[:10]
+    assert not stray, stray[:10]
+    # A reply whose send failed (502, time-out) is not sent again: the user is told FAULT instead
+    # (bot/telegram_app.py's `send`; the reminders' sender retries, the replies' does not).
+    assert not told_fault, (
+        f"{len(told_fault)} replies lost to a failed send (502 or time-out: python-telegram-bot's rate limiter "
+        f"retries a 429 only), the user told FAULT instead (or nothing, when that send failed too): {told_fault[:5]}"
+    )
+    if lost_in_kill:
+        pytest.xfail(f"lost replies: fixed by h-replies ({len(lost_in_kill)} updates: {lost_in_kill[:5]})")
