@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from functools import partial
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
@@ -26,10 +27,11 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot.limits import SLOW_DOWN, FloodGate
-from bot.sending import SharedLimit, TelegramSender, chat_id
+from bot.sending import SharedLimit, TelegramSender, chat_id, send_retried
 from bot.service import PRIVATE_ONLY, ChatService
 from bot.storage.replicas import HEARTBEAT
 from bot.storage.updates import InFlightError
+from flows.reminders import MAY_REPEAT
 from flows.replies import Photo, Reply
 from flows.routes import menu
 
@@ -69,15 +71,20 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
 async def send(update: Update, context: ContextTypes.DEFAULT_TYPE, replies: Iterable[Reply]) -> None:
     assert update.effective_chat is not None
     for reply in replies:
-        chat, markup = update.effective_chat.id, keyboard(reply)
-        text = reply.text  # a file's caption
-        if reply.document is not None:  # a file (/export): sendDocument
-            file, name = reply.document.content, reply.document.filename
-            await context.bot.send_document(chat, file, filename=name, caption=text, reply_markup=markup)
-        elif isinstance(reply, Photo):  # a chart: sendPhoto
-            await context.bot.send_photo(chat, reply.png, filename=reply.filename, caption=text, reply_markup=markup)
-        else:
-            await context.bot.send_message(chat, reply.text, reply_markup=markup)
+        await send_retried(partial(_send_one, context, update.effective_chat.id, reply))
+
+
+async def _send_one(context: ContextTypes.DEFAULT_TYPE, chat: int, reply: Reply, noted: bool) -> None:
+    """One reply: a message, a file (/export: sendDocument) or a chart (sendPhoto), the text its caption."""
+    markup = keyboard(reply)
+    text = f"{MAY_REPEAT}\n{reply.text}" if noted else reply.text  # a retry after a time-out
+    if reply.document is not None:
+        file, name = reply.document.content, reply.document.filename
+        await context.bot.send_document(chat, file, filename=name, caption=text, reply_markup=markup)
+    elif isinstance(reply, Photo):
+        await context.bot.send_photo(chat, reply.png, filename=reply.filename, caption=text, reply_markup=markup)
+    else:
+        await context.bot.send_message(chat, text, reply_markup=markup)
 
 
 UPLOAD_TOO_BIG = "That file is {size:,} bytes; an import takes at most {limit:,}. Nothing was imported."

@@ -6,11 +6,11 @@ import json
 from typing import Any
 
 import pytest
-from telegram.error import Forbidden
+from telegram.error import BadRequest, Forbidden, NetworkError, TimedOut
 
 from bot.offline import TOKEN, RecordingRequest
 from bot.reminders import DeliveryError
-from bot.sending import OVERALL_PER_SECOND, PER_CHAT_PER_SECOND, TelegramSender
+from bot.sending import OVERALL_PER_SECOND, PER_CHAT_PER_SECOND, TelegramSender, send_retried
 from bot.telegram_app import build_application
 
 
@@ -99,3 +99,28 @@ async def test_a_network_that_stays_down_is_a_failure_to_retry_later():
     with pytest.raises(DeliveryError) as raised:
         await (await sender_with(down, limits=False, attempts=3))("tg:5:5", "hello", [])
     assert not raised.value.permanent
+
+
+async def test_a_reply_is_sent_again_after_a_502_and_with_the_note_after_a_time_out():
+    tries: list[bool] = []
+    faults: list[Exception] = [NetworkError("Bad Gateway"), TimedOut()]
+
+    async def send(noted: bool) -> None:
+        tries.append(noted)
+        if faults:
+            raise faults.pop(0)
+
+    await send_retried(send)
+    assert tries == [False, False, True]  # after the time-out the reply may have arrived: the note
+
+
+async def test_a_reply_refused_for_good_is_not_sent_again():
+    tries: list[bool] = []
+
+    async def send(noted: bool) -> None:
+        tries.append(noted)
+        raise BadRequest("Message is too long")
+
+    with pytest.raises(BadRequest):
+        await send_retried(send)
+    assert tries == [False]
