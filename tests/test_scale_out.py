@@ -481,6 +481,7 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
     # A reply's send is retried (bot/sending.send_retried); one failing every try is left to the sweep,
     # which sends it with the note (counted in `swept`): none may be lost.
     assert not told_fault, (
-        f"{len(told_fault)} replies lost to a failed send (502 or time-out), the user told FAULT instead (or nothing, when that send failed too): {told_fault[:5]}"
+        f"{len(told_fault)} replies lost to a failed send (502 or time-out), the user told FAULT instead "
+        f"(or nothing, when that send failed too): {told_fault[:5]}"
     )
     assert not lost_in_kill, f"replies lost with a killed replica: {lost_in_kill[:5]}"
