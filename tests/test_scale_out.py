@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 
 from bot.offline import button_update, message_update
+from bot.storage.updates import REPLY_LEASE
 from bot.telegram_app import FAULT
 from deploy.local import PostgresUnavailableError, Topology
 from flows.reminders import MAY_REPEAT
@@ -198,7 +199,8 @@ def consult(run: Run, number: int) -> None:
             else:
                 update = message_update(next(_ids), chat, chat, action)
             _post(run, chat, update, expected, step)
-            if step == 15 and any(c.params.get("text") == expected[0] for c in run.api.chat_calls(chat)):
+            said = (str(c.params.get("text", "")).removeprefix(f"{MAY_REPEAT}\n") for c in run.api.chat_calls(chat))
+            if step == 15 and expected[0] in said:  # (sent again with the note, when its replica died)
                 with run.lock:
                     run.saved_seen.add(label)
     except Exception as error:  # reported by the test, with the user
@@ -398,6 +400,7 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
     others: list[str] = []  # anything else: lost otherwise, twice without the note, a wrong answer
     claimed: set[int] = set()
     died_in_hand = {p.update_id for p in api.posts if p.status == 0}
+    in_flight: set[tuple[int, str]] = set()  # (chat, text) of answers sent with the note
     swept: list[str] = []  # answered by the sweep after the post (its replica died, or its send failed)
 
     def sent_later(posted: Any) -> list[Call]:
@@ -415,9 +418,11 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
         where = f"user {posted.chat} step {posted.step} update {posted.update_id}"
         if texts == posted.expected:
             answered += 1
-        elif stripped and set(stripped) == set(posted.expected) and texts.count(posted.expected[0]) == 1:
+        elif stripped and set(stripped) == set(posted.expected) and all(texts.count(t) <= 1 for t in posted.expected):
+            # Once, and once more with the note, or only with the note (its replica died before sending).
             answered += 1
-            noted_replies += len(texts) - 1
+            noted_replies += sum(t != b for t, b in zip(texts, stripped, strict=True))
+            in_flight.update((posted.chat, text) for text in posted.expected)
         elif (not texts or texts == [FAULT]) and (late := sent_later(posted)):
             claimed.update(id(c) for c in late)  # sent by the sweep, after the post: with the note
             answered += 1
@@ -431,7 +436,11 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
             others.append(f"{where}: answered twice without the note: {texts}")
         else:
             others.append(f"{where}: {texts} instead of {posted.expected}")
-    stray = [c.params["text"][:60] for calls in replies.values() for c in calls if id(c) not in claimed]
+    # A reply sent late by a replica whose lease had run out, after another sent it with the note: a copy
+    # of an answer that was in flight, which the note already owned up to; anything else unclaimed is stray.
+    unclaimed = [c for calls in replies.values() for c in calls if id(c) not in claimed]
+    late_copies = [c for c in unclaimed if (int(c.params["chat_id"]), str(c.params["text"])) in in_flight]
+    stray = [str(c.params["text"])[:60] for c in unclaimed if c not in late_copies]
 
     # -- consultations: every "Saved to" the user saw is in the database -------------------------------
     saved = {
@@ -443,12 +452,16 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
     }
     lost_consultations = sorted(run.saved_seen - saved)
 
-    # -- the survivor answered while the other was dead (posts it answered 200 that were in hand meanwhile) --
+    # -- the survivor answered while the other was dead (posts it answered 200 that were in hand meanwhile;
+    # the dead one's updates in hand wait for their reply lease, so the window is at least that long) --
     survivor = [
         sum(
             1
             for p in api.posts
-            if p.status == 200 and p.replica != d.replica and p.started <= d.ready and p.ended >= d.killed
+            if p.status == 200
+            and p.replica != d.replica
+            and p.ended >= d.killed
+            and p.started <= max(d.ready, d.killed + REPLY_LEASE.total_seconds() + 5)
         )
         for d in run.deaths
     ]
@@ -459,7 +472,8 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
         f"(not answered 200: {sum(p.status != 200 for p in api.posts)}), answered once {answered}, "
         f"sent by the sweep later {len(swept)}, lost in a killed replica's hands {len(lost_in_kill)}, "
         f"FAULT told instead (a reply's send failed) "
-        f"{len(told_fault)}, other faults {len(others)}, noted repeats {noted_replies}, stray {len(stray)}; "
+        f"{len(told_fault)}, other faults {len(others)}, noted repeats {noted_replies}, "
+        f"late copies {len(late_copies)}, stray {len(stray)}; "
         f"reminders due {DUE} (seeded {seeded}), "
         f"deliveries {deliveries}, messages {sum((plain + noted).values())}, repeats {repeats}, with the note "
         f"{sum(noted.values())}; consultations saved and seen {len(run.saved_seen)}, in the database "
