@@ -142,8 +142,8 @@ class RecordingRequest(BaseRequest):
         return sent
 
 
-def message_update(update_id: int, user_id: int, chat_id: int, text: str) -> dict[str, Any]:
-    entities = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}] if text.startswith("/") else []
+def _user_message(update_id: int, user_id: int, chat_id: int, **content: Any) -> dict[str, Any]:
+    """An update carrying a user's message in a private chat (`content`: its text, or its document)."""
     return {
         "update_id": update_id,
         "message": {
@@ -151,26 +151,22 @@ def message_update(update_id: int, user_id: int, chat_id: int, text: str) -> dic
             "date": int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()),
             "chat": {"id": chat_id, "type": "private"},
             "from": {"id": user_id, "is_bot": False, "first_name": "Tester"},
-            "text": text,
-            "entities": entities,
-        },
+        }
+        | content,
     }
+
+
+def message_update(update_id: int, user_id: int, chat_id: int, text: str) -> dict[str, Any]:
+    entities = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}] if text.startswith("/") else []
+    return _user_message(update_id, user_id, chat_id, text=text, entities=entities)
 
 
 def document_update(
     update_id: int, user_id: int, chat_id: int, file_id: str, filename: str, size: int
 ) -> dict[str, Any]:
     """A user sends a file (the bytes are the recording request's `uploads[file_id]`)."""
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": 100000 + update_id,
-            "date": int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()),
-            "chat": {"id": chat_id, "type": "private"},
-            "from": {"id": user_id, "is_bot": False, "first_name": "Tester"},
-            "document": {"file_id": file_id, "file_unique_id": file_id, "file_name": filename, "file_size": size},
-        },
-    }
+    document = {"file_id": file_id, "file_unique_id": file_id, "file_name": filename, "file_size": size}
+    return _user_message(update_id, user_id, chat_id, document=document)
 
 
 def button_update(update_id: int, user_id: int, pressed_on: dict[str, Any], data: str) -> dict[str, Any]:

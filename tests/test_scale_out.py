@@ -43,6 +43,7 @@ from flows.reminders import MAY_REPEAT
 from tests.loopback_bot_api import Call, LoopbackBotApi
 from tests.test_loopback_e2e import WELCOME
 from tests.test_replicas import rows
+from tests.webhook_bot import romiplostim_increase_card
 
 SEED = 20261202
 USERS = 200
@@ -59,19 +60,7 @@ PING_USER = 900_000
 
 def dialogue(label: str, today: dt.date) -> list[tuple[str | tuple[str], list[str]]]:
     """What the user does (text, or a button's label in a tuple) and the whole replies expected."""
-    card = (
-        f"Romiplostim · ITP · US label · patient {label}\n\n"
-        "INCREASE: 4 mcg/kg (was 3)\n"
-        "Dose: 288 mcg (4 mcg/kg × 72 kg) = 0.58 mL of the 500 mcg/mL solution\n"
-        "Vials: 1 × 250 mcg + 1 × 125 mcg\n"
-        f"Next dose: {today:%a %Y-%m-%d}\n"
-        f"Next check: platelet count on {today + dt.timedelta(days=7):%a %Y-%m-%d}\n\n"
-        "Warnings:\n"
-        "⚠ Thrombotic and thromboembolic complications can occur; portal vein thrombosis has been reported in "
-        "chronic liver disease. Do not aim for normal platelet counts.\n\n"
-        "Rule: romiplostim.increase · Nplate US PI 2.2\n"
-        "HemaDose rules v1.1. This supports, and does not replace, clinical judgement."
-    )
+    card = romiplostim_increase_card(label, today)
     since, last, result = (today - dt.timedelta(days=d) for d in (30, 7, 1))
     summary = (
         "Please check before I calculate:\n• Drug: Romiplostim\n• Label: US label\n"

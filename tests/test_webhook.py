@@ -18,7 +18,7 @@ import pytest
 from bot.offline import TOKEN
 from tests.loopback_bot_api import LoopbackBotApi
 from tests.test_loopback_e2e import WELCOME
-from tests.webhook_bot import SECRET, USER, WebhookBot, get, post, pressed, said
+from tests.webhook_bot import SECRET, USER, WebhookBot, get, post, pressed, romiplostim_increase_card, said
 
 
 @pytest.fixture
@@ -77,19 +77,7 @@ def test_a_consultation_through_webhook_posts(api: LoopbackBotApi, bot: WebhookB
     assert answer(api, bot, said("32")) == ["Date of that result?"]
     [summary] = press(api, bot, "Yesterday")
     assert summary.startswith("Please check before I calculate:\n• Drug: Romiplostim\n")
-    assert press(api, bot, "✅ Get recommendation") == [
-        "Romiplostim · ITP · US label · patient LB-1\n\n"
-        "INCREASE: 4 mcg/kg (was 3)\n"
-        "Dose: 288 mcg (4 mcg/kg × 72 kg) = 0.58 mL of the 500 mcg/mL solution\n"
-        "Vials: 1 × 250 mcg + 1 × 125 mcg\n"
-        f"Next dose: {today:%a %Y-%m-%d}\n"
-        f"Next check: platelet count on {today + dt.timedelta(days=7):%a %Y-%m-%d}\n\n"
-        "Warnings:\n"
-        "⚠ Thrombotic and thromboembolic complications can occur; portal vein thrombosis has been reported in "
-        "chronic liver disease. Do not aim for normal platelet counts.\n\n"
-        "Rule: romiplostim.increase · Nplate US PI 2.2\n"
-        "HemaDose rules v1.1. This supports, and does not replace, clinical judgement."
-    ]
+    assert press(api, bot, "✅ Get recommendation") == [romiplostim_increase_card("LB-1", today)]
     assert press(api, bot, "Save to patient") == ["Saved to LB-1: dose, result and recommendation."]
     assert bot.stop() == 0
     assert len(api.texts(USER)) == 16

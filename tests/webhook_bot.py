@@ -5,6 +5,7 @@ Every wait is on something observed (a health check answering, a call recorded),
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import os
 import signal
@@ -42,6 +43,23 @@ def pressed(message: dict[str, Any], label: str, user: int = USER) -> dict[str, 
     rows = message.get("reply_markup", {}).get("inline_keyboard", [])
     data = next(b["callback_data"] for row in rows for b in row if b["text"] == label)
     return button_update(next(_update_ids), user, message, data)
+
+
+def romiplostim_increase_card(label: str, today: dt.date) -> str:
+    """The whole card of the end-to-end consultations (72 kg, 3 mcg/kg, platelets 32): increase to 4."""
+    return (
+        f"Romiplostim · ITP · US label · patient {label}\n\n"
+        "INCREASE: 4 mcg/kg (was 3)\n"
+        "Dose: 288 mcg (4 mcg/kg × 72 kg) = 0.58 mL of the 500 mcg/mL solution\n"
+        "Vials: 1 × 250 mcg + 1 × 125 mcg\n"
+        f"Next dose: {today:%a %Y-%m-%d}\n"
+        f"Next check: platelet count on {today + dt.timedelta(days=7):%a %Y-%m-%d}\n\n"
+        "Warnings:\n"
+        "⚠ Thrombotic and thromboembolic complications can occur; portal vein thrombosis has been reported in "
+        "chronic liver disease. Do not aim for normal platelet counts.\n\n"
+        "Rule: romiplostim.increase · Nplate US PI 2.2\n"
+        "HemaDose rules v1.1. This supports, and does not replace, clinical judgement."
+    )
 
 
 class HemadoseRun:
