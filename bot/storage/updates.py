@@ -92,7 +92,7 @@ def noted(kept: Sequence[dict[str, Any]]) -> list[Reply]:
     """Kept replies, to be sent again: each with the may-repeat note (it may have reached the user)."""
     return [
         Reply(
-            f"{MAY_REPEAT}\n{reply['text']}",
+            reply["text"] if str(reply["text"]).startswith(MAY_REPEAT) else f"{MAY_REPEAT}\n{reply['text']}",
             tuple(tuple(Button(label, data) for label, data in row) for row in reply["buttons"]),
         )
         for reply in kept
