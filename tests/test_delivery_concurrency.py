@@ -158,6 +158,36 @@ async def test_ten_due_in_one_chat_do_not_hold_up_the_other_chats(storage: Stora
 
 
 @dataclass
+class WatchingBot(SlowBot):
+    """A SlowBot that, at each send, counts the rows marked 'sending' that it has not been handed yet:
+    what a crash at that moment would re-send with the may-repeat note although it never left."""
+
+    storage: Storage | None = None
+    most_marked_unsent: int = 0
+
+    async def send_message(self, chat_id: int, text: str, reply_markup: Any = None) -> Any:
+        assert self.storage is not None
+        async with self.storage.session() as session:
+            marked = set(await session.scalars(select(Delivery.text).where(Delivery.state == DeliveryState.SENDING)))
+        handed = {sent for _, _, sent in self.started}
+        self.most_marked_unsent = max(self.most_marked_unsent, len(marked - handed))
+        return await super().send_message(chat_id, text, reply_markup)
+
+
+async def test_only_messages_holding_a_send_slot_are_marked_sending(storage: Storage):
+    # 40 chats with 2 due each, 4 send slots: most chats wait (for a slot, or for their own second) while
+    # four are sent. A row marked 'sending' is re-sent with the note after a crash: only the four in a slot
+    # may be marked (marking every chat's next message put the note on up to 32 that never left).
+    await seed(storage, dict.fromkeys(range(1, 41), 2))
+    bot = WatchingBot(0.02, storage=storage)
+    sender = TelegramSender(bot, limits=True, period=0.1)  # type: ignore[arg-type]
+    reminders = Reminders(storage, lambda: NOW, "UTC", sender=sender, concurrency=4)
+    assert await reminders.run_due() == 80
+    assert 1 <= bot.most_marked_unsent <= 4
+    assert await states(storage) == {"sent": 80}
+
+
+@dataclass
 class Recorder:
     """A sender for one replica: records (replica, chat, text) and takes a little time per send."""
 

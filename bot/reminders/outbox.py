@@ -15,12 +15,12 @@ those occurrences are claimed first by a conditional UPDATE, so two replicas nev
 one on. What another replica left (a crash, a stop) is taken by one conditional UPDATE once its
 lease has expired: portable to SQLite and PostgreSQL (there in key order, `_in_key_order`: no deadlock).
 
-Writes are grouped, not one per message: the heads of the chat queues are marked 'sending' up to
-CHUNK at a time just before the first of them is handed over; confirmations ride along with those
-marks, or are written CHUNK at a time, or CONFIRM_WITHIN seconds after the first one waiting, and at
-the end of the run. After a crash, the rows still 'sending' (per chat at most the message in
-flight and the one before it, unconfirmed) are re-sent, once their lease expired, with the
-may-repeat note; rows still 'queued' were never handed over and go without it.
+Writes are grouped, not one per message: the messages whose chats hold a send slot are marked
+'sending' together (at most `concurrency`) just before the first of them is handed over; confirmations
+ride along with those marks, or are written CHUNK at a time, or CONFIRM_WITHIN seconds after the first
+one waiting, and at the end of the run. After a crash, the rows still 'sending' (those in a slot, and
+per chat at most the one before, accepted and unconfirmed) are re-sent, once their lease expired, with
+the may-repeat note; rows still 'queued' were never handed over and go without it.
 """
 
 from __future__ import annotations
