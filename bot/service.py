@@ -22,7 +22,15 @@ from bot.storage import Storage, corrections
 from bot.storage.repository import ChatRow
 from bot.storage.session import DbSession
 from bot.storage.tables import User
-from bot.storage.updates import REPLY_LEASE, SentMarks, claim_update, keep_replies, take_left, take_over
+from bot.storage.updates import (
+    REPLY_LEASE,
+    RepliesInHand,
+    SentMarks,
+    claim_update,
+    keep_replies,
+    take_left,
+    take_over,
+)
 from flows import consultation, followup, listings, trend
 from flows.answers.patient import PATIENT_BUTTONS
 from flows.buttons import page_button
@@ -79,6 +87,7 @@ class ChatService:
         self.clock = clock
         self.reminders = Reminders(storage, clock, default_time_zone)
         self.sent = SentMarks(storage, self.reminders.owner)  # replies sent, their marks not yet written
+        self.sending = RepliesInHand(storage, self.reminders.owner, reply_lease)  # kept, being sent: leases renewed
 
     async def handle(
         self,
@@ -110,7 +119,10 @@ class ChatService:
                     if update_id in self.sent:  # sent by this replica, its mark not yet written
                         return []
                     # Handled already (by this replica or another): dropped, or its unsent replies taken.
-                    return fit(await take_over(session, update_id, self.reminders.owner, self.reply_lease))
+                    taken = fit(await take_over(session, update_id, self.reminders.owner, self.reply_lease))
+                    if taken:
+                        self.sending.add(update_id)
+                    return taken
                 if refusal is not None:
                     replies = fit(await self._refuse(session, user_ref, chat_ref, refusal))
                 else:
@@ -122,13 +134,21 @@ class ChatService:
         except BaseException:
             self.sent.restore(sent)  # not written (the transaction failed): marked later
             raise
+        if update_id is not None and replies:
+            self.sending.add(update_id)
         # A chart is drawn after the transaction (bot/trend_replies.py); kept above by its caption only.
         return fit([await trends.draw(reply) for reply in replies])
 
     async def replies_sent(self, update_id: int) -> None:
         """The replies `handle(update_id=...)` returned were sent: a later post of the update is dropped
         (marked with the next update's replies, or within a second: bot.storage.updates.SentMarks)."""
+        self.sending.discard(update_id)
         self.sent.add(update_id)
+
+    def replies_not_sent(self, update_id: int) -> None:
+        """Sending them failed or stopped: their lease is no longer renewed, so once it expires the sweep
+        (or a post of the update) sends them, with the may-repeat note."""
+        self.sending.discard(update_id)
 
     async def flush_sent(self) -> None:
         """Mark now what was sent and not yet marked (at a stop, after a sweep)."""
@@ -139,6 +159,8 @@ class ChatService:
         taken by this one to send with the may-repeat note: (update id, chat key, replies)."""
         async with self.storage.session() as session, session.begin():
             left = await take_left(session, self.reminders.owner, self.reply_lease)
+        for update_id, _, _ in left:
+            self.sending.add(update_id)
         return [(update_id, chat_key, fit(replies)) for update_id, chat_key, replies in left]
 
     async def _refuse(self, session: DbSession, user_ref: str, chat_ref: str, refusal: str) -> list[Reply]:

@@ -140,7 +140,20 @@ async def answer(
     except InFlightError:  # another replica may be sending its replies now: Telegram posts it again later
         context.bot_data.setdefault(RETRY_LATER, set()).add(update.update_id)
         return
-    await send(update, context, replies)
+    try:
+        await send(update, context, replies)
+    except TelegramError as error:
+        if update_id is None:
+            raise  # long polling: nothing kept to send again; the error handler tells the user
+        # Kept with the update: once its lease expires the sweep sends them, with the may-repeat note.
+        # No FAULT ("send your last answer again"): the chat has taken that answer and asks the next one.
+        service.replies_not_sent(update_id)
+        log.warning("replies not sent (%s): the sweep sends them once their lease expires", type(error).__name__)
+        return
+    except BaseException:
+        if update_id is not None:
+            service.replies_not_sent(update_id)
+        raise
     if update_id is not None and replies:
         await service.replies_sent(update_id)
 
@@ -202,7 +215,7 @@ def access_guard(
     async def checked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await guard(update, context)
         user = update.effective_user
-        if user is not None and flood.arrived(user.id):  # the update is still handled, after the note
+        if user is not None and flood.arrived(user.id, update.update_id):  # still handled, after the note
             await context.bot.send_message(chat_of(update), SLOW_DOWN)
 
     return TypeHandler(Update, checked)
@@ -238,19 +251,25 @@ async def resend_left(application: Application, service: ChatService) -> int:  #
     before sending them, once its lease expired, sent with the may-repeat note, for updates Telegram
     will not post again. How many updates' replies were sent (or given up: the chat refuses them)."""
     done = 0
-    for update_id, chat_key, replies in await service.left_replies():
-        try:
-            for reply in replies:
-                await application.bot.send_message(chat_id(chat_key), reply.text, reply_markup=keyboard(reply))
-        except (RetryAfter, NetworkError) as error:
-            if not isinstance(error, BadRequest):  # Telegram or the network, for now: the lease runs out, again
-                log.warning("could not re-send an update's replies: %s", type(error).__name__)
-                continue
-            log.warning("gave up re-sending an update's replies: %s", type(error).__name__)
-        except TelegramError as error:  # blocked, chat gone: an answer that will not change
-            log.warning("gave up re-sending an update's replies: %s", type(error).__name__)
-        await service.replies_sent(update_id)
-        done += 1
+    left = await service.left_replies()
+    try:
+        for update_id, chat_key, replies in left:
+            try:
+                for reply in replies:
+                    await application.bot.send_message(chat_id(chat_key), reply.text, reply_markup=keyboard(reply))
+            except (RetryAfter, NetworkError) as error:
+                if not isinstance(error, BadRequest):  # Telegram or the network, for now: the lease runs out, again
+                    log.warning("could not re-send an update's replies: %s", type(error).__name__)
+                    service.replies_not_sent(update_id)
+                    continue
+                log.warning("gave up re-sending an update's replies: %s", type(error).__name__)
+            except TelegramError as error:  # blocked, chat gone: an answer that will not change
+                log.warning("gave up re-sending an update's replies: %s", type(error).__name__)
+            await service.replies_sent(update_id)
+            done += 1
+    finally:  # stopped part way: what was not sent waits for its lease to expire, as before
+        for update_id, _, _ in left:
+            service.replies_not_sent(update_id)
     if done:
         await service.flush_sent()
     return done
@@ -303,6 +322,21 @@ def share_limit(application: Application, service: ChatService) -> None:  # type
     application.job_queue.run_repeating(heartbeat, interval=HEARTBEAT.total_seconds(), first=0, name="heartbeat")
 
 
+def keep_reply_leases(application: Application, service: ChatService) -> None:  # type: ignore[type-arg]
+    """Webhook mode: the replies this replica is sending keep their lease (`RepliesInHand`), renewed four
+    times a lease, so another replica sends them again only once this one stopped renewing (killed)."""
+
+    async def renew(context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            await service.sending.renew()
+        except Exception as error:  # the next renewal tries again; a lease that expires meanwhile: a noted copy
+            log.error("renewing reply leases failed: %s", type(error).__name__)
+
+    assert application.job_queue is not None  # start_reminders checked it
+    interval = service.reply_lease.total_seconds() / 4
+    application.job_queue.run_repeating(renew, interval=interval, first=interval, name="reply leases")
+
+
 class StartupError(Exception):
     """The bot could not start for a reason its operator can fix; the message is one line."""
 
@@ -326,6 +360,7 @@ def serve(application: Application, database_url: str, time_zone: str) -> None: 
         app.bot_data["service"] = service
         start_reminders(app, service)
         share_limit(app, service)
+        keep_reply_leases(app, service)
         await app.bot.set_my_commands(COMMANDS)
 
     async def close_service(app: Application) -> None:  # type: ignore[type-arg]

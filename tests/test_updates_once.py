@@ -11,11 +11,14 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
 from telegram import Update
+from tenacity import wait_none
 
+from bot import sending as sending_module
 from bot.offline import TOKEN, RecordingRequest, message_update
 from bot.service import ChatService
 from bot.storage import Storage, open_storage
@@ -221,6 +224,80 @@ async def test_through_the_application_a_repost_is_retried_later_then_answered_w
         assert await resend_left(application, survivor) == 1
         assert [m.text for m in request.take()] == [f"{MAY_REPEAT}\nWhich label's rules?"]
         assert await resend_left(application, survivor) == 0
+        assert len(survivor.sending) == 0  # nothing left in hand: no lease renewed for ever
+    finally:
+        await application.shutdown()
+
+
+async def test_replies_still_being_sent_keep_their_lease_and_no_other_replica_sends_them(storage: Storage):
+    """A reply waiting behind the bot's pace (or a 429's pause) longer than the lease: its replica renews the
+    lease, so the other replica's sweep and Telegram's re-post leave it; one whose send failed is let go."""
+    first, second = ChatService(storage), ChatService(storage)
+    await first.handle("tg:7", "tg:7:7", text="/new", update_id=41)  # being sent: waits behind the pace
+    await first.handle("tg:8", "tg:8:8", text="/new", update_id=43)
+    first.replies_not_sent(43)  # its send failed every try: left for the sweep
+    assert set(first.sending.since) == {41}
+    await expire(storage, 41)  # the lease would have run out meanwhile...
+    await expire(storage, 43)
+    assert await first.sending.renew() == 1  # ...but the renewal (every quarter lease) moves it on
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    lease = (await kept(storage, 41))[2]
+    assert lease is not None
+    assert now < lease <= now + first.reply_lease
+    assert await second.left_replies() == [(43, "tg:8:8", [Reply(f"{MAY_REPEAT}\nWhich drug?", DRUGS)])]
+    assert set(second.sending.since) == {43}  # the sweep's sends keep their lease too
+    with pytest.raises(InFlightError):  # Telegram's post of 41 meanwhile: its replica is still sending
+        await second.handle("tg:7", "tg:7:7", text="/new", update_id=41)
+    await first.replies_sent(41)
+    assert len(first.sending) == 0
+    assert await first.sending.renew() == 0  # nothing in hand: no statement
+    # A replica that took over an update renews it; the first, whose lease it was, no longer can.
+    await first.handle("tg:9", "tg:9:9", text="/new", update_id=44)
+    await expire(storage, 44)
+    await second.handle("tg:9", "tg:9:9", text="/new", update_id=44)
+    assert await first.sending.renew() == 0
+    assert await second.sending.renew() == 2  # 43 and 44
+    # A send that never said it ended is renewed for KEEP_RENEWING at most, then left to the sweep.
+    second.sending.since[44] -= updates_module.KEEP_RENEWING.total_seconds() + 1
+    assert await second.sending.renew() == 1
+    assert set(second.sending.since) == {43}
+
+
+class FailingRequest(RecordingRequest):
+    """The offline Bot API with sendMessage answering 502 (Bad Gateway) while `failing`; each try counted."""
+
+    failing: bool = False
+    refused: int = 0
+
+    async def do_request(self, url: str, method: str, request_data: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if self.failing and url.endswith("/sendMessage"):
+            self.refused += 1
+            return 502, b"<html>Bad Gateway</html>"
+        return await super().do_request(url, method, request_data, *args, **kwargs)
+
+
+async def test_a_reply_whose_send_fails_every_try_is_left_to_the_sweep_and_the_user_is_not_told_fault(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+):
+    """Webhook mode: the update committed (the chat took the answer and asks the next question). FAULT ("send
+    your last answer again") would have the user's answer taken twice; the kept replies go out with the note."""
+    monkeypatch.setattr(sending_module, "_backoff", wait_none())
+    service = ChatService(storage)
+    request = FailingRequest()
+    application = build_application(TOKEN, service, None, request=request, polling=False)
+    application.bot_data[ONCE] = True
+    await application.initialize()
+    try:
+        request.failing = True
+        await application.process_update(Update.de_json(message_update(41, 7, 7, "/new"), application.bot))
+        assert request.refused == sending_module.REPLY_ATTEMPTS  # the question, tried 5 times; no FAULT tried
+        assert len(service.sending) == 0  # its lease is no longer renewed
+        assert (await kept(storage, 41))[0] is not None
+        request.failing = False
+        await expire(storage, 41)
+        assert await resend_left(application, service) == 1
+        [sent] = request.take()
+        assert (sent.chat_id, sent.text) == (7, f"{MAY_REPEAT}\nWhich drug?")
     finally:
         await application.shutdown()
 

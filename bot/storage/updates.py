@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -52,6 +53,9 @@ SWEEP_BATCH = 100  # updates whose replies one sweep takes at most
 # Seconds a sent update's mark waits to ride with the next update's replies (`SentMarks`); far below
 # the reply lease, so no other replica sends the replies again meanwhile.
 MARK_SENT_WITHIN = 1.0
+# How long a replica keeps renewing the lease of replies it is sending (`RepliesInHand`); a send not done
+# by then (a path that never said it ended) is left to the sweep, which sends the replies with the note.
+KEEP_RENEWING = dt.timedelta(minutes=2)
 
 log = logging.getLogger("hemadose.updates")
 
@@ -211,6 +215,46 @@ class SentMarks:
         except BaseException:
             self.restore(taken)
             raise
+
+
+class RepliesInHand:
+    """The updates whose kept replies this replica is sending now, their lease renewed every few seconds
+    (`renew`) while they wait behind the bot's pace or a 429's pause. Under load a reply waited longer
+    than the lease: with 240 users at once, one replica's pace queue held 10 to 20 s of replies, and the
+    other replica's sweep sent a noted copy of replies still on their way (the kill test: 241 noted
+    copies, 71 replies noted twice). Killed, a replica stops renewing: its lease expires as before."""
+
+    def __init__(self, storage: Any, owner: str, lease: dt.timedelta = REPLY_LEASE) -> None:
+        self.storage = storage  # bot.storage.Storage (its `session()`)
+        self.owner = owner
+        self.lease = lease
+        self.since: dict[int, float] = {}  # update id -> time.monotonic() when its sending began
+
+    def __len__(self) -> int:
+        return len(self.since)
+
+    def add(self, update_id: int) -> None:
+        self.since.setdefault(update_id, time.monotonic())
+
+    def discard(self, update_id: int) -> None:
+        self.since.pop(update_id, None)
+
+    async def renew(self, now: dt.datetime | None = None) -> int:
+        """One statement: the lease of every update in hand (still this replica's, replies unsent) moved
+        on; rows another transaction is writing are skipped (PostgreSQL: no deadlock). How many."""
+        stale = time.monotonic() - KEEP_RENEWING.total_seconds()
+        for update_id in [u for u, began in self.since.items() if began < stale]:
+            del self.since[update_id]
+        if not self.since:
+            return 0
+        mine = (_P.update_id.in_(sorted(self.since))) & (_P.owner == self.owner) & _P.replies.is_not(None)
+        locked = select(_P.update_id).where(mine).order_by(_P.update_id).with_for_update(skip_locked=True)
+        session: DbSession
+        async with self.storage.session() as session, session.begin():
+            result: Any = await session.execute(  # a CursorResult: its rowcount
+                update(_P).where(_P.update_id.in_(locked), mine).values(lease_until=(now or _utcnow()) + self.lease)
+            )
+        return int(result.rowcount)
 
 
 def _takeable(now: dt.datetime) -> Any:
