@@ -135,20 +135,24 @@ class FloodGate:
         self.window = window
         self.clock = clock
         self.kept = kept  # the most recently seen users are tracked; memory stays bounded
-        self.seen: OrderedDict[int, deque[float]] = OrderedDict()
+        self.seen: OrderedDict[int, deque[tuple[float, int | None]]] = OrderedDict()  # (time, update id)
         self.warned: dict[int, float] = {}
 
-    def arrived(self, user: int) -> bool:
-        """Count one update; True when this one should also get the slow-down note."""
+    def arrived(self, user: int, update_id: int | None = None) -> bool:
+        """Count one update; True when this one should also get the slow-down note. An update posted
+        again (webhook: Telegram retries one not answered 200, every second while a lease runs) is the
+        same message, not a new one: counted once."""
         now = self.clock()
         times = self.seen.pop(user, None) or deque()
         self.seen[user] = times
         if len(self.seen) > self.kept:
             gone, _ = self.seen.popitem(last=False)
             self.warned.pop(gone, None)
-        times.append(now)
-        while times and times[0] <= now - self.window:
+        while times and times[0][0] <= now - self.window:
             times.popleft()
+        if update_id is not None and any(seen == update_id for _, seen in times):
+            return False
+        times.append((now, update_id))
         if len(times) <= self.limit:
             return False
         last = self.warned.get(user)

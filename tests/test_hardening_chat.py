@@ -313,6 +313,19 @@ def test_the_slow_down_note_comes_once_per_window():
     assert gate.arrived(8) is False  # another user is counted apart
 
 
+def test_an_update_posted_again_is_not_counted_again():
+    """Webhook mode: Telegram posts an update not answered 200 again, every second while a replica's lease
+    runs. Three messages posted eight times each are three messages, not 24: no slow-down note."""
+    now = [0.0]
+    gate = FloodGate(limit=3, window=10.0, clock=lambda: now[0])
+    said = []
+    for step in range(24):
+        now[0] = step * 0.3
+        said.append(gate.arrived(7, 100 + step // 8))
+    assert not any(said)
+    assert gate.arrived(7, 103) is True  # a fourth message is one too many
+
+
 # --- 6. the same new user started twice at once ----------------------------------------------
 
 
