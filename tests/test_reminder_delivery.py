@@ -82,10 +82,14 @@ class DiesAfter(RecordingRequest):
     (nothing more is written: the confirmations waiting to be written are lost with it)."""
 
     after: int = 3
+    dead: bool = False  # the other sends under way die with it (none reaches Telegram after the crash)
 
     async def do_request(self, url: str, method: str, request_data: Any = None, *args: Any, **kw: Any) -> Any:
+        if self.dead:
+            raise Crash
         answer = await super().do_request(url, method, request_data, *args, **kw)
         if url.endswith("/sendMessage") and len(self.sent) == self.after:
+            self.dead = True
             raise Crash
         return answer
 

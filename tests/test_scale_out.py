@@ -54,6 +54,7 @@ PINGERS = 40  # users saying /start all along (each well under the flood gate's 
 PINGING = 4  # threads posting their /start
 FAULT_METHODS = frozenset({"sendMessage", "answerCallbackQuery", "editMessageText", "editMessageReplyMarkup"})
 WAIT_DELIVERED = 150.0  # seconds: a killed replica's claims wait out their lease (30 s) and a tick (20 s)
+WAIT_REPLIES = 90.0  # seconds: replies left unsent wait out their lease (10 s) and a sweep (every 20 s), maybe twice
 FIRST_USER = 700_000
 PING_USER = 900_000
 
@@ -293,6 +294,17 @@ def delivered(url: str, now: dt.datetime, timeout: float) -> tuple[int, float]:
         time.sleep(0.5)
 
 
+def replies_left(url: str, timeout: float) -> int:
+    """Until no update's replies wait to be sent (a send that failed every try is sent by a sweep once its
+    lease expired, with the note: the run ends only after that); how many still wait after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        [(waiting,)] = rows(url, "SELECT count(*) FROM processed_updates WHERE replies IS NOT NULL")
+        if waiting == 0 or time.monotonic() > deadline:
+            return int(waiting)
+        time.sleep(0.5)
+
+
 def tracebacks(log: str) -> list[str]:
     """The log records with a traceback, but python-telegram-bot's own of a Bot API answer that is not
     JSON (a 502's HTML page, as a proxy in front of Telegram sends it): logged, then raised as NetworkError."""
@@ -345,6 +357,7 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
     run.stop.set()
     for pinger in pingers:
         pinger.join(timeout=60)
+    unsent = replies_left(run.topology.db_url, WAIT_REPLIES)
     elapsed = time.monotonic() - started
     assert not run.errors, run.errors[:10]
     assert len(run.deaths) == KILLS
@@ -447,7 +460,7 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
         f"killed or failing with them in hand {died_in_hand}); replies expected {replies_expected}, sent "
         f"{answered}, of them with the note {noted_replies}; lost {len(lost)}, FAULT told instead {len(told_fault)}, "
         f"twice without the note {len(twice_plain)}, with the note more than once {len(noted_too_often)}, "
-        f"wrong answers {len(wrong)}; "
+        f"wrong answers {len(wrong)}, replies still unsent at the end {unsent}; "
         f"reminders due {DUE} (seeded {seeded}), "
         f"deliveries {deliveries}, messages {sum((plain + noted).values())}, repeats {repeats}, with the note "
         f"{sum(noted.values())}; consultations saved and seen {len(saved_seen)}, in the database "
@@ -458,6 +471,15 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
             for d, n in zip(run.deaths, survivor, strict=True)
         )
     )
+    for name, found in {
+        "lost": lost,
+        "FAULT": told_fault,
+        "twice": twice_plain,
+        "noted twice": noted_too_often,
+        "wrong": wrong,
+    }.items():
+        if found:
+            print(f"{name}: {found[:5]}")
     assert not lost_reminders, f"due reminders never sent: {list(lost_reminders.items())[:5]}"
     assert not twice, f"reminders sent twice without the note: {list(twice.items())[:5]}"
     assert deliveries >= DUE
