@@ -278,18 +278,13 @@ async def resend_left(application: Application, service: ChatService) -> int:  #
 def start_reminders(application: Application, service: ChatService, *, limits: bool = True) -> None:  # type: ignore[type-arg]
     """Reminders go out through this bot: the sender, and a job that runs what is due every few seconds.
 
-    The first run (at once) also re-sends what a crash left in flight (reminders, and in webhook mode
-    the replies of updates another replica handled and did not send: `resend_left`); python-telegram-bot's
-    JobQueue (APScheduler) only ticks: what is due lives in the database, not in the job queue.
+    The first run (at once) also re-sends what a crash left in flight; python-telegram-bot's JobQueue
+    (APScheduler) only ticks: what is due lives in the database, not in the job queue.
     """
     service.reminders.sender = TelegramSender(application.bot, limits=limits)
     service.reminders.chats = "tg:"
 
     async def tick(context: ContextTypes.DEFAULT_TYPE) -> None:
-        try:
-            await resend_left(application, service)
-        except Exception as error:  # the next tick tries again; the rows stay until sent
-            log.error("re-sending left replies failed: %s", type(error).__name__)
         try:
             await service.reminders.run_due()
         except Exception as error:  # the next tick tries again; nothing is lost (the database holds it all)
@@ -322,9 +317,12 @@ def share_limit(application: Application, service: ChatService) -> None:  # type
     application.job_queue.run_repeating(heartbeat, interval=HEARTBEAT.total_seconds(), first=0, name="heartbeat")
 
 
-def keep_reply_leases(application: Application, service: ChatService) -> None:  # type: ignore[type-arg]
-    """Webhook mode: the replies this replica is sending keep their lease (`RepliesInHand`), renewed four
-    times a lease, so another replica sends them again only once this one stopped renewing (killed)."""
+def keep_replies_moving(application: Application, service: ChatService) -> None:  # type: ignore[type-arg]
+    """Webhook mode: the replies this replica is sending keep their lease (`RepliesInHand`, renewed four
+    times a lease), and the sweep (`resend_left`, at start-up and every half lease) sends what a killed
+    replica left once its lease expired. The sweep has a job of its own: inside the reminders' tick it
+    waited for a whole reminder run (a thousand due at the bot's pace: over a minute, the ticks between
+    skipped), and the replies with it."""
 
     async def renew(context: ContextTypes.DEFAULT_TYPE) -> None:
         try:
@@ -332,9 +330,16 @@ def keep_reply_leases(application: Application, service: ChatService) -> None:  
         except Exception as error:  # the next renewal tries again; a lease that expires meanwhile: a noted copy
             log.error("renewing reply leases failed: %s", type(error).__name__)
 
+    async def sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            await resend_left(application, service)
+        except Exception as error:  # the next sweep tries again; the replies stay until sent
+            log.error("re-sending left replies failed: %s", type(error).__name__)
+
     assert application.job_queue is not None  # start_reminders checked it
-    interval = service.reply_lease.total_seconds() / 4
-    application.job_queue.run_repeating(renew, interval=interval, first=interval, name="reply leases")
+    lease = service.reply_lease.total_seconds()
+    application.job_queue.run_repeating(renew, interval=lease / 4, first=lease / 4, name="reply leases")
+    application.job_queue.run_repeating(sweep, interval=lease / 2, first=0, name="left replies")
 
 
 class StartupError(Exception):
@@ -360,7 +365,7 @@ def serve(application: Application, database_url: str, time_zone: str) -> None: 
         app.bot_data["service"] = service
         start_reminders(app, service)
         share_limit(app, service)
-        keep_reply_leases(app, service)
+        keep_replies_moving(app, service)
         await app.bot.set_my_commands(COMMANDS)
 
     async def close_service(app: Application) -> None:  # type: ignore[type-arg]

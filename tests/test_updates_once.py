@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import func, select, update
@@ -25,7 +25,7 @@ from bot.storage import Storage, open_storage
 from bot.storage import updates as updates_module
 from bot.storage.tables import ProcessedUpdate
 from bot.storage.updates import KEEP_HANDLED, InFlightError, claim_update, prune_updates
-from bot.telegram_app import ONCE, RETRY_LATER, build_application, resend_left
+from bot.telegram_app import ONCE, RETRY_LATER, build_application, keep_replies_moving, resend_left, start_reminders
 from flows.reminders import MAY_REPEAT
 from flows.replies import Button, Reply
 
@@ -298,6 +298,34 @@ async def test_a_reply_whose_send_fails_every_try_is_left_to_the_sweep_and_the_u
         assert await resend_left(application, service) == 1
         [sent] = request.take()
         assert (sent.chat_id, sent.text) == (7, f"{MAY_REPEAT}\nWhich drug?")
+    finally:
+        await application.shutdown()
+
+
+async def test_the_sweep_and_the_lease_renewal_run_as_jobs_of_their_own(storage: Storage):
+    """The sweep had run inside the reminders' tick, which waits for a whole reminder run (over a minute for
+    a thousand due): now every half lease, at start-up first; the renewal every quarter lease."""
+    service = ChatService(storage)
+    request = RecordingRequest()
+    application = build_application(TOKEN, service, None, request=request, polling=False)
+    start_reminders(application, service)
+    keep_replies_moving(application, service)
+    assert application.job_queue is not None
+    [sweep] = application.job_queue.get_jobs_by_name("left replies")
+    [renewal] = application.job_queue.get_jobs_by_name("reply leases")
+    lease = service.reply_lease.total_seconds()
+    assert cast(Any, sweep.trigger).interval.total_seconds() == lease / 2
+    assert cast(Any, renewal.trigger).interval.total_seconds() == lease / 4
+    await application.initialize()
+    try:
+        killed = ChatService(storage)
+        await killed.handle("tg:7", "tg:7:7", text="/new", update_id=41)  # committed, never sent
+        await expire(storage, 41)
+        [reminders] = application.job_queue.get_jobs_by_name("reminders")
+        await reminders.run(application)
+        assert request.take() == []  # the reminders' tick leaves it to the sweep
+        await sweep.run(application)
+        assert [(m.chat_id, m.text) for m in request.take()] == [(7, f"{MAY_REPEAT}\nWhich drug?")]
     finally:
         await application.shutdown()
 

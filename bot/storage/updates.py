@@ -53,9 +53,12 @@ SWEEP_BATCH = 100  # updates whose replies one sweep takes at most
 # Seconds a sent update's mark waits to ride with the next update's replies (`SentMarks`); far below
 # the reply lease, so no other replica sends the replies again meanwhile.
 MARK_SENT_WITHIN = 1.0
-# How long a replica keeps renewing the lease of replies it is sending (`RepliesInHand`); a send not done
-# by then (a path that never said it ended) is left to the sweep, which sends the replies with the note.
-KEEP_RENEWING = dt.timedelta(minutes=2)
+# How long a replica keeps renewing the lease of replies it is sending (`RepliesInHand`). A send not done
+# by then is in trouble (time-outs in a row, a path that never said it ended): another replica may send the
+# replies, with the note. Meanwhile Telegram's posts of the update are answered 503, so this also bounds
+# how long Telegram is kept retrying (with 2 minutes, two updates of the kill test's 20%-faults run were
+# still refused after 150 s).
+KEEP_RENEWING = dt.timedelta(seconds=30)
 
 log = logging.getLogger("hemadose.updates")
 
