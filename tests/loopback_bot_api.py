@@ -281,8 +281,8 @@ class LoopbackBotApi:
             if status == 200:
                 return index
             assert time.monotonic() < deadline, f"update {update['update_id']} not taken in {patience} s"
-            if attempt % len(upstreams) == len(upstreams) - 1:
-                time.sleep(0.05)  # every replica refused it: Telegram waits before it tries again
+            if attempt % len(upstreams) == len(upstreams) - 1:  # every replica refused it: Telegram waits
+                time.sleep(min(0.05 * 2 ** (attempt // len(upstreams)), 1.0))  # longer each time, up to 1 s
         raise AssertionError("unreachable")
 
     def accepted(self, method: str) -> list[Call]:
