@@ -10,8 +10,8 @@ server also answers the health checks of a load balancer or an orchestrator:
   replies are kept with the id until sent: a post of an update whose replies the replica that
   handled it may still be sending (its lease runs) is answered 503, and Telegram posts it again;
   once the lease expired, the replica that gets it sends them with the may-repeat note (a 503
-  holds no connection while the lease runs out, as waiting for it would; the sweep on the
-  reminders' tick sends them too, should Telegram not post it again);
+  holds no connection while the lease runs out, as waiting for it would; the sweep sends them
+  too, should Telegram not post it again);
 - `GET /healthz`: liveness, 200 while the process serves;
 - `GET /readyz`: readiness, 200 only while the database answers a query (503 otherwise), so that a
   proxy sends updates to replicas that can handle them.

@@ -21,7 +21,7 @@ replica killed between its commit and its sends leaves them there. Telegram post
 (`InFlightError`; the webhook answers 503 and Telegram retries later); once the lease expired, the
 replica that got the post takes the row (one conditional UPDATE: lease expired, replies unsent) and
 sends them with the may-repeat note, as the reminders re-send a message that may have gone out
-(flows.reminders.MAY_REPEAT). A sweep (`take_left`, at start-up and on the reminders' tick) takes
+(flows.reminders.MAY_REPEAT). A sweep (`take_left`, at start-up and every half lease) takes
 expired rows the same way, for updates Telegram will not post again. The conditional UPDATE is the
 claim, so a sweep and a second post never both send (on PostgreSQL the row lock makes the later one
 re-read the row; on SQLite the write lock orders them). A replica killed after sending and before
