@@ -188,6 +188,34 @@ async def test_only_messages_holding_a_send_slot_are_marked_sending(storage: Sto
 
 
 @dataclass
+class ClaimWatchingBot(SlowBot):
+    """A SlowBot that, at each send, counts the messages claimed and not yet handed to it: what this
+    replica holds, that another replica's tick cannot take."""
+
+    storage: Storage | None = None
+    held: list[int] = field(default_factory=list)
+
+    async def send_message(self, chat_id: int, text: str, reply_markup: Any = None) -> Any:
+        assert self.storage is not None
+        async with self.storage.session() as session:
+            claimed = set(await session.scalars(select(Delivery.text).where(Delivery.state != DeliveryState.SENT)))
+        self.held.append(len(claimed - {sent for _, _, sent in self.started}))
+        return await super().send_message(chat_id, text, reply_markup)
+
+
+async def test_at_telegrams_pace_a_replica_holds_a_few_seconds_of_sends_and_leaves_the_rest_due(storage: Storage):
+    # 200 due: claimed all at once, a replica sent them alone at its share of the limit while another
+    # replica's tick found nothing; now it holds at most twice its send slots, the rest stays due.
+    await seed(storage, dict.fromkeys(range(1, 201), 1))
+    bot = ClaimWatchingBot(0.0, storage=storage)
+    sender = TelegramSender(bot, limits=True, period=0.02)  # type: ignore[arg-type]
+    reminders = Reminders(storage, lambda: NOW, "UTC", sender=sender, concurrency=8)
+    assert await reminders.run_due() == 200
+    assert max(bot.held) <= 16
+    assert await states(storage) == {"sent": 200}
+
+
+@dataclass
 class Recorder:
     """A sender for one replica: records (replica, chat, text) and takes a little time per send."""
 

@@ -155,16 +155,16 @@ class Outbox(Due):
                 return 0
             return await Run(self).run()
 
-    async def _claim_due(self) -> list[str]:
-        """One transaction: the due occurrences are claimed and move on, and their messages are written
-        'queued', owned by this outbox. Returns their keys."""
+    async def _claim_due(self, most: int | None = None) -> list[str]:
+        """One transaction: the due occurrences (`batch`, or `most` if fewer) are claimed and move on, and
+        their messages are written 'queued', owned by this outbox. Returns their keys."""
         now = self.now()
         due = (
             select(Occurrence.id)
             .join(Reminder, Reminder.id == Occurrence.reminder_id)
             .where(Occurrence.next_at <= now, self._ours(Reminder.chat_key))
             .order_by(Occurrence.next_at)
-            .limit(self.batch)
+            .limit(max(1, min(self.batch, most or self.batch)))
         )
         while True:  # until something is claimed that has a message, or nothing is due
             async with self.storage.session() as session:
