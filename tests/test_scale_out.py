@@ -489,6 +489,15 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
             for d, n in zip(run.deaths, survivor, strict=True)
         )
     )
+    slowest = sorted(run.posted, key=lambda p: p.started - p.ended)[:8]
+    print(
+        "slowest posts (seconds into the run, step, seconds until answered 200, posts of it and their statuses): "
+        + "; ".join(
+            f"{p.started - started:.1f} s, step {p.step}, {p.ended - p.started:.1f} s, "
+            f"{dict(Counter(q.status for q in api.posts if q.update_id == p.update_id))}"
+            for p in slowest
+        )
+    )
     for name, found in {
         "lost": lost,
         "FAULT": told_fault,
