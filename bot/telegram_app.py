@@ -77,7 +77,8 @@ async def send(update: Update, context: ContextTypes.DEFAULT_TYPE, replies: Iter
 async def _send_one(context: ContextTypes.DEFAULT_TYPE, chat: int, reply: Reply, noted: bool) -> None:
     """One reply: a message, a file (/export: sendDocument) or a chart (sendPhoto), the text its caption."""
     markup = keyboard(reply)
-    text = f"{MAY_REPEAT}\n{reply.text}" if noted else reply.text  # a retry after a time-out
+    # A retry after a time-out carries the note, once (a reply sent again after a kill has it already).
+    text = f"{MAY_REPEAT}\n{reply.text}" if noted and not reply.text.startswith(MAY_REPEAT) else reply.text
     if reply.document is not None:
         file, name = reply.document.content, reply.document.filename
         await context.bot.send_document(chat, file, filename=name, caption=text, reply_markup=markup)

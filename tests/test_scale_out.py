@@ -55,10 +55,11 @@ PINGING = 4  # threads posting their /start
 FAULT_METHODS = frozenset({"sendMessage", "answerCallbackQuery", "editMessageText", "editMessageReplyMarkup"})
 WAIT_DELIVERED = 150.0  # seconds: a killed replica's claims wait out their lease (30 s) and a tick (20 s)
 # Seconds the simulated Telegram keeps posting an update not answered 200 (the real one keeps trying for
-# hours). A replica still sending an update's replies keeps their lease for up to 2 minutes (503 to Telegram
-# meanwhile): 240 users at the bot's 30 messages a second, with 20% of the calls failing and each retry
-# waiting its turn at the pace again, made some replies take that long.
-PATIENCE = 300.0
+# hours). A replica still sending an update's replies keeps their lease (503 to Telegram meanwhile): the run
+# keeps the bot at Telegram's 30 messages a second throughout, and with 20% of the calls failing (each 429
+# pausing every send of the replica for a second, each retry waiting its turn at the pace again) the
+# slowest replies took over 5 minutes.
+PATIENCE = 600.0
 WAIT_REPLIES = 90.0  # seconds: replies left unsent wait out their lease (10 s) and a sweep (every 20 s), maybe twice
 FIRST_USER = 700_000
 PING_USER = 900_000

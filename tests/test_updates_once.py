@@ -16,6 +16,7 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import func, select, update
 from telegram import Update
+from telegram.error import TimedOut
 from tenacity import wait_none
 
 from bot import sending as sending_module
@@ -326,6 +327,36 @@ async def test_the_sweep_and_the_lease_renewal_run_as_jobs_of_their_own(storage:
         assert request.take() == []  # the reminders' tick leaves it to the sweep
         await sweep.run(application)
         assert [(m.chat_id, m.text) for m in request.take()] == [(7, f"{MAY_REPEAT}\nWhich drug?")]
+    finally:
+        await application.shutdown()
+
+
+class TimesOutOnce(RecordingRequest):
+    """The offline Bot API whose first sendMessage times out (the message may have arrived)."""
+
+    timed_out: bool = False
+
+    async def do_request(self, url: str, method: str, request_data: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if url.endswith("/sendMessage") and not self.timed_out:
+            self.timed_out = True
+            raise TimedOut
+        return await super().do_request(url, method, request_data, *args, **kwargs)
+
+
+async def test_a_reply_sent_again_after_a_kill_and_retried_after_a_time_out_carries_the_note_once(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(sending_module, "_backoff", wait_none())
+    killed, survivor = ChatService(storage), ChatService(storage)
+    request = TimesOutOnce()
+    application = build_application(TOKEN, survivor, None, request=request, polling=False)
+    application.bot_data[ONCE] = True
+    await application.initialize()
+    try:
+        await killed.handle("tg:7", "tg:7:7", text="/new", update_id=41)  # committed, never sent
+        await expire(storage, 41)
+        await application.process_update(Update.de_json(message_update(41, 7, 7, "/new"), application.bot))
+        assert [m.text for m in request.take()] == [f"{MAY_REPEAT}\nWhich drug?"]
     finally:
         await application.shutdown()
 

@@ -53,12 +53,12 @@ SWEEP_BATCH = 100  # updates whose replies one sweep takes at most
 # Seconds a sent update's mark waits to ride with the next update's replies (`SentMarks`); far below
 # the reply lease, so no other replica sends the replies again meanwhile.
 MARK_SENT_WITHIN = 1.0
-# How long a replica keeps renewing the lease of replies it is sending (`RepliesInHand`). A send not done
-# by then is in trouble (time-outs in a row, a path that never said it ended): another replica may send the
-# replies, with the note. Telegram's posts of the update are answered 503 meanwhile. In the kill test (240
-# users at the bot's 30 messages a second, a replica killed) replies waited over 30 s behind the pace: with
-# a 30 s bound, 22 replies went out noted twice; with 2 minutes, none.
-KEEP_RENEWING = dt.timedelta(minutes=2)
+# How long a replica keeps renewing the lease of replies it is sending (`RepliesInHand`): a safety net for
+# a path that never said its send ended (each one does: `replies_sent`, `replies_not_sent`), not a time
+# limit on sending. A bound that a slow send outlived let another replica send a second noted copy: in the
+# kill test (200 users at the bot's 30 messages a second, a replica killed) replies waited behind the pace
+# over 30 s (22 noted twice with a 30 s bound) and, with 20% of the calls failing, over 2 minutes (1).
+KEEP_RENEWING = dt.timedelta(minutes=10)
 
 log = logging.getLogger("hemadose.updates")
 
