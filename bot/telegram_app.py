@@ -41,6 +41,9 @@ log = logging.getLogger("hemadose.telegram")
 COMMANDS = [BotCommand(command, description) for command, description in menu()]
 REFUSAL = "Sorry, this assistant is private to its care team. Ask its operator to add your Telegram user id."
 FAULT = "Something went wrong on my side. What you entered is kept: send your last answer again, or /help."
+# After the answer was taken (committed) and its reply could not be sent (long polling: nothing kept to
+# send again). Not FAULT: an answer sent again would be read as the answer to the question now open.
+REPLY_NOT_SENT = "My last reply did not reach you. Your answer was taken: send /help to see the question now open."
 NOT_TEXT = "I can only read text and button presses. Please type your answer."
 # A button pressed on a message sent inline (in another chat) comes with no chat to answer in:
 # the answer is the button's own pop-up (at most 200 characters).
@@ -144,8 +147,8 @@ async def answer(
     try:
         await send(update, context, replies)
     except TelegramError as error:
-        if update_id is None:
-            raise  # long polling: nothing kept to send again; the error handler tells the user
+        if update_id is None:  # long polling: nothing kept to send again; the error handler tells the user
+            raise RepliesNotSentError from error
         # Kept with the update: once its lease expires the sweep sends them, with the may-repeat note.
         # No FAULT ("send your last answer again"): the chat has taken that answer and asks the next one.
         service.replies_not_sent(update_id)
@@ -230,12 +233,13 @@ def chat_of(update: Update) -> int:
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log what failed, never what the user typed; tell them their answers are safe."""
     error = context.error
-    log.error(
-        "handler failed: %s", type(error).__name__, exc_info=error if not isinstance(error, TelegramError) else None
-    )
+    transport = isinstance(error, TelegramError | RepliesNotSentError)  # Telegram's answer: no traceback needed
+    cause = f" ({type(error.__cause__).__name__})" if isinstance(error, RepliesNotSentError) else ""
+    log.error("handler failed: %s%s", type(error).__name__, cause, exc_info=None if transport else error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
-            await context.bot.send_message(update.effective_chat.id, FAULT)
+            text = REPLY_NOT_SENT if isinstance(error, RepliesNotSentError) else FAULT
+            await context.bot.send_message(update.effective_chat.id, text)
         except TelegramError:
             log.error("could not tell the user about the failure")
 
@@ -341,6 +345,10 @@ def keep_replies_moving(application: Application, service: ChatService) -> None:
     lease = service.reply_lease.total_seconds()
     application.job_queue.run_repeating(renew, interval=lease / 4, first=lease / 4, name="reply leases")
     application.job_queue.run_repeating(sweep, interval=lease / 2, first=0, name="left replies")
+
+
+class RepliesNotSentError(Exception):
+    """An update was handled (its answer taken) and its replies could not be sent (long polling)."""
 
 
 class StartupError(Exception):

@@ -26,7 +26,15 @@ from bot.storage import Storage, open_storage
 from bot.storage import updates as updates_module
 from bot.storage.tables import ProcessedUpdate
 from bot.storage.updates import KEEP_HANDLED, InFlightError, claim_update, prune_updates
-from bot.telegram_app import ONCE, RETRY_LATER, build_application, keep_replies_moving, resend_left, start_reminders
+from bot.telegram_app import (
+    ONCE,
+    REPLY_NOT_SENT,
+    RETRY_LATER,
+    build_application,
+    keep_replies_moving,
+    resend_left,
+    start_reminders,
+)
 from flows.reminders import MAY_REPEAT
 from flows.replies import Button, Reply
 
@@ -357,6 +365,36 @@ async def test_a_reply_sent_again_after_a_kill_and_retried_after_a_time_out_carr
         await expire(storage, 41)
         await application.process_update(Update.de_json(message_update(41, 7, 7, "/new"), application.bot))
         assert [m.text for m in request.take()] == [f"{MAY_REPEAT}\nWhich drug?"]
+    finally:
+        await application.shutdown()
+
+
+async def test_long_polling_a_reply_not_sent_does_not_ask_for_the_answer_again(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+):
+    """Long polling keeps no replies: when the reply to a taken answer cannot be sent, the user is told so and
+    pointed to /help, not asked to send their answer again (it would answer the question now open)."""
+    monkeypatch.setattr(sending_module, "_backoff", wait_none())
+    service = ChatService(storage)
+    request = FailingRequest()
+    application = build_application(TOKEN, service, None, request=request, polling=False)
+    await application.initialize()
+    try:
+        request.failing = True
+        await service.handle("tg:7", "tg:7:7", text="/new")
+        update = Update.de_json(message_update(41, 7, 7, "/cancel"), application.bot)
+        original = request.do_request
+
+        async def fail_five_times(url: str, method: str, *args: Any, **kwargs: Any) -> Any:
+            request.failing = request.refused < sending_module.REPLY_ATTEMPTS
+            return await original(url, method, *args, **kwargs)
+
+        monkeypatch.setattr(request, "do_request", fail_five_times)
+        await application.process_update(update)
+        assert [m.text for m in request.take()] == [REPLY_NOT_SENT]
+        assert REPLY_NOT_SENT == (
+            "My last reply did not reach you. Your answer was taken: send /help to see the question now open."
+        )
     finally:
         await application.shutdown()
 
