@@ -51,6 +51,7 @@ from bot.reminders import Buttons, DeliveryError
 from bot.storage import Storage
 from bot.storage.replicas import HEARTBEAT, beat, leave
 from flows.reminders import MAY_REPEAT
+from flows.replies import Reply
 
 log = logging.getLogger("hemadose.sending")
 
@@ -309,3 +310,12 @@ class TelegramSender:
         except TelegramError as error:
             raise DeliveryError(type(error).__name__) from error
         return None  # pragma: no cover - the loop returns or raises
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    """A reply's buttons as Telegram's inline keyboard (None: no buttons, no keyboard)."""
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in reply.buttons]
+    )

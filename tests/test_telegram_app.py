@@ -92,10 +92,10 @@ async def test_the_bot_delivers_reminders_through_its_job_queue(tmp_path: Path):
     """The job start_reminders adds sends a due reminder through the Application's bot, word for word."""
     import datetime as dt
 
+    from bot.jobs import REMINDER_TICK_SECONDS, start_reminders
     from bot.sending import TelegramSender
     from bot.service import ChatService
     from bot.storage import open_storage
-    from bot.telegram_app import REMINDER_TICK_SECONDS, start_reminders
     from tests.helpers import dose, hetrombopag, platelets, save_with_reminders
 
     now = dt.datetime(2026, 11, 22, 7, 59, tzinfo=dt.UTC)

@@ -20,21 +20,14 @@ from telegram.error import TimedOut
 from tenacity import wait_none
 
 from bot import sending as sending_module
+from bot.jobs import keep_replies_moving, resend_left, start_reminders
 from bot.offline import TOKEN, RecordingRequest, message_update
 from bot.service import ChatService
 from bot.storage import Storage, open_storage
 from bot.storage import updates as updates_module
 from bot.storage.tables import ProcessedUpdate
 from bot.storage.updates import KEEP_HANDLED, InFlightError, claim_update, prune_updates
-from bot.telegram_app import (
-    ONCE,
-    REPLY_NOT_SENT,
-    RETRY_LATER,
-    build_application,
-    keep_replies_moving,
-    resend_left,
-    start_reminders,
-)
+from bot.telegram_app import ONCE, REPLY_NOT_SENT, RETRY_LATER, build_application
 from flows.reminders import MAY_REPEAT
 from flows.replies import Button, Reply
 
