@@ -8,8 +8,10 @@ The cross-process half (two replicas, one database, one of them killed) is tests
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,6 +19,7 @@ import pytest
 from sqlalchemy import func, select, update
 from telegram import Update
 from telegram.error import TimedOut
+from telegram.ext import Application
 from tenacity import wait_none
 
 from bot import sending as sending_module
@@ -265,17 +268,35 @@ async def test_replies_still_being_sent_keep_their_lease_and_no_other_replica_se
     assert set(second.sending.since) == {43}
 
 
+@dataclass
 class FailingRequest(RecordingRequest):
-    """The offline Bot API with sendMessage answering 502 (Bad Gateway) while `failing`; each try counted."""
+    """The offline Bot API whose next `fails` sendMessage calls fail: 502 (Bad Gateway), or with `time_out`
+    a time-out (the message may have arrived); each failed try counted."""
 
-    failing: bool = False
+    fails: int = 0
+    time_out: bool = False
     refused: int = 0
 
     async def do_request(self, url: str, method: str, request_data: Any = None, *args: Any, **kwargs: Any) -> Any:
-        if self.failing and url.endswith("/sendMessage"):
+        if self.fails and url.endswith("/sendMessage"):
+            self.fails -= 1
             self.refused += 1
+            if self.time_out:
+                raise TimedOut
             return 502, b"<html>Bad Gateway</html>"
         return await super().do_request(url, method, request_data, *args, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def webhook_application(service: ChatService, request: RecordingRequest) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+    """python-telegram-bot's Application over the offline Bot API, in webhook mode (each update once)."""
+    application = build_application(TOKEN, service, None, request=request, polling=False)
+    application.bot_data[ONCE] = True
+    await application.initialize()
+    try:
+        yield application
+    finally:
+        await application.shutdown()
 
 
 async def test_a_reply_whose_send_fails_every_try_is_left_to_the_sweep_and_the_user_is_not_told_fault(
@@ -285,23 +306,17 @@ async def test_a_reply_whose_send_fails_every_try_is_left_to_the_sweep_and_the_u
     your last answer again") would have the user's answer taken twice; the kept replies go out with the note."""
     monkeypatch.setattr(sending_module, "_backoff", wait_none())
     service = ChatService(storage)
-    request = FailingRequest()
-    application = build_application(TOKEN, service, None, request=request, polling=False)
-    application.bot_data[ONCE] = True
-    await application.initialize()
-    try:
-        request.failing = True
+    request = FailingRequest(fails=sending_module.REPLY_ATTEMPTS + 1)  # a FAULT tried after them would fail too
+    async with webhook_application(service, request) as application:
         await application.process_update(Update.de_json(message_update(41, 7, 7, "/new"), application.bot))
         assert request.refused == sending_module.REPLY_ATTEMPTS  # the question, tried 5 times; no FAULT tried
         assert len(service.sending) == 0  # its lease is no longer renewed
         assert (await kept(storage, 41))[0] is not None
-        request.failing = False
+        request.fails = 0
         await expire(storage, 41)
         assert await resend_left(application, service) == 1
         [sent] = request.take()
         assert (sent.chat_id, sent.text) == (7, f"{MAY_REPEAT}\nWhich drug?")
-    finally:
-        await application.shutdown()
 
 
 async def test_the_sweep_and_the_lease_renewal_run_as_jobs_of_their_own(storage: Storage):
@@ -332,34 +347,17 @@ async def test_the_sweep_and_the_lease_renewal_run_as_jobs_of_their_own(storage:
         await application.shutdown()
 
 
-class TimesOutOnce(RecordingRequest):
-    """The offline Bot API whose first sendMessage times out (the message may have arrived)."""
-
-    timed_out: bool = False
-
-    async def do_request(self, url: str, method: str, request_data: Any = None, *args: Any, **kwargs: Any) -> Any:
-        if url.endswith("/sendMessage") and not self.timed_out:
-            self.timed_out = True
-            raise TimedOut
-        return await super().do_request(url, method, request_data, *args, **kwargs)
-
-
 async def test_a_reply_sent_again_after_a_kill_and_retried_after_a_time_out_carries_the_note_once(
     storage: Storage, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setattr(sending_module, "_backoff", wait_none())
     killed, survivor = ChatService(storage), ChatService(storage)
-    request = TimesOutOnce()
-    application = build_application(TOKEN, survivor, None, request=request, polling=False)
-    application.bot_data[ONCE] = True
-    await application.initialize()
-    try:
+    request = FailingRequest(fails=1, time_out=True)
+    async with webhook_application(survivor, request) as application:
         await killed.handle("tg:7", "tg:7:7", text="/new", update_id=41)  # committed, never sent
         await expire(storage, 41)
         await application.process_update(Update.de_json(message_update(41, 7, 7, "/new"), application.bot))
         assert [m.text for m in request.take()] == [f"{MAY_REPEAT}\nWhich drug?"]
-    finally:
-        await application.shutdown()
 
 
 async def test_long_polling_a_reply_not_sent_does_not_ask_for_the_answer_again(
@@ -369,20 +367,12 @@ async def test_long_polling_a_reply_not_sent_does_not_ask_for_the_answer_again(
     pointed to /help, not asked to send their answer again (it would answer the question now open)."""
     monkeypatch.setattr(sending_module, "_backoff", wait_none())
     service = ChatService(storage)
-    request = FailingRequest()
+    request = FailingRequest(fails=sending_module.REPLY_ATTEMPTS)  # every try of the reply; the notice then goes
     application = build_application(TOKEN, service, None, request=request, polling=False)
     await application.initialize()
     try:
-        request.failing = True
         await service.handle("tg:7", "tg:7:7", text="/new")
         update = Update.de_json(message_update(41, 7, 7, "/cancel"), application.bot)
-        original = request.do_request
-
-        async def fail_five_times(url: str, method: str, *args: Any, **kwargs: Any) -> Any:
-            request.failing = request.refused < sending_module.REPLY_ATTEMPTS
-            return await original(url, method, *args, **kwargs)
-
-        monkeypatch.setattr(request, "do_request", fail_five_times)
         await application.process_update(update)
         assert [m.text for m in request.take()] == [REPLY_NOT_SENT]
         assert REPLY_NOT_SENT == (
