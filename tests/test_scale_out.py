@@ -11,7 +11,8 @@ consultations are done, and the replicas deliver them. Meanwhile a replica is ki
 runs: 20 moments), the two in turn, restarted each time after a seeded pause; one always serves.
 
 Then: every update answered exactly once (its whole expected reply; a second copy only with the
-may-repeat note), every due reminder delivered (sent once without the note; a repeat only with it),
+may-repeat note, and only across a kill), every due reminder delivered (sent once without the note; a
+repeat only with it, once at most, across a kill),
 0 lost consultations (every "Saved to ..." the user received is in the database with its regimen),
 and the surviving replica answered during each death. The second run has 20% of the replicas' Bot
 API calls failing (429 with retry_after, 502, time-outs: tests/loopback_bot_api.py's `chaos`).
@@ -324,6 +325,17 @@ def tracebacks(log: str) -> list[str]:
     return [r[:3000] for r in records if "Traceback" in r and not any(known in r for known in INJECTED)]
 
 
+def beyond_allowance(arrived: list[float], n: int, kills: list[float]) -> str:
+    """Why copies of one message (their arrival times), due `n` times, are more than the issue allows: at
+    most once more per time due, and a copy beyond `n` only across a kill ("" when within it)."""
+    copies = sorted(arrived)
+    if len(copies) > 2 * n:
+        return "more than once more"
+    if len(copies) > n and not any(copies[0] <= killed <= copies[-1] for killed in kills):
+        return "repeated with no kill between the copies"
+    return ""
+
+
 @pytest.fixture(params=["no faults", "20% of Bot API calls failing"], ids=["plain", "faults"])
 def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Run]:
     # Warnings and errors only: the INFO lines (each state change, each Bot API request) cost CPU the
@@ -381,16 +393,24 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
     reminder_texts = set(expected)
     plain: Counter[tuple[int, str]] = Counter()
     noted: Counter[tuple[int, str]] = Counter()
+    reminder_times: dict[tuple[int, str], list[float]] = {}
     replies: dict[int, list[Call]] = {}
     for call in api.accepted("sendMessage"):
         chat, text = int(call.params["chat_id"]), str(call.params["text"])
         bare = text.removeprefix(MAY_REPEAT + "\n")
         if (chat, bare) in reminder_texts:
             (noted if bare != text else plain)[(chat, bare)] += 1
+            reminder_times.setdefault((chat, bare), []).append(call.time)
         else:
             replies.setdefault(chat, []).append(call)
     lost_reminders = {m: n - plain[m] - noted[m] for m, n in expected.items() if plain[m] + noted[m] < n}
     twice = {m: plain[m] - n for m, n in expected.items() if plain[m] > n}
+    kills = [d.killed for d in run.deaths]
+    reminders_repeated = [  # as the replies below: once more at most, and only across a kill
+        f"user {chat}: {text[:50]!r} (due {n}, plain {plain[(chat, text)]}, noted {noted[(chat, text)]})"
+        for (chat, text), n in expected.items()
+        if beyond_allowance(reminder_times.get((chat, text), []), n, kills)
+    ]
     repeats = sum((plain + noted).values()) - sum(expected.values())
 
     # -- the updates: each answered once, whole ------------------------------------------------------
@@ -398,8 +418,11 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
     # repeats within the dialogue), and a pinging user's every /start has the welcome. A reply may arrive
     # after its post ended (the sweep, or a send retried past a kill), during the chat's next update, so
     # no time window decides whose it is. For each expected reply text of a chat, posted n times: sent
-    # plain at most n times, at least n times in all, and with the note at most n times (once more per
-    # update that was in flight); any other text is a wrong answer.
+    # plain at most n times, at least n times in all, at most 2n times in all (once more per update that
+    # was in flight), and a copy beyond n only across a kill (its first copy before a death, its last
+    # after); any other text is a wrong answer. The first copy to arrive may itself carry the note: a send
+    # retried after a time-out is noted (the timed-out try may have arrived; at the loopback it did not),
+    # so "plain 0, noted 2" is the answer once and once more after a kill, as the issue allows.
     expected_replies: dict[int, Counter[str]] = {}
     for posted in run.posted:
         expected_replies.setdefault(posted.chat, Counter()).update(posted.expected)
@@ -407,15 +430,17 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
     lost: list[str] = []  # never sent: the user went without that answer
     told_fault: list[str] = []  # the user was told FAULT ("Something went wrong") instead of an answer
     twice_plain: list[str] = []  # a second copy without the note
-    noted_too_often: list[str] = []  # more copies with the note than updates that could have been in flight
+    repeated: list[str] = []  # more than one extra copy per update, or an extra copy with no kill to explain it
     wrong: list[str] = []  # a text no update of that chat should have had
     for chat, wanted in expected_replies.items():
         got_plain: Counter[str] = Counter()
         got_noted: Counter[str] = Counter()
+        arrived: dict[str, list[float]] = {}
         for call in replies.get(chat, []):
             text = str(call.params["text"])
             bare = text.removeprefix(MAY_REPEAT + "\n")
             (got_noted if bare != text else got_plain)[bare] += 1
+            arrived.setdefault(bare, []).append(call.time)
         for text in got_plain.keys() | got_noted.keys():
             if text == FAULT:
                 told_fault.append(f"user {chat}: {got_plain[text] + got_noted[text]} times")
@@ -429,8 +454,8 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
                 lost.append(where)
             if got_plain[text] > n:
                 twice_plain.append(where)
-            if got_noted[text] > n:
-                noted_too_often.append(where)
+            if why := beyond_allowance(arrived.get(text, []), n, kills):
+                repeated.append(f"{where}: {why}")
     replies_expected = sum(n for wanted in expected_replies.values() for n in wanted.values())
     died_in_hand = sum(p.status == 0 for p in api.posts)  # posts whose replica died (or failed) with them in hand
 
@@ -478,7 +503,7 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
         f"(not answered 200: {sum(p.status != 200 for p in api.posts)}, of them left unanswered by a replica "
         f"killed or failing with them in hand {died_in_hand}); replies expected {replies_expected}, sent "
         f"{answered}, of them with the note {noted_replies}; lost {len(lost)}, FAULT told instead {len(told_fault)}, "
-        f"twice without the note {len(twice_plain)}, with the note more than once {len(noted_too_often)}, "
+        f"twice without the note {len(twice_plain)}, repeated beyond the allowance {len(repeated)}, "
         f"wrong answers {len(wrong)}, replies still unsent at the end {unsent}; "
         f"reminders due {DUE} (seeded {seeded}), "
         f"deliveries {deliveries}, messages {sum((plain + noted).values())}, repeats {repeats}, with the note "
@@ -503,13 +528,14 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
         "lost": lost,
         "FAULT": told_fault,
         "twice": twice_plain,
-        "noted twice": noted_too_often,
+        "repeated": repeated,
         "wrong": wrong,
     }.items():
         if found:
             print(f"{name}: {found[:5]}")
     assert not lost_reminders, f"due reminders never sent: {list(lost_reminders.items())[:5]}"
     assert not twice, f"reminders sent twice without the note: {list(twice.items())[:5]}"
+    assert not reminders_repeated, f"reminders repeated beyond the allowance: {reminders_repeated[:5]}"
     assert deliveries >= DUE
     assert not lost_consultations, f"saved, seen, and lost: {lost_consultations}"
     assert len(saved_seen) == USERS, f"{USERS - len(saved_seen)} users never saw their 'Saved to'"
@@ -520,9 +546,4 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
     assert not told_fault, f"the user told FAULT instead of an answer: {told_fault[:5]}"
     assert not twice_plain, f"{len(twice_plain)} replies sent twice without the note: {twice_plain[:5]}"
     assert not wrong, f"{len(wrong)} answers no update asked for: {wrong[:5]}"
-    repeated = f"{len(noted_too_often)} replies repeated more than once (each copy noted): {noted_too_often[:5]}"
-    if noted_too_often and faulty:
-        # Issue 13, still open: with 20% of calls failing, 1 reply of ~4,250 went out noted twice in 1 run of 3
-        # (a send retried after a time-out, and again after a kill). Never a plain repeat; reported, not hidden.
-        pytest.xfail(repeated)
-    assert not noted_too_often, repeated
+    assert not repeated, f"{len(repeated)} replies repeated beyond the allowance: {repeated[:5]}"
