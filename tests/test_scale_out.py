@@ -336,6 +336,25 @@ def beyond_allowance(arrived: list[float], n: int, kills: list[float]) -> str:
     return ""
 
 
+@pytest.mark.parametrize(
+    ("arrived", "n", "kills", "why"),
+    [
+        ([5.0], 1, [], ""),  # once
+        ([5.0, 9.0], 1, [7.0], ""),  # once more, a kill between
+        ([5.0, 9.0, 12.0, 20.0], 2, [10.0], ""),  # due twice, each once more, a kill between
+        ([5.0, 9.0], 1, [], "repeated with no kill between the copies"),
+        ([5.0, 9.0], 1, [3.0, 11.0], "repeated with no kill between the copies"),  # kills before and after only
+        ([5.0, 9.0, 12.0], 1, [7.0], "more than once more"),
+    ],
+)
+def test_the_allowance_is_once_more_and_only_across_a_kill(
+    arrived: list[float], n: int, kills: list[float], why: str
+) -> None:
+    """The kill test's bound on repeats, checked apart: it passing 10 kills in a row proves nothing if
+    the bound cannot fail."""
+    assert beyond_allowance(arrived, n, kills) == why
+
+
 @pytest.fixture(params=["no faults", "20% of Bot API calls failing"], ids=["plain", "faults"])
 def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Run]:
     # Warnings and errors only: the INFO lines (each state change, each Bot API request) cost CPU the
