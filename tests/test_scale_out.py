@@ -325,15 +325,36 @@ def tracebacks(log: str) -> list[str]:
     return [r[:3000] for r in records if "Traceback" in r and not any(known in r for known in INJECTED)]
 
 
+# A request the replica wrote just before its kill -9 still reaches the loopback Bot API, whose handler
+# thread takes its time (the call's `time`) only when it is scheduled: under this test's load, after the
+# moment the kill was taken. Seen once in 3 CI runs: a reminder sent plain, then noted, with no kill
+# strictly between the two arrivals (the times were not printed then; `when` prints them now). A repeat
+# needs its sender dead before marking it sent, so the first copy came from a replica about to die; a
+# second is far more than that delay and far less than the leases after which a copy repeats. What it
+# cannot tell apart: a survivor's plain copy within that second of a kill, then a noted one.
+IN_FLIGHT_AT_KILL = 1.0  # seconds
+
+
 def beyond_allowance(arrived: list[float], n: int, kills: list[float]) -> str:
     """Why copies of one message (their arrival times), due `n` times, are more than the issue allows: at
-    most once more per time due, and a copy beyond `n` only across a kill ("" when within it)."""
+    most once more per time due, and a copy beyond `n` only across a kill: the first copy sent before a
+    kill (arriving by IN_FLIGHT_AT_KILL after it), the last after it ("" when within it)."""
     copies = sorted(arrived)
     if len(copies) > 2 * n:
         return "more than once more"
-    if len(copies) > n and not any(copies[0] <= killed <= copies[-1] for killed in kills):
+    across = (copies[0] <= killed + IN_FLIGHT_AT_KILL and killed <= copies[-1] for killed in kills)
+    if len(copies) > n and not any(across):
         return "repeated with no kill between the copies"
     return ""
+
+
+def when(arrived: list[float], kills: list[float], started: float) -> str:
+    """The copies' and the kills' times, seconds into the run: what a repeat beyond the allowance is
+    judged on, for the one who reads the failure."""
+    return (
+        f"copies at {', '.join(f'{t - started:.2f}' for t in sorted(arrived))} s, "
+        f"kills at {', '.join(f'{t - started:.2f}' for t in kills)} s"
+    )
 
 
 @pytest.mark.parametrize(
@@ -344,6 +365,8 @@ def beyond_allowance(arrived: list[float], n: int, kills: list[float]) -> str:
         ([5.0, 9.0, 12.0, 20.0], 2, [10.0], ""),  # due twice, each once more, a kill between
         ([5.0, 9.0], 1, [], "repeated with no kill between the copies"),
         ([5.0, 9.0], 1, [3.0, 11.0], "repeated with no kill between the copies"),  # kills before and after only
+        ([7.3, 40.0], 1, [7.0], ""),  # the first copy written before the kill, arriving after it
+        ([8.5, 40.0], 1, [7.0], "repeated with no kill between the copies"),  # sent after the kill
         ([5.0, 9.0, 12.0], 1, [7.0], "more than once more"),
     ],
 )
@@ -426,7 +449,8 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
     twice = {m: plain[m] - n for m, n in expected.items() if plain[m] > n}
     kills = [d.killed for d in run.deaths]
     reminders_repeated = [  # as the replies below: once more at most, and only across a kill
-        f"user {chat}: {text[:50]!r} (due {n}, plain {plain[(chat, text)]}, noted {noted[(chat, text)]})"
+        f"user {chat}: {text[:50]!r} (due {n}, plain {plain[(chat, text)]}, noted {noted[(chat, text)]}, "
+        f"{when(reminder_times[(chat, text)], kills, started)})"
         for (chat, text), n in expected.items()
         if beyond_allowance(reminder_times.get((chat, text), []), n, kills)
     ]
@@ -474,7 +498,7 @@ def test_two_replicas_one_killed_20_times_nothing_lost_nothing_sent_twice(run: R
             if got_plain[text] > n:
                 twice_plain.append(where)
             if why := beyond_allowance(arrived.get(text, []), n, kills):
-                repeated.append(f"{where}: {why}")
+                repeated.append(f"{where}: {why}, {when(arrived[text], kills, started)}")
     replies_expected = sum(n for wanted in expected_replies.values() for n in wanted.values())
     died_in_hand = sum(p.status == 0 for p in api.posts)  # posts whose replica died (or failed) with them in hand
 
